@@ -1,0 +1,24 @@
+//! `crtask-core`: the domain and every decision of crtask.
+//!
+//! Nothing here talks to the world except through the traits in [`ports`]:
+//! no SQLite, no AWS SDK, no process spawning. The local platform
+//! (`crtask-local`) and the AWS platform implement those ports.
+
+pub mod api;
+pub mod dockerfile;
+pub mod dockerignore;
+pub mod error;
+pub mod gitevent;
+pub mod gitmatch;
+pub mod imageref;
+pub mod model;
+pub mod ports;
+pub mod quickbuild;
+pub mod runid;
+pub mod runs;
+pub mod taskfile;
+pub mod template;
+pub mod time;
+pub mod verify;
+
+pub use error::{Error, Result};

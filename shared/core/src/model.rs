@@ -1,0 +1,636 @@
+//! Tasks and runs: the records users see (`-o json`) and the store keeps.
+
+use crate::time::serde_millis;
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// The lifecycle of a run (ACR's statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunStatus {
+    Queued,
+    Started,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    Error,
+    Timeout,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Queued,
+        RunStatus::Started,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Canceled,
+        RunStatus::Error,
+        RunStatus::Timeout,
+    ];
+
+    /// True once the run can change no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::Canceled
+                | RunStatus::Error
+                | RunStatus::Timeout
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "Queued",
+            RunStatus::Started => "Started",
+            RunStatus::Running => "Running",
+            RunStatus::Succeeded => "Succeeded",
+            RunStatus::Failed => "Failed",
+            RunStatus::Canceled => "Canceled",
+            RunStatus::Error => "Error",
+            RunStatus::Timeout => "Timeout",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown run status '{s}' (expected one of: {})",
+                    RunStatus::ALL.map(|v| v.as_str()).join(", ")
+                ))
+            })
+    }
+}
+
+/// How a run came to be (ACR's run types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunType {
+    QuickBuild,
+    QuickRun,
+    AutoBuild,
+    AutoRun,
+}
+
+impl RunType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::QuickBuild => "QuickBuild",
+            RunType::QuickRun => "QuickRun",
+            RunType::AutoBuild => "AutoBuild",
+            RunType::AutoRun => "AutoRun",
+        }
+    }
+}
+
+/// What started a run, with its details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum Trigger {
+    Manual,
+    Commit {
+        commit: String,
+        branch: String,
+        repository: String,
+    },
+    PullRequest {
+        number: u64,
+        commit: String,
+        branch: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+    },
+    ImageUpdate {
+        image: String,
+        #[serde(default)]
+        old_digest: Option<String>,
+        new_digest: String,
+    },
+    Timer {
+        timer_name: String,
+        #[serde(with = "serde_millis")]
+        scheduled_time: DateTime<Utc>,
+    },
+}
+
+impl Trigger {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Manual => "Manual",
+            Trigger::Commit { .. } => "Commit",
+            Trigger::PullRequest { .. } => "PullRequest",
+            Trigger::ImageUpdate { .. } => "ImageUpdate",
+            Trigger::Timer { .. } => "Timer",
+        }
+    }
+}
+
+/// An image a run pushed, with the digest the registry accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputImage {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+/// A base image a run built on, with the digest actually used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImageUse {
+    /// Normalised reference as written (after ARG expansion), e.g. `127.0.0.1:5000/base:1`.
+    pub image: String,
+    pub digest: String,
+    /// True for the runtime base (the image behind the final stage).
+    pub runtime: bool,
+}
+
+/// One step of a run as it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    pub id: String,
+    pub status: RunStatus,
+    #[serde(with = "serde_millis::option", default)]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(with = "serde_millis::option", default)]
+    pub finish_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+}
+
+/// A build argument. `secret` values never appear in logs or listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildArg {
+    pub name: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+impl BuildArg {
+    /// Parses `K=V`. `K` alone is accepted only with a value supplied by the caller.
+    pub fn parse(s: &str, secret: bool) -> Result<Self> {
+        match s.split_once('=') {
+            Some((k, v)) if valid_arg_name(k) => Ok(BuildArg {
+                name: k.to_string(),
+                value: v.to_string(),
+                secret,
+            }),
+            Some((k, _)) => Err(Error::invalid(format!(
+                "invalid build argument name '{k}': use letters, digits and '_'"
+            ))),
+            None => Err(Error::invalid(format!(
+                "build argument '{s}' has no value: write NAME=VALUE"
+            ))),
+        }
+    }
+}
+
+fn valid_arg_name(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Where a run's files come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ContextSource {
+    /// No context (`/dev/null`): an empty directory.
+    None,
+    /// A tarball uploaded by the CLI, stored by the platform under this id.
+    Uploaded { id: String },
+    /// A directory on the machine running the server, read at each run.
+    LocalDir { path: String },
+    /// A git repository cloned at run time: `url#ref:subdir` (ACR syntax).
+    Git {
+        url: String,
+        #[serde(default)]
+        reference: Option<String>,
+        #[serde(default)]
+        subdir: Option<String>,
+    },
+}
+
+impl ContextSource {
+    /// Parses a task context as users write it: `/dev/null`, a git URL with
+    /// optional `#ref[:subdir]`, or an absolute local directory.
+    pub fn parse_task_context(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Error::invalid(
+                "context is empty: give a directory, a git URL or /dev/null",
+            ));
+        }
+        if s == "/dev/null" {
+            return Ok(ContextSource::None);
+        }
+        if is_git_url(s) {
+            let (url, frag) = match s.split_once('#') {
+                Some((u, f)) => (u, Some(f)),
+                None => (s, None),
+            };
+            let (reference, subdir) = match frag {
+                None => (None, None),
+                Some(f) => {
+                    let (r, d) = match f.split_once(':') {
+                        Some((r, d)) => (r, Some(d)),
+                        None => (f, None),
+                    };
+                    let r = (!r.is_empty()).then(|| r.to_string());
+                    let d = d.filter(|d| !d.is_empty()).map(|d| d.to_string());
+                    if let Some(d) = &d {
+                        if d.starts_with('/') || d.split('/').any(|c| c == "..") {
+                            return Err(Error::invalid(format!(
+                                "context subdirectory '{d}' must be relative and stay inside the repository"
+                            )));
+                        }
+                    }
+                    if let Some(r) = &r {
+                        if r.starts_with('-')
+                            || r.chars().any(|c| c.is_whitespace() || c.is_control())
+                        {
+                            return Err(Error::invalid(format!("invalid git reference '{r}'")));
+                        }
+                    }
+                    (r, d)
+                }
+            };
+            return Ok(ContextSource::Git {
+                url: url.to_string(),
+                reference,
+                subdir,
+            });
+        }
+        if !s.starts_with('/') {
+            return Err(Error::invalid(format!(
+                "context '{s}' is neither an absolute directory, a git URL nor /dev/null"
+            )));
+        }
+        Ok(ContextSource::LocalDir {
+            path: s.to_string(),
+        })
+    }
+}
+
+/// True for the git URL forms ACR accepts as a context (any URL, or `git@host:path`).
+pub fn is_git_url(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    ["git://", "ssh://", "git@", "https://", "http://", "file://"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+/// The base-image trigger type of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BaseImageTriggerType {
+    /// Only the runtime base (the final stage's image) triggers.
+    #[default]
+    Runtime,
+    /// Runtime and build-time bases trigger.
+    All,
+}
+
+impl FromStr for BaseImageTriggerType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "runtime" => Ok(Self::Runtime),
+            "all" => Ok(Self::All),
+            _ => Err(Error::invalid(format!(
+                "unknown base image trigger type '{s}' (expected Runtime or All)"
+            ))),
+        }
+    }
+}
+
+/// A named cron timer of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimerTrigger {
+    pub name: String,
+    pub schedule: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_file() -> String {
+    "Dockerfile".to_string()
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TASK_TIMEOUT
+}
+
+/// Default run timeout of a task, seconds (ACR: 3600).
+pub const DEFAULT_TASK_TIMEOUT: u64 = 3600;
+/// Allowed run timeouts, seconds (ACR: 300-28800).
+pub const TASK_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 300..=28800;
+
+/// A stored task definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub name: String,
+    /// As the user wrote it: directory, git URL (`#ref:subdir`), or `/dev/null`.
+    pub context: String,
+    /// Dockerfile (or task file) path inside the context.
+    #[serde(default = "default_file")]
+    pub file: String,
+    /// Image tags (templates such as `app:{{.Run.ID}}`).
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Tracked branch (default: the repository's `main`).
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default = "yes")]
+    pub commit_trigger_enabled: bool,
+    #[serde(default)]
+    pub pull_request_trigger_enabled: bool,
+    #[serde(default = "yes")]
+    pub base_image_trigger_enabled: bool,
+    #[serde(default)]
+    pub base_image_trigger_type: BaseImageTriggerType,
+    #[serde(default)]
+    pub timers: Vec<TimerTrigger>,
+    #[serde(default)]
+    pub build_args: Vec<BuildArg>,
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    #[serde(default)]
+    pub path_filters: Vec<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default = "yes")]
+    pub push: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    #[serde(with = "serde_millis")]
+    pub create_time: DateTime<Utc>,
+}
+
+impl Task {
+    /// Checks what can be checked without the world: name, context form,
+    /// image templates, timeout.
+    pub fn validate(&self) -> Result<()> {
+        validate_task_name(&self.name)?;
+        ContextSource::parse_task_context(&self.context)?;
+        if self.file.trim().is_empty() {
+            return Err(Error::invalid("file must not be empty"));
+        }
+        if !TASK_TIMEOUT_RANGE.contains(&self.timeout) {
+            return Err(Error::invalid(format!(
+                "timeout {} is out of range: allowed {}-{} seconds",
+                self.timeout,
+                TASK_TIMEOUT_RANGE.start(),
+                TASK_TIMEOUT_RANGE.end()
+            )));
+        }
+        for image in &self.images {
+            crate::template::Template::parse(image)
+                .map_err(|e| Error::invalid(format!("image '{image}': {e}")))?;
+        }
+        if let Some(p) = &self.platform {
+            crate::quickbuild::validate_platform(p)?;
+        }
+        for t in &self.timers {
+            validate_timer_name(&t.name)?;
+        }
+        Ok(())
+    }
+}
+
+/// What replaces a secret value in every answer to a client.
+pub const SECRET_MASK: &str = "*****";
+
+impl Task {
+    /// The task as clients may see it: secret build-arg values masked.
+    pub fn redacted(&self) -> Task {
+        let mut t = self.clone();
+        for a in t.build_args.iter_mut().filter(|a| a.secret) {
+            a.value = SECRET_MASK.to_string();
+        }
+        t
+    }
+
+    /// Puts back secret values a client sent masked (a read-modify-write
+    /// update), taking them from `old`.
+    pub fn restore_secrets(&mut self, old: &Task) {
+        for a in self
+            .build_args
+            .iter_mut()
+            .filter(|a| a.secret && a.value == SECRET_MASK)
+        {
+            if let Some(o) = old.build_args.iter().find(|o| o.secret && o.name == a.name) {
+                a.value = o.value.clone();
+            }
+        }
+    }
+}
+
+/// Task names: 5-50 alphanumerics, `-` and `_` as in ACR (we also allow shorter names).
+pub fn validate_task_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 50
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid task name '{name}': use 1-50 letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Timer names follow the task-name rules.
+pub fn validate_timer_name(name: &str) -> Result<()> {
+    validate_task_name(name).map_err(|_| {
+        Error::invalid(format!(
+            "invalid timer name '{name}': use 1-50 letters, digits, '-' or '_'"
+        ))
+    })
+}
+
+/// What a run builds: resolved from a task or a quick build request, fixed at queue time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildSpec {
+    pub context: ContextSource,
+    /// Dockerfile path relative to the context.
+    pub file: String,
+    /// Image templates; rendered with the run's variables when the run starts.
+    pub images: Vec<String>,
+    #[serde(default)]
+    pub build_args: Vec<BuildArg>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    pub push: bool,
+    pub timeout: u64,
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+/// A run: the record of one execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub run_id: String,
+    pub task: Option<String>,
+    pub run_type: RunType,
+    pub status: RunStatus,
+    pub trigger: Trigger,
+    /// `os/arch` the run builds for.
+    pub platform: String,
+    #[serde(with = "serde_millis")]
+    pub create_time: DateTime<Utc>,
+    #[serde(with = "serde_millis::option", default)]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(with = "serde_millis::option", default)]
+    pub finish_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub output_images: Vec<OutputImage>,
+    #[serde(default)]
+    pub base_images: Vec<BaseImageUse>,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    pub error: Option<String>,
+    /// What to build. Secret build-arg values are kept for the builder only
+    /// and are blanked in every answer to a client ([`Run::redacted`]).
+    pub spec: BuildSpec,
+}
+
+impl Run {
+    /// The run as clients may see it: secret build-arg values blanked.
+    pub fn redacted(&self) -> Run {
+        let mut r = self.clone();
+        for a in r.spec.build_args.iter_mut().filter(|a| a.secret) {
+            a.value = SECRET_MASK.to_string();
+        }
+        r
+    }
+
+    /// Wall time between start (or creation) and finish (or `now`).
+    pub fn duration(&self, now: DateTime<Utc>) -> chrono::Duration {
+        let start = self.start_time.unwrap_or(self.create_time);
+        self.finish_time.unwrap_or(now) - start
+    }
+}
+
+/// Filter for run listings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFilter {
+    pub task: Option<String>,
+    pub status: Option<RunStatus>,
+    pub top: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_json_shapes() {
+        let t = Trigger::ImageUpdate {
+            image: "127.0.0.1:5000/base:1".into(),
+            old_digest: Some("sha256:a".into()),
+            new_digest: "sha256:b".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            serde_json::json!({"type":"ImageUpdate","image":"127.0.0.1:5000/base:1","oldDigest":"sha256:a","newDigest":"sha256:b"})
+        );
+        assert_eq!(
+            serde_json::to_value(Trigger::Manual).unwrap(),
+            serde_json::json!({"type":"Manual"})
+        );
+    }
+
+    #[test]
+    fn status_parse_is_case_insensitive_and_errors_clearly() {
+        assert_eq!(
+            "succeeded".parse::<RunStatus>().unwrap(),
+            RunStatus::Succeeded
+        );
+        let e = "done".parse::<RunStatus>().unwrap_err().to_string();
+        assert!(e.contains("unknown run status 'done'"), "{e}");
+    }
+
+    #[test]
+    fn task_contexts() {
+        assert_eq!(
+            ContextSource::parse_task_context("/dev/null").unwrap(),
+            ContextSource::None
+        );
+        assert_eq!(
+            ContextSource::parse_task_context("https://github.com/a/b.git#main:src/app").unwrap(),
+            ContextSource::Git {
+                url: "https://github.com/a/b.git".into(),
+                reference: Some("main".into()),
+                subdir: Some("src/app".into())
+            }
+        );
+        assert_eq!(
+            ContextSource::parse_task_context("git://127.0.0.1/repo.git#:sub").unwrap(),
+            ContextSource::Git {
+                url: "git://127.0.0.1/repo.git".into(),
+                reference: None,
+                subdir: Some("sub".into())
+            }
+        );
+        assert!(ContextSource::parse_task_context("https://x.org/r.git#main:../etc").is_err());
+        assert!(ContextSource::parse_task_context("https://x.org/r.git#--upload-pack=x").is_err());
+        assert!(ContextSource::parse_task_context("relative/dir").is_err());
+        assert_eq!(
+            ContextSource::parse_task_context("/srv/app").unwrap(),
+            ContextSource::LocalDir {
+                path: "/srv/app".into()
+            }
+        );
+    }
+
+    #[test]
+    fn build_args() {
+        let a = BuildArg::parse("A=b=c", false).unwrap();
+        assert_eq!((a.name.as_str(), a.value.as_str()), ("A", "b=c"));
+        assert!(BuildArg::parse("=x", false).is_err());
+        assert!(BuildArg::parse("A", false).is_err());
+        assert!(BuildArg::parse("A B=1", false).is_err());
+    }
+
+    #[test]
+    fn task_names() {
+        assert!(validate_task_name("web-app_1").is_ok());
+        assert!(validate_task_name("").is_err());
+        assert!(validate_task_name("-x").is_err());
+        assert!(validate_task_name("a b").is_err());
+        assert!(validate_task_name("a;rm").is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! The ports: how core talks to the world. Each platform implements them
+//! (`crtask-local`: SQLite, worker pool, buildah; `crtask-aws`: DynamoDB, CodeBuild).
+
+use crate::model::{Run, RunFilter, RunStatus, Task};
+use crate::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Durable state: tasks and runs.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates a task; [`crate::Error::Conflict`] if the name is taken.
+    async fn create_task(&self, task: &Task) -> Result<()>;
+    /// Replaces a task; [`crate::Error::NotFound`] if it does not exist.
+    async fn update_task(&self, task: &Task) -> Result<()>;
+    async fn get_task(&self, name: &str) -> Result<Option<Task>>;
+    async fn list_tasks(&self) -> Result<Vec<Task>>;
+    /// Deletes a task; `false` if there was none. Its runs are kept.
+    async fn delete_task(&self, name: &str) -> Result<bool>;
+
+    /// Allocates the next run id (unique per installation, never reused).
+    async fn next_run_id(&self) -> Result<String>;
+    /// Inserts a new run (status normally `Queued`).
+    async fn insert_run(&self, run: &Run) -> Result<()>;
+    /// Replaces a run's record.
+    async fn update_run(&self, run: &Run) -> Result<()>;
+    async fn get_run(&self, run_id: &str) -> Result<Option<Run>>;
+    /// Runs matching the filter, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+    /// Every run currently in one of `statuses`, oldest first.
+    async fn runs_in_status(&self, statuses: &[RunStatus]) -> Result<Vec<Run>>;
+    /// True when the store answers (for `/healthz`).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Hands runs to something that executes them.
+#[async_trait]
+pub trait Builder: Send + Sync {
+    /// Queues the stored run `run_id` for execution. Returns at once.
+    async fn dispatch(&self, run_id: &str) -> Result<()>;
+    /// Stops the run if it is queued or running here; `false` if it was not.
+    async fn cancel(&self, run_id: &str) -> Result<bool>;
+}
+
+/// Where an engine writes a step's output. Implementations must redact secrets.
+pub trait LogSink: Send + Sync {
+    fn write(&self, bytes: &[u8]);
+    /// Writes one line followed by `\n`.
+    fn line(&self, text: &str) {
+        let mut v = text.as_bytes().to_vec();
+        v.push(b'\n');
+        self.write(&v);
+    }
+}
+
+/// How a command the engine ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self.code == 0
+    }
+}
+
+/// An image build as the engine runs it.
+#[derive(Debug, Clone)]
+pub struct BuildRequest<'a> {
+    /// Context directory on the engine's machine.
+    pub context_dir: &'a Path,
+    /// Dockerfile path (absolute, or relative to `context_dir`).
+    pub dockerfile: &'a Path,
+    /// Fully qualified tags.
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// Builds, pulls and pushes images. Infrastructure failures are `Err`; a
+/// user's build failing is `Ok(Exit { code != 0 })`.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Pulls `image` (always asks the registry) and returns the manifest digest used.
+    async fn pull(&self, image: &str, log: &dyn LogSink) -> Result<PullOutcome>;
+    async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit>;
+    /// Pushes a local image to its registry; returns the pushed manifest digest.
+    async fn push(&self, image: &str, log: &dyn LogSink) -> Result<PushOutcome>;
+    /// Checks that a registry answers the distribution API (`GET /v2/`);
+    /// `Err` carries a one-line reason ("registry x is unreachable: ...").
+    async fn probe_registry(&self, registry: &str) -> std::result::Result<(), String>;
+}
+
+/// Result of a pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullOutcome {
+    Pulled { digest: String },
+    Failed { message: String },
+}
+
+/// Result of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    Pushed { digest: String },
+    Failed { message: String },
+}
+
+/// The time source; a fixed clock in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
