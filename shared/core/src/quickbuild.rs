@@ -1,0 +1,345 @@
+//! The executor of a single-Dockerfile run (quick builds and build tasks):
+//! scan the Dockerfile, pull and pin its bases, build, push, record.
+//! It drives an [`Engine`]; the platform supplies the context directory.
+
+use crate::dockerfile::{self, BaseImages};
+use crate::imageref::ImageRef;
+use crate::model::{BaseImageUse, BuildSpec, OutputImage, RunStatus, StepRecord};
+use crate::ports::{BuildRequest, Clock, Engine, LogSink, PullOutcome, PushOutcome};
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Checks `os/arch[/variant]`.
+pub fn validate_platform(p: &str) -> Result<()> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid platform '{p}': write os/arch[/variant], e.g. linux/amd64"
+        )))
+    }
+}
+
+/// The `os/arch` of this machine in OCI terms.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        other => other,
+    };
+    format!("{}/{arch}", std::env::consts::OS)
+}
+
+/// Renders image templates with the run's data and qualifies them: a name
+/// without a registry host gets `default_registry`.
+pub fn render_tags(
+    images: &[String],
+    data: &serde_json::Value,
+    default_registry: Option<&str>,
+) -> Result<Vec<ImageRef>> {
+    let mut out: Vec<ImageRef> = Vec::new();
+    for raw in images {
+        let rendered = crate::template::render(raw, data)
+            .map_err(|e| Error::invalid(format!("image '{raw}': {e}")))?;
+        let rendered = rendered.trim();
+        if rendered.is_empty() {
+            return Err(Error::invalid(format!("image '{raw}' renders to nothing")));
+        }
+        let r = match default_registry {
+            Some(reg) => ImageRef::parse_with_default_registry(rendered, reg),
+            None => {
+                let r = ImageRef::parse(rendered)?;
+                if !rendered.contains('/')
+                    || !crate::imageref::is_registry_host(rendered.split('/').next().unwrap_or(""))
+                {
+                    return Err(Error::invalid(format!(
+                        "image '{rendered}' names no registry and no default registry is configured (start the server with --registry)"
+                    )));
+                }
+                Ok(r)
+            }
+        }
+        .map_err(|e| Error::invalid(format!("image '{raw}' (rendered '{rendered}'): {e}")))?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the tail of what was logged, for one-line error messages.
+pub struct LogTail<'a> {
+    log: &'a dyn LogSink,
+    tail: Mutex<Vec<u8>>,
+}
+
+impl<'a> LogTail<'a> {
+    pub fn new(log: &'a dyn LogSink) -> Self {
+        LogTail {
+            log,
+            tail: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The last line mentioning an error, or the last non-empty line.
+    pub fn error_line(&self) -> Option<String> {
+        let tail = self.tail.lock().ok()?;
+        let text = String::from_utf8_lossy(&tail);
+        text.lines()
+            .rev()
+            .find(|l| l.to_ascii_lowercase().contains("error"))
+            .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
+            .map(|l| l.trim().chars().take(400).collect())
+    }
+}
+
+impl LogSink for LogTail<'_> {
+    fn write(&self, bytes: &[u8]) {
+        self.log.write(bytes);
+        if let Ok(mut t) = self.tail.lock() {
+            t.extend_from_slice(bytes);
+            let len = t.len();
+            if len > 8192 {
+                t.drain(..len - 8192);
+            }
+        }
+    }
+}
+
+/// What the executor needs besides the spec.
+pub struct BuildInputs<'a> {
+    pub context_dir: &'a Path,
+    /// The Dockerfile's path on the engine's machine.
+    pub dockerfile_path: &'a Path,
+    /// The Dockerfile's text (read by the platform).
+    pub dockerfile_text: &'a str,
+    /// Fully qualified tags, from [`render_tags`].
+    pub tags: &'a [ImageRef],
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildResult {
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub output_images: Vec<OutputImage>,
+    pub base_images: Vec<BaseImageUse>,
+    pub steps: Vec<StepRecord>,
+}
+
+struct Steps<'a> {
+    clock: &'a dyn Clock,
+    steps: Vec<StepRecord>,
+}
+
+impl Steps<'_> {
+    fn start(&mut self, id: &str) {
+        self.steps.push(StepRecord {
+            id: id.to_string(),
+            status: RunStatus::Running,
+            start_time: Some(self.clock.now()),
+            finish_time: None,
+            exit_code: None,
+        });
+    }
+    fn finish(&mut self, status: RunStatus, exit_code: Option<i32>) {
+        if let Some(s) = self.steps.last_mut() {
+            s.status = status;
+            s.finish_time = Some(self.clock.now());
+            s.exit_code = exit_code;
+        }
+    }
+}
+
+/// Runs one Dockerfile build end to end on `engine`.
+pub async fn execute_build(
+    engine: &dyn Engine,
+    spec: &BuildSpec,
+    inputs: &BuildInputs<'_>,
+    log: &dyn LogSink,
+    clock: &dyn Clock,
+) -> BuildResult {
+    let mut steps = Steps {
+        clock,
+        steps: Vec::new(),
+    };
+    let mut base_images = Vec::new();
+    let mut output_images = Vec::new();
+    let fail = |steps: Steps, base_images, output_images, msg: String| BuildResult {
+        status: RunStatus::Failed,
+        error: Some(msg),
+        output_images,
+        base_images,
+        steps: steps.steps,
+    };
+
+    let args: BTreeMap<String, String> = spec
+        .build_args
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+
+    // 1. Which images does this Dockerfile build on?
+    steps.start("build");
+    let bases: BaseImages =
+        match dockerfile::scan(inputs.dockerfile_text, &args, spec.target.as_deref()) {
+            Ok(b) => b,
+            Err(e) => {
+                log.line(&format!("crtask: {}: {e}", spec.file));
+                steps.finish(RunStatus::Failed, None);
+                return fail(
+                    steps,
+                    base_images,
+                    output_images,
+                    format!("{}: {e}", spec.file),
+                );
+            }
+        };
+
+    // 2. Fail before building when a push target cannot be reached.
+    if spec.push {
+        let mut seen = Vec::new();
+        for t in inputs.tags {
+            if seen.contains(&t.registry) {
+                continue;
+            }
+            seen.push(t.registry.clone());
+            if let Err(msg) = engine.probe_registry(&t.registry).await {
+                log.line(&format!("crtask: {msg}"));
+                steps.finish(RunStatus::Failed, None);
+                return fail(steps, base_images, output_images, msg);
+            }
+        }
+    }
+
+    // 3. Pull every base, always asking the registry, and record the digest used.
+    let mut wanted: Vec<(ImageRef, bool)> = Vec::new();
+    if let Some(r) = &bases.runtime {
+        wanted.push((r.clone(), true));
+    }
+    for b in &bases.build_time {
+        if !wanted.iter().any(|(w, _)| w == b) {
+            wanted.push((b.clone(), false));
+        }
+    }
+    for (image, runtime) in wanted {
+        let name = image.full();
+        log.line(&format!("crtask: pulling base image {name}"));
+        match engine.pull(&name, log).await {
+            Ok(PullOutcome::Pulled { digest }) => {
+                log.line(&format!("crtask: {name} is {digest}"));
+                base_images.push(BaseImageUse {
+                    image: name,
+                    digest,
+                    runtime,
+                });
+            }
+            Ok(PullOutcome::Failed { message }) => {
+                log.line(&format!("crtask: {message}"));
+                steps.finish(RunStatus::Failed, None);
+                return fail(steps, base_images, output_images, message);
+            }
+            Err(e) => {
+                steps.finish(RunStatus::Error, None);
+                return BuildResult {
+                    status: RunStatus::Error,
+                    error: Some(e.to_string()),
+                    output_images,
+                    base_images,
+                    steps: steps.steps,
+                };
+            }
+        }
+    }
+
+    // 4. Build.
+    let tail = LogTail::new(log);
+    let req = BuildRequest {
+        context_dir: inputs.context_dir,
+        dockerfile: inputs.dockerfile_path,
+        tags: inputs.tags.iter().map(|t| t.full()).collect(),
+        build_args: args,
+        target: spec.target.clone(),
+        platform: spec.platform.clone(),
+    };
+    match engine.build(&req, &tail).await {
+        Ok(exit) if exit.success() => steps.finish(RunStatus::Succeeded, Some(0)),
+        Ok(exit) => {
+            steps.finish(RunStatus::Failed, Some(exit.code));
+            let why = tail
+                .error_line()
+                .unwrap_or_else(|| "see the run's log".to_string());
+            return fail(
+                steps,
+                base_images,
+                output_images,
+                format!("build failed (exit code {}): {why}", exit.code),
+            );
+        }
+        Err(e) => {
+            steps.finish(RunStatus::Error, None);
+            return BuildResult {
+                status: RunStatus::Error,
+                error: Some(e.to_string()),
+                output_images,
+                base_images,
+                steps: steps.steps,
+            };
+        }
+    }
+
+    // 5. Push every tag and record what the registry accepted.
+    if spec.push && !inputs.tags.is_empty() {
+        steps.start("push");
+        for t in inputs.tags {
+            let name = t.full();
+            log.line(&format!("crtask: pushing {name}"));
+            match engine.push(&name, log).await {
+                Ok(PushOutcome::Pushed { digest }) => {
+                    log.line(&format!("crtask: pushed {name} {digest}"));
+                    output_images.push(OutputImage {
+                        registry: t.registry.clone(),
+                        repository: t.repository.clone(),
+                        tag: t.tag.clone().unwrap_or_default(),
+                        digest,
+                    });
+                }
+                Ok(PushOutcome::Failed { message }) => {
+                    log.line(&format!("crtask: {message}"));
+                    steps.finish(RunStatus::Failed, None);
+                    return fail(steps, base_images, output_images, message);
+                }
+                Err(e) => {
+                    steps.finish(RunStatus::Error, None);
+                    return BuildResult {
+                        status: RunStatus::Error,
+                        error: Some(e.to_string()),
+                        output_images,
+                        base_images,
+                        steps: steps.steps,
+                    };
+                }
+            }
+        }
+        steps.finish(RunStatus::Succeeded, Some(0));
+    } else if inputs.tags.is_empty() {
+        log.line("crtask: no image tags given (-t): the image was built but not pushed");
+    }
+
+    BuildResult {
+        status: RunStatus::Succeeded,
+        error: None,
+        output_images,
+        base_images,
+        steps: steps.steps,
+    }
+}
