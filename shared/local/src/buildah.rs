@@ -1,0 +1,317 @@
+//! The buildah engine: `bud` to build, `pull`/`push` with digest capture.
+//!
+//! Every buildah process runs in its own process group with a parent-death
+//! signal, so cancelling a run (or the server dying) takes its whole process
+//! tree down with it. Arguments are always passed as argv, never through a shell.
+
+use async_trait::async_trait;
+use crtask_core::ports::{BuildRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome};
+use crtask_core::{Error as CoreError, Result};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+
+/// How to invoke buildah.
+#[derive(Debug, Clone)]
+pub struct BuildahConfig {
+    pub binary: PathBuf,
+    /// Storage root (`--root`) and run root (`--runroot`).
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    /// `vfs` works everywhere, including without overlay support.
+    pub storage_driver: String,
+    /// `chroot` works without user namespaces; `oci` where runc is usable.
+    pub isolation: String,
+    /// containers-registries.conf(5) written by the platform (insecure registries).
+    pub registries_conf: PathBuf,
+    /// Registries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+}
+
+/// The buildah engine.
+#[derive(Debug, Clone)]
+pub struct Buildah {
+    cfg: BuildahConfig,
+    http: reqwest::Client,
+}
+
+impl Buildah {
+    pub fn new(cfg: BuildahConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Buildah { cfg, http }
+    }
+
+    pub fn config(&self) -> &BuildahConfig {
+        &self.cfg
+    }
+
+    /// A buildah command with the global options set.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.cfg.binary);
+        c.arg("--storage-driver")
+            .arg(&self.cfg.storage_driver)
+            .arg("--root")
+            .arg(&self.cfg.root)
+            .arg("--runroot")
+            .arg(&self.cfg.runroot)
+            .env("CONTAINERS_REGISTRIES_CONF", &self.cfg.registries_conf)
+            .env("BUILDAH_ISOLATION", &self.cfg.isolation)
+            .stdin(Stdio::null());
+        crate::worker::proc::own_group(&mut c);
+        c
+    }
+
+    fn is_insecure(&self, host: &str) -> bool {
+        self.cfg.insecure_registries.iter().any(|h| h == host)
+    }
+
+    /// Runs a command, streaming stdout and stderr into `log`.
+    async fn stream(&self, mut cmd: Command, log: &dyn LogSink) -> Result<Exit> {
+        let (code, _) = run_streaming(&mut cmd, log, false).await?;
+        Ok(Exit { code })
+    }
+
+    /// Runs a command, streaming stderr into `log` and returning stdout.
+    async fn capture(&self, mut cmd: Command, log: &dyn LogSink) -> Result<(i32, String)> {
+        run_streaming(&mut cmd, log, true).await
+    }
+
+    /// Answers whether the registry speaks the distribution API at all.
+    pub async fn probe(&self, registry: &str) -> std::result::Result<(), String> {
+        let scheme = if self.is_insecure(registry) {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!("{scheme}://{registry}/v2/");
+        match self.http.get(&url).send().await {
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 401 => Ok(()),
+            Ok(r) => Err(format!(
+                "registry {registry} answered {} at {url}",
+                r.status()
+            )),
+            Err(e) => Err(format!(
+                "registry {registry} is unreachable: {}",
+                describe_reqwest(&e)
+            )),
+        }
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    msg
+}
+
+/// Spawns `cmd` and copies its output to `log`; with `capture_stdout`, stdout
+/// is returned instead of logged. The child's process group is killed if
+/// this future is dropped (cancellation, timeout).
+pub async fn run_streaming(
+    cmd: &mut Command,
+    log: &dyn LogSink,
+    capture_stdout: bool,
+) -> Result<(i32, String)> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| {
+        CoreError::Builder(format!(
+            "cannot start {:?}: {e}",
+            cmd.as_std().get_program()
+        ))
+    })?;
+    let guard = crate::worker::proc::GroupGuard::new(&child);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut captured = Vec::new();
+    let out_fut = async {
+        if let Some(out) = stdout {
+            if capture_stdout {
+                let mut out = out;
+                let _ = out.read_to_end(&mut captured).await;
+            } else {
+                pump(out, log).await;
+            }
+        }
+    };
+    let err_fut = async {
+        if let Some(err) = stderr {
+            pump(err, log).await;
+        }
+    };
+    let (_, _, status) = tokio::join!(out_fut, err_fut, wait(&mut child));
+    let status = status?;
+    guard.disarm();
+    let code = status.code().unwrap_or(128 + status_signal(&status));
+    Ok((code, String::from_utf8_lossy(&captured).into_owned()))
+}
+
+async fn wait(child: &mut Child) -> Result<std::process::ExitStatus> {
+    child
+        .wait()
+        .await
+        .map_err(|e| CoreError::Builder(format!("waiting for the engine failed: {e}")))
+}
+
+fn status_signal(s: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.signal().unwrap_or(1)
+}
+
+async fn pump(mut r: impl AsyncRead + Unpin, log: &dyn LogSink) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => log.write(&buf[..n]),
+        }
+    }
+}
+
+fn first_error_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| l.to_ascii_lowercase().contains("error"))
+        .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no output")
+        .trim()
+        .to_string()
+}
+
+/// Collects what a command printed while also logging it, for error messages.
+struct Tee<'a> {
+    log: &'a dyn LogSink,
+    seen: std::sync::Mutex<Vec<u8>>,
+}
+
+impl LogSink for Tee<'_> {
+    fn write(&self, bytes: &[u8]) {
+        self.log.write(bytes);
+        if let Ok(mut s) = self.seen.lock() {
+            s.extend_from_slice(bytes);
+            let len = s.len();
+            if len > 16 * 1024 {
+                s.drain(..len - 16 * 1024);
+            }
+        }
+    }
+}
+
+impl<'a> Tee<'a> {
+    fn new(log: &'a dyn LogSink) -> Self {
+        Tee {
+            log,
+            seen: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+    fn text(&self) -> String {
+        self.seen
+            .lock()
+            .map(|s| String::from_utf8_lossy(&s).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Engine for Buildah {
+    async fn pull(&self, image: &str, log: &dyn LogSink) -> Result<PullOutcome> {
+        let tee = Tee::new(log);
+        let mut cmd = self.command();
+        cmd.args(["pull", "--quiet", "--policy", "always", image]);
+        let (code, _id) = self.capture(cmd, &tee).await?;
+        if code != 0 {
+            return Ok(PullOutcome::Failed {
+                message: format!("cannot pull {image}: {}", first_error_line(&tee.text())),
+            });
+        }
+        let mut cmd = self.command();
+        cmd.args([
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            "{{.FromImageDigest}}",
+            image,
+        ]);
+        let (code, out) = self.capture(cmd, &tee).await?;
+        let digest = out.trim().to_string();
+        if code != 0 || !digest.starts_with("sha256:") {
+            return Ok(PullOutcome::Failed {
+                message: format!("cannot read the digest of {image} after pulling it"),
+            });
+        }
+        Ok(PullOutcome::Pulled { digest })
+    }
+
+    async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit> {
+        let mut cmd = self.command();
+        cmd.arg("bud")
+            .arg("--isolation")
+            .arg(&self.cfg.isolation)
+            // Base images were pulled (and their digests recorded) just before.
+            .arg("--pull=false")
+            .arg("--layers=false")
+            .arg("-f")
+            .arg(req.dockerfile);
+        for t in &req.tags {
+            cmd.arg("-t").arg(t);
+        }
+        for (k, v) in &req.build_args {
+            cmd.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        if let Some(t) = &req.target {
+            cmd.arg("--target").arg(t);
+        }
+        if let Some(p) = &req.platform {
+            cmd.arg("--platform").arg(p);
+        }
+        cmd.arg(req.context_dir);
+        self.stream(cmd, log).await
+    }
+
+    async fn push(&self, image: &str, log: &dyn LogSink) -> Result<PushOutcome> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| CoreError::Builder(format!("cannot create a temporary directory: {e}")))?;
+        let digest_file = dir.path().join("digest");
+        let tee = Tee::new(log);
+        let mut cmd = self.command();
+        cmd.arg("push")
+            .arg("--retry")
+            .arg("2")
+            .arg("--retry-delay")
+            .arg("1s")
+            .arg("--digestfile")
+            .arg(&digest_file)
+            .arg(image)
+            .arg(format!("docker://{image}"));
+        let (code, _) = self.capture(cmd, &tee).await?;
+        if code != 0 {
+            return Ok(PushOutcome::Failed {
+                message: format!("cannot push {image}: {}", first_error_line(&tee.text())),
+            });
+        }
+        let digest = std::fs::read_to_string(&digest_file)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        if !digest.starts_with("sha256:") {
+            return Ok(PushOutcome::Failed {
+                message: format!("pushed {image} but buildah reported no digest"),
+            });
+        }
+        Ok(PushOutcome::Pushed { digest })
+    }
+
+    async fn probe_registry(&self, registry: &str) -> std::result::Result<(), String> {
+        self.probe(registry).await
+    }
+}

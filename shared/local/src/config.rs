@@ -1,0 +1,97 @@
+//! Settings of the local server, merged from flags, environment and a TOML file.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// Default largest context, bytes (uncompressed; the compressed upload too).
+pub const DEFAULT_CONTEXT_LIMIT: u64 = 512 * 1024 * 1024;
+
+/// Everything `crtask serve` can be told. Every field is optional so that
+/// flags, environment and the config file can be layered (flags win).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerSettings {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub insecure_registry: Vec<String>,
+    #[serde(default)]
+    pub git_webhook_secret_file: Vec<PathBuf>,
+    #[serde(default)]
+    pub registry_webhook_token_file: Vec<PathBuf>,
+    pub workers: Option<usize>,
+    pub context_limit: Option<u64>,
+    pub buildah: Option<PathBuf>,
+    pub storage_driver: Option<String>,
+    pub isolation: Option<String>,
+    pub storage_root: Option<PathBuf>,
+}
+
+impl ServerSettings {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &std::path::Path) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        toml_from_str(&text)
+            .map_err(|e| crate::Error::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// `self` where set, else `lower`.
+    pub fn over(self, lower: ServerSettings) -> ServerSettings {
+        fn v<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+            if a.is_empty() {
+                b
+            } else {
+                a
+            }
+        }
+        ServerSettings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            registry: self.registry.or(lower.registry),
+            insecure_registry: v(self.insecure_registry, lower.insecure_registry),
+            git_webhook_secret_file: v(self.git_webhook_secret_file, lower.git_webhook_secret_file),
+            registry_webhook_token_file: v(
+                self.registry_webhook_token_file,
+                lower.registry_webhook_token_file,
+            ),
+            workers: self.workers.or(lower.workers),
+            context_limit: self.context_limit.or(lower.context_limit),
+            buildah: self.buildah.or(lower.buildah),
+            storage_driver: self.storage_driver.or(lower.storage_driver),
+            isolation: self.isolation.or(lower.isolation),
+            storage_root: self.storage_root.or(lower.storage_root),
+        }
+    }
+}
+
+fn toml_from_str(text: &str) -> Result<ServerSettings, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_unknown_keys_are_errors() {
+        let file: ServerSettings = toml_from_str(
+            "listen = \"0.0.0.0:1\"\nworkers = 4\ninsecure-registry = [\"r:5000\"]\n",
+        )
+        .unwrap();
+        let flags = ServerSettings {
+            workers: Some(1),
+            ..Default::default()
+        };
+        let s = flags.over(file);
+        assert_eq!(s.workers, Some(1));
+        assert_eq!(s.listen.as_deref(), Some("0.0.0.0:1"));
+        assert_eq!(s.insecure_registry, vec!["r:5000".to_string()]);
+        let e = toml_from_str("wokers = 2").unwrap_err();
+        assert!(e.contains("wokers"), "{e}");
+    }
+}

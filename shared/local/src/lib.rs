@@ -1,0 +1,17 @@
+//! `crtask-local`: the embedded platform. It implements the core ports on one
+//! machine: a SQLite store, a worker pool that runs builds with buildah, per-run
+//! log files, and the HTTP server behind `crtask serve`.
+
+pub mod buildah;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod fsutil;
+pub mod gitctx;
+pub mod logs;
+pub mod platform;
+pub mod server;
+pub mod store;
+pub mod worker;
+
+pub use error::{Error, Result};

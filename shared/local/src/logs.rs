@@ -1,0 +1,132 @@
+//! Per-run log files. Every byte an engine prints goes through [`RunLog`],
+//! which masks secret values before anything reaches the disk.
+
+use crtask_core::ports::LogSink;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What replaces a secret value in logs.
+pub const MASK: &str = "*****";
+
+/// The log directory layout: `<data-dir>/logs/<run-id>.log`.
+#[derive(Debug, Clone)]
+pub struct LogDir {
+    dir: PathBuf,
+}
+
+impl LogDir {
+    pub fn new(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(LogDir { dir })
+    }
+
+    pub fn path(&self, run_id: &str) -> PathBuf {
+        self.dir.join(format!("{run_id}.log"))
+    }
+
+    /// Opens the run's log for appending (created if absent).
+    pub fn open(&self, run_id: &str, secrets: Vec<String>) -> std::io::Result<RunLog> {
+        RunLog::open(&self.path(run_id), secrets)
+    }
+}
+
+/// An append-only log file that masks secrets line by line.
+pub struct RunLog {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    file: File,
+    /// Bytes of an incomplete line, held until its end so a secret split
+    /// across two writes is still masked.
+    pending: Vec<u8>,
+    secrets: Vec<String>,
+}
+
+impl RunLog {
+    pub fn open(path: &Path, secrets: Vec<String>) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // Longest first so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(RunLog {
+            inner: Mutex::new(Inner {
+                file,
+                pending: Vec::new(),
+                secrets,
+            }),
+        })
+    }
+
+    /// Writes out any incomplete last line.
+    pub fn flush(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            let pending = std::mem::take(&mut g.pending);
+            if !pending.is_empty() {
+                let masked = mask(&pending, &g.secrets);
+                let _ = g.file.write_all(&masked);
+            }
+            let _ = g.file.flush();
+        }
+    }
+}
+
+fn mask(bytes: &[u8], secrets: &[String]) -> Vec<u8> {
+    if secrets.is_empty() {
+        return bytes.to_vec();
+    }
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    for s in secrets {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), MASK);
+        }
+    }
+    text.into_bytes()
+}
+
+impl LogSink for RunLog {
+    fn write(&self, bytes: &[u8]) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        g.pending.extend_from_slice(bytes);
+        // Emit everything up to the last newline; keep the rest pending.
+        if let Some(pos) = g.pending.iter().rposition(|b| *b == b'\n') {
+            let rest = g.pending.split_off(pos + 1);
+            let ready = std::mem::replace(&mut g.pending, rest);
+            let masked = mask(&ready, &g.secrets);
+            let _ = g.file.write_all(&masked);
+        } else if g.pending.len() > 64 * 1024 {
+            let ready = std::mem::take(&mut g.pending);
+            let masked = mask(&ready, &g.secrets);
+            let _ = g.file.write_all(&masked);
+        }
+    }
+}
+
+impl Drop for RunLog {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_even_when_split_across_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogDir::new(dir.path().to_path_buf()).unwrap();
+        let log = logs
+            .open("ca1", vec!["s3cr3t-value".into(), String::new()])
+            .unwrap();
+        log.write(b"token is s3cr");
+        log.write(b"3t-value here\nsecond line s3cr3t-value\nno newline");
+        log.flush();
+        drop(log);
+        let text = std::fs::read_to_string(logs.path("ca1")).unwrap();
+        assert_eq!(text, "token is ***** here\nsecond line *****\nno newline");
+        assert!(!text.contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,194 @@
+//! Start-up of the embedded platform: resolve settings, open the store,
+//! recover runs a previous process left behind, start workers, serve HTTP.
+
+use crate::buildah::{Buildah, BuildahConfig};
+use crate::config::{ServerSettings, DEFAULT_CONTEXT_LIMIT, DEFAULT_LISTEN};
+use crate::logs::LogDir;
+use crate::server::{router, AppState};
+use crate::store::SqliteStore;
+use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
+use crate::{Error, Result};
+use crtask_core::model::RunStatus;
+use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The platform, assembled and recovered, ready to serve.
+pub struct Platform {
+    pub state: AppState,
+    pub listen: String,
+    pub data_dir: PathBuf,
+}
+
+/// Writes the containers-registries.conf(5) buildah uses: Docker Hub for
+/// short names, and the plain-HTTP registries.
+pub fn write_registries_conf(path: &Path, insecure: &[String]) -> std::io::Result<()> {
+    let mut text = String::from(
+        "# written by crtask serve\nunqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n",
+    );
+    for r in insecure {
+        text.push_str(&format!(
+            "\n[[registry]]\nlocation = {}\ninsecure = true\n",
+            toml_string(r)
+        ));
+    }
+    std::fs::write(path, text)
+}
+
+fn toml_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c if c.is_control() => vec![],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && !h.contains('/')
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+}
+
+impl Platform {
+    /// Builds the platform from settings (defaults applied here).
+    pub async fn assemble(s: ServerSettings) -> Result<Platform> {
+        let data_dir = s
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".crtask"));
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let data_dir = data_dir.canonicalize()?;
+        for h in s.registry.iter().chain(s.insecure_registry.iter()) {
+            if !valid_host(h) {
+                return Err(Error::Config(format!(
+                    "registry '{h}' is not a host[:port] (no scheme, no path)"
+                )));
+            }
+        }
+        let registries_conf = data_dir.join("registries.conf");
+        write_registries_conf(&registries_conf, &s.insecure_registry)?;
+        let store = SqliteStore::open(&data_dir.join("crtask.db"))?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let logs = LogDir::new(data_dir.join("logs"))?;
+        let storage_root = s
+            .storage_root
+            .clone()
+            .unwrap_or_else(|| data_dir.join("storage"));
+        let engine: Arc<dyn Engine> = Arc::new(Buildah::new(BuildahConfig {
+            binary: s
+                .buildah
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("buildah")),
+            root: storage_root.join("root"),
+            runroot: storage_root.join("runroot"),
+            storage_driver: s.storage_driver.clone().unwrap_or_else(|| "vfs".into()),
+            isolation: s.isolation.clone().unwrap_or_else(|| "chroot".into()),
+            registries_conf,
+            insecure_registries: s.insecure_registry.clone(),
+        }));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let events = Arc::new(RunEvents::default());
+        let workers = WorkerConfig {
+            workers: s.workers.unwrap_or(2).max(1),
+            registry: s.registry.clone(),
+            data_dir: data_dir.clone(),
+            context_limit: s.context_limit.unwrap_or(DEFAULT_CONTEXT_LIMIT),
+        };
+        let pool = WorkerPool::start(
+            store.clone(),
+            engine,
+            clock.clone(),
+            logs.clone(),
+            workers.clone(),
+            events.clone(),
+        )?;
+        let builder: Arc<dyn Builder> = Arc::new(pool);
+        let state = AppState {
+            store,
+            builder,
+            clock,
+            logs,
+            workers,
+            events,
+        };
+        recover(&state).await?;
+        Ok(Platform {
+            state,
+            listen: s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            data_dir,
+        })
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn serve(self) -> Result<()> {
+        let addr: SocketAddr = self.listen.parse().map_err(|_| {
+            Error::Config(format!("--listen '{}' is not an ADDR:PORT", self.listen))
+        })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr()?;
+        tracing::info!(
+            "crtask listening on http://{local} (data in {})",
+            self.data_dir.display()
+        );
+        axum::serve(listener, router(self.state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("crtask stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// Runs a previous process left `Started`/`Running` end as `Error`; `Queued`
+/// runs are handed to the workers again.
+pub async fn recover(state: &AppState) -> Result<()> {
+    let now = state.clock.now();
+    for mut run in state
+        .store
+        .runs_in_status(&[RunStatus::Started, RunStatus::Running])
+        .await?
+    {
+        run.status = RunStatus::Error;
+        run.finish_time = Some(now);
+        run.error = Some("the server stopped while this run was in progress; run it again".into());
+        for s in run.steps.iter_mut().filter(|s| !s.status.is_terminal()) {
+            s.status = RunStatus::Error;
+            s.finish_time = Some(now);
+        }
+        state.store.update_run(&run).await?;
+        tracing::warn!(run = %run.run_id, "run interrupted by a restart marked Error");
+    }
+    for run in state.store.runs_in_status(&[RunStatus::Queued]).await? {
+        state.builder.dispatch(&run.run_id).await?;
+        tracing::info!(run = %run.run_id, "queued run resumed");
+    }
+    Ok(())
+}

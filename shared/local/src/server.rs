@@ -1,0 +1,487 @@
+//! The HTTP server behind `crtask serve`: `/healthz`, the CLI's API under
+//! `/api/v1/` (documented in docs/API.md), and the webhook routes.
+
+use crate::logs::LogDir;
+use crate::worker::{RunEvents, WorkerConfig};
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crtask_core::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
+use crtask_core::model::{
+    BuildSpec, ContextSource, RunFilter, RunStatus, RunType, Task, Trigger, DEFAULT_TASK_TIMEOUT,
+    TASK_TIMEOUT_RANGE,
+};
+use crtask_core::ports::{Builder, Clock, Store};
+use crtask_core::runs::{queue_run, spec_from_task, NewRun};
+use crtask_core::Error as CoreError;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub builder: Arc<dyn Builder>,
+    pub clock: Arc<dyn Clock>,
+    pub logs: LogDir,
+    pub workers: WorkerConfig,
+    pub events: Arc<RunEvents>,
+}
+
+/// An error answer with the right status code.
+pub struct ApiError(StatusCode, String);
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let code = match &e {
+            CoreError::Invalid(_) | CoreError::Template(_) => StatusCode::BAD_REQUEST,
+            CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+            CoreError::Conflict { .. } => StatusCode::CONFLICT,
+            CoreError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CoreError::Store(_) | CoreError::Builder(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/contexts", post(upload_context))
+        .route("/api/v1/builds", post(quick_build))
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{id}", get(show_run))
+        .route("/api/v1/runs/{id}/cancel", post(cancel_run))
+        .route("/api/v1/runs/{id}/log", get(run_log))
+        .route("/api/v1/tasks", get(list_tasks).post(create_task))
+        .route(
+            "/api/v1/tasks/{name}",
+            get(show_task).put(update_task).delete(delete_task),
+        )
+        .route("/api/v1/tasks/{name}/runs", post(run_task))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> ApiResult<&'static str> {
+    s.store.ping().await?;
+    Ok("ok\n")
+}
+
+/// Streams a tar.gz upload to disk (limit enforced as it arrives), then
+/// extracts it safely; the extracted directory is the context's id.
+async fn upload_context(
+    State(s): State<AppState>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<UploadResponse>)> {
+    let limit = s.workers.context_limit;
+    let uploads = s.workers.uploads_dir();
+    let dir = tempfile::Builder::new()
+        .prefix("ctx-")
+        .tempdir_in(&uploads)
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store the upload: {e}"),
+            )
+        })?;
+    let mut archive = tempfile::tempfile_in(&uploads).map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store the upload: {e}"),
+        )
+    })?;
+    let mut stream = req.into_body().into_data_stream();
+    let mut received: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("upload interrupted: {e}")))?;
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "context is larger than the server's limit of {} bytes",
+                    limit
+                ),
+            ));
+        }
+        archive.write_all(&chunk).map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store the upload: {e}"),
+            )
+        })?;
+    }
+    let dest = dir.path().to_path_buf();
+    let stats = tokio::task::spawn_blocking(move || {
+        archive.seek(SeekFrom::Start(0))?;
+        crate::context::unpack_safe(std::io::BufReader::new(archive), &dest, limit)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let kept = dir.keep();
+    let id = kept
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadResponse {
+            id,
+            files: stats.files,
+            bytes: stats.bytes,
+        }),
+    ))
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    id.starts_with("ctx-")
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+async fn quick_build(
+    State(s): State<AppState>,
+    Json(req): Json<QuickBuildRequest>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    match &req.context {
+        ContextSource::Uploaded { id }
+            if !valid_upload_id(id) || !s.workers.uploads_dir().join(id).is_dir() =>
+        {
+            return Err(CoreError::not_found("uploaded context", id.clone()).into())
+        }
+        ContextSource::LocalDir { .. } => {
+            return Err(CoreError::invalid(
+                "a quick build's context must be uploaded, a git URL or none",
+            )
+            .into())
+        }
+        _ => {}
+    }
+    if let Some(p) = &req.platform {
+        crtask_core::quickbuild::validate_platform(p)?;
+    }
+    let timeout = req.timeout.unwrap_or(DEFAULT_TASK_TIMEOUT);
+    if timeout == 0 || timeout > *TASK_TIMEOUT_RANGE.end() {
+        return Err(CoreError::invalid(format!(
+            "timeout {timeout} is out of range: allowed 1-{} seconds",
+            TASK_TIMEOUT_RANGE.end()
+        ))
+        .into());
+    }
+    let spec = BuildSpec {
+        context: req.context,
+        file: req.file,
+        images: req.images,
+        build_args: req.build_args,
+        target: req.target,
+        platform: req.platform,
+        push: req.push,
+        timeout,
+        values: req.values,
+    };
+    check_images(&s, &spec)?;
+    let run = queue_run(
+        s.store.as_ref(),
+        s.builder.as_ref(),
+        s.clock.as_ref(),
+        NewRun {
+            task: None,
+            run_type: RunType::QuickBuild,
+            trigger: Trigger::Manual,
+            spec,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run_json(&run))))
+}
+
+/// Renders the image templates with placeholder values so a typo is
+/// reported now rather than when the run starts.
+fn check_images(s: &AppState, spec: &BuildSpec) -> ApiResult<()> {
+    let vars = crtask_core::template::RunVars {
+        id: "ca1".into(),
+        registry: s.workers.registry.clone().unwrap_or_default(),
+        date: s.clock.now(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        ..Default::default()
+    };
+    let data = vars.to_data(&spec.values);
+    crtask_core::quickbuild::render_tags(&spec.images, &data, s.workers.registry.as_deref())?;
+    Ok(())
+}
+
+fn run_json(run: &crtask_core::model::Run) -> serde_json::Value {
+    let mut v = serde_json::to_value(run.redacted()).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        // The build spec is the server's business; clients see ACR's shape.
+        o.remove("spec");
+    }
+    v
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    task: Option<String>,
+    status: Option<String>,
+    top: Option<usize>,
+}
+
+async fn list_runs(
+    State(s): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<RunStatus>)
+        .transpose()?;
+    let runs = s
+        .store
+        .list_runs(&RunFilter {
+            task: q.task,
+            status,
+            top: q.top,
+        })
+        .await?;
+    Ok(Json(runs.iter().map(run_json).collect()))
+}
+
+async fn get_run(s: &AppState, id: &str) -> ApiResult<crtask_core::model::Run> {
+    s.store
+        .get_run(id)
+        .await?
+        .ok_or_else(|| CoreError::not_found("run", id).into())
+}
+
+async fn show_run(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(run_json(&get_run(&s, &id).await?)))
+}
+
+async fn cancel_run(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let run = get_run(&s, &id).await?;
+    if run.status.is_terminal() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("run {id} has already finished ({})", run.status),
+        ));
+    }
+    s.builder.cancel(&id).await?;
+    // Wait briefly for the worker to record the cancellation.
+    for _ in 0..50 {
+        let r = get_run(&s, &id).await?;
+        if r.status.is_terminal() {
+            return Ok(Json(run_json(&r)));
+        }
+        s.events.wait(Duration::from_millis(100)).await;
+    }
+    Ok(Json(run_json(&get_run(&s, &id).await?)))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+    #[serde(default)]
+    offset: u64,
+}
+
+fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    let _ = std::io::Read::by_ref(&mut f)
+        .take(256 * 1024)
+        .read_to_end(&mut buf);
+    buf
+}
+
+/// The run's log from `offset`; with `follow`, the answer streams until the run ends.
+async fn run_log(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
+    get_run(&s, &id).await?;
+    let path: PathBuf = s.logs.path(&id);
+    if !q.follow {
+        let mut out = Vec::new();
+        let mut off = q.offset;
+        loop {
+            let chunk = read_from(&path, off);
+            if chunk.is_empty() {
+                break;
+            }
+            off += chunk.len() as u64;
+            out.extend(chunk);
+        }
+        return Ok(([("content-type", "text/plain; charset=utf-8")], out).into_response());
+    }
+    struct Follow {
+        s: AppState,
+        id: String,
+        path: PathBuf,
+        offset: u64,
+        finished: bool,
+    }
+    let st = Follow {
+        s,
+        id,
+        path,
+        offset: q.offset,
+        finished: false,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            let chunk = read_from(&st.path, st.offset);
+            if !chunk.is_empty() {
+                st.offset += chunk.len() as u64;
+                return Some((Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.s.store.get_run(&st.id).await {
+                Ok(Some(r)) if !r.status.is_terminal() => {
+                    st.s.events.wait(Duration::from_millis(200)).await;
+                }
+                // Finished (or gone): read what is left once more, then end.
+                _ => st.finished = true,
+            }
+        }
+    });
+    Ok((
+        [
+            ("content-type", "text/plain; charset=utf-8"),
+            ("cache-control", "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn list_tasks(State(s): State<AppState>) -> ApiResult<Json<Vec<Task>>> {
+    Ok(Json(
+        s.store
+            .list_tasks()
+            .await?
+            .iter()
+            .map(Task::redacted)
+            .collect(),
+    ))
+}
+
+async fn show_task(
+    State(s): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Json<Task>> {
+    let task = s
+        .store
+        .get_task(&name)
+        .await?
+        .ok_or_else(|| CoreError::not_found("task", name))?;
+    Ok(Json(task.redacted()))
+}
+
+async fn create_task(
+    State(s): State<AppState>,
+    Json(mut task): Json<Task>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    task.create_time = s.clock.now();
+    task.validate()?;
+    s.store.create_task(&task).await?;
+    Ok((StatusCode::CREATED, Json(task.redacted())))
+}
+
+async fn update_task(
+    State(s): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    Json(mut task): Json<Task>,
+) -> ApiResult<Json<Task>> {
+    if task.name != name {
+        return Err(CoreError::invalid("a task cannot be renamed").into());
+    }
+    let old = s
+        .store
+        .get_task(&name)
+        .await?
+        .ok_or_else(|| CoreError::not_found("task", name.clone()))?;
+    task.create_time = old.create_time;
+    task.restore_secrets(&old);
+    task.validate()?;
+    s.store.update_task(&task).await?;
+    Ok(Json(task.redacted()))
+}
+
+async fn delete_task(
+    State(s): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<StatusCode> {
+    if s.store.delete_task(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(CoreError::not_found("task", name).into())
+    }
+}
+
+async fn run_task(
+    State(s): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    body: Option<Json<TaskRunRequest>>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let task = s
+        .store
+        .get_task(&name)
+        .await?
+        .ok_or_else(|| CoreError::not_found("task", name.clone()))?;
+    let spec = spec_from_task(&task, &req.values)?;
+    check_images(&s, &spec)?;
+    let run = queue_run(
+        s.store.as_ref(),
+        s.builder.as_ref(),
+        s.clock.as_ref(),
+        NewRun {
+            task: Some(task.name.clone()),
+            run_type: RunType::AutoBuild,
+            trigger: Trigger::Manual,
+            spec,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run_json(&run))))
+}

@@ -1,0 +1,281 @@
+//! The SQLite store (WAL): tasks, runs and the run-id counter.
+//!
+//! Every write is one transaction with `synchronous=FULL`, so once a call
+//! returns the record survives a crash of the process or the machine.
+
+use crate::Result;
+use async_trait::async_trait;
+use crtask_core::model::{Run, RunFilter, RunStatus, Task};
+use crtask_core::ports::Store;
+use crtask_core::{runid, Error as CoreError};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    task TEXT,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_task ON runs (task, seq);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
+"#;
+
+/// The local store. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0')",
+            params![runid::DEFAULT_PREFIX],
+        )?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn with<T, F>(&self, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| CoreError::Store("store lock poisoned".into()))?;
+            f(&mut guard).map_err(CoreError::from)
+        })
+        .await
+        .map_err(|e| CoreError::Store(format!("store task failed: {e}")))?
+    }
+
+    /// Same as [`SqliteStore::with`] but synchronous, for start-up code.
+    pub fn with_sync<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T, CoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| CoreError::Store("store lock poisoned".into()))?;
+        f(&mut guard).map_err(CoreError::from)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| crate::Error::Core(CoreError::Store(e.to_string())))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        crate::Error::Core(CoreError::Store(format!("corrupt record in database: {e}")))
+    })
+}
+
+fn runs_from(rows: Vec<String>) -> Result<Vec<Run>> {
+    rows.iter().map(|b| from_json(b)).collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_task(&self, task: &Task) -> crtask_core::Result<()> {
+        let (name, body) = (task.name.clone(), to_json(task)?);
+        self.with(move |c| {
+            let n = c.execute(
+                "INSERT OR IGNORE INTO tasks (name, body) VALUES (?1, ?2)",
+                params![name, body],
+            )?;
+            if n == 0 {
+                return Err(CoreError::Conflict { kind: "task", name }.into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_task(&self, task: &Task) -> crtask_core::Result<()> {
+        let (name, body) = (task.name.clone(), to_json(task)?);
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE tasks SET body = ?2 WHERE name = ?1",
+                params![name, body],
+            )?;
+            if n == 0 {
+                return Err(CoreError::not_found("task", name).into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_task(&self, name: &str) -> crtask_core::Result<Option<Task>> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let body: Option<String> = c
+                .query_row("SELECT body FROM tasks WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn list_tasks(&self) -> crtask_core::Result<Vec<Task>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT body FROM tasks ORDER BY name")?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|b| from_json(b)).collect()
+        })
+        .await
+    }
+
+    async fn delete_task(&self, name: &str) -> crtask_core::Result<bool> {
+        let name = name.to_string();
+        self.with(move |c| Ok(c.execute("DELETE FROM tasks WHERE name = ?1", [name])? > 0))
+            .await
+    }
+
+    async fn next_run_id(&self) -> crtask_core::Result<String> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'run_counter'",
+                [],
+            )?;
+            let n: String = tx.query_row(
+                "SELECT value FROM meta WHERE key = 'run_counter'",
+                [],
+                |r| r.get(0),
+            )?;
+            let prefix: String =
+                tx.query_row("SELECT value FROM meta WHERE key = 'run_prefix'", [], |r| {
+                    r.get(0)
+                })?;
+            tx.commit()?;
+            let n: u64 = n
+                .parse()
+                .map_err(|_| CoreError::Store(format!("corrupt run counter '{n}'")))?;
+            Ok(runid::format(&prefix, n))
+        })
+        .await
+    }
+
+    async fn insert_run(&self, run: &Run) -> crtask_core::Result<()> {
+        let (id, task, status, body) = (
+            run.run_id.clone(),
+            run.task.clone(),
+            run.status.as_str(),
+            to_json(run)?,
+        );
+        self.with(move |c| {
+            let seq = runid::parse(&id).map(|(_, n)| n as i64);
+            c.execute(
+                "INSERT INTO runs (seq, run_id, task, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq, id, task, status, body],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_run(&self, run: &Run) -> crtask_core::Result<()> {
+        let (id, status, body) = (run.run_id.clone(), run.status.as_str(), to_json(run)?);
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE runs SET status = ?2, body = ?3 WHERE run_id = ?1",
+                params![id, status, body],
+            )?;
+            if n == 0 {
+                return Err(CoreError::not_found("run", id).into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_run(&self, run_id: &str) -> crtask_core::Result<Option<Run>> {
+        let id = run_id.to_string();
+        self.with(move |c| {
+            let body: Option<String> = c
+                .query_row("SELECT body FROM runs WHERE run_id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> crtask_core::Result<Vec<Run>> {
+        let f = filter.clone();
+        self.with(move |c| {
+            let top = f.top.map(|t| t as i64).unwrap_or(-1);
+            let mut st = c.prepare(
+                "SELECT body FROM runs WHERE (?1 IS NULL OR task = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![f.task, f.status.map(|s| s.as_str()), top], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            runs_from(rows)
+        })
+        .await
+    }
+
+    async fn runs_in_status(&self, statuses: &[RunStatus]) -> crtask_core::Result<Vec<Run>> {
+        let statuses: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
+        self.with(move |c| {
+            let mut out = Vec::new();
+            let mut st = c.prepare("SELECT body FROM runs WHERE status = ?1 ORDER BY seq")?;
+            for s in statuses {
+                let rows = st
+                    .query_map([s], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.extend(runs_from(rows)?);
+            }
+            out.sort_by_key(|r| runid::sort_key(&r.run_id));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> crtask_core::Result<()> {
+        self.with(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,450 @@
+//! The local builder: a run queue with a bounded pool of workers. Each worker
+//! prepares the run's context, runs the core executor on the buildah engine,
+//! and records the outcome.
+
+use crate::context;
+use crate::logs::LogDir;
+use async_trait::async_trait;
+use chrono::Utc;
+use crtask_core::model::{ContextSource, Run, RunStatus, Trigger};
+use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
+use crtask_core::quickbuild::{self, BuildInputs};
+use crtask_core::template::RunVars;
+use crtask_core::{Error as CoreError, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Process-group handling for every child the engine starts.
+#[allow(unsafe_code)]
+pub mod proc {
+    use tokio::process::{Child, Command};
+
+    /// Puts the child in its own process group and asks the kernel to kill
+    /// it if this process dies (so a SIGKILLed server leaves no build behind).
+    pub fn own_group(cmd: &mut Command) {
+        cmd.process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                Ok(())
+            });
+        }
+    }
+
+    /// Kills the child's whole process group when dropped, unless disarmed.
+    pub struct GroupGuard {
+        pgid: Option<i32>,
+    }
+
+    impl GroupGuard {
+        pub fn new(child: &Child) -> Self {
+            GroupGuard {
+                pgid: child.id().map(|p| p as i32),
+            }
+        }
+        pub fn disarm(mut self) {
+            self.pgid = None;
+        }
+    }
+
+    impl Drop for GroupGuard {
+        fn drop(&mut self) {
+            if let Some(pgid) = self.pgid.filter(|p| *p > 1) {
+                // SAFETY: plain syscall; a stale group id at worst hits nothing.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// Settings of the worker pool.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub workers: usize,
+    /// Registry for `{{.Run.Registry}}` and unqualified tags.
+    pub registry: Option<String>,
+    /// Root of the server's data (`contexts/`, `work/`).
+    pub data_dir: PathBuf,
+    /// Largest context accepted, bytes.
+    pub context_limit: u64,
+}
+
+impl WorkerConfig {
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("contexts")
+    }
+    pub fn work_dir(&self) -> PathBuf {
+        self.data_dir.join("work")
+    }
+}
+
+/// Watches runs finish, for log followers.
+#[derive(Default)]
+pub struct RunEvents {
+    notify: Notify,
+}
+
+impl RunEvents {
+    pub fn changed(&self) {
+        self.notify.notify_waiters();
+    }
+    /// Waits for any run change, at most `d`.
+    pub async fn wait(&self, d: Duration) {
+        let _ = tokio::time::timeout(d, self.notify.notified()).await;
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    engine: Arc<dyn Engine>,
+    clock: Arc<dyn Clock>,
+    logs: LogDir,
+    cfg: WorkerConfig,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    events: Arc<RunEvents>,
+}
+
+/// The local [`Builder`].
+#[derive(Clone)]
+pub struct WorkerPool {
+    inner: Arc<Inner>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl WorkerPool {
+    /// Starts `cfg.workers` workers on the current runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        engine: Arc<dyn Engine>,
+        clock: Arc<dyn Clock>,
+        logs: LogDir,
+        cfg: WorkerConfig,
+        events: Arc<RunEvents>,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(cfg.uploads_dir())?;
+        std::fs::create_dir_all(cfg.work_dir())?;
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let workers = cfg.workers.max(1);
+        let inner = Arc::new(Inner {
+            store,
+            engine,
+            clock,
+            logs,
+            cfg,
+            running: Mutex::new(HashMap::new()),
+            events,
+        });
+        for _ in 0..workers {
+            let rx = rx.clone();
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = rx.lock().await.recv().await;
+                    let Some(run_id) = next else { break };
+                    if let Err(e) = inner.execute(&run_id).await {
+                        tracing::error!(run = %run_id, error = %e, "run could not be recorded");
+                    }
+                    inner.events.changed();
+                }
+            });
+        }
+        Ok(WorkerPool { inner, tx })
+    }
+}
+
+#[async_trait]
+impl Builder for WorkerPool {
+    async fn dispatch(&self, run_id: &str) -> Result<()> {
+        self.tx
+            .send(run_id.to_string())
+            .map_err(|_| CoreError::Builder("the worker pool has stopped".into()))
+    }
+
+    async fn cancel(&self, run_id: &str) -> Result<bool> {
+        let token = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|m| m.get(run_id).cloned());
+        if let Some(t) = token {
+            t.cancel();
+            return Ok(true);
+        }
+        // Not running here: a queued run is marked so the worker skips it.
+        let Some(mut run) = self.inner.store.get_run(run_id).await? else {
+            return Err(CoreError::not_found("run", run_id));
+        };
+        if run.status == RunStatus::Queued {
+            run.status = RunStatus::Canceled;
+            run.finish_time = Some(self.inner.clock.now());
+            run.error = Some("canceled before it started".into());
+            self.inner.store.update_run(&run).await?;
+            self.inner.events.changed();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// `{{.Run.X}}` values of a run.
+pub fn run_vars(run: &Run, registry: Option<&str>) -> RunVars {
+    let platform = run.platform.clone();
+    let (os, arch) = platform.split_once('/').unwrap_or(("linux", "amd64"));
+    let mut v = RunVars {
+        id: run.run_id.clone(),
+        registry: registry.unwrap_or_default().to_string(),
+        date: run.create_time,
+        os: os.to_string(),
+        architecture: arch.split('/').next().unwrap_or(arch).to_string(),
+        task_name: run.task.clone().unwrap_or_default(),
+        triggered_by: run.trigger.kind().to_string(),
+        ..RunVars::default()
+    };
+    match &run.trigger {
+        Trigger::Commit {
+            commit,
+            branch,
+            repository,
+        } => {
+            v.commit = commit.clone();
+            v.branch = branch.clone();
+            v.repository = repository.clone();
+        }
+        Trigger::PullRequest {
+            commit,
+            branch,
+            repository,
+            ..
+        } => {
+            v.commit = commit.clone();
+            v.branch = branch.clone();
+            v.repository = repository.clone().unwrap_or_default();
+        }
+        _ => {}
+    }
+    v
+}
+
+impl Inner {
+    async fn execute(&self, run_id: &str) -> Result<()> {
+        let Some(mut run) = self.store.get_run(run_id).await? else {
+            return Err(CoreError::not_found("run", run_id));
+        };
+        if run.status != RunStatus::Queued {
+            return Ok(());
+        }
+        let token = CancellationToken::new();
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(run_id.to_string(), token.clone());
+        }
+        run.status = RunStatus::Running;
+        run.start_time = Some(self.clock.now());
+        self.store.update_run(&run).await?;
+        self.events.changed();
+
+        let secrets: Vec<String> = run
+            .spec
+            .build_args
+            .iter()
+            .filter(|a| a.secret)
+            .map(|a| a.value.clone())
+            .collect();
+        let log = self
+            .logs
+            .open(run_id, secrets)
+            .map_err(|e| CoreError::Builder(format!("cannot open the run log: {e}")))?;
+        let work = self.cfg.work_dir().join(run_id);
+        let timeout = Duration::from_secs(run.spec.timeout.max(1));
+
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, self.build(&mut run, &work, &log)) => match r {
+                Ok(r) => r,
+                Err(_) => Outcome::Ended(RunStatus::Timeout, Some(format!("the run exceeded its timeout of {} s", run.spec.timeout))),
+            },
+            _ = token.cancelled() => Outcome::Ended(RunStatus::Canceled, Some("canceled by the user".into())),
+        };
+        if let Outcome::Ended(status, error) = outcome {
+            run.status = status;
+            run.error = error;
+            for s in run.steps.iter_mut().filter(|s| !s.status.is_terminal()) {
+                s.status = status;
+                s.finish_time = Some(self.clock.now());
+            }
+        }
+        run.finish_time = Some(self.clock.now());
+        let took = run.duration(Utc::now());
+        match &run.error {
+            None => log.line(&format!(
+                "crtask: run {run_id} {} after {}",
+                run.status,
+                human(took)
+            )),
+            Some(e) => log.line(&format!(
+                "crtask: run {run_id} {} after {}: {e}",
+                run.status,
+                human(took)
+            )),
+        }
+        log.flush();
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(run_id);
+        }
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        self.store.update_run(&run).await
+    }
+
+    /// Prepares the context and runs the executor; fills `run` as it goes.
+    async fn build(&self, run: &mut Run, work: &Path, log: &dyn LogSink) -> Outcome {
+        let _ = tokio::fs::remove_dir_all(work).await;
+        let ctx = match self.prepare_context(run, work, log).await {
+            Ok(dir) => dir,
+            Err(e) => return Outcome::Ended(RunStatus::Failed, Some(e.to_string())),
+        };
+        let file = run.spec.file.clone();
+        let dockerfile = match crate::fsutil::resolve_inside(&ctx, &file) {
+            Some(p) if p.is_file() => p,
+            _ => {
+                let msg = format!("Dockerfile '{file}' not found in the context");
+                log.line(&format!("crtask: {msg}"));
+                return Outcome::Ended(RunStatus::Failed, Some(msg));
+            }
+        };
+        let text = match tokio::fs::read(&dockerfile).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                return Outcome::Ended(
+                    RunStatus::Failed,
+                    Some(format!("cannot read '{file}': {e}")),
+                )
+            }
+        };
+        let registry = self.cfg.registry.as_deref();
+        let data = run_vars(run, registry).to_data(&run.spec.values);
+        let tags = match quickbuild::render_tags(&run.spec.images, &data, registry) {
+            Ok(t) => t,
+            Err(e) => {
+                log.line(&format!("crtask: {e}"));
+                return Outcome::Ended(RunStatus::Failed, Some(e.to_string()));
+            }
+        };
+        let inputs = BuildInputs {
+            context_dir: &ctx,
+            dockerfile_path: &dockerfile,
+            dockerfile_text: &text,
+            tags: &tags,
+        };
+        let result = quickbuild::execute_build(
+            self.engine.as_ref(),
+            &run.spec,
+            &inputs,
+            log,
+            self.clock.as_ref(),
+        )
+        .await;
+        run.status = result.status;
+        run.error = result.error;
+        run.output_images = result.output_images;
+        run.base_images = result.base_images;
+        run.steps = result.steps;
+        Outcome::Done
+    }
+
+    async fn prepare_context(&self, run: &Run, work: &Path, log: &dyn LogSink) -> Result<PathBuf> {
+        let limit = self.cfg.context_limit;
+        match &run.spec.context {
+            ContextSource::None => {
+                tokio::fs::create_dir_all(work).await.map_err(|e| {
+                    CoreError::Builder(format!("cannot create the work directory: {e}"))
+                })?;
+                Ok(work.to_path_buf())
+            }
+            ContextSource::Uploaded { id } => {
+                let src = self.cfg.uploads_dir().join(id);
+                if !src.is_dir() {
+                    return Err(CoreError::invalid(format!(
+                        "the uploaded context {id} is no longer on the server; submit the build again"
+                    )));
+                }
+                log.line("crtask: using the uploaded context");
+                let parent = work.parent().unwrap_or(work);
+                tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                    CoreError::Builder(format!("cannot create the work directory: {e}"))
+                })?;
+                tokio::fs::rename(&src, work).await.map_err(|e| {
+                    CoreError::Builder(format!("cannot move the uploaded context: {e}"))
+                })?;
+                Ok(work.to_path_buf())
+            }
+            ContextSource::LocalDir { path } => {
+                log.line(&format!("crtask: reading the context from {path}"));
+                let (src, dst, file) = (
+                    PathBuf::from(path),
+                    work.to_path_buf(),
+                    run.spec.file.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&dst)?;
+                    context::copy_context(&src, Some(&file), &dst, limit).map(|_| ())
+                })
+                .await
+                .map_err(|e| CoreError::Builder(e.to_string()))?
+                .map_err(CoreError::from)?;
+                Ok(work.to_path_buf())
+            }
+            ContextSource::Git {
+                url,
+                reference,
+                subdir,
+            } => {
+                let reference = match (&run.trigger, reference) {
+                    (Trigger::Commit { commit, .. } | Trigger::PullRequest { commit, .. }, _) => {
+                        Some(commit.clone())
+                    }
+                    (_, r) => r.clone(),
+                };
+                crate::gitctx::clone(url, reference.as_deref(), work, log).await?;
+                match subdir {
+                    None => Ok(work.to_path_buf()),
+                    Some(d) => crate::fsutil::resolve_inside(work, d)
+                        .filter(|p| p.is_dir())
+                        .ok_or_else(|| {
+                            CoreError::invalid(format!("directory '{d}' not found in {url}"))
+                        }),
+                }
+            }
+        }
+    }
+}
+
+enum Outcome {
+    /// The executor ran; `run` holds its result.
+    Done,
+    /// The run ended early with this status and message.
+    Ended(RunStatus, Option<String>),
+}
+
+/// `1.234s`, `2m03s`.
+pub fn human(d: chrono::Duration) -> String {
+    let ms = d.num_milliseconds().max(0);
+    if ms < 60_000 {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    } else {
+        let s = ms / 1000;
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
