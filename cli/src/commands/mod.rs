@@ -1,0 +1,123 @@
+//! One module per command group.
+
+pub mod build;
+pub mod serve;
+pub mod task;
+pub mod wait;
+
+use crate::Format;
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+/// What every client command needs.
+pub struct Ctx {
+    pub server: String,
+    pub format: Format,
+}
+
+impl Ctx {
+    pub fn client(&self) -> Result<crate::client::Client> {
+        crate::client::Client::new(&self.server)
+    }
+}
+
+/// `--set K=V` values (later wins; `a=b=c` is key `a`, value `b=c`) on top of
+/// a `--values` YAML file of flat strings.
+pub fn values(file: Option<&std::path::Path>, sets: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read values file {}: {e}", f.display()))?;
+        let v: serde_yaml::Value = serde_yaml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("values file {}: {e}", f.display()))?;
+        match v {
+            serde_yaml::Value::Null => {}
+            serde_yaml::Value::Mapping(m) => {
+                for (k, v) in m {
+                    let k = scalar(&k).ok_or_else(|| {
+                        anyhow::anyhow!("values file {}: keys must be strings", f.display())
+                    })?;
+                    let v = scalar(&v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "values file {}: value of '{k}' must be a string, number or bool",
+                            f.display()
+                        )
+                    })?;
+                    out.insert(k, v);
+                }
+            }
+            _ => bail!(
+                "values file {} must be a mapping of names to values",
+                f.display()
+            ),
+        }
+    }
+    for s in sets {
+        match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => bail!("--set '{s}' must be KEY=VALUE with a non-empty key"),
+        }
+    }
+    Ok(out)
+}
+
+fn scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_yaml::Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// `--build-arg K[=V]`: without `=V` the value comes from the environment.
+pub fn build_args(args: &[String], secret: bool) -> Result<Vec<crtask_core::model::BuildArg>> {
+    args.iter()
+        .map(|a| {
+            if a.contains('=') {
+                Ok(crtask_core::model::BuildArg::parse(a, secret)?)
+            } else {
+                match std::env::var(a) {
+                    Ok(v) => Ok(crtask_core::model::BuildArg::parse(
+                        &format!("{a}={v}"),
+                        secret,
+                    )?),
+                    Err(_) => bail!(
+                        "build argument '{a}' has no value and {a} is not set in the environment"
+                    ),
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_values() {
+        let v = values(None, &["a=b=c".into(), "x=1".into(), "x=2".into()]).unwrap();
+        assert_eq!(v["a"], "b=c");
+        assert_eq!(v["x"], "2");
+        assert!(values(None, &["novalue".into()]).is_err());
+        assert!(values(None, &["=v".into()]).is_err());
+    }
+
+    #[test]
+    fn set_beats_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("v.yaml");
+        std::fs::write(&f, "a: 1\nb: two\nc: true\n").unwrap();
+        let v = values(Some(&f), &["b=three".into()]).unwrap();
+        assert_eq!(
+            (v["a"].as_str(), v["b"].as_str(), v["c"].as_str()),
+            ("1", "three", "true")
+        );
+        std::fs::write(&f, "- a\n").unwrap();
+        assert!(values(Some(&f), &[]).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! `crtask serve`: the local server.
+
+use anyhow::Result;
+use clap::Args;
+use crtask_local::config::ServerSettings;
+use crtask_local::platform::Platform;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "CRTASK_LISTEN")]
+    listen: Option<String>,
+    /// SQLite database, run logs, contexts, image storage [default: ./.crtask].
+    #[arg(long, env = "CRTASK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Registry for quick-build tags without a host and for {{.Run.Registry}}.
+    #[arg(long, env = "CRTASK_REGISTRY")]
+    registry: Option<String>,
+    /// A registry reached over plain HTTP (repeatable).
+    #[arg(long, env = "CRTASK_INSECURE_REGISTRY", value_delimiter = ',')]
+    insecure_registry: Vec<String>,
+    /// File holding a git webhook secret (repeatable; all are valid at once).
+    #[arg(long, env = "CRTASK_GIT_WEBHOOK_SECRET_FILE", value_delimiter = ',')]
+    git_webhook_secret_file: Vec<PathBuf>,
+    /// File holding a registry webhook token (repeatable).
+    #[arg(
+        long,
+        env = "CRTASK_REGISTRY_WEBHOOK_TOKEN_FILE",
+        value_delimiter = ','
+    )]
+    registry_webhook_token_file: Vec<PathBuf>,
+    /// Concurrent runs [default: 2].
+    #[arg(long, env = "CRTASK_WORKERS")]
+    workers: Option<usize>,
+    /// Largest build context accepted, bytes [default: 512 MiB].
+    #[arg(long, env = "CRTASK_CONTEXT_LIMIT")]
+    context_limit: Option<u64>,
+    /// The buildah binary [default: buildah].
+    #[arg(long, env = "CRTASK_BUILDAH")]
+    buildah: Option<PathBuf>,
+    /// buildah storage driver [default: vfs].
+    #[arg(long, env = "CRTASK_STORAGE_DRIVER")]
+    storage_driver: Option<String>,
+    /// buildah isolation [default: chroot].
+    #[arg(long, env = "CRTASK_ISOLATION")]
+    isolation: Option<String>,
+    /// buildah storage location [default: DATA_DIR/storage].
+    #[arg(long, env = "CRTASK_STORAGE_ROOT")]
+    storage_root: Option<PathBuf>,
+    /// TOML file with any of these settings (kebab-case keys); flags and
+    /// environment win over it.
+    #[arg(long, env = "CRTASK_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(a: ServeArgs) -> Result<i32> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRTASK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let file = match &a.config {
+        Some(p) => ServerSettings::from_file(p)?,
+        None => ServerSettings::default(),
+    };
+    let flags = ServerSettings {
+        listen: a.listen,
+        data_dir: a.data_dir,
+        registry: a.registry,
+        insecure_registry: a.insecure_registry,
+        git_webhook_secret_file: a.git_webhook_secret_file,
+        registry_webhook_token_file: a.registry_webhook_token_file,
+        workers: a.workers,
+        context_limit: a.context_limit,
+        buildah: a.buildah,
+        storage_driver: a.storage_driver,
+        isolation: a.isolation,
+        storage_root: a.storage_root,
+    };
+    let platform = Platform::assemble(flags.over(file)).await?;
+    platform.serve().await?;
+    Ok(0)
+}

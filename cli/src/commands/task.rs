@@ -1,0 +1,463 @@
+//! `crtask task ...`.
+
+use super::{wait, Ctx};
+use crate::output;
+use crate::Format;
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, Subcommand};
+use crtask_core::api::TaskRunRequest;
+use crtask_core::model::{
+    is_git_url, BaseImageTriggerType, Task, TimerTrigger, DEFAULT_TASK_TIMEOUT,
+};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Create a task.
+    Create(TaskFields),
+    /// Show a task.
+    Show(Name),
+    /// List tasks.
+    List,
+    /// Change a task (only the flags given).
+    Update(TaskFields),
+    /// Delete a task (its runs are kept).
+    Delete(Name),
+    /// Run a task now and stream its log.
+    Run(RunArgs),
+    /// List runs, newest first.
+    ListRuns(ListRunsArgs),
+    /// Show one run.
+    ShowRun(RunId),
+    /// Print a run's log (follows a run in progress).
+    Logs(LogsArgs),
+    /// Cancel a queued or running run.
+    CancelRun(RunId),
+}
+
+#[derive(Args)]
+pub struct Name {
+    #[arg(long, short = 'n')]
+    name: String,
+}
+
+#[derive(Args)]
+pub struct RunId {
+    #[arg(long)]
+    run_id: String,
+}
+
+#[derive(Args)]
+pub struct TaskFields {
+    #[arg(long, short = 'n')]
+    name: String,
+    /// A local directory (read by the server at each run), a git URL
+    /// (#ref[:subdir]) or /dev/null.
+    #[arg(long, short = 'c')]
+    context: Option<String>,
+    /// Dockerfile (or task file) inside the context [default: Dockerfile].
+    #[arg(long, short = 'f')]
+    file: Option<String>,
+    /// Image tag template (repeatable; replaces the list on update).
+    #[arg(long = "image", short = 't')]
+    images: Vec<String>,
+    /// Branch to build on commits [default: main].
+    #[arg(long)]
+    branch: Option<String>,
+    #[arg(long, value_name = "BOOL")]
+    commit_trigger_enabled: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pull_request_trigger_enabled: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    base_image_trigger_enabled: Option<bool>,
+    /// Runtime or All.
+    #[arg(long)]
+    base_image_trigger_type: Option<String>,
+    /// Timer as [NAME:]CRON (repeatable).
+    #[arg(long = "schedule")]
+    schedules: Vec<String>,
+    /// Build argument K=V (repeatable).
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Secret build argument K=V (repeatable; never shown).
+    #[arg(long = "secret-build-arg")]
+    secret_build_args: Vec<String>,
+    /// Template value K=V (repeatable).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    /// YAML file of template values.
+    #[arg(long)]
+    values: Option<PathBuf>,
+    /// Only build pushes that change a file matching this glob (repeatable).
+    #[arg(long = "path-filter")]
+    path_filters: Vec<String>,
+    /// Build stage to stop at.
+    #[arg(long)]
+    target: Option<String>,
+    /// Platform as os/arch[/variant].
+    #[arg(long)]
+    platform: Option<String>,
+    /// Run timeout in seconds (300-28800) [default: 3600].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Build without pushing (BOOL).
+    #[arg(long, value_name = "BOOL")]
+    no_push: Option<bool>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[arg(long, short = 'n')]
+    name: String,
+    /// Template value K=V for this run (repeatable).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    #[arg(long)]
+    values: Option<PathBuf>,
+    #[arg(long)]
+    no_logs: bool,
+    /// Return once the run is queued.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+#[derive(Args)]
+pub struct ListRunsArgs {
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    #[arg(long)]
+    run_status: Option<String>,
+    #[arg(long, default_value_t = 15)]
+    top: usize,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    #[arg(long, conflicts_with = "name", required_unless_present = "name")]
+    run_id: Option<String>,
+    /// The task's latest run.
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+}
+
+/// Parses `--schedule [NAME:]CRON` values; unnamed ones become t1, t2, ...
+pub fn timers(specs: &[String]) -> Result<Vec<TimerTrigger>> {
+    let mut out: Vec<TimerTrigger> = Vec::new();
+    let mut n = 0;
+    for s in specs {
+        let (name, cron) = match s.split_once(':') {
+            Some((name, cron)) if !name.contains(' ') && !name.is_empty() => {
+                (name.to_string(), cron.trim().to_string())
+            }
+            _ => {
+                n += 1;
+                let mut name = format!("t{n}");
+                while out.iter().any(|t| t.name == name) {
+                    n += 1;
+                    name = format!("t{n}");
+                }
+                (name, s.trim().to_string())
+            }
+        };
+        if out.iter().any(|t| t.name == name) {
+            bail!("timer name '{name}' is used twice");
+        }
+        out.push(TimerTrigger {
+            name,
+            schedule: cron,
+            enabled: true,
+        });
+    }
+    Ok(out)
+}
+
+fn resolve_context(c: &str) -> String {
+    if c == "/dev/null" || is_git_url(c) {
+        c.to_string()
+    } else {
+        let p = crate::absolute(&PathBuf::from(c));
+        p.canonicalize().unwrap_or(p).to_string_lossy().into_owned()
+    }
+}
+
+impl TaskFields {
+    fn apply(self, t: &mut Task) -> Result<()> {
+        if let Some(c) = &self.context {
+            let resolved = resolve_context(c);
+            if resolved.starts_with('/')
+                && resolved != "/dev/null"
+                && !PathBuf::from(&resolved).is_dir()
+            {
+                bail!("context directory '{c}' does not exist");
+            }
+            t.context = resolved;
+        }
+        if let Some(f) = self.file {
+            t.file = f;
+        }
+        if !self.images.is_empty() {
+            t.images = self.images;
+        }
+        if let Some(b) = self.branch {
+            t.branch = Some(b);
+        }
+        if let Some(v) = self.commit_trigger_enabled {
+            t.commit_trigger_enabled = v;
+        }
+        if let Some(v) = self.pull_request_trigger_enabled {
+            t.pull_request_trigger_enabled = v;
+        }
+        if let Some(v) = self.base_image_trigger_enabled {
+            t.base_image_trigger_enabled = v;
+        }
+        if let Some(v) = self.base_image_trigger_type {
+            t.base_image_trigger_type = v.parse::<BaseImageTriggerType>()?;
+        }
+        if !self.schedules.is_empty() {
+            t.timers = timers(&self.schedules)?;
+        }
+        if !self.build_args.is_empty() || !self.secret_build_args.is_empty() {
+            let mut args = super::build_args(&self.build_args, false)?;
+            args.extend(super::build_args(&self.secret_build_args, true)?);
+            t.build_args = args;
+        }
+        if self.values.is_some() || !self.sets.is_empty() {
+            let v = super::values(self.values.as_deref(), &self.sets)?;
+            t.values.extend(v);
+        }
+        if !self.path_filters.is_empty() {
+            t.path_filters = self.path_filters;
+        }
+        if let Some(v) = self.target {
+            t.target = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = self.platform {
+            t.platform = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = self.timeout {
+            t.timeout = v;
+        }
+        if let Some(v) = self.no_push {
+            t.push = !v;
+        }
+        Ok(())
+    }
+}
+
+fn new_task(name: &str) -> Task {
+    Task {
+        name: name.to_string(),
+        context: String::new(),
+        file: "Dockerfile".into(),
+        images: Vec::new(),
+        branch: None,
+        commit_trigger_enabled: true,
+        pull_request_trigger_enabled: false,
+        base_image_trigger_enabled: true,
+        base_image_trigger_type: BaseImageTriggerType::Runtime,
+        timers: Vec::new(),
+        build_args: Vec::new(),
+        values: Default::default(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: DEFAULT_TASK_TIMEOUT,
+        create_time: chrono::Utc::now(),
+    }
+}
+
+fn show_task(ctx: &Ctx, t: Task) {
+    if ctx.format == Format::Json {
+        output::json(&t);
+        return;
+    }
+    let kv = |k: &str, v: String| println!("{k:<22} {v}");
+    kv("Name:", t.name.clone());
+    kv("Context:", t.context.clone());
+    kv("File:", t.file.clone());
+    kv("Images:", t.images.join(", "));
+    kv("Branch:", t.branch.clone().unwrap_or_else(|| "main".into()));
+    kv("Commit trigger:", on(t.commit_trigger_enabled));
+    kv("Pull request trigger:", on(t.pull_request_trigger_enabled));
+    kv(
+        "Base image trigger:",
+        format!(
+            "{} ({:?})",
+            on(t.base_image_trigger_enabled),
+            t.base_image_trigger_type
+        ),
+    );
+    for tm in &t.timers {
+        kv(
+            "Timer:",
+            format!("{} \"{}\" {}", tm.name, tm.schedule, on(tm.enabled)),
+        );
+    }
+    if !t.path_filters.is_empty() {
+        kv("Path filters:", t.path_filters.join(", "));
+    }
+    for a in &t.build_args {
+        kv("Build arg:", format!("{}={}", a.name, a.value));
+    }
+    for (k, v) in &t.values {
+        kv("Value:", format!("{k}={v}"));
+    }
+    kv("Push:", if t.push { "yes".into() } else { "no".into() });
+    kv("Timeout:", format!("{}s", t.timeout));
+    kv("Created:", crtask_core::time::rfc3339(t.create_time));
+}
+
+fn on(b: bool) -> String {
+    if b { "Enabled" } else { "Disabled" }.to_string()
+}
+
+pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
+    let client = ctx.client()?;
+    match cmd {
+        TaskCommand::Create(f) => {
+            if f.context.is_none() {
+                bail!("--context is required: a directory, a git URL or /dev/null");
+            }
+            let mut t = new_task(&f.name);
+            f.apply(&mut t)?;
+            let t = client.create_task(&t).await?;
+            show_task(ctx, t);
+        }
+        TaskCommand::Update(f) => {
+            let mut t = client.task(&f.name).await?;
+            f.apply(&mut t)?;
+            let t = client.update_task(&t).await?;
+            show_task(ctx, t);
+        }
+        TaskCommand::Show(n) => show_task(ctx, client.task(&n.name).await?),
+        TaskCommand::List => {
+            let tasks = client.tasks().await?;
+            if ctx.format == Format::Json {
+                output::json(&tasks);
+            } else {
+                let rows: Vec<Vec<String>> = tasks
+                    .iter()
+                    .map(|t| {
+                        let mut trig = Vec::new();
+                        if t.commit_trigger_enabled {
+                            trig.push("Commit".to_string());
+                        }
+                        if t.pull_request_trigger_enabled {
+                            trig.push("PullRequest".into());
+                        }
+                        if t.base_image_trigger_enabled {
+                            trig.push("BaseImage".into());
+                        }
+                        if t.timers.iter().any(|x| x.enabled) {
+                            trig.push("Timer".into());
+                        }
+                        vec![
+                            t.name.clone(),
+                            t.platform
+                                .clone()
+                                .unwrap_or_else(crtask_core::quickbuild::host_platform),
+                            t.context.clone(),
+                            trig.join(", "),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "PLATFORM", "CONTEXT", "TRIGGERS"], &rows);
+            }
+        }
+        TaskCommand::Delete(n) => {
+            client.delete_task(&n.name).await?;
+            if ctx.format == Format::Json {
+                output::json(&serde_json::json!({"deleted": n.name}));
+            } else {
+                println!("Task '{}' deleted", n.name);
+            }
+        }
+        TaskCommand::Run(a) => {
+            let values = super::values(a.values.as_deref(), &a.sets)?;
+            let run = client.run_task(&a.name, &TaskRunRequest { values }).await?;
+            let id = run["runId"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the server answered without a run id"))?
+                .to_string();
+            if ctx.format == Format::Json && a.no_wait {
+                output::json(&run);
+                return Ok(0);
+            }
+            println!("Queued a run with ID: {id}");
+            if a.no_wait {
+                return Ok(0);
+            }
+            return wait::follow(ctx, &client, &id, a.no_logs).await;
+        }
+        TaskCommand::ListRuns(a) => {
+            if let Some(s) = &a.run_status {
+                s.parse::<crtask_core::model::RunStatus>()?;
+            }
+            let runs = client
+                .runs(a.name.as_deref(), a.run_status.as_deref(), Some(a.top))
+                .await?;
+            if ctx.format == Format::Json {
+                output::json(&runs);
+            } else {
+                output::runs_table(&runs);
+            }
+        }
+        TaskCommand::ShowRun(r) => {
+            let run = client.run(&r.run_id).await?;
+            if ctx.format == Format::Json {
+                output::json(&run);
+            } else {
+                output::run_details(&run);
+            }
+        }
+        TaskCommand::Logs(a) => {
+            let id = match (a.run_id, a.name) {
+                (Some(id), _) => id,
+                (None, Some(name)) => {
+                    client.task(&name).await?;
+                    let runs = client.runs(Some(&name), None, Some(1)).await?;
+                    runs.first()
+                        .and_then(|r| r["runId"].as_str())
+                        .map(str::to_string)
+                        .ok_or_else(|| anyhow!("task '{name}' has no runs yet"))?
+                }
+                (None, None) => bail!("give --run-id or --name"),
+            };
+            client.run(&id).await?;
+            client.log(&id, true, &mut std::io::stdout()).await?;
+        }
+        TaskCommand::CancelRun(r) => {
+            let run = client.cancel(&r.run_id).await?;
+            if ctx.format == Format::Json {
+                output::json(&run);
+            } else {
+                println!(
+                    "Run ID: {} is {}",
+                    r.run_id,
+                    run["status"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_names() {
+        let t = timers(&[
+            "0 2 * * *".into(),
+            "nightly:0 3 * * *".into(),
+            "*/5 * * * *".into(),
+        ])
+        .unwrap();
+        let names: Vec<_> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["t1", "nightly", "t2"]);
+        assert_eq!(t[1].schedule, "0 3 * * *");
+        assert!(timers(&["a:* * * * *".into(), "a:0 * * * *".into()]).is_err());
+    }
+}

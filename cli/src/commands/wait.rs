@@ -1,0 +1,73 @@
+//! Following a run: stream its log, then report how it ended.
+
+use super::Ctx;
+use crate::client::{Client, RunJson};
+use crate::Format;
+use anyhow::Result;
+use std::time::Duration;
+
+/// Streams the log (unless `no_logs`), waits for the end, prints the final
+/// line (or the run as JSON) and returns the exit code: 0 only on success.
+pub async fn follow(ctx: &Ctx, client: &Client, run_id: &str, no_logs: bool) -> Result<i32> {
+    if !no_logs {
+        // In JSON mode stdout carries only the final document.
+        let res = if ctx.format == Format::Json {
+            client.log(run_id, true, &mut std::io::stderr()).await
+        } else {
+            client.log(run_id, true, &mut std::io::stdout()).await
+        };
+        if let Err(e) = res {
+            eprintln!("warning: {e:#}; waiting for the run to finish");
+        }
+    }
+    let run = wait_terminal(client, run_id).await?;
+    Ok(report(ctx, &run))
+}
+
+async fn wait_terminal(client: &Client, run_id: &str) -> Result<RunJson> {
+    loop {
+        let run = client.run(run_id).await?;
+        if is_terminal(&run) {
+            return Ok(run);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn is_terminal(run: &RunJson) -> bool {
+    matches!(
+        run["status"].as_str(),
+        Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout")
+    )
+}
+
+/// Prints how the run ended; returns the exit code.
+pub fn report(ctx: &Ctx, run: &RunJson) -> i32 {
+    let ok = run["status"] == "Succeeded";
+    let id = run["runId"].as_str().unwrap_or("?");
+    if ctx.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(run).unwrap_or_default());
+    } else {
+        let took = crate::output::duration(run);
+        if ok {
+            println!("Run ID: {id} was successful after {took}");
+        } else {
+            println!(
+                "Run ID: {id} failed after {took}. Error: {}",
+                run["error"]
+                    .as_str()
+                    .unwrap_or(run["status"].as_str().unwrap_or("unknown"))
+            );
+        }
+    }
+    if ok {
+        0
+    } else {
+        eprintln!(
+            "error: run {id} {}: {}",
+            run["status"].as_str().unwrap_or("failed").to_lowercase(),
+            run["error"].as_str().unwrap_or("no reason recorded")
+        );
+        1
+    }
+}
