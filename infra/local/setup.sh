@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the local stack needs, only where it is missing:
+# buildah (builds), docker-registry (the CNCF distribution registry),
+# busybox-static (the seed base image), git, curl.
+set -euo pipefail
+
+need=()
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+# The seed image copies /bin/busybox: it must be the static build.
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+[ -f /etc/containers/policy.json ] || need+=(golang-github-containers-common)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git ready"

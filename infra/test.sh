@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests use, checks
+# formatting and lints, builds the crtask binary the end-to-end tests drive,
+# and runs every test (unit, integration, end to end with buildah and the
+# distribution registry; each test starts the services it needs).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+infra/local/setup.sh
+if [ -f tests/js/package.json ]; then
+  command -v npm >/dev/null 2>&1 || { echo "test: npm is required for the webhook fixtures" >&2; exit 1; }
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo build --quiet -p crtask
+cargo nextest run --workspace --no-fail-fast "$@"

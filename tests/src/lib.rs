@@ -1,0 +1,363 @@
+//! Harness for crtask's end-to-end tests: real processes, real peers.
+//!
+//! Each test starts its own CNCF distribution registry (`docker-registry`)
+//! and its own `crtask serve` on free loopback ports with private data
+//! directories, and drives the real `crtask` binary like a user would.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The `crtask` binary built by `cargo build -p crtask` (or `CRTASK_BIN`).
+pub fn crtask_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CRTASK_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>/crtask
+    let exe = std::env::current_exe().unwrap_or_default();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("crtask"))
+        .unwrap_or_default();
+    assert!(
+        bin.is_file(),
+        "the crtask binary is not at {}: run `cargo build -p crtask` first (infra/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn wait_http(url: &str, child: &mut Child, what: &str, log: &Path) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "{what} exited early ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if let Ok(r) = reqwest::blocking::get(url) {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not answer at {url} within 20 s")
+}
+
+/// A running `docker-registry` on plain HTTP.
+pub struct Registry {
+    child: Child,
+    pub host: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry; `notify` adds a notification endpoint `(url, bearer token)`.
+    pub fn start_with(notify: Option<(&str, &str)>) -> Result<Registry> {
+        let dir = tempfile::tempdir()?;
+        let host = format!("127.0.0.1:{}", free_port());
+        let mut cfg = format!(
+            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: \"{}\"}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{host}\"}}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((url, token)) = notify {
+            cfg.push_str(&format!(
+                "notifications:\n  endpoints:\n    - name: crtask\n      url: \"{url}\"\n      headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 5\n      backoff: 1s\n"
+            ));
+        }
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg)?;
+        let log = dir.path().join("registry.log");
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start docker-registry (run infra/local/setup.sh)")?;
+        wait_http(
+            &format!("http://{host}/v2/"),
+            &mut child,
+            "docker-registry",
+            &log,
+        )?;
+        Ok(Registry { child, host, dir })
+    }
+
+    pub fn start() -> Result<Registry> {
+        Self::start_with(None)
+    }
+
+    /// The digest the registry serves for `repo:tag`, if any.
+    pub fn digest(&self, repo: &str, tag: &str) -> Option<String> {
+        let r = reqwest::blocking::Client::new()
+            .head(format!("http://{}/v2/{repo}/manifests/{tag}", self.host))
+            .header(
+                "Accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+            )
+            .send()
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Pushes the busybox seed image as `name` (`base:1`); `content` varies
+    /// the image so the same name can be updated. Returns its digest.
+    pub fn seed(&self, name: &str, content: &str) -> Result<String> {
+        let out = Command::new(repo_root().join("infra/local/seed-base.sh"))
+            .args([&self.host, name, content])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "seed-base.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !digest.starts_with("sha256:") {
+            bail!("seed-base.sh printed no digest: {digest}");
+        }
+        Ok(digest)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running `crtask serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server using `registry` for unqualified tags (plain HTTP).
+    pub fn start(registry: &Registry, extra: &[&str]) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let url_port = free_port();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{url_port}"),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--registry".into(),
+            registry.host.clone(),
+            "--insecure-registry".into(),
+            registry.host.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut s = Server {
+            child: None,
+            url: format!("http://127.0.0.1:{url_port}"),
+            log: dir.path().join("server.log"),
+            data,
+            args,
+            _dir: Some(dir),
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut child = Command::new(crtask_bin())
+            .args(&self.args)
+            .env_remove("CRTASK_SERVER")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        wait_http(
+            &format!("{}/healthz", self.url),
+            &mut child,
+            "crtask serve",
+            &self.log,
+        )?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs the server (no chance to clean up), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    /// The server's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `crtask ARGS` against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(crtask_bin())
+            .args(args)
+            .env("CRTASK_SERVER", &self.url)
+            .env_remove("CRTASK_OUTPUT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run crtask: {e}"))
+    }
+
+    /// Runs `crtask ARGS -o json` and parses stdout.
+    pub fn cli_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let out = self.cli(&a);
+        if !out.status.success() {
+            bail!(
+                "crtask {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            anyhow!(
+                "crtask {} printed no JSON ({e}): {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// A run's JSON record.
+    pub fn run(&self, id: &str) -> Result<serde_json::Value> {
+        self.cli_json(&["task", "show-run", "--run-id", id])
+    }
+
+    /// Polls until the run's status satisfies `pred` (at most `secs`).
+    pub fn wait_status(
+        &self,
+        id: &str,
+        secs: u64,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let r = self.run(id)?;
+            if pred(r["status"].as_str().unwrap_or("")) {
+                return Ok(r);
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                bail!("run {id} still {} after {secs} s", r["status"]);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// stdout and stderr of a command, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes files (path, content) under `dir`.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (p, c) in files {
+        let path = dir.join(p);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+        }
+        std::fs::write(&path, c).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}
+
+/// Reads a file out of a pushed image: pulls it into private storage,
+/// mounts it, and returns the file's content (`None` when absent).
+pub fn read_from_image(image: &str, insecure: &str, path: &str) -> Result<Option<String>> {
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!("[[registry]]\nlocation = \"{insecure}\"\ninsecure = true\n"),
+    )?;
+    let buildah = |args: &[&str]| -> Result<String> {
+        let out = Command::new("buildah")
+            .arg("--storage-driver")
+            .arg("vfs")
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("runroot"))
+            .args(args)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "buildah {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let ctr = buildah(&["from", "--quiet", image])?;
+    let mnt = buildah(&["mount", &ctr])?;
+    let content = std::fs::read_to_string(Path::new(&mnt).join(path.trim_start_matches('/'))).ok();
+    let _ = buildah(&["umount", &ctr]);
+    let _ = buildah(&["rm", &ctr]);
+    Ok(content)
+}
