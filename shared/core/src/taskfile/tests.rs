@@ -1,0 +1,1011 @@
+//! Tests of the whole task-file pipeline: parse/validate, samples, graph, executor.
+
+use super::*;
+use crate::model::RunStatus;
+use chrono::TimeZone;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn vars() -> RunVars {
+    RunVars {
+        id: "ca1".into(),
+        registry: "roo.azurecr.io".into(),
+        date: chrono::Utc
+            .with_ymd_and_hms(2010, 5, 20, 13, 14, 22)
+            .unwrap(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        ..Default::default()
+    }
+}
+
+fn load_str(src: &str) -> Result<TaskFile, TaskFileErrors> {
+    load(src, &vars(), &BTreeMap::new(), &ParseOptions::default())
+}
+
+fn ok(src: &str) -> TaskFile {
+    match load_str(src) {
+        Ok(tf) => tf,
+        Err(e) => panic!("expected a valid file, got:\n{e}\n--- file:\n{src}"),
+    }
+}
+
+// ---------------------------------------------------------------- parsing
+
+#[test]
+fn defaults_and_properties() {
+    let tf = ok("\
+# a comment line that shifts nothing but is counted
+stepTimeout: 0
+workingDirectory: src
+env: [\"A=1,B=2\", C=3]
+steps:
+  - build: -t app:$ID -f Dockerfile .
+  - id: test
+    cmd: bash -c 'echo \"hi there\"'
+    env: [B=step, D=4]
+    timeout: 30
+    retries: 2
+    retryDelay: 0
+    repeat: 1
+    startDelay: 3
+    ignoreErrors: true
+    detach: yes
+    keep: true
+    privileged: true
+    pull: true
+    entryPoint: sh
+    workingDirectory: /abs
+    disableWorkingDirectoryOverride: true
+    user: root
+    network: host
+    ports: [8080, \"9090:90\"]
+    expose: [\"80\"]
+  - push: [app, app, 'reg:5000/x:1', app:latest, app@sha256:abc]
+    workingDirectory: sub/dir
+");
+    assert_eq!(tf.version, TaskVersion::V1_0_0);
+    assert_eq!(tf.step_timeout, 600);
+    assert!(tf.warnings.is_empty(), "{:?}", tf.warnings);
+    let ids: Vec<&str> = tf.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["acb_step_0", "test", "acb_step_2"]);
+    let [b, t, p] = [&tf.steps[0], &tf.steps[1], &tf.steps[2]];
+    assert_eq!(b.line, 6);
+    assert_eq!(t.line, 7);
+    assert_eq!(b.timeout, 600);
+    assert_eq!(b.retry_delay, 5);
+    assert_eq!(b.working_directory.as_deref(), Some("/workspace/src"));
+    assert_eq!(
+        b.env,
+        vec![
+            ("A".into(), "1".into()),
+            ("B".into(), "2".into()),
+            ("C".into(), "3".into())
+        ]
+    );
+    match &b.kind {
+        StepKind::Build(bs) => {
+            // v1.0.0: `$ID` is not an alias
+            assert_eq!(bs.tags, vec!["app:$ID"]);
+            assert_eq!(bs.context, BuildContext::Local(".".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.timeout, 30);
+    assert_eq!(
+        (t.retries, t.retry_delay, t.repeat, t.start_delay),
+        (2, 5, 1, 3)
+    );
+    assert!(t.ignore_errors && t.detach && t.keep && t.privileged && t.pull);
+    assert!(t.disable_working_directory_override);
+    assert_eq!(t.entry_point.as_deref(), Some("sh"));
+    assert_eq!(t.working_directory.as_deref(), Some("/abs"));
+    assert_eq!(t.user.as_deref(), Some("root"));
+    assert_eq!(t.network.as_deref(), Some("host"));
+    assert_eq!(t.ports, vec!["8080", "9090:90"]);
+    assert_eq!(t.expose, vec!["80"]);
+    assert_eq!(
+        t.env,
+        vec![
+            ("B".into(), "step".into()),
+            ("D".into(), "4".into()),
+            ("A".into(), "1".into()),
+            ("C".into(), "3".into())
+        ]
+    );
+    match &t.kind {
+        StepKind::Cmd(c) => {
+            assert_eq!(c.image, "mcr.microsoft.com/acr/bash:fe316c9");
+            assert_eq!(c.alias.as_deref(), Some("bash"));
+            assert_eq!(c.args, vec!["-c", "echo \"hi there\""]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.working_directory.as_deref(), Some("/workspace/sub/dir"));
+    assert_eq!(
+        p.kind,
+        StepKind::Push(vec![
+            "app:latest".into(),
+            "reg:5000/x:1".into(),
+            "app@sha256:abc".into()
+        ])
+    );
+    assert!(p.is_push());
+    assert_eq!(p.attempts(), 1);
+    assert_eq!(t.attempts(), 3);
+}
+
+#[test]
+fn versions() {
+    for (v, want) in [
+        ("v1.0.0", TaskVersion::V1_0_0),
+        ("V1.1.0", TaskVersion::V1_1_0),
+        ("1.0-PREVIEW-1", TaskVersion::Preview1),
+        ("'v1.1.0'", TaskVersion::V1_1_0),
+    ] {
+        let tf = ok(&format!("version: {v}\nsteps:\n  - cmd: x\n"));
+        assert_eq!(tf.version, want, "{v}");
+    }
+    let e = load_str("version: v2.0.0\nsteps:\n  - cmd: x\n").unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].line, Some(1));
+    assert!(e.0[0].message.contains("invalid version 'v2.0.0'"), "{e}");
+}
+
+#[test]
+fn step_timeout_copied_and_custom_image_alias() {
+    let tf = ok("\
+version: v1.1.0
+stepTimeout: 42
+alias:
+  values:
+    tool: 127.0.0.1:5000/tool:1
+steps:
+  - cmd: tool run $ID
+  - cmd: curl -s x
+    timeout: -1
+");
+    assert_eq!(tf.steps[0].timeout, 42);
+    assert_eq!(tf.steps[1].timeout, 42);
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => {
+            assert_eq!(c.image, "127.0.0.1:5000/tool:1");
+            assert_eq!(c.args, vec!["run", "ca1"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut opts = ParseOptions::default();
+    opts.image_aliases
+        .insert("curl".into(), "local/curl:1".into());
+    let tf = load(
+        "steps:\n  - cmd: curl -s x\n",
+        &vars(),
+        &BTreeMap::new(),
+        &opts,
+    )
+    .unwrap();
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => assert_eq!(c.image, "local/curl:1"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unknown_keys_warn_with_lines() {
+    let tf = ok("\
+# leading comment
+steps:
+  - cmd: x
+    colour: blue
+    exitedWith: [1]
+flavour: vanilla
+");
+    let w: Vec<String> = tf.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.contains(&"line 6: unknown key 'flavour' is ignored".to_string()),
+        "{w:?}"
+    );
+    assert!(
+        w.contains(&"line 4: step 'acb_step_0': unknown key 'colour' is ignored".to_string()),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("line 5: step 'acb_step_0': 'exitedWith'")),
+        "{w:?}"
+    );
+}
+
+/// Every invalid file of the spec's list: rejected, naming the step and the
+/// user's line (each file starts with comment lines, which are removed before
+/// parsing, to prove lines map back).
+#[test]
+fn invalid_files_name_step_and_line() {
+    let head = "# comment one\n  # comment two\nversion: v1.1.0\n";
+    // (body after head, line of the error in the full file, step id, message part)
+    let cases: &[(&str, usize, Option<&str>, &str)] = &[
+        ("steps:\n  - id: a\n    cmd: x\n    build: .\n", 5, Some("a"), "build and cmd"),
+        ("steps:\n  - id: a\n    push: [x]\n    cmd: x\n", 5, Some("a"), "cmd and push"),
+        ("steps:\n  - id: a\n    timeout: 5\n", 5, Some("a"), "none of build, cmd or push"),
+        ("steps:\n  - cmd: x\n  - env: [A=1]\n", 6, Some("acb_step_1"), "none of build, cmd or push"),
+        ("steps:\n  - id: my step\n    cmd: x\n", 5, Some("my step"), "must not contain spaces"),
+        ("steps:\n  - id: a\n    cmd: x\n  - id: a\n    cmd: y\n", 7, Some("a"), "duplicate step id 'a' (first used by the step on line 5)"),
+        ("steps:\n  - id: acb_root\n    cmd: x\n", 5, Some("acb_root"), "reserved"),
+        ("steps:\n  - id: a\n    cmd: x\n  - id: b\n    cmd: y\n    when: [\"-\", a]\n", 9, Some("b"), "cannot be combined"),
+        ("steps:\n  - id: a\n    cmd: x\n    when: [a]\n", 7, Some("a"), "cannot wait for itself"),
+        ("steps:\n  - id: a\n    cmd: x\n    when:\n      - nope\n", 8, Some("a"), "unknown step 'nope'"),
+        ("steps:\n  - id: a\n    cmd: x\n    when: [b]\n  - id: b\n    cmd: y\n", 7, Some("a"), "comes later in the file (line 8)"),
+        ("steps:\n  - id: a\n    cmd: x\n  - id: b\n    cmd: y\n    when: [a, a]\n", 9, Some("b"), "lists 'a' twice"),
+        ("steps:\n  - id: a\n    cmd: x\n    retries: -1\n", 7, Some("a"), "retries must be 0 or more"),
+        ("steps:\n  - id: a\n    cmd: x\n    repeat: -2\n", 7, Some("a"), "repeat must be 0 or more"),
+        ("steps:\n  - id: a\n    cmd: x\n    timeout: soon\n", 7, Some("a"), "timeout must be a whole number"),
+        ("steps:\n  - id: a\n    build: .\n    entryPoint: sh\n", 7, Some("a"), "entryPoint is only allowed on cmd steps"),
+        ("volumes:\n  - name: v\n    secret:\n      f: aGk=\nsteps:\n  - id: a\n    push: [x]\n    volumeMounts:\n      - name: v\n        mountPath: /m\n", 11, Some("a"), "only allowed on cmd and build"),
+        ("volumes:\n  - name: v\n    secret:\n      f: aGk=\nsteps:\n  - id: a\n    cmd: x\n    volumeMounts:\n      - name: v\n        mountPath: /m\n      - name: v\n        mountPath: /m\n", 14, Some("a"), "mountPath '/m' is used twice"),
+        ("steps:\n  - id: a\n    cmd: x\n    volumeMounts:\n      - name: ghost\n        mountPath: /m\n", 8, Some("a"), "'ghost' does not match any volume"),
+        ("steps:\n  - id: a\n    build: -t x .\n    cache: maybe\n", 7, Some("a"), "cache must be 'enabled' or 'disabled'"),
+        ("steps:\n  - id: a\n    cmd: x\n    env: [NOVALUE]\n", 7, Some("a"), "env entry 'NOVALUE' must be NAME=VALUE"),
+        ("env: [\"A=1,B\"]\nsteps:\n  - cmd: x\n", 4, None, "env entry 'B' must be NAME=VALUE"),
+        ("steps:\n  - id: a\n    build: -t x:1\n", 6, Some("a"), "no context"),
+        ("steps:\n  - id: a\n    cmd: bash 'unterminated\n", 6, Some("a"), "unterminated single quote"),
+        ("steps:\n  - id: a\n    push: [\"x y\"]\n", 6, Some("a"), "white space"),
+        ("steps:\n  - id: a\n    when: \"-\"\n    cmd: x\n", 6, Some("a"), "when must be a list"),
+        ("steps:\n  - id: a\n    cmd: x\n    ignoreErrors: perhaps\n", 7, Some("a"), "must be true or false"),
+        ("steps: []\n", 4, None, "'steps' is empty"),
+        ("stepz:\n  - cmd: x\n", 3, None, "has no 'steps'"),
+        ("steps:\n  - cmd: x\n  - cmd: [unclosed\n", 7, None, "invalid yaml"),
+        ("steps:\n  - id: a\n    cmd: x\n    cmd: y\n", 7, Some("a"), "duplicate key 'cmd'"),
+        ("alias:\n  values:\n    bad-name: x\nsteps:\n  - cmd: x\n", 6, None, "invalid alias name 'bad-name'"),
+        ("volumes:\n  - name: v\n    secret:\n      f: '***'\nsteps:\n  - cmd: x\n", 7, None, "is not base64"),
+        ("secrets:\n  - keyvault: https://x\nsteps:\n  - cmd: x\n", 5, None, "a secret has no 'id'"),
+    ];
+    // the head itself is fine
+    assert!(load_str(&format!(
+        "{head}steps:\n  - id: a\n    when: [\"-\"]\n    cmd: x\n"
+    ))
+    .is_ok());
+    for (body, line, step, msg) in cases {
+        let src = format!("{head}{body}");
+        let errs = match load_str(&src) {
+            Ok(_) => panic!("accepted an invalid file:\n{src}"),
+            Err(e) => e,
+        };
+        let hit = errs.0.iter().find(|e| e.message.contains(msg));
+        let Some(hit) = hit else {
+            panic!("no error containing {msg:?} in:\n{errs}\n--- file:\n{src}");
+        };
+        assert_eq!(
+            hit.line,
+            Some(*line),
+            "line of {msg:?}: {errs}\n--- file:\n{src}"
+        );
+        assert_eq!(hit.step.as_deref(), *step, "step of {msg:?}: {errs}");
+        let shown = hit.to_string();
+        assert!(shown.starts_with(&format!("line {line}: ")), "{shown}");
+        if let Some(s) = step {
+            assert!(shown.contains(&format!("step '{s}': ")), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn all_errors_are_collected() {
+    let src = "\
+version: v9
+steps:
+  - id: a
+    cmd: x
+    retries: -1
+  - id: b
+    when: [zzz]
+  - id: a
+    push: [ok]
+";
+    let e = load_str(src).unwrap_err();
+    let lines: Vec<Option<usize>> = e.0.iter().map(|e| e.line).collect();
+    assert_eq!(
+        lines,
+        vec![Some(1), Some(5), Some(6), Some(7), Some(8)],
+        "{e}"
+    );
+    let shown = e.to_string();
+    assert!(shown.starts_with("task file has 5 errors:\n"), "{shown}");
+    let core: crate::Error = e.into();
+    assert!(
+        matches!(core, crate::Error::Invalid(m) if m.contains("when refers to unknown step 'zzz'"))
+    );
+}
+
+#[test]
+fn no_panic_on_truncated_or_mangled_files() {
+    let mut files = Vec::new();
+    yaml_files(&acr_samples_dir(), &mut files);
+    let extra = [
+        "{", "[", "- - -", "steps: {a: b}", "steps:\n  - [1, 2]", "steps:\n  - ~", "&a [*a]",
+        "a: &x [1]\nb: *x\nsteps: *x", "steps:\n  - cmd: !!binary aGk=", "version: v1.1.0\nalias: [1]\n",
+        "version: v1.1.0\nalias:\n  values: 3\n", "---\nsteps: []\n---\nsteps: []\n", "\u{feff}steps:\n  - cmd: x",
+        "steps:\n  - cmd: x\n    when: [[a]]\n", "steps:\n  - cmd: x\n    volumeMounts: [~, 1, {name: 1}]\n",
+        "volumes: [~, {name: a}, {name: a, secret: 1}]\nsecrets: [1, {id: [1]}]\nnetworks: [{}, ~]\nsteps:\n  - cmd: x\n",
+    ];
+    let mut inputs: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap();
+        let cuts: Vec<usize> = src.char_indices().map(|(i, _)| i).step_by(3).collect();
+        inputs.extend(cuts.into_iter().map(|i| src[..i].to_string()));
+    }
+    for src in &inputs {
+        // only must not panic
+        let _ = load_str(src);
+    }
+}
+
+#[test]
+fn execute_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let tf = ok("steps:\n  - cmd: x\n");
+    let fake: Arc<dyn StepRunner> = Fake::new(&[], &[]);
+    let fut = execute(&tf, fake, &|_| {});
+    assert_send(&fut);
+}
+
+#[test]
+fn template_errors_name_the_line() {
+    // the stand-in and the real renderer both reject an unclosed action
+    let e = load_str("# c\nsteps:\n  - cmd: x {{ .Values.a\n").unwrap_err();
+    assert_eq!(e.0[0].line, Some(3), "{e}");
+}
+
+fn acr_samples_dir() -> PathBuf {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for rel in ["../../../shared/acr-samples", "../../shared/acr-samples"] {
+        let p = base.join(rel);
+        if p.is_dir() {
+            return p;
+        }
+    }
+    panic!("ACR samples not found next to the repository (../shared/acr-samples)");
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            yaml_files(&p, out);
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn acr_samples_parse_and_validate() {
+    let mut files = Vec::new();
+    yaml_files(&acr_samples_dir(), &mut files);
+    assert!(files.len() >= 20, "only {} sample files", files.len());
+    let values: BTreeMap<String, String> = [
+        ("secret1", "s1"),
+        ("secret2", "s2"),
+        ("mysecret", "m"),
+        ("REGISTRY1", "r1.azurecr.io"),
+        ("REGISTRY2", "r2.azurecr.io"),
+        ("registryName", "roo"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut by_name = BTreeMap::new();
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap();
+        let tf = load(&src, &vars(), &values, &ParseOptions::default())
+            .unwrap_or_else(|e| panic!("{} rejected:\n{e}", f.display()));
+        assert!(!tf.steps.is_empty());
+        let g = plan(&tf);
+        assert_eq!(g.nodes.len(), tf.steps.len());
+        by_name.insert(f.file_name().unwrap().to_string_lossy().to_string(), tf);
+    }
+
+    // spot checks of what the samples mean
+    let tf = &by_name["build-run-hello-world.yaml"];
+    match &tf.steps[0].kind {
+        StepKind::Build(b) => {
+            assert_eq!(b.tags, vec!["roo.azurecr.io/hello-world:ca1"]);
+            assert_eq!(b.file.as_deref(), Some("hello-world.dockerfile"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        tf.steps[1].kind,
+        StepKind::Push(vec!["roo.azurecr.io/hello-world:ca1".into()])
+    );
+
+    let tf = &by_name["build-hello-world.yaml"];
+    match &tf.steps[0].kind {
+        StepKind::Build(b) => assert_eq!(b.tags, vec!["roo.azurecr.io/hello-world"]),
+        other => panic!("{other:?}"),
+    }
+
+    let tf = &by_name["bash-echo-3.yaml"];
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => {
+            assert_eq!(c.image, "bash:3.0");
+            assert_eq!(c.alias, None);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let tf = &by_name["managed-identities.yaml"];
+    assert_eq!(
+        tf.alias.values.get("repo").map(String::as_str),
+        Some("my-website")
+    );
+    assert_eq!(tf.steps[0].env, vec![("MY_SECRET".into(), "''".into())]);
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => assert_eq!(
+            c.args,
+            vec!["-c", "if [ -z \"$MY_SECRET\" ]; then echo \"Secret not resolved\"; else echo \"Secret resolved\"; fi"]
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        tf.steps[2].kind,
+        StepKind::Push(vec!["roo.azurecr.io/repo:ca1".into()])
+    );
+
+    let tf = &by_name["mounts-multistep.yaml"];
+    assert_eq!(tf.volumes.len(), 2);
+    assert_eq!(
+        tf.volumes[0].secret.get("mysecret1").map(String::as_str),
+        Some("czE=")
+    );
+    assert_eq!(tf.steps[1].volume_mounts.len(), 2);
+
+    let tf = &by_name["files-working-directory.yaml"];
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => assert_eq!(c.args, vec!["-c", "echo $(date) >> hello.txt"]),
+        other => panic!("{other:?}"),
+    }
+
+    let tf = &by_name["build-test-update-hello-world.yaml"];
+    match &tf.steps[5].kind {
+        StepKind::Cmd(c) => {
+            assert_eq!(c.image, "cmd.azurecr.io/helm:v2.11.0-rc.2");
+            assert_eq!(
+                c.args.last().map(String::as_str),
+                Some("helloworld.image=roo.azurecr.io/hello-world:ca1")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // two parallel builds, then hello-world waits for the second build (the
+    // step before it), func-tests for hello-world, ...
+    assert_eq!(
+        plan(tf).levels(),
+        vec![
+            vec!["acb_step_0", "acb_step_1"],
+            vec!["hello-world"],
+            vec!["func-tests"],
+            vec!["acb_step_4"],
+            vec!["acb_step_5"]
+        ]
+    );
+
+    let g = plan(&by_name["when-parallel-dependent.yaml"]);
+    assert_eq!(
+        g.levels(),
+        vec![
+            vec!["build-hello-world", "build-hello-world-test"],
+            vec!["hello-world"],
+            vec!["func-tests"],
+            vec!["acb_step_4"]
+        ]
+    );
+    let g = plan(&by_name["when-sequential-default.yaml"]);
+    assert_eq!(g.levels().len(), 3);
+
+    let tf = &by_name["buildx.yml"];
+    assert_eq!(tf.steps[0].cache, Some(true));
+}
+
+#[test]
+fn missing_values_render_empty_in_samples_too() {
+    let src = std::fs::read_to_string(acr_samples_dir().join("mounts-secrets.yaml")).unwrap();
+    let tf = load_str(&src).unwrap();
+    assert_eq!(tf.secrets[0].id, "sampleSecret");
+    assert_eq!(
+        tf.volumes[0].secret.get("mysecret1").map(String::as_str),
+        Some("")
+    );
+}
+
+// ---------------------------------------------------------------- graph
+
+fn deps(tf: &TaskFile) -> Vec<(String, Vec<String>)> {
+    let g = plan(tf);
+    g.nodes
+        .iter()
+        .map(|n| {
+            (
+                n.id.clone(),
+                g.dependencies_of(&n.id)
+                    .unwrap()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn graph_orderings() {
+    // sequential by default
+    let tf = ok("steps:\n  - id: a\n    cmd: x\n  - id: b\n    cmd: x\n  - id: c\n    cmd: x\n");
+    assert_eq!(plan(&tf).levels(), vec![vec!["a"], vec!["b"], vec!["c"]]);
+
+    // A; B when ["-"]; C (no when): C waits for B only
+    let tf = ok("steps:\n  - id: A\n    cmd: x\n  - id: B\n    cmd: x\n    when: [\"-\"]\n  - id: C\n    cmd: x\n");
+    assert_eq!(
+        deps(&tf),
+        vec![
+            ("A".to_string(), vec![]),
+            ("B".to_string(), vec![]),
+            ("C".to_string(), vec!["B".to_string()])
+        ]
+    );
+    assert_eq!(plan(&tf).levels(), vec![vec!["A", "B"], vec!["C"]]);
+
+    // fan-out then fan-in (diamond)
+    let tf = ok("\
+steps:
+  - id: build
+    build: -t app .
+  - id: test
+    cmd: app
+    when: [build]
+  - id: scan
+    cmd: scanner app
+    when: [build]
+  - id: push
+    push: [app]
+    when: [test, scan]
+");
+    let g = plan(&tf);
+    assert_eq!(
+        g.levels(),
+        vec![vec!["build"], vec!["test", "scan"], vec!["push"]]
+    );
+    assert_eq!(g.dependencies_of("push").unwrap(), vec!["test", "scan"]);
+    assert_eq!(g.nodes[0].dependents, vec![1, 2]);
+    let secs = |s: u64| Duration::from_secs(s);
+    assert_eq!(
+        g.critical_path(&[secs(2), secs(5), secs(1), secs(1)]),
+        secs(8)
+    );
+
+    // all parallel
+    let tf = ok("steps:\n  - cmd: a\n    when: [\"-\"]\n  - cmd: b\n    when: [\"-\"]\n");
+    assert_eq!(plan(&tf).levels(), vec![vec!["acb_step_0", "acb_step_1"]]);
+    assert_eq!(plan(&tf).critical_path(&[secs(3), secs(4)]), secs(4));
+}
+
+// ---------------------------------------------------------------- executor
+
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    id: String,
+    attempt: u32,
+    start: Duration,
+    end: Duration,
+    canceled: bool,
+}
+
+/// Sleeps `secs` per id (default 1) and exits with the codes of `codes`
+/// (per attempt; the last one repeats; default 0).
+struct Fake {
+    t0: Instant,
+    secs: BTreeMap<String, u64>,
+    codes: BTreeMap<String, Vec<i32>>,
+    errors: Vec<String>,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl Fake {
+    fn new(secs: &[(&str, u64)], codes: &[(&str, &[i32])]) -> Arc<Fake> {
+        Arc::new(Fake {
+            t0: Instant::now(),
+            secs: secs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            codes: codes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
+            errors: Vec::new(),
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn started(&self) -> Vec<String> {
+        self.calls().into_iter().map(|c| c.id).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl StepRunner for Fake {
+    async fn run(
+        &self,
+        step: &Step,
+        attempt: u32,
+        cancel: CancellationToken,
+    ) -> crate::Result<i32> {
+        if self.errors.contains(&step.id) {
+            return Err(crate::Error::Builder("engine exploded".into()));
+        }
+        let start = self.t0.elapsed();
+        let secs = self.secs.get(&step.id).copied().unwrap_or(1);
+        let canceled = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = tokio::time::sleep(Duration::from_secs(secs)) => false,
+        };
+        self.calls.lock().unwrap().push(Call {
+            id: step.id.clone(),
+            attempt,
+            start,
+            end: self.t0.elapsed(),
+            canceled,
+        });
+        if canceled {
+            return Ok(137);
+        }
+        let codes = self.codes.get(&step.id).cloned().unwrap_or_default();
+        let idx = (attempt as usize).saturating_sub(1);
+        Ok(codes.get(idx).or(codes.last()).copied().unwrap_or(0))
+    }
+}
+
+async fn run(tf: &TaskFile, fake: Arc<Fake>) -> (ExecOutcome, Vec<StepEvent>) {
+    let events = Mutex::new(Vec::new());
+    let outcome = execute(tf, fake, &|e| events.lock().unwrap().push(e)).await;
+    (outcome, events.into_inner().unwrap())
+}
+
+fn status_of(o: &ExecOutcome, id: &str) -> RunStatus {
+    o.steps.iter().find(|s| s.id == id).unwrap().status
+}
+
+const PIPELINE: &str = "\
+steps:
+  - id: build
+    build: -t app .
+  - id: test
+    cmd: app
+    when: [build]
+  - id: scan
+    cmd: scanner app
+    when: [build]
+  - id: push
+    push: [app]
+    when: [test, scan]
+";
+
+#[tokio::test(start_paused = true)]
+async fn parallel_steps_overlap_and_dependents_wait() {
+    let tf = ok(PIPELINE);
+    let fake = Fake::new(&[("build", 2), ("test", 3), ("scan", 5), ("push", 1)], &[]);
+    let t0 = Instant::now();
+    let (o, events) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Succeeded, "{o:?}");
+    assert_eq!(o.error, None);
+    // wall time is the critical path: 2 + 5 + 1
+    assert_eq!(t0.elapsed(), Duration::from_secs(8));
+    let calls = fake.calls();
+    let get = |id: &str| calls.iter().find(|c| c.id == id).unwrap().clone();
+    let (test, scan, push) = (get("test"), get("scan"), get("push"));
+    assert_eq!(test.start, Duration::from_secs(2));
+    assert_eq!(scan.start, Duration::from_secs(2));
+    assert!(
+        test.start < scan.end && scan.start < test.end,
+        "test and scan overlap"
+    );
+    assert_eq!(push.start, Duration::from_secs(7), "push waits for both");
+    assert!(o
+        .steps
+        .iter()
+        .all(|s| s.status == RunStatus::Succeeded && s.exit_code == Some(0)));
+    assert!(o
+        .steps
+        .iter()
+        .all(|s| s.start_time.is_some() && s.finish_time.is_some()));
+    // events: each step Started before Finished, in a sane order
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            StepEvent::Started { id, .. } => format!("start {id}"),
+            StepEvent::Finished { record, .. } => format!("end {}", record.id),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names[..3], ["start build", "end build", "start test"]);
+    assert_eq!(names.last().map(String::as_str), Some("end push"));
+    assert_eq!(names.len(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_cancels_siblings_and_skips_dependents() {
+    let tf = ok(PIPELINE);
+    let fake = Fake::new(
+        &[("build", 1), ("test", 2), ("scan", 10)],
+        &[("test", &[3])],
+    );
+    let t0 = Instant::now();
+    let (o, events) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(o.failed_step.as_deref(), Some("test"));
+    assert_eq!(
+        o.error.as_deref(),
+        Some("step 'test' failed: exited with code 3")
+    );
+    assert_eq!(status_of(&o, "build"), RunStatus::Succeeded);
+    assert_eq!(status_of(&o, "test"), RunStatus::Failed);
+    assert_eq!(o.steps[1].exit_code, Some(3));
+    assert_eq!(status_of(&o, "scan"), RunStatus::Canceled);
+    let push = o.steps.iter().find(|s| s.id == "push").unwrap();
+    assert_eq!((push.status, push.start_time), (RunStatus::Canceled, None));
+    assert!(
+        !fake.started().contains(&"push".to_string()),
+        "push never starts"
+    );
+    let scan = fake.calls().into_iter().find(|c| c.id == "scan").unwrap();
+    assert!(scan.canceled);
+    assert_eq!(
+        scan.end,
+        Duration::from_secs(3),
+        "scan stopped when test failed"
+    );
+    assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    assert!(events.contains(&StepEvent::Skipped { id: "push".into() }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ignore_errors_lets_dependents_run() {
+    let tf =
+        ok("steps:\n  - id: flaky\n    cmd: x\n    ignoreErrors: true\n  - id: next\n    cmd: y\n");
+    let fake = Fake::new(&[], &[("flaky", &[2])]);
+    let (o, events) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Succeeded);
+    assert_eq!(status_of(&o, "flaky"), RunStatus::Succeeded);
+    assert_eq!(o.steps[0].exit_code, Some(2));
+    assert_eq!(fake.started(), vec!["flaky", "next"]);
+    assert!(events.iter().any(|e| matches!(e,
+        StepEvent::Finished { record, message: Some(m) } if record.id == "flaky" && m.contains("ignored"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_on_non_zero_with_delay() {
+    let tf = ok("steps:\n  - id: r\n    cmd: x\n    retries: 3\n    retryDelay: 2\n");
+    // fails twice, then succeeds on the third attempt
+    let fake = Fake::new(&[("r", 1)], &[("r", &[1, 1, 0])]);
+    let t0 = Instant::now();
+    let (o, events) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Succeeded);
+    let attempts: Vec<u32> = fake.calls().iter().map(|c| c.attempt).collect();
+    assert_eq!(attempts, vec![1, 2, 3]);
+    let starts: Vec<Duration> = fake.calls().iter().map(|c| c.start).collect();
+    assert_eq!(
+        starts,
+        vec![
+            Duration::from_secs(0),
+            Duration::from_secs(3),
+            Duration::from_secs(6)
+        ]
+    );
+    assert_eq!(t0.elapsed(), Duration::from_secs(7));
+    let retries = events
+        .iter()
+        .filter(|e| matches!(e, StepEvent::Retrying { .. }))
+        .count();
+    assert_eq!(retries, 2);
+
+    // retries exhausted: 1 + 2 attempts, then Failed
+    let tf = ok("steps:\n  - id: r\n    cmd: x\n    retries: 2\n    retryDelay: 1\n");
+    let fake = Fake::new(&[], &[("r", &[5])]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(fake.calls().len(), 3);
+    assert_eq!(o.steps[0].exit_code, Some(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn runner_errors_are_not_retried() {
+    let tf = ok("steps:\n  - id: e\n    cmd: x\n    retries: 3\n");
+    let mut fake = Fake::new(&[], &[]);
+    Arc::get_mut(&mut fake).unwrap().errors.push("e".into());
+    let (o, _) = run(&tf, fake).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("step 'e' failed: builder: engine exploded")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeat_runs_n_plus_one_and_fails_if_any_fails() {
+    let tf = ok("steps:\n  - id: r\n    cmd: x\n    repeat: 2\n");
+    let fake = Fake::new(&[], &[]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Succeeded);
+    assert_eq!(fake.calls().len(), 3);
+
+    let fake = Fake::new(&[], &[("r", &[0, 4, 0])]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(fake.calls().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_covers_retries_and_repeats() {
+    // each attempt takes 4 s and fails; 3 attempts + 2 s delays would need 16 s
+    let tf = ok("steps:\n  - id: slow\n    cmd: x\n    retries: 2\n    retryDelay: 2\n    timeout: 9\n  - id: after\n    cmd: y\n");
+    let fake = Fake::new(&[("slow", 4)], &[("slow", &[1])]);
+    let t0 = Instant::now();
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(status_of(&o, "slow"), RunStatus::Timeout);
+    assert_eq!(o.error.as_deref(), Some("step 'slow' timed out after 9s"));
+    assert_eq!(t0.elapsed(), Duration::from_secs(9));
+    let calls = fake.calls();
+    assert_eq!(
+        calls.len(),
+        2,
+        "the second attempt was cut by the timeout: {calls:?}"
+    );
+    assert!(calls[1].canceled);
+    assert!(!fake.started().contains(&"after".to_string()));
+
+    // repeats count too
+    let tf = ok("steps:\n  - id: rep\n    cmd: x\n    repeat: 5\n    timeout: 3\n");
+    let fake = Fake::new(&[("rep", 1)], &[]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(status_of(&o, "rep"), RunStatus::Timeout);
+    assert_eq!(fake.calls().iter().filter(|c| !c.canceled).count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_delay_is_before_the_timeout() {
+    let tf = ok("steps:\n  - id: d\n    cmd: x\n    startDelay: 5\n    timeout: 2\n");
+    let fake = Fake::new(&[("d", 1)], &[]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Succeeded);
+    assert_eq!(fake.calls()[0].start, Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn push_steps_ignore_retries() {
+    let tf = ok("steps:\n  - id: p\n    push: [app]\n    retries: 4\n");
+    let fake = Fake::new(&[], &[("p", &[1])]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn caller_cancel_stops_the_run() {
+    let tf = ok(PIPELINE);
+    let fake = Fake::new(&[("build", 5)], &[]);
+    let opts = ExecOptions::default();
+    let cancel = opts.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cancel.cancel();
+    });
+    let o = execute_with(&tf, fake.clone(), &|_| {}, opts).await;
+    assert_eq!(o.status, RunStatus::Canceled);
+    assert_eq!(o.failed_step, None);
+    assert_eq!(status_of(&o, "build"), RunStatus::Canceled);
+    assert_eq!(fake.started(), vec!["build"]);
+}
+
+/// A runner that ignores cancellation is cut off after the grace period.
+struct Stubborn;
+
+#[async_trait::async_trait]
+impl StepRunner for Stubborn {
+    async fn run(&self, _: &Step, _: u32, _: CancellationToken) -> crate::Result<i32> {
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+        Ok(0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stubborn_runner_is_dropped_after_grace() {
+    let tf = ok("steps:\n  - id: s\n    cmd: x\n    timeout: 5\n");
+    let t0 = Instant::now();
+    let opts = ExecOptions {
+        cancel: CancellationToken::new(),
+        cancel_grace: Duration::from_secs(3),
+    };
+    let o = execute_with(&tf, Arc::new(Stubborn), &|_| {}, opts).await;
+    assert_eq!(status_of(&o, "s"), RunStatus::Timeout);
+    assert_eq!(t0.elapsed(), Duration::from_secs(8));
+}
+
+#[tokio::test(start_paused = true)]
+async fn push_backoff() {
+    let b = PushBackoff::default();
+    assert_eq!(
+        (0..6).map(|r| b.delay(r)).collect::<Vec<_>>(),
+        [250, 500, 1000, 2000, 4000, 5000].map(Duration::from_millis)
+    );
+    let tries = Mutex::new(Vec::new());
+    let t0 = Instant::now();
+    let cancel = CancellationToken::new();
+    let r: crate::Result<&str> = push_with_retries(b, &cancel, |a| {
+        tries.lock().unwrap().push((a, t0.elapsed()));
+        async move {
+            if a < 3 {
+                Err(crate::Error::Builder(format!("push {a} refused")))
+            } else {
+                Ok("sha256:abc")
+            }
+        }
+    })
+    .await;
+    assert_eq!(r.unwrap(), "sha256:abc");
+    assert_eq!(
+        tries.into_inner().unwrap(),
+        vec![
+            (1, Duration::ZERO),
+            (2, Duration::from_millis(250)),
+            (3, Duration::from_millis(750))
+        ]
+    );
+
+    let n = Mutex::new(0);
+    let r: crate::Result<()> = push_with_retries(b, &cancel, |a| {
+        *n.lock().unwrap() += 1;
+        async move { Err(crate::Error::Builder(format!("push {a} refused"))) }
+    })
+    .await;
+    assert_eq!(r.unwrap_err().to_string(), "builder: push 3 refused");
+    assert_eq!(*n.lock().unwrap(), 3);
+
+    cancel.cancel();
+    let r: crate::Result<()> = push_with_retries(b, &cancel, |_| async {
+        Err(crate::Error::Builder("x".into()))
+    })
+    .await;
+    assert_eq!(r.unwrap_err().to_string(), "builder: push canceled");
+}
+
+#[test]
+fn odd_shapes_give_one_clear_error_each() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "steps:\n  - ~\n",
+            "line 2: step 'acb_step_0': a step must be a mapping",
+        ),
+        (
+            "steps:\n  - [1]\n",
+            "line 2: step 'acb_step_0': a step must be a mapping, not a list",
+        ),
+        ("steps: 3\n", "line 1: steps must be a list, not a scalar"),
+        (
+            "- a\n",
+            "line 1: the task file must be a mapping with 'steps', not a list",
+        ),
+        ("", "the task file is empty"),
+        ("# only a comment\n", "the task file is empty"),
+    ];
+    for (src, want) in cases {
+        let e = load_str(src).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{src:?}: {e}");
+        assert!(e.to_string().starts_with(want), "{src:?}: {e}");
+    }
+}

@@ -1,0 +1,425 @@
+//! The text pipeline that runs before YAML parsing: comment lines out,
+//! `v1.1.0` aliases expanded, templates rendered, with a [`LineMap`] that
+//! takes every line of the result back to the line the user wrote.
+
+use super::alias::{alias_from_node, AliasDef};
+use super::{yaml, TaskFileError, TaskFileErrors};
+use crate::template::{render, RunVars};
+use std::collections::BTreeMap;
+
+/// Maps lines of the processed text (1-based) to lines of the user's file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineMap {
+    /// `orig[i]` is the user's line for processed line `i + 1`.
+    orig: Vec<usize>,
+}
+
+impl LineMap {
+    /// The map of a text that was not changed (line `n` is line `n`).
+    pub fn identity() -> Self {
+        LineMap::default()
+    }
+
+    /// The user's line for `line` of the processed text. Lines past the end
+    /// map past the user's last line by the same distance.
+    pub fn original(&self, line: usize) -> usize {
+        if self.orig.is_empty() {
+            return line.max(1);
+        }
+        let idx = line.saturating_sub(1);
+        match self.orig.get(idx) {
+            Some(l) => *l,
+            None => {
+                let last = self.orig.len();
+                let last_orig = self.orig.last().copied().unwrap_or(last);
+                last_orig.saturating_add(idx + 1 - last)
+            }
+        }
+    }
+}
+
+/// The result of [`preprocess_mapped`]: text ready for YAML and its line map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preprocessed {
+    pub text: String,
+    pub line_map: LineMap,
+}
+
+/// Runs the text pipeline (comment lines, aliases, templates) with the run's
+/// variables and `--set`/`--values` values.
+///
+/// Errors name the line of the user's file.
+pub fn preprocess(
+    src: &str,
+    vars: &RunVars,
+    values: &BTreeMap<String, String>,
+) -> crate::Result<String> {
+    preprocess_mapped(src, &template_data(vars, values))
+        .map(|p| p.text)
+        .map_err(crate::Error::from)
+}
+
+/// The data templates see: `.Run`, `.Build`, `.Values` from [`RunVars`] and an
+/// empty `.Secrets` (so `{{.Secrets.x}}` renders empty unless the caller fills
+/// it in).
+pub fn template_data(vars: &RunVars, values: &BTreeMap<String, String>) -> serde_json::Value {
+    let mut data = vars.to_data(values);
+    if let Some(obj) = data.as_object_mut() {
+        obj.entry("Secrets")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+    data
+}
+
+/// The text pipeline on ready template data, keeping the line map.
+pub fn preprocess_mapped(
+    src: &str,
+    data: &serde_json::Value,
+) -> Result<Preprocessed, TaskFileErrors> {
+    // 1. comment lines out, keeping each remaining line's number.
+    let lines: Vec<(usize, &str)> = src
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.trim_start().starts_with('#'))
+        .collect();
+
+    // 2. aliases for v1.1.0.
+    let lines: Vec<(usize, String)> =
+        if detect_version(&lines).is_some_and(|v| v.eq_ignore_ascii_case("v1.1.0")) {
+            expand_aliases(&lines)?
+        } else {
+            lines.into_iter().map(|(n, l)| (n, l.to_string())).collect()
+        };
+
+    // 3. templates.
+    render_lines(&lines, data)
+}
+
+/// The `version` as written at the top level, read from the raw text.
+fn detect_version(lines: &[(usize, &str)]) -> Option<String> {
+    lines.iter().find_map(|(_, l)| {
+        let rest = l.strip_prefix("version")?;
+        let rest = rest.trim_start().strip_prefix(':')?;
+        let rest = match rest.find(" #") {
+            Some(i) => &rest[..i],
+            None => rest,
+        };
+        let v = rest.trim().trim_matches(|c| c == '"' || c == '\'');
+        Some(v.to_string())
+    })
+}
+
+/// Index range (into `lines`) of the top-level `alias:` block, if any.
+fn alias_block(lines: &[(usize, &str)]) -> Option<std::ops::Range<usize>> {
+    let start = lines.iter().position(|(_, l)| {
+        l.strip_prefix("alias")
+            .is_some_and(|r| r.trim_start().starts_with(':'))
+    })?;
+    let end = lines
+        .iter()
+        .enumerate()
+        .skip(start + 1)
+        .find(|(_, (_, l))| l.starts_with(|c: char| !c.is_whitespace()))
+        .map(|(i, _)| i)
+        .unwrap_or(lines.len());
+    Some(start..end)
+}
+
+fn expand_aliases(lines: &[(usize, &str)]) -> Result<Vec<(usize, String)>, TaskFileErrors> {
+    let (def, block) = match alias_block(lines) {
+        None => (AliasDef::default(), 0..0),
+        Some(range) => {
+            let block: Vec<(usize, &str)> = lines.get(range.clone()).unwrap_or(&[]).to_vec();
+            let text: String = block.iter().map(|(_, l)| format!("{l}\n")).collect();
+            let at = |line: usize| block.get(line.saturating_sub(1)).map(|(n, _)| *n);
+            let node = match yaml::parse(&text) {
+                Ok(Some(node)) => node,
+                Ok(None) => return Ok(copy_lines(lines)),
+                Err(e) => {
+                    return Err(TaskFileErrors(vec![TaskFileError::at(
+                        at(e.line),
+                        None,
+                        format!("alias section is not valid yaml: {}", e.message),
+                    )]))
+                }
+            };
+            let alias_node = match &node.kind {
+                yaml::Kind::Map(pairs) => pairs.first().map(|(_, v)| v.clone()),
+                _ => None,
+            };
+            let Some(alias_node) = alias_node else {
+                return Ok(copy_lines(lines));
+            };
+            let (def, errs) = alias_from_node(&alias_node);
+            if !errs.is_empty() {
+                return Err(TaskFileErrors(
+                    errs.into_iter()
+                        .map(|(l, m)| TaskFileError::at(at(l), None, m))
+                        .collect(),
+                ));
+            }
+            (def, range)
+        }
+    };
+    Ok(lines
+        .iter()
+        .enumerate()
+        .map(|(i, (n, l))| {
+            if block.contains(&i) {
+                (*n, l.to_string())
+            } else {
+                (*n, def.expand(l))
+            }
+        })
+        .collect())
+}
+
+fn copy_lines(lines: &[(usize, &str)]) -> Vec<(usize, String)> {
+    lines.iter().map(|(n, l)| (*n, l.to_string())).collect()
+}
+
+/// Actions that open, continue or close a block, or use variables.
+const BLOCK: [&str; 10] = [
+    "if ",
+    "else",
+    "end",
+    "range ",
+    "with ",
+    "define ",
+    "block ",
+    "template ",
+    "break",
+    "continue",
+];
+
+/// Keywords and markers that make an action depend on other lines.
+fn needs_whole_render(line: &str) -> bool {
+    if line.contains("{{-") || line.contains("-}}") {
+        return true;
+    }
+    let mut depth = 0i32;
+    let mut rest = line;
+    loop {
+        let (open, close) = (rest.find("{{"), rest.find("}}"));
+        let opens_first = match (open, close) {
+            (None, None) => break,
+            (Some(o), Some(c)) => o < c,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        if opens_first {
+            let o = open.unwrap_or(0);
+            depth += 1;
+            let action = rest[o + 2..].trim_start();
+            if depth > 1 || BLOCK.iter().any(|k| action.starts_with(k)) || action.starts_with('$') {
+                return true;
+            }
+            rest = &rest[o + 2..];
+        } else {
+            let c = close.unwrap_or(0);
+            depth -= 1;
+            if depth < 0 {
+                return true;
+            }
+            rest = &rest[c + 2..];
+        }
+    }
+    depth != 0
+}
+
+fn render_lines(
+    lines: &[(usize, String)],
+    data: &serde_json::Value,
+) -> Result<Preprocessed, TaskFileErrors> {
+    let whole = lines.iter().any(|(_, l)| needs_whole_render(l));
+    let mut out_lines: Vec<String> = Vec::new();
+    let mut orig = Vec::new();
+    if !whole {
+        for (n, l) in lines {
+            let out = if l.contains("{{") {
+                render(l, data).map_err(|e| {
+                    TaskFileErrors(vec![TaskFileError::at(Some(*n), None, template_msg(e))])
+                })?
+            } else {
+                l.clone()
+            };
+            for piece in out.split('\n') {
+                out_lines.push(piece.to_string());
+                orig.push(*n);
+            }
+        }
+    } else {
+        let joined = lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let out = render(&joined, data).map_err(|e| {
+            TaskFileErrors(vec![TaskFileError::at(
+                guess_error_line(lines, data),
+                None,
+                template_msg(e),
+            )])
+        })?;
+        // Same number of lines: map one to one; otherwise the best we can do
+        // is the same position, which stays right up to the first block.
+        for (i, piece) in out.split('\n').enumerate() {
+            let n = lines
+                .get(i)
+                .or_else(|| lines.last())
+                .map(|(n, _)| *n)
+                .unwrap_or(i + 1);
+            out_lines.push(piece.to_string());
+            orig.push(n);
+        }
+    }
+    let text = out_lines.join("\n");
+    Ok(Preprocessed {
+        text,
+        line_map: LineMap { orig },
+    })
+}
+
+/// After a failed whole-text render: the first line that fails on its own
+/// and holds no block action (those fail alone by nature), if any.
+fn guess_error_line(lines: &[(usize, String)], data: &serde_json::Value) -> Option<usize> {
+    lines
+        .iter()
+        .filter(|(_, l)| l.contains("{{") || l.contains("}}"))
+        .filter(|(_, l)| !has_block_action(l))
+        .find(|(_, l)| render(l, data).is_err() || needs_whole_render(l))
+        .map(|(n, _)| *n)
+}
+
+fn has_block_action(line: &str) -> bool {
+    line.split("{{").skip(1).any(|a| {
+        let a = a.trim_start_matches('-').trim_start();
+        BLOCK.iter().any(|k| a.starts_with(k)) || a.starts_with('$')
+    })
+}
+
+fn template_msg(e: crate::Error) -> String {
+    match e {
+        crate::Error::Template(m) => format!("template: {m}"),
+        other => format!("template: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn vars() -> RunVars {
+        RunVars {
+            id: "cb1".into(),
+            registry: "roo.azurecr.io".into(),
+            date: chrono::Utc
+                .with_ymd_and_hms(2010, 5, 20, 13, 14, 22)
+                .unwrap(),
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            ..Default::default()
+        }
+    }
+
+    fn run(src: &str) -> String {
+        let values: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+        preprocess(src, &vars(), &values).unwrap()
+    }
+
+    #[test]
+    fn aliases_render_exactly() {
+        let cases = [
+            (
+                "version: v1.1.0\nsteps:\n  - build: -t $Registry/$repo:$ID .\n",
+                "version: v1.1.0\nsteps:\n  - build: -t roo.azurecr.io/$repo:cb1 .\n",
+            ),
+            (
+                "version: v1.1.0\nsteps:\n  - cmd: bash echo $$HOME $Date\n",
+                "version: v1.1.0\nsteps:\n  - cmd: bash echo $HOME 20100520-131422z\n",
+            ),
+            (
+                "version: v1.1.0\nalias:\n  values:\n    repo: my-website\nsteps:\n  - push: [$Registry/$repo:$ID]\n",
+                "version: v1.1.0\nalias:\n  values:\n    repo: my-website\nsteps:\n  - push: [roo.azurecr.io/my-website:cb1]\n",
+            ),
+            (
+                "version: v1.1.0\nalias:\n  directive: '&'\n  values:\n    repo: r\nsteps:\n  - cmd: bash echo &repo $ID &&\n",
+                "version: v1.1.0\nalias:\n  directive: '&'\n  values:\n    repo: r\nsteps:\n  - cmd: bash echo r $ID &\n",
+            ),
+            // not v1.1.0: aliases untouched, templates rendered
+            (
+                "steps:\n  - cmd: bash echo $ID {{.Run.ID}} {{.Values.app}} {{.Values.none}}.\n",
+                "steps:\n  - cmd: bash echo $ID cb1 web .\n",
+            ),
+            (
+                "version: V1.1.0 # case-insensitive\nsteps:\n  - cmd: $RegistryName/$RegistryNameX\n",
+                "version: V1.1.0 # case-insensitive\nsteps:\n  - cmd: roo/$RegistryNameX\n",
+            ),
+            // .Secrets renders empty when absent
+            ("env: [S='{{.Secrets.name}}']\n", "env: [S='']\n"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(run(src), want, "src {src:?}");
+        }
+    }
+
+    #[test]
+    fn comment_lines_go_and_lines_map_back() {
+        let src = "# header\nversion: v1.1.0\n  # indented comment\nsteps: # trailing stays\n\n# more\n  - cmd: x\n";
+        let p = preprocess_mapped(src, &template_data(&vars(), &BTreeMap::new())).unwrap();
+        assert_eq!(
+            p.text,
+            "version: v1.1.0\nsteps: # trailing stays\n\n  - cmd: x\n"
+        );
+        let map: Vec<usize> = (1..=5).map(|l| p.line_map.original(l)).collect();
+        assert_eq!(map, vec![2, 4, 5, 7, 8]);
+        // past the end keeps counting
+        assert_eq!(p.line_map.original(7), 10);
+        assert_eq!(LineMap::identity().original(4), 4);
+    }
+
+    #[test]
+    fn multi_line_values_keep_the_source_line() {
+        let values: BTreeMap<String, String> = [("two".to_string(), "a\nb".to_string())].into();
+        let p = preprocess_mapped(
+            "x: 1\ny: |\n  {{.Values.two}}\nz: 2\n",
+            &template_data(&vars(), &values),
+        )
+        .unwrap();
+        assert_eq!(p.text, "x: 1\ny: |\n  a\nb\nz: 2\n");
+        assert_eq!(p.line_map.original(4), 3);
+        assert_eq!(p.line_map.original(5), 4);
+    }
+
+    #[test]
+    fn alias_section_errors_name_the_line() {
+        let src = "version: v1.1.0\n# c\nalias:\n  values:\n    bad-key: x\nsteps: []\n";
+        let e = preprocess_mapped(src, &serde_json::json!({})).unwrap_err();
+        assert_eq!(e.0[0].line, Some(5), "{e}");
+        assert!(
+            e.to_string().contains("invalid alias name 'bad-key'"),
+            "{e}"
+        );
+        let e = preprocess(
+            "version: v1.1.0\nalias:\n  directive: ab\n",
+            &vars(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3") && e.contains("directive 'ab'"), "{e}");
+    }
+
+    #[test]
+    fn whole_render_detection() {
+        assert!(!needs_whole_render("a {{.X}} b {{ .Y | lower }}"));
+        assert!(needs_whole_render("{{ if .X }}"));
+        assert!(needs_whole_render("{{- .X }}"));
+        assert!(needs_whole_render("{{ .X"));
+        assert!(needs_whole_render("}} x"));
+        assert!(needs_whole_render("{{ $x := 1 }}"));
+        assert!(!needs_whole_render("no actions"));
+    }
+}
