@@ -155,6 +155,21 @@ impl Client {
         Ok(())
     }
 
+    pub async fn events(
+        &self,
+        source: Option<&str>,
+        top: usize,
+    ) -> Result<Vec<crtask_core::model::EventRecord>> {
+        let mut q: Vec<(&str, String)> = vec![("top", top.to_string())];
+        if let Some(s) = source {
+            q.push(("source", s.to_string()));
+        }
+        let resp = self
+            .send(self.http.get(self.url("/events")).query(&q))
+            .await?;
+        Ok(resp.json().await?)
+    }
+
     pub async fn tasks(&self) -> Result<Vec<Task>> {
         self.json(Method::GET, "/tasks", None::<&()>).await
     }

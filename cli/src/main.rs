@@ -45,6 +45,9 @@ enum Command {
     /// Manage tasks and their runs.
     #[command(subcommand)]
     Task(commands::task::TaskCommand),
+    /// Inbound events (webhooks, registry pushes, timers) and their outcome.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
 }
 
 fn main() {
@@ -81,6 +84,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Serve(a) => commands::serve::run(a).await,
         Command::Build(a) => commands::build::run(&ctx, a).await,
         Command::Task(c) => commands::task::run(&ctx, c).await,
+        Command::Events(c) => commands::events::run(&ctx, c).await,
     }
 }
 

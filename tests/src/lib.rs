@@ -361,3 +361,154 @@ pub fn read_from_image(image: &str, insecure: &str, path: &str) -> Result<Option
     let _ = buildah(&["rm", &ctr]);
     Ok(content)
 }
+
+/// A git repository served over git's own protocol by `git daemon`, with a
+/// working clone to commit and push from.
+pub struct GitServer {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+impl GitServer {
+    /// Starts `git daemon` exporting an empty bare repository `repo.git`.
+    pub fn start() -> Result<GitServer> {
+        let root = tempfile::tempdir()?;
+        git(
+            root.path(),
+            &["init", "-q", "--bare", "-b", "main", "repo.git"],
+        )?;
+        git(root.path(), &["clone", "-q", "repo.git", "work"])?;
+        let port = free_port();
+        let mut child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={}", root.path().display()),
+            ])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start git daemon")?;
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                bail!("git daemon did not listen on {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(GitServer { child, port, root })
+    }
+
+    /// The clone URL users put in a task's context.
+    pub fn url(&self) -> String {
+        format!("git://127.0.0.1:{}/repo.git", self.port)
+    }
+
+    /// The working clone.
+    pub fn work(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// Writes files in the working clone, commits them on `branch`, pushes,
+    /// and returns the new commit.
+    pub fn commit(&self, branch: &str, files: &[(&str, &str)], message: &str) -> Result<String> {
+        let w = self.work();
+        let has_branch = git(
+            &w,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .is_ok();
+        if has_branch {
+            git(&w, &["checkout", "-q", branch])?;
+        } else {
+            git(&w, &["checkout", "-q", "--orphan", branch])
+                .or_else(|_| git(&w, &["checkout", "-q", "-b", branch]))?;
+        }
+        write_files(&w, files);
+        git(&w, &["add", "-A"])?;
+        git(&w, &["commit", "-q", "--allow-empty", "-m", message])?;
+        git(
+            &w,
+            &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
+        )?;
+        git(&w, &["rev-parse", "HEAD"])
+    }
+
+    /// Starts `branch` from `from` and pushes it.
+    pub fn branch(&self, branch: &str, from: &str) -> Result<()> {
+        let w = self.work();
+        git(&w, &["checkout", "-q", "-B", branch, from])?;
+        git(
+            &w,
+            &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs git in `dir` with a fixed identity; returns trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "crtask test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "crtask test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `sha256=<hex>` HMAC of `body` with `secret`, as GitHub signs deliveries.
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Mac, SimpleHmac};
+    let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("hmac takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a webhook delivery; returns the status and the JSON answer.
+pub fn post_webhook(
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<(u16, serde_json::Value)> {
+    let mut req = reqwest::blocking::Client::new()
+        .post(url)
+        .body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = req.send()?;
+    let status = resp.status().as_u16();
+    let text = resp.text()?;
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok((status, json))
+}

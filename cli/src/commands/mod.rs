@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod build;
+pub mod events;
 pub mod serve;
 pub mod task;
 pub mod wait;

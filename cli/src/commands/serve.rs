@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Largest build context accepted, bytes [default: 512 MiB].
     #[arg(long, env = "CRTASK_CONTEXT_LIMIT")]
     context_limit: Option<u64>,
+    /// Largest webhook body accepted, bytes [default: 25 MB].
+    #[arg(long, env = "CRTASK_WEBHOOK_BODY_LIMIT")]
+    webhook_body_limit: Option<usize>,
     /// The buildah binary [default: buildah].
     #[arg(long, env = "CRTASK_BUILDAH")]
     buildah: Option<PathBuf>,
@@ -76,6 +79,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         registry_webhook_token_file: a.registry_webhook_token_file,
         workers: a.workers,
         context_limit: a.context_limit,
+        webhook_body_limit: a.webhook_body_limit,
         buildah: a.buildah,
         storage_driver: a.storage_driver,
         isolation: a.isolation,

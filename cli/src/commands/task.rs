@@ -68,6 +68,12 @@ pub struct TaskFields {
     commit_trigger_enabled: Option<bool>,
     #[arg(long, value_name = "BOOL")]
     pull_request_trigger_enabled: Option<bool>,
+    /// Build tag pushes too.
+    #[arg(long, value_name = "BOOL")]
+    tag_trigger_enabled: Option<bool>,
+    /// Push the images pull-request runs build (off: they only build).
+    #[arg(long, value_name = "BOOL")]
+    pull_request_push_enabled: Option<bool>,
     #[arg(long, value_name = "BOOL")]
     base_image_trigger_enabled: Option<bool>,
     /// Runtime or All.
@@ -207,6 +213,12 @@ impl TaskFields {
         if let Some(v) = self.pull_request_trigger_enabled {
             t.pull_request_trigger_enabled = v;
         }
+        if let Some(v) = self.tag_trigger_enabled {
+            t.tag_trigger_enabled = v;
+        }
+        if let Some(v) = self.pull_request_push_enabled {
+            t.pull_request_push_enabled = v;
+        }
         if let Some(v) = self.base_image_trigger_enabled {
             t.base_image_trigger_enabled = v;
         }
@@ -253,6 +265,8 @@ fn new_task(name: &str) -> Task {
         branch: None,
         commit_trigger_enabled: true,
         pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
         base_image_trigger_enabled: true,
         base_image_trigger_type: BaseImageTriggerType::Runtime,
         timers: Vec::new(),
@@ -280,6 +294,7 @@ fn show_task(ctx: &Ctx, t: Task) {
     kv("Branch:", t.branch.clone().unwrap_or_else(|| "main".into()));
     kv("Commit trigger:", on(t.commit_trigger_enabled));
     kv("Pull request trigger:", on(t.pull_request_trigger_enabled));
+    kv("Tag trigger:", on(t.tag_trigger_enabled));
     kv(
         "Base image trigger:",
         format!(

@@ -9,6 +9,7 @@ pub mod dockerfile;
 pub mod dockerignore;
 pub mod error;
 pub mod gitevent;
+pub mod githook;
 pub mod gitmatch;
 pub mod imageref;
 pub mod model;

@@ -368,6 +368,13 @@ pub struct Task {
     pub commit_trigger_enabled: bool,
     #[serde(default)]
     pub pull_request_trigger_enabled: bool,
+    /// Build tag pushes too (off by default).
+    #[serde(default)]
+    pub tag_trigger_enabled: bool,
+    /// Push the images a pull-request run builds (off by default: PR runs
+    /// build only, and never get secret build arguments).
+    #[serde(default)]
+    pub pull_request_push_enabled: bool,
     #[serde(default = "yes")]
     pub base_image_trigger_enabled: bool,
     #[serde(default)]
@@ -522,6 +529,10 @@ pub struct Run {
     #[serde(default)]
     pub steps: Vec<StepRecord>,
     pub error: Option<String>,
+    /// Runs with the same key are one build: a second one is not queued while
+    /// the first is queued, running or succeeded (`task@commit` for commits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<String>,
     /// What to build. Secret build-arg values are kept for the builder only
     /// and are blanked in every answer to a client ([`Run::redacted`]).
     pub spec: BuildSpec,
@@ -633,4 +644,85 @@ mod tests {
         assert!(validate_task_name("a b").is_err());
         assert!(validate_task_name("a;rm").is_err());
     }
+}
+
+/// Where an inbound event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSource {
+    Git,
+    Registry,
+    Timer,
+    Poll,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Git => "git",
+            EventSource::Registry => "registry",
+            EventSource::Timer => "timer",
+            EventSource::Poll => "poll",
+        }
+    }
+}
+
+impl FromStr for EventSource {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "git" => Ok(Self::Git),
+            "registry" => Ok(Self::Registry),
+            "timer" => Ok(Self::Timer),
+            "poll" => Ok(Self::Poll),
+            _ => Err(Error::invalid(format!(
+                "unknown event source '{s}' (expected git, registry, timer or poll)"
+            ))),
+        }
+    }
+}
+
+/// What crtask did with an inbound event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Triggered,
+    Ignored,
+    Duplicate,
+    Rejected,
+    Unchanged,
+    Debounced,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Triggered => "triggered",
+            Outcome::Ignored => "ignored",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Debounced => "debounced",
+        }
+    }
+}
+
+/// One inbound event and its outcome: the answer to "why did (or didn't) this build?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub id: String,
+    pub source: EventSource,
+    /// The sender's id for the delivery (`X-GitHub-Delivery`, ...), used for dedupe.
+    #[serde(default)]
+    pub delivery_id: Option<String>,
+    #[serde(with = "serde_millis")]
+    pub received_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub reason: String,
+    #[serde(default)]
+    pub runs: Vec<String>,
+    /// What the event was about (provider, kind, repository, ref, commit, image, ...).
+    #[serde(default)]
+    pub detail: serde_json::Value,
 }

@@ -1,7 +1,7 @@
 //! The ports: how core talks to the world. Each platform implements them
 //! (`crtask-local`: SQLite, worker pool, buildah; `crtask-aws`: DynamoDB, CodeBuild).
 
-use crate::model::{Run, RunFilter, RunStatus, Task};
+use crate::model::{EventRecord, EventSource, Run, RunFilter, RunStatus, Task};
 use crate::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +24,10 @@ pub trait Store: Send + Sync {
     async fn next_run_id(&self) -> Result<String>;
     /// Inserts a new run (status normally `Queued`).
     async fn insert_run(&self, run: &Run) -> Result<()>;
+    /// Inserts `run` unless a run with the same `dedupe_key` is queued,
+    /// running or succeeded; then that run is returned and nothing is
+    /// inserted. Atomic: two concurrent calls never both insert.
+    async fn insert_run_deduped(&self, run: &Run) -> Result<Option<Run>>;
     /// Replaces a run's record.
     async fn update_run(&self, run: &Run) -> Result<()>;
     async fn get_run(&self, run_id: &str) -> Result<Option<Run>>;
@@ -31,6 +35,22 @@ pub trait Store: Send + Sync {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
     /// Every run currently in one of `statuses`, oldest first.
     async fn runs_in_status(&self, statuses: &[RunStatus]) -> Result<Vec<Run>>;
+    /// Records an inbound event (insert or replace by id), durably.
+    async fn record_event(&self, event: &EventRecord) -> Result<()>;
+    /// The first recorded event of `source` with this delivery id.
+    async fn find_delivery(
+        &self,
+        source: EventSource,
+        delivery_id: &str,
+    ) -> Result<Option<EventRecord>>;
+    /// Recorded events, newest first.
+    async fn list_events(
+        &self,
+        source: Option<EventSource>,
+        top: usize,
+    ) -> Result<Vec<EventRecord>>;
+    /// A fresh, unique event id (`ev1`, `ev2`, ...).
+    async fn next_event_id(&self) -> Result<String>;
     /// True when the store answers (for `/healthz`).
     async fn ping(&self) -> Result<()>;
 }

@@ -1,4 +1,4 @@
-//! Turning a request or a task into a queued run.
+//! Turning a request, a task or an event into a queued run.
 
 use crate::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Task, Trigger};
 use crate::ports::{Builder, Clock, Store};
@@ -13,6 +13,8 @@ pub struct NewRun {
     pub run_type: RunType,
     pub trigger: Trigger,
     pub spec: BuildSpec,
+    /// Runs sharing a key are one build (see [`Run::dedupe_key`]).
+    pub dedupe_key: Option<String>,
 }
 
 /// The build a task describes, with `--set` overrides on top of its values.
@@ -32,14 +34,18 @@ pub fn spec_from_task(task: &Task, overrides: &BTreeMap<String, String>) -> Resu
     })
 }
 
-/// Records a `Queued` run durably, then hands it to the builder. If the
-/// hand-off fails the run stays queued in the store (a restart resumes it).
-pub async fn queue_run(
-    store: &dyn Store,
-    builder: &dyn Builder,
-    clock: &dyn Clock,
-    new: NewRun,
-) -> Result<Run> {
+/// The result of recording a run.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    /// A new run, durably `Queued`.
+    New(Run),
+    /// An equivalent run exists already (same dedupe key); nothing was recorded.
+    Existing(Run),
+}
+
+/// Records a `Queued` run durably (deduplicated by its key, if any). The
+/// run is not dispatched yet: see [`dispatch`].
+pub async fn record(store: &dyn Store, clock: &dyn Clock, new: NewRun) -> Result<Recorded> {
     let run_id = store.next_run_id().await?;
     let run = Run {
         run_id,
@@ -55,14 +61,41 @@ pub async fn queue_run(
         base_images: Vec::new(),
         steps: Vec::new(),
         error: None,
+        dedupe_key: new.dedupe_key,
         spec: new.spec,
     };
-    store.insert_run(&run).await?;
-    let mut run = run;
-    if let Err(e) = builder.dispatch(&run.run_id).await {
-        // The run is durable; it stays queued with the reason and is resumed later.
-        run.error = Some(format!("waiting for the builder: {e}"));
-        store.update_run(&run).await?;
+    if run.dedupe_key.is_some() {
+        if let Some(existing) = store.insert_run_deduped(&run).await? {
+            return Ok(Recorded::Existing(existing));
+        }
+    } else {
+        store.insert_run(&run).await?;
     }
-    Ok(run)
+    Ok(Recorded::New(run))
+}
+
+/// Hands a recorded run to the builder. If that fails the run stays queued
+/// in the store with the reason (a restart, or the next dispatch, resumes it).
+pub async fn dispatch(store: &dyn Store, builder: &dyn Builder, run: &mut Run) -> Result<()> {
+    if let Err(e) = builder.dispatch(&run.run_id).await {
+        run.error = Some(format!("waiting for the builder: {e}"));
+        store.update_run(run).await?;
+    }
+    Ok(())
+}
+
+/// Records and dispatches a run that has no dedupe key.
+pub async fn queue_run(
+    store: &dyn Store,
+    builder: &dyn Builder,
+    clock: &dyn Clock,
+    new: NewRun,
+) -> Result<Run> {
+    match record(store, clock, new).await? {
+        Recorded::New(mut run) => {
+            dispatch(store, builder, &mut run).await?;
+            Ok(run)
+        }
+        Recorded::Existing(run) => Ok(run),
+    }
 }

@@ -70,6 +70,20 @@ impl Platform {
             ))
         })?;
         let data_dir = data_dir.canonicalize()?;
+        for f in &s.git_webhook_secret_file {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read git webhook secret file {}: {e}",
+                    f.display()
+                ))
+            })?;
+            if text.trim().is_empty() {
+                return Err(Error::Config(format!(
+                    "git webhook secret file {} is empty",
+                    f.display()
+                )));
+            }
+        }
         for h in s.registry.iter().chain(s.insecure_registry.iter()) {
             if !valid_host(h) {
                 return Err(Error::Config(format!(
@@ -122,6 +136,10 @@ impl Platform {
             logs,
             workers,
             events,
+            git_secret_files: Arc::new(s.git_webhook_secret_file.clone()),
+            webhook_body_limit: s
+                .webhook_body_limit
+                .unwrap_or(crtask_core::githook::DEFAULT_BODY_LIMIT),
         };
         recover(&state).await?;
         Ok(Platform {

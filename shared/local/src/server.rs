@@ -33,6 +33,27 @@ pub struct AppState {
     pub logs: LogDir,
     pub workers: WorkerConfig,
     pub events: Arc<RunEvents>,
+    /// Files holding the git webhook secrets, read at each delivery so a
+    /// rotated secret takes effect without a restart.
+    pub git_secret_files: Arc<Vec<PathBuf>>,
+    /// Largest webhook body accepted, bytes.
+    pub webhook_body_limit: usize,
+}
+
+impl AppState {
+    fn git_secrets(&self) -> Vec<crtask_core::verify::Secret> {
+        self.git_secret_files
+            .iter()
+            .filter_map(|p| match std::fs::read_to_string(p) {
+                Ok(t) => Some(crtask_core::verify::Secret::from_file_text(&t)),
+                Err(e) => {
+                    tracing::warn!("cannot read git webhook secret file {}: {e}", p.display());
+                    None
+                }
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
 }
 
 /// An error answer with the right status code.
@@ -81,6 +102,8 @@ pub fn router(state: AppState) -> Router {
             get(show_task).put(update_task).delete(delete_task),
         )
         .route("/api/v1/tasks/{name}/runs", post(run_task))
+        .route("/api/v1/events", get(list_events))
+        .route("/webhooks/git", post(git_webhook))
         .with_state(state)
 }
 
@@ -213,6 +236,7 @@ async fn quick_build(
             run_type: RunType::QuickBuild,
             trigger: Trigger::Manual,
             spec,
+            dedupe_key: None,
         },
     )
     .await?;
@@ -480,8 +504,74 @@ async fn run_task(
             run_type: RunType::AutoBuild,
             trigger: Trigger::Manual,
             spec,
+            dedupe_key: None,
         },
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run_json(&run))))
+}
+
+fn header_pairs(h: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Reads a body up to `limit` bytes; `Err` is the 413 answer.
+async fn body_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        let msg = format!("body is over the limit of {limit} bytes");
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(
+                serde_json::json!({"outcome": "rejected", "reason": msg, "error": msg, "runs": []}),
+            ),
+        )
+            .into_response()
+    })
+}
+
+/// `POST /webhooks/git`: GitHub, GitLab, Gitea/Forgejo and Bitbucket deliveries.
+async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match body_bytes(body, s.webhook_body_limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let secrets = s.git_secrets();
+    let deps = crtask_core::githook::GitHookDeps {
+        store: s.store.as_ref(),
+        builder: s.builder.as_ref(),
+        clock: s.clock.as_ref(),
+        secrets: &secrets,
+        body_limit: s.webhook_body_limit,
+    };
+    let answer = crtask_core::githook::handle(&deps, &header_pairs(&parts.headers), &body).await;
+    s.events.changed();
+    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(answer.body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    source: Option<String>,
+    top: Option<usize>,
+}
+
+async fn list_events(
+    State(s): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<Vec<crtask_core::model::EventRecord>>> {
+    let source = q
+        .source
+        .as_deref()
+        .map(str::parse::<crtask_core::model::EventSource>)
+        .transpose()?;
+    Ok(Json(
+        s.store.list_events(source, q.top.unwrap_or(50)).await?,
+    ))
 }

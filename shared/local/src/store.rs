@@ -5,7 +5,7 @@
 
 use crate::Result;
 use async_trait::async_trait;
-use crtask_core::model::{Run, RunFilter, RunStatus, Task};
+use crtask_core::model::{EventRecord, EventSource, Run, RunFilter, RunStatus, Task};
 use crtask_core::ports::Store;
 use crtask_core::{runid, Error as CoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,8 +20,19 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT NOT NULL UNIQUE,
     task TEXT,
     status TEXT NOT NULL,
+    dedupe TEXT,
     body TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS runs_by_dedupe ON runs (dedupe) WHERE dedupe IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    delivery TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_delivery ON events (source, delivery);
+CREATE INDEX IF NOT EXISTS events_by_source ON events (source, seq);
 CREATE INDEX IF NOT EXISTS runs_by_task ON runs (task, seq);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
 "#;
@@ -51,7 +62,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0')",
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0')",
             params![runid::DEFAULT_PREFIX],
         )?;
         Ok(SqliteStore {
@@ -97,6 +108,35 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| {
         crate::Error::Core(CoreError::Store(format!("corrupt record in database: {e}")))
     })
+}
+
+fn insert_run_row(c: &Connection, run: &Run) -> Result<()> {
+    let seq = runid::parse(&run.run_id).map(|(_, n)| n as i64);
+    c.execute(
+        "INSERT INTO runs (seq, run_id, task, status, dedupe, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            seq,
+            run.run_id,
+            run.task,
+            run.status.as_str(),
+            run.dedupe_key,
+            to_json(run)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// Increments a counter in `meta` and returns the new value.
+fn bump_counter(c: &mut Connection, key: &str) -> Result<u64> {
+    let tx = c.transaction()?;
+    tx.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?1",
+        [key],
+    )?;
+    let n: String = tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?;
+    tx.commit()?;
+    n.parse()
+        .map_err(|_| crate::Error::Core(CoreError::Store(format!("corrupt counter {key} '{n}'"))))
 }
 
 fn runs_from(rows: Vec<String>) -> Result<Vec<Run>> {
@@ -167,45 +207,102 @@ impl Store for SqliteStore {
 
     async fn next_run_id(&self) -> crtask_core::Result<String> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'run_counter'",
-                [],
-            )?;
-            let n: String = tx.query_row(
-                "SELECT value FROM meta WHERE key = 'run_counter'",
-                [],
-                |r| r.get(0),
-            )?;
+            let n = bump_counter(c, "run_counter")?;
             let prefix: String =
-                tx.query_row("SELECT value FROM meta WHERE key = 'run_prefix'", [], |r| {
+                c.query_row("SELECT value FROM meta WHERE key = 'run_prefix'", [], |r| {
                     r.get(0)
                 })?;
-            tx.commit()?;
-            let n: u64 = n
-                .parse()
-                .map_err(|_| CoreError::Store(format!("corrupt run counter '{n}'")))?;
             Ok(runid::format(&prefix, n))
         })
         .await
     }
 
     async fn insert_run(&self, run: &Run) -> crtask_core::Result<()> {
-        let (id, task, status, body) = (
-            run.run_id.clone(),
-            run.task.clone(),
-            run.status.as_str(),
-            to_json(run)?,
+        let run = run.clone();
+        self.with(move |c| insert_run_row(c, &run)).await
+    }
+
+    async fn insert_run_deduped(&self, run: &Run) -> crtask_core::Result<Option<Run>> {
+        let run = run.clone();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(key) = &run.dedupe_key {
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT body FROM runs WHERE dedupe = ?1 AND status IN ('Queued', 'Started', 'Running', 'Succeeded')
+                         ORDER BY seq DESC LIMIT 1",
+                        [key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(b) = existing {
+                    return Ok(Some(from_json(&b)?));
+                }
+            }
+            insert_run_row(&tx, &run)?;
+            tx.commit()?;
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn record_event(&self, event: &EventRecord) -> crtask_core::Result<()> {
+        let (id, source, delivery, body) = (
+            event.id.clone(),
+            event.source.as_str(),
+            event.delivery_id.clone(),
+            to_json(event)?,
         );
         self.with(move |c| {
-            let seq = runid::parse(&id).map(|(_, n)| n as i64);
             c.execute(
-                "INSERT INTO runs (seq, run_id, task, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![seq, id, task, status, body],
+                "INSERT INTO events (id, source, delivery, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, delivery = excluded.delivery",
+                params![id, source, delivery, body],
             )?;
             Ok(())
         })
         .await
+    }
+
+    async fn find_delivery(
+        &self,
+        source: EventSource,
+        delivery_id: &str,
+    ) -> crtask_core::Result<Option<EventRecord>> {
+        let d = delivery_id.to_string();
+        self.with(move |c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM events WHERE source = ?1 AND delivery = ?2 ORDER BY seq LIMIT 1",
+                    params![source.as_str(), d],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        source: Option<EventSource>,
+        top: usize,
+    ) -> crtask_core::Result<Vec<EventRecord>> {
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "SELECT body FROM events WHERE (?1 IS NULL OR source = ?1) ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = st
+                .query_map(params![source.map(|s| s.as_str()), top as i64], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|b| from_json(b)).collect()
+        })
+        .await
+    }
+
+    async fn next_event_id(&self) -> crtask_core::Result<String> {
+        self.with(|c| Ok(format!("ev{}", bump_counter(c, "event_counter")?)))
+            .await
     }
 
     async fn update_run(&self, run: &Run) -> crtask_core::Result<()> {
