@@ -5,6 +5,7 @@
 //! (`crtask-local`) and the AWS platform implement those ports.
 
 pub mod api;
+pub mod cron;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod runs;
 pub mod taskfile;
 pub mod template;
 pub mod time;
+pub mod timers;
 pub mod verify;
 
 pub use error::{Error, Result};
