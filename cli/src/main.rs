@@ -42,6 +42,8 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Build an image from a context and push it (a quick build).
     Build(commands::build::BuildArgs),
+    /// Run an acr-task.yaml file once (a quick multi-step run).
+    Run(commands::run::RunArgs),
     /// Manage tasks and their runs.
     #[command(subcommand)]
     Task(commands::task::TaskCommand),
@@ -83,6 +85,7 @@ async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Serve(a) => commands::serve::run(a).await,
         Command::Build(a) => commands::build::run(&ctx, a).await,
+        Command::Run(a) => commands::run::run(&ctx, a).await,
         Command::Task(c) => commands::task::run(&ctx, c).await,
         Command::Events(c) => commands::events::run(&ctx, c).await,
     }

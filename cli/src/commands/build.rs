@@ -111,7 +111,7 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
 }
 
 /// Packs the directory (honouring .dockerignore) and uploads it with a progress bar.
-async fn upload(
+pub async fn upload(
     client: &crate::client::Client,
     dir: &std::path::Path,
     file: &str,

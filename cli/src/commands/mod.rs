@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod events;
+pub mod run;
 pub mod serve;
 pub mod task;
 pub mod wait;

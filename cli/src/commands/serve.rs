@@ -30,6 +30,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     registry_webhook_token_file: Vec<PathBuf>,
+    /// Image alias NAME=IMAGE for the first word of `cmd` steps, over ACR's
+    /// defaults (bash, az, acr, curl, cssc) (repeatable).
+    #[arg(long, env = "CRTASK_IMAGE_ALIAS", value_delimiter = ',')]
+    image_alias: Vec<String>,
     /// Concurrent runs [default: 2].
     #[arg(long, env = "CRTASK_WORKERS")]
     workers: Option<usize>,
@@ -76,6 +80,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         registry: a.registry,
         insecure_registry: a.insecure_registry,
         git_webhook_secret_file: a.git_webhook_secret_file,
+        image_alias: a.image_alias,
         registry_webhook_token_file: a.registry_webhook_token_file,
         workers: a.workers,
         context_limit: a.context_limit,

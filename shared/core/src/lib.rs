@@ -14,6 +14,7 @@ pub mod githook;
 pub mod gitmatch;
 pub mod imageref;
 pub mod model;
+pub mod multistep;
 pub mod ports;
 pub mod quickbuild;
 pub mod runid;

@@ -101,6 +101,31 @@ pub struct BuildRequest<'a> {
     pub platform: Option<String>,
 }
 
+/// A container to run for a `cmd` step.
+#[derive(Debug, Clone)]
+pub struct ContainerRequest<'a> {
+    pub image: &'a str,
+    /// Replaces the image's entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Arguments; empty means the image's own command.
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    /// Working directory inside the container (`None`: the image's).
+    pub workdir: Option<&'a str>,
+    pub user: Option<&'a str>,
+    /// Host directory -> container path bind mounts.
+    pub mounts: Vec<(std::path::PathBuf, String)>,
+    /// Pull even when the image is present locally.
+    pub pull_always: bool,
+    pub detach: bool,
+    /// Keep the container after it ends.
+    pub keep: bool,
+    /// The run the container belongs to (for [`Engine::end_group`]).
+    pub group: &'a str,
+    /// A name for the container (the step id, cleaned).
+    pub name: &'a str,
+}
+
 /// Builds, pulls and pushes images. Infrastructure failures are `Err`; a
 /// user's build failing is `Ok(Exit { code != 0 })`.
 #[async_trait]
@@ -110,6 +135,23 @@ pub trait Engine: Send + Sync {
     async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit>;
     /// Pushes a local image to its registry; returns the pushed manifest digest.
     async fn push(&self, image: &str, log: &dyn LogSink) -> Result<PushOutcome>;
+    /// Runs an image as a container (a `cmd` step) and waits for it, unless
+    /// `detach`: then it returns once the container started, and the
+    /// container lives until [`Engine::end_group`] for its group.
+    async fn run_container(&self, req: &ContainerRequest<'_>, log: &dyn LogSink) -> Result<Exit>;
+    /// True when the engine has `image` locally (built or pulled earlier).
+    async fn has_image(&self, image: &str) -> bool;
+    /// Clones a git repository into `dest` and checks out `reference`
+    /// (default branch when `None`); returns the commit.
+    async fn checkout(
+        &self,
+        url: &str,
+        reference: Option<&str>,
+        dest: &Path,
+        log: &dyn LogSink,
+    ) -> Result<String>;
+    /// Stops every detached container of `group` and removes what is not kept.
+    async fn end_group(&self, group: &str);
     /// Checks that a registry answers the distribution API (`GET /v2/`);
     /// `Err` carries a one-line reason ("registry x is unreachable: ...").
     async fn probe_registry(&self, registry: &str) -> std::result::Result<(), String>;

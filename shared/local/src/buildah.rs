@@ -5,10 +5,14 @@
 //! tree down with it. Arguments are always passed as argv, never through a shell.
 
 use async_trait::async_trait;
-use crtask_core::ports::{BuildRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome};
+use crtask_core::ports::{
+    BuildRequest, ContainerRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome,
+};
 use crtask_core::{Error as CoreError, Result};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
@@ -30,11 +34,24 @@ pub struct BuildahConfig {
     pub insecure_registries: Vec<String>,
 }
 
+/// Containers of a run still to clean up: detached ones (with the guard
+/// that kills their process group) and kept ones.
+#[derive(Default)]
+struct Group {
+    detached: Vec<(
+        String,
+        crate::worker::proc::GroupGuard,
+        tokio::task::JoinHandle<()>,
+    )>,
+    remove: Vec<String>,
+}
+
 /// The buildah engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Buildah {
     cfg: BuildahConfig,
     http: reqwest::Client,
+    groups: Arc<Mutex<HashMap<String, Group>>>,
 }
 
 impl Buildah {
@@ -44,7 +61,11 @@ impl Buildah {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Buildah { cfg, http }
+        Buildah {
+            cfg,
+            http,
+            groups: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     pub fn config(&self) -> &BuildahConfig {
@@ -313,5 +334,184 @@ impl Engine for Buildah {
 
     async fn probe_registry(&self, registry: &str) -> std::result::Result<(), String> {
         self.probe(registry).await
+    }
+
+    async fn run_container(&self, req: &ContainerRequest<'_>, log: &dyn LogSink) -> Result<Exit> {
+        let ctr = format!(
+            "crtask-{}-{}-{}",
+            req.group,
+            req.name,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        let tee = Tee::new(log);
+        let mut cmd = self.command();
+        cmd.arg("from")
+            .arg("--quiet")
+            .arg(format!(
+                "--pull={}",
+                if req.pull_always { "always" } else { "missing" }
+            ))
+            .arg("--name")
+            .arg(&ctr)
+            .arg(req.image);
+        let (code, _) = self.capture(cmd, &tee).await?;
+        if code != 0 {
+            log.line(&format!(
+                "crtask: cannot start {}: {}",
+                req.image,
+                first_error_line(&tee.text())
+            ));
+            return Ok(Exit { code: 125 });
+        }
+        // From here on the container exists: remove it whatever happens.
+        let cleanup = ContainerCleanup {
+            engine: self.clone(),
+            name: Some(ctr.clone()),
+            keep: req.keep,
+        };
+        let mut cmd = self.command();
+        cmd.args(["inspect", &ctr]);
+        let (_, out) = self.capture(cmd, &tee).await?;
+        let inspected: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        let config = inspected["OCIv1"]["config"].clone();
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut argv = match &req.entrypoint {
+            Some(ep) => ep.clone(),
+            None => strings(&config["Entrypoint"]),
+        };
+        if !req.args.is_empty() {
+            argv.extend(req.args.iter().cloned());
+        } else if req.entrypoint.is_none() {
+            argv.extend(strings(&config["Cmd"]));
+        }
+        if argv.is_empty() {
+            log.line(&format!(
+                "crtask: {} has no command to run; give one after the image",
+                req.image
+            ));
+            return Ok(Exit { code: 125 });
+        }
+        let mut cmd = self.command();
+        cmd.arg("run").arg("--isolation").arg(&self.cfg.isolation);
+        if let Some(w) = req.workdir {
+            cmd.arg("--workingdir").arg(w);
+        }
+        if let Some(u) = req.user {
+            cmd.arg("--user").arg(u);
+        }
+        for (k, v) in req.env {
+            cmd.arg("--env").arg(format!("{k}={v}"));
+        }
+        for (host, inside) in &req.mounts {
+            cmd.arg("--volume")
+                .arg(format!("{}:{inside}", host.display()));
+        }
+        cmd.arg(&ctr).arg("--").args(&argv);
+        if req.detach {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            let child = cmd
+                .spawn()
+                .map_err(|e| CoreError::Builder(format!("cannot start buildah: {e}")))?;
+            let guard = crate::worker::proc::GroupGuard::new(&child);
+            let waiter = tokio::spawn(async move {
+                let mut child = child;
+                let _ = child.wait().await;
+            });
+            let mut cleanup = cleanup;
+            let name = cleanup.name.take();
+            if let Ok(mut g) = self.groups.lock() {
+                let group = g.entry(req.group.to_string()).or_default();
+                if let Some(n) = name {
+                    group.detached.push((n.clone(), guard, waiter));
+                    if !req.keep {
+                        group.remove.push(n);
+                    }
+                }
+            }
+            log.line(&format!("crtask: started {} detached", req.image));
+            return Ok(Exit { code: 0 });
+        }
+        let exit = self.stream(cmd, log).await?;
+        drop(cleanup);
+        Ok(exit)
+    }
+
+    async fn has_image(&self, image: &str) -> bool {
+        let mut cmd = self.command();
+        cmd.args([
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            "{{.FromImageID}}",
+            image,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        matches!(cmd.status().await, Ok(s) if s.success())
+    }
+
+    async fn checkout(
+        &self,
+        url: &str,
+        reference: Option<&str>,
+        dest: &std::path::Path,
+        log: &dyn LogSink,
+    ) -> Result<String> {
+        crate::gitctx::clone(url, reference, dest, log).await
+    }
+
+    async fn end_group(&self, group: &str) {
+        let taken = self.groups.lock().ok().and_then(|mut g| g.remove(group));
+        if let Some(g) = taken {
+            for (_, guard, waiter) in g.detached {
+                drop(guard);
+                let _ = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            }
+            for name in g.remove {
+                let mut cmd = self.command();
+                cmd.args(["rm", &name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                let _ = cmd.status().await;
+            }
+        }
+    }
+}
+
+/// Removes a container when dropped (unless kept), in the background.
+struct ContainerCleanup {
+    engine: Buildah,
+    name: Option<String>,
+    keep: bool,
+}
+
+impl Drop for ContainerCleanup {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Some(name) = self.name.take() {
+            let mut cmd = self.engine.command();
+            cmd.args(["rm", &name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = cmd.status().await;
+                });
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ pub struct ServerSettings {
     pub insecure_registry: Vec<String>,
     #[serde(default)]
     pub git_webhook_secret_file: Vec<PathBuf>,
+    /// `NAME=IMAGE` aliases for the first word of `cmd` steps (`bash=...`).
+    #[serde(default)]
+    pub image_alias: Vec<String>,
     #[serde(default)]
     pub registry_webhook_token_file: Vec<PathBuf>,
     pub workers: Option<usize>,
@@ -56,6 +59,7 @@ impl ServerSettings {
             registry: self.registry.or(lower.registry),
             insecure_registry: v(self.insecure_registry, lower.insecure_registry),
             git_webhook_secret_file: v(self.git_webhook_secret_file, lower.git_webhook_secret_file),
+            image_alias: v(self.image_alias, lower.image_alias),
             registry_webhook_token_file: v(
                 self.registry_webhook_token_file,
                 lower.registry_webhook_token_file,

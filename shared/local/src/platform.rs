@@ -14,6 +14,25 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// `NAME=IMAGE` image aliases for `cmd` steps.
+pub fn parse_aliases(specs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    specs
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((n, i))
+                if !n.trim().is_empty()
+                    && !i.trim().is_empty()
+                    && !n.contains(char::is_whitespace) =>
+            {
+                Ok((n.trim().to_string(), i.trim().to_string()))
+            }
+            _ => Err(Error::Config(format!(
+                "image alias '{s}' must be NAME=IMAGE"
+            ))),
+        })
+        .collect()
+}
+
 /// The platform, assembled and recovered, ready to serve.
 pub struct Platform {
     pub state: AppState,
@@ -119,6 +138,7 @@ impl Platform {
             registry: s.registry.clone(),
             data_dir: data_dir.clone(),
             context_limit: s.context_limit.unwrap_or(DEFAULT_CONTEXT_LIMIT),
+            image_aliases: parse_aliases(&s.image_alias)?,
         };
         let pool = WorkerPool::start(
             store.clone(),

@@ -227,13 +227,18 @@ async fn quick_build(
         values: req.values,
     };
     check_images(&s, &spec)?;
+    let spec_file = spec.file.clone();
     let run = queue_run(
         s.store.as_ref(),
         s.builder.as_ref(),
         s.clock.as_ref(),
         NewRun {
             task: None,
-            run_type: RunType::QuickBuild,
+            run_type: if crtask_core::taskfile::is_task_file(&spec_file) {
+                RunType::QuickRun
+            } else {
+                RunType::QuickBuild
+            },
             trigger: Trigger::Manual,
             spec,
             dedupe_key: None,
@@ -495,13 +500,18 @@ async fn run_task(
         .ok_or_else(|| CoreError::not_found("task", name.clone()))?;
     let spec = spec_from_task(&task, &req.values)?;
     check_images(&s, &spec)?;
+    let run_type = if crtask_core::taskfile::is_task_file(&spec.file) {
+        RunType::AutoRun
+    } else {
+        RunType::AutoBuild
+    };
     let run = queue_run(
         s.store.as_ref(),
         s.builder.as_ref(),
         s.clock.as_ref(),
         NewRun {
             task: Some(task.name.clone()),
-            run_type: RunType::AutoBuild,
+            run_type,
             trigger: Trigger::Manual,
             spec,
             dedupe_key: None,

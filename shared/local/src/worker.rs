@@ -3,12 +3,13 @@
 //! and records the outcome.
 
 use crate::context;
-use crate::logs::LogDir;
+use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
 use crtask_core::model::{ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::quickbuild::{self, BuildInputs};
+use crtask_core::taskfile;
 use crtask_core::template::RunVars;
 use crtask_core::{Error as CoreError, Result};
 use std::collections::HashMap;
@@ -80,6 +81,8 @@ pub struct WorkerConfig {
     pub data_dir: PathBuf,
     /// Largest context accepted, bytes.
     pub context_limit: u64,
+    /// Image aliases for `cmd` steps (`bash` -> an image), over ACR's defaults.
+    pub image_aliases: std::collections::BTreeMap<String, String>,
 }
 
 impl WorkerConfig {
@@ -264,20 +267,26 @@ impl Inner {
             .filter(|a| a.secret)
             .map(|a| a.value.clone())
             .collect();
-        let log = self
-            .logs
-            .open(run_id, secrets)
-            .map_err(|e| CoreError::Builder(format!("cannot open the run log: {e}")))?;
+        let log = Arc::new(
+            self.logs
+                .open(run_id, secrets)
+                .map_err(|e| CoreError::Builder(format!("cannot open the run log: {e}")))?,
+        );
         let work = self.cfg.work_dir().join(run_id);
         let timeout = Duration::from_secs(run.spec.timeout.max(1));
 
         let outcome = tokio::select! {
-            r = tokio::time::timeout(timeout, self.build(&mut run, &work, &log)) => match r {
+            r = tokio::time::timeout(timeout, self.build(&mut run, &work, log.clone(), token.clone())) => match r {
                 Ok(r) => r,
-                Err(_) => Outcome::Ended(RunStatus::Timeout, Some(format!("the run exceeded its timeout of {} s", run.spec.timeout))),
+                Err(_) => {
+                    token.cancel();
+                    Outcome::Ended(RunStatus::Timeout, Some(format!("the run exceeded its timeout of {} s", run.spec.timeout)))
+                }
             },
             _ = token.cancelled() => Outcome::Ended(RunStatus::Canceled, Some("canceled by the user".into())),
         };
+        // Detached containers of the run end with it.
+        self.engine.end_group(run_id).await;
         if let Outcome::Ended(status, error) = outcome {
             run.status = status;
             run.error = error;
@@ -309,9 +318,15 @@ impl Inner {
     }
 
     /// Prepares the context and runs the executor; fills `run` as it goes.
-    async fn build(&self, run: &mut Run, work: &Path, log: &dyn LogSink) -> Outcome {
+    async fn build(
+        &self,
+        run: &mut Run,
+        work: &Path,
+        log: Arc<RunLog>,
+        cancel: CancellationToken,
+    ) -> Outcome {
         let _ = tokio::fs::remove_dir_all(work).await;
-        let ctx = match self.prepare_context(run, work, log).await {
+        let ctx = match self.prepare_context(run, work, log.as_ref()).await {
             Ok(dir) => dir,
             Err(e) => return Outcome::Ended(RunStatus::Failed, Some(e.to_string())),
         };
@@ -334,6 +349,10 @@ impl Inner {
             }
         };
         let registry = self.cfg.registry.as_deref();
+        if taskfile::is_task_file(&file) {
+            return self.multi_step(run, &ctx, work, &text, log, cancel).await;
+        }
+        let log: &dyn LogSink = log.as_ref();
         let data = run_vars(run, registry).to_data(&run.spec.values);
         let tags = match quickbuild::render_tags(&run.spec.images, &data, registry) {
             Ok(t) => t,
@@ -361,6 +380,61 @@ impl Inner {
         run.output_images = result.output_images;
         run.base_images = result.base_images;
         run.steps = result.steps;
+        Outcome::Done
+    }
+
+    /// A run whose file is an acr-task.yaml: load it (every error, with its
+    /// line, before any step runs), then execute the step graph.
+    async fn multi_step(
+        &self,
+        run: &mut Run,
+        ctx: &Path,
+        work: &Path,
+        text: &str,
+        log: Arc<RunLog>,
+        cancel: CancellationToken,
+    ) -> Outcome {
+        let vars = run_vars(run, self.cfg.registry.as_deref());
+        let mut aliases = taskfile::default_image_aliases();
+        aliases.extend(self.cfg.image_aliases.clone());
+        let opts = taskfile::ParseOptions {
+            image_aliases: aliases,
+        };
+        let tf = match taskfile::load(text, &vars, &run.spec.values, &opts) {
+            Ok(tf) => tf,
+            Err(errs) => {
+                for e in &errs.0 {
+                    log.line(&format!("crtask: {}: {e}", run.spec.file));
+                }
+                let first = errs.0.first().map(|e| e.to_string()).unwrap_or_default();
+                let more = if errs.0.len() > 1 {
+                    format!(" (and {} more)", errs.0.len() - 1)
+                } else {
+                    String::new()
+                };
+                return Outcome::Ended(
+                    RunStatus::Failed,
+                    Some(format!("{}: {first}{more}", run.spec.file)),
+                );
+            }
+        };
+        let scratch = work.with_extension("scratch");
+        let result = crtask_core::multistep::execute_task_file(
+            self.engine.clone(),
+            &tf,
+            ctx.to_path_buf(),
+            scratch.clone(),
+            &run.run_id,
+            log,
+            cancel,
+        )
+        .await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        run.status = result.status;
+        run.error = result.error;
+        run.steps = result.steps;
+        run.output_images = result.output_images;
+        run.base_images = result.base_images;
         Outcome::Done
     }
 

@@ -355,6 +355,12 @@ impl Step {
     }
 }
 
+/// True when `file` names a task file (`.yaml` / `.yml`) rather than a Dockerfile.
+pub fn is_task_file(file: &str) -> bool {
+    let f = file.to_ascii_lowercase();
+    f.ends_with(".yaml") || f.ends_with(".yml")
+}
+
 /// Runs the text pipeline and the parser: a task file as the user wrote it
 /// to a validated [`TaskFile`].
 pub fn load(

@@ -1,0 +1,115 @@
+//! `crtask run`: a quick multi-step run of an acr-task.yaml file.
+
+use super::{wait, Ctx};
+use crate::Format;
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use crtask_core::api::QuickBuildRequest;
+use crtask_core::model::{is_git_url, ContextSource};
+use crtask_core::taskfile;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The task file (acr-task.yaml), relative to the context.
+    #[arg(short = 'f', long = "file")]
+    file: String,
+    /// Template value K=V (repeatable; later wins, beats --values).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    /// YAML file of template values.
+    #[arg(long)]
+    values: Option<PathBuf>,
+    /// Do not stream the log.
+    #[arg(long)]
+    no_logs: bool,
+    /// Return once the run is queued.
+    #[arg(long)]
+    no_wait: bool,
+    /// Run timeout in seconds [default: 3600].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Largest context to upload, bytes.
+    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_local::config::DEFAULT_CONTEXT_LIMIT)]
+    context_limit: u64,
+    /// A local directory, a git URL (#ref[:subdir]) or /dev/null.
+    context: String,
+}
+
+pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
+    if !taskfile::is_task_file(&a.file) {
+        bail!(
+            "'{}' is not a task file (.yaml or .yml); use `crtask build` for a Dockerfile",
+            a.file
+        );
+    }
+    let values = super::values(a.values.as_deref(), &a.sets)?;
+    let client = ctx.client()?;
+    let context = if a.context == "/dev/null" {
+        ContextSource::None
+    } else if is_git_url(&a.context) {
+        ContextSource::parse_task_context(&a.context)?
+    } else {
+        let dir = crate::absolute(&PathBuf::from(&a.context));
+        if !dir.is_dir() {
+            bail!("context directory '{}' does not exist", a.context);
+        }
+        let path = crtask_local::fsutil::resolve_inside(&dir, &a.file)
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow!(
+                    "task file '{}' not found in context {}",
+                    a.file,
+                    dir.display()
+                )
+            })?;
+        // Every error of the file, with its line, before anything is uploaded.
+        let text = std::fs::read_to_string(&path)?;
+        // Placeholders: the real values are the server's, at run time.
+        let vars = crtask_core::template::RunVars {
+            id: "ca1".into(),
+            registry: "registry.invalid".into(),
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            ..Default::default()
+        };
+        if let Err(errs) = taskfile::load(&text, &vars, &values, &taskfile::ParseOptions::default())
+        {
+            for e in errs.0.iter().skip(1) {
+                eprintln!("{}: {e}", a.file);
+            }
+            bail!(
+                "{}: {}",
+                a.file,
+                errs.0.first().map(|e| e.to_string()).unwrap_or_default()
+            );
+        }
+        let id = super::build::upload(&client, &dir, &a.file, a.context_limit).await?;
+        ContextSource::Uploaded { id }
+    };
+    let req = QuickBuildRequest {
+        context,
+        file: a.file,
+        images: Vec::new(),
+        build_args: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: a.timeout,
+        values,
+    };
+    let run = client.quick_build(&req).await?;
+    let id = run["runId"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server answered without a run id"))?
+        .to_string();
+    if ctx.format == Format::Json && a.no_wait {
+        crate::output::json(&run);
+        return Ok(0);
+    }
+    println!("Queued a run with ID: {id}");
+    if a.no_wait {
+        return Ok(0);
+    }
+    wait::follow(ctx, &client, &id, a.no_logs).await
+}

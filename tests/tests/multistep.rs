@@ -1,0 +1,270 @@
+//! Multi-step task files end to end on buildah: build, run the built image,
+//! push only when the tests pass; parallel steps; ACR's own samples.
+
+use crtask_tests::{repo_root, show, write_files, Registry, Server};
+use serde_json::Value;
+
+/// A bash-like image: like docker-library's `bash`, arguments starting with
+/// `-` go to the shell, anything else runs as a command.
+fn seed_shell_image(srv: &Server, reg: &Registry) {
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            ("entry.sh", "#!/bin/sh\nif [ \"$#\" -eq 0 ] || [ \"${1#-}\" != \"$1\" ]; then set -- sh \"$@\"; fi\nexec \"$@\"\n"),
+            ("Dockerfile", &format!("FROM {}/base:1\nCOPY entry.sh /entry.sh\nRUN chmod +x /entry.sh\nENTRYPOINT [\"/entry.sh\"]\n", reg.host)),
+        ],
+    );
+    let out = srv.cli(&["build", "-t", "shell:1", ctx.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+fn start() -> (Registry, Server) {
+    let reg = Registry::start().unwrap();
+    reg.seed("base:1", "v1").unwrap();
+    let alias = format!("bash={}/shell:1", reg.host);
+    let srv = Server::start(&reg, &["--image-alias", &alias, "--workers", "2"]).unwrap();
+    seed_shell_image(&srv, &reg);
+    (reg, srv)
+}
+
+fn quick_run(
+    srv: &Server,
+    dir: &std::path::Path,
+    file: &str,
+    extra: &[&str],
+) -> (std::process::Output, Option<Value>) {
+    let mut args = vec!["run", "-f", file];
+    args.extend_from_slice(extra);
+    args.push(dir.to_str().unwrap());
+    let out = srv.cli(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Queued a run with ID: "))
+        .map(|id| srv.run(id).unwrap());
+    (out, run)
+}
+
+const PIPELINE: &str = r#"version: v1.1.0
+steps:
+  # build, then test and scan in parallel, push only if both pass
+  - id: build
+    build: -t $Registry/app:$ID -f Dockerfile .
+  - id: test
+    cmd: $Registry/app:$ID sh -c 'test "$(cat /result)" = "{{.Values.expect}}" && echo test-passed'
+    when: [build]
+  - id: scan
+    cmd: bash -c 'sleep 1; echo scan-passed'
+    when: [build]
+  - id: push
+    push:
+      - $Registry/app:$ID
+    when: [test, scan]
+"#;
+
+#[test]
+fn build_test_scan_push_pushes_only_when_the_tests_pass() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_files(
+        ctx.path(),
+        &[
+            ("acr-task.yaml", PIPELINE),
+            (
+                "Dockerfile",
+                &format!("FROM {}/base:1\nRUN echo ok > /result\n", reg.host),
+            ),
+        ],
+    );
+
+    // The test fails: nothing is pushed, the run names the step.
+    let (out, run) = quick_run(
+        &srv,
+        ctx.path(),
+        "acr-task.yaml",
+        &["--set", "expect=not-ok"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Failed", "{run}");
+    assert_eq!(run["runType"], "QuickRun");
+    assert!(
+        run["error"].as_str().unwrap().contains("step 'test'"),
+        "{run}"
+    );
+    let id = run["runId"].as_str().unwrap();
+    assert_eq!(
+        reg.digest("app", id),
+        None,
+        "nothing pushed after a failed test"
+    );
+    let push = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "push")
+        .unwrap();
+    assert_ne!(push["status"], "Succeeded");
+
+    // Both pass: the pushed digest is recorded.
+    let (out, run) = quick_run(&srv, ctx.path(), "acr-task.yaml", &["--set", "expect=ok"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[test] test-passed") && text.contains("[scan] scan-passed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("==> step push: Succeeded"),
+        "step boundaries in the log: {text}"
+    );
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    let id = run["runId"].as_str().unwrap();
+    let out0 = &run["outputImages"][0];
+    assert_eq!(out0["repository"], "app");
+    assert_eq!(out0["tag"], id);
+    assert_eq!(reg.digest("app", id).as_deref(), out0["digest"].as_str());
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["build", "test", "scan", "push"]);
+    assert!(run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "Succeeded" && s["exitCode"] == 0));
+}
+
+fn times(run: &Value, id: &str) -> (chrono_like::T, chrono_like::T) {
+    let s = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap();
+    (
+        chrono_like::parse(&s["startTime"]),
+        chrono_like::parse(&s["finishTime"]),
+    )
+}
+
+/// RFC 3339 to milliseconds since the epoch, enough to compare step times.
+mod chrono_like {
+    pub type T = i64;
+    pub fn parse(v: &serde_json::Value) -> T {
+        let s = v.as_str().unwrap_or_else(|| panic!("no time: {v}"));
+        // 2026-11-27T05:21:12.345Z
+        let (date, time) = s.trim_end_matches('Z').split_once('T').unwrap();
+        let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+        let (hms, ms) = time.split_once('.').unwrap_or((time, "0"));
+        let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+        let ms: i64 = format!("{ms:0<3}")[..3].parse().unwrap();
+        (((d[2] * 24 + t[0]) * 60 + t[1]) * 60 + t[2]) * 1000 + ms
+    }
+}
+
+#[test]
+fn when_graphs_order_and_overlap_steps_as_acr_does() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let file = format!(
+        "steps:\n  - id: a\n    cmd: {img} sleep 2\n  - id: b\n    cmd: {img} sleep 2\n    when: [\"-\"]\n  - id: c\n    cmd: {img} sleep 1\n  - id: d\n    cmd: {img} true\n    when: [a, c]\n"
+    );
+    write_files(ctx.path(), &[("graph.yaml", &file)]);
+    let (out, run) = quick_run(&srv, ctx.path(), "graph.yaml", &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    let run = run.unwrap();
+    let (a0, a1) = times(&run, "a");
+    let (b0, b1) = times(&run, "b");
+    let (c0, c1) = times(&run, "c");
+    let (d0, _) = times(&run, "d");
+    assert!(b0 < a1 && a0 < b1, "a and b (when [\"-\"]) overlap: {run}");
+    assert!(
+        c0 >= b1,
+        "c (no when) waits for b, the step before it: {run}"
+    );
+    assert!(d0 >= a1 && d0 >= c1, "d waits for a and c: {run}");
+}
+
+#[test]
+fn invalid_task_files_are_rejected_before_any_step_runs() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    write_files(
+        ctx.path(),
+        &[(
+            "bad.yaml",
+            &format!("# a comment line\nsteps:\n  - id: one\n    cmd: {img} true\n  - id: two\n    cmd: {img} true\n    when: [three]\n  - id: three\n    cmd: {img} true\n"),
+        )],
+    );
+    let (out, run) = quick_run(&srv, ctx.path(), "bad.yaml", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(run.is_none(), "nothing queued");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 7") && err.contains("step 'two'") && err.contains("three"),
+        "{err}"
+    );
+
+    // The same file as a task: the run fails before any step, naming step and line.
+    srv.cli_json(&[
+        "task",
+        "create",
+        "--name",
+        "bad",
+        "-c",
+        ctx.path().to_str().unwrap(),
+        "-f",
+        "bad.yaml",
+    ])
+    .unwrap();
+    let out = srv.cli(&["task", "run", "--name", "bad"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("Queued a run with ID: ")
+        .to_string();
+    let run = srv.run(&id).unwrap();
+    assert_eq!(run["runType"], "AutoRun");
+    assert!(run["error"].as_str().unwrap().contains("line 7"), "{run}");
+    assert!(
+        run["steps"].as_array().unwrap().is_empty(),
+        "no step ran: {run}"
+    );
+}
+
+#[test]
+fn acr_published_samples_run_with_aliased_images() {
+    let (_reg, srv) = start();
+    let samples = repo_root().parent().unwrap().join("shared/acr-samples");
+    assert!(
+        samples.is_dir(),
+        "ACR samples expected at {}",
+        samples.display()
+    );
+    for (file, expect) in [
+        ("bash-echo.yaml", "hello world"),
+        ("files-working-directory.yaml", "hello.txt"),
+    ] {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::copy(samples.join(file), ctx.path().join(file)).unwrap();
+        let (out, run) = quick_run(&srv, ctx.path(), file, &[]);
+        assert!(out.status.success(), "{file}: {}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(expect),
+            "{file}: {}",
+            show(&out)
+        );
+        assert_eq!(run.unwrap()["status"], "Succeeded");
+    }
+}
