@@ -418,3 +418,144 @@ fn branch_names_with_shell_syntax_are_built_as_plain_data() {
     let out = f.srv.cli(&["task", "show-run", "--run-id", &id]);
     assert!(out.status.success(), "{}", show(&out));
 }
+
+#[test]
+fn pull_requests_build_without_pushing_and_without_secrets() {
+    let f = fixture(&[]);
+    let url = f.git.url();
+    let df = format!("FROM {}/base:1\nARG TOKEN\nCOPY v.txt /v.txt\nRUN echo \"token=[$TOKEN] content=$(cat /v.txt)\"\n", f.reg.host);
+    f.git
+        .commit("main", &[("Dockerfile", &df), ("v.txt", "main")], "one")
+        .unwrap();
+    f.git.branch("feature", "main").unwrap();
+    let head = f
+        .git
+        .commit("feature", &[("v.txt", "from-pr")], "pr change")
+        .unwrap();
+    f.srv
+        .cli_json(&[
+            "task",
+            "create",
+            "--name",
+            "app",
+            "-c",
+            &url,
+            "-t",
+            "pr:{{.Run.ID}}",
+            "--pull-request-trigger-enabled",
+            "true",
+            "--secret-build-arg",
+            "TOKEN=topsecret-value",
+        ])
+        .unwrap();
+    let body = serde_json::to_vec(&json!({
+        "action": "opened",
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "head": {"ref": "feature", "sha": head, "repo": {"clone_url": url, "full_name": "test/repo"}},
+            "base": {"ref": "main", "sha": "0000000000000000000000000000000000000001", "repo": {"clone_url": url, "full_name": "test/repo"}}
+        },
+        "repository": {"full_name": "test/repo", "clone_url": url, "html_url": url}
+    }))
+    .unwrap();
+    let (s, a) = deliver(&f.srv, "pull_request", "pr-1", &body, SECRET);
+    assert_eq!((s, a["outcome"].as_str()), (202, Some("triggered")), "{a}");
+    let id = a["runs"][0].as_str().unwrap().to_string();
+    let run = f
+        .srv
+        .wait_status(&id, 120, |s| s != "Queued" && s != "Running")
+        .unwrap();
+    assert_eq!(run["status"], "Succeeded", "{run}\n{}", f.srv.log());
+    assert_eq!(run["trigger"]["type"], "PullRequest");
+    assert_eq!(run["trigger"]["number"], 7);
+    assert_eq!(run["trigger"]["commit"], head.as_str());
+    assert!(
+        run["outputImages"].as_array().unwrap().is_empty(),
+        "a PR run pushes nothing: {run}"
+    );
+    assert_eq!(f.reg.digest("pr", &id), None);
+    let logs = f.srv.cli(&["task", "logs", "--run-id", &id]);
+    let log = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        log.contains("token=[] content=from-pr"),
+        "no secret, the PR's code: {log}"
+    );
+    assert!(!log.contains("topsecret"), "{log}");
+
+    // A closed pull request starts nothing.
+    let closed = String::from_utf8(body)
+        .unwrap()
+        .replace("\"opened\"", "\"closed\"");
+    let (_, a) = deliver(&f.srv, "pull_request", "pr-2", closed.as_bytes(), SECRET);
+    assert_eq!(a["outcome"], "ignored", "{a}");
+}
+
+#[test]
+fn private_repositories_are_cloned_with_a_token_that_is_never_logged() {
+    let reg = Registry::start().unwrap();
+    reg.seed("base:1", "v1").unwrap();
+    let git = GitServer::start().unwrap();
+    git.commit(
+        "main",
+        &[(
+            "Dockerfile",
+            &format!("FROM {}/base:1\nRUN echo private-build-ok\n", reg.host),
+        )],
+        "one",
+    )
+    .unwrap();
+    let port = crtask_tests::free_port();
+    let token = "ghp_testtoken0123456789";
+    let mut peer = std::process::Command::new("python3")
+        .arg(crtask_tests::repo_root().join("tests/peers/git_http_auth.py"))
+        .args([git.root.path().to_str().unwrap(), &port.to_string(), token])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && start.elapsed().as_secs() < 10
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+
+    let with = Server::start(
+        &reg,
+        &[
+            "--git-token-file",
+            &format!("127.0.0.1:{port}={}", token_file.display()),
+        ],
+    )
+    .unwrap();
+    with.cli_json(&["task", "create", "--name", "p", "-c", &url, "-t", "p:1"])
+        .unwrap();
+    let out = with.cli(&["task", "run", "--name", "p"]);
+    assert!(out.status.success(), "{}\n{}", show(&out), with.log());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("private-build-ok"), "{text}");
+    let b64 = "eC1hY2Nlc3MtdG9rZW46Z2hwX3Rlc3R0b2tlbjAxMjM0NTY3ODk";
+    for leak in [token, b64] {
+        assert!(!text.contains(leak), "token in the log: {text}");
+        assert!(!with.log().contains(leak), "token in the server log");
+    }
+
+    // Without the token the clone is refused, with a clear reason.
+    let without = Server::start(&reg, &[]).unwrap();
+    without
+        .cli_json(&["task", "create", "--name", "p", "-c", &url, "-t", "p:2"])
+        .unwrap();
+    let out = without.cli(&["task", "run", "--name", "p"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cannot clone"),
+        "{}",
+        show(&out)
+    );
+    let _ = peer.kill();
+    let _ = peer.wait();
+}

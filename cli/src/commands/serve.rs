@@ -30,6 +30,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     registry_webhook_token_file: Vec<PathBuf>,
+    /// Token for private git repositories over HTTPS, as [HOST=]FILE; the
+    /// token is sent only to HOST when given (repeatable).
+    #[arg(long, env = "CRTASK_GIT_TOKEN_FILE", value_delimiter = ',')]
+    git_token_file: Vec<String>,
     /// Image alias NAME=IMAGE for the first word of `cmd` steps, over ACR's
     /// defaults (bash, az, acr, curl, cssc) (repeatable).
     #[arg(long, env = "CRTASK_IMAGE_ALIAS", value_delimiter = ',')]
@@ -81,6 +85,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         insecure_registry: a.insecure_registry,
         git_webhook_secret_file: a.git_webhook_secret_file,
         image_alias: a.image_alias,
+        git_token_file: a.git_token_file,
         registry_webhook_token_file: a.registry_webhook_token_file,
         workers: a.workers,
         context_limit: a.context_limit,

@@ -32,6 +32,8 @@ pub struct BuildahConfig {
     pub registries_conf: PathBuf,
     /// Registries reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Tokens for private git repositories.
+    pub git_auth: crate::gitctx::GitAuth,
 }
 
 /// Containers of a run still to clean up: detached ones (with the guard
@@ -469,7 +471,7 @@ impl Engine for Buildah {
         dest: &std::path::Path,
         log: &dyn LogSink,
     ) -> Result<String> {
-        crate::gitctx::clone(url, reference, dest, log).await
+        crate::gitctx::clone(url, reference, dest, log, &self.cfg.git_auth).await
     }
 
     async fn end_group(&self, group: &str) {

@@ -20,6 +20,9 @@ pub struct ServerSettings {
     pub insecure_registry: Vec<String>,
     #[serde(default)]
     pub git_webhook_secret_file: Vec<PathBuf>,
+    /// `[HOST=]FILE`: a token for private git repositories over HTTPS.
+    #[serde(default)]
+    pub git_token_file: Vec<String>,
     /// `NAME=IMAGE` aliases for the first word of `cmd` steps (`bash=...`).
     #[serde(default)]
     pub image_alias: Vec<String>,
@@ -60,6 +63,7 @@ impl ServerSettings {
             insecure_registry: v(self.insecure_registry, lower.insecure_registry),
             git_webhook_secret_file: v(self.git_webhook_secret_file, lower.git_webhook_secret_file),
             image_alias: v(self.image_alias, lower.image_alias),
+            git_token_file: v(self.git_token_file, lower.git_token_file),
             registry_webhook_token_file: v(
                 self.registry_webhook_token_file,
                 lower.registry_webhook_token_file,

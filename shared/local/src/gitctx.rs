@@ -4,8 +4,70 @@
 use crate::buildah::run_streaming;
 use crtask_core::ports::LogSink;
 use crtask_core::{Error as CoreError, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokio::process::Command;
+
+/// Tokens for private repositories over HTTPS: `[HOST=]FILE` entries. The
+/// token is read from its file at each clone and handed to git as an HTTP
+/// header through the environment, so it never appears in argv or logs.
+/// With a HOST it is sent only to that host; without, to every http(s) host.
+#[derive(Debug, Clone, Default)]
+pub struct GitAuth {
+    entries: Vec<(Option<String>, PathBuf)>,
+}
+
+impl GitAuth {
+    pub fn parse(specs: &[String]) -> crate::Result<GitAuth> {
+        let mut entries = Vec::new();
+        for s in specs {
+            let (host, file) = match s.split_once('=') {
+                Some((h, f)) if !h.is_empty() && !h.contains('/') => {
+                    (Some(h.to_ascii_lowercase()), f)
+                }
+                _ => (None, s.as_str()),
+            };
+            if file.is_empty() {
+                return Err(crate::Error::Config(format!(
+                    "git token '{s}' must be [HOST=]FILE"
+                )));
+            }
+            entries.push((host, PathBuf::from(file)));
+        }
+        Ok(GitAuth { entries })
+    }
+
+    /// The `Authorization` header value for `url`, if a token applies.
+    fn header_for(&self, url: &str) -> Option<String> {
+        let lower = url.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"))?;
+        let authority = rest.split('/').next().unwrap_or("");
+        let hostport = authority.rsplit('@').next().unwrap_or(authority);
+        let host = hostport.split(':').next().unwrap_or(hostport);
+        let (_, file) = self.entries.iter().find(|(h, _)| match h {
+            None => true,
+            Some(h) => h == hostport || h == host,
+        })?;
+        let token = std::fs::read_to_string(file).ok()?;
+        let token = token.trim();
+        if token.is_empty() {
+            return None;
+        }
+        use base64::Engine as _;
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        Some(format!("Authorization: Basic {basic}"))
+    }
+
+    fn apply(&self, cmd: &mut Command, url: &str) {
+        if let Some(h) = self.header_for(url) {
+            cmd.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", h);
+        }
+    }
+}
 
 fn git() -> Command {
     let mut c = Command::new("git");
@@ -29,9 +91,11 @@ pub async fn clone(
     reference: Option<&str>,
     dest: &Path,
     log: &dyn LogSink,
+    auth: &GitAuth,
 ) -> Result<String> {
     log.line(&format!("crtask: cloning {url}"));
     let mut c = git();
+    auth.apply(&mut c, url);
     c.args(["clone", "--quiet", "--no-checkout", "--", url])
         .arg(dest);
     let (code, _) = run(c, log).await?;
@@ -57,6 +121,7 @@ pub async fn clone(
             if found.is_none() {
                 // A commit or ref not advertised as a branch (e.g. a pull request head).
                 let mut c = git();
+                auth.apply(&mut c, url);
                 c.arg("-C")
                     .arg(dest)
                     .args(["fetch", "--quiet", "origin", "--", r]);
@@ -105,4 +170,29 @@ async fn resolve(dir: &Path, rev: &str, log: &dyn LogSink) -> Result<Option<Stri
     let (code, out) = run(c, log).await?;
     let out = out.trim();
     Ok((code == 0 && out.len() >= 40).then(|| out.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_go_only_to_their_host() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("t");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let auth = GitAuth::parse(&[format!("git.example.com={}", f.display())]).unwrap();
+        let h = auth
+            .header_for("https://git.example.com/org/repo.git")
+            .unwrap();
+        assert_eq!(h, "Authorization: Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0");
+        assert!(auth
+            .header_for("https://user@git.example.com:443/x.git")
+            .is_some());
+        assert!(auth.header_for("https://evil.example.org/x.git").is_none());
+        assert!(auth.header_for("git://git.example.com/x.git").is_none());
+        let any = GitAuth::parse(&[f.display().to_string()]).unwrap();
+        assert!(any.header_for("http://127.0.0.1:8080/r.git").is_some());
+        assert!(GitAuth::parse(&["h=".into()]).is_err());
+    }
 }

@@ -130,6 +130,7 @@ impl Platform {
             isolation: s.isolation.clone().unwrap_or_else(|| "chroot".into()),
             registries_conf,
             insecure_registries: s.insecure_registry.clone(),
+            git_auth: crate::gitctx::GitAuth::parse(&s.git_token_file)?,
         }));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = Arc::new(RunEvents::default());

@@ -491,7 +491,9 @@ impl Inner {
                     }
                     (_, r) => r.clone(),
                 };
-                crate::gitctx::clone(url, reference.as_deref(), work, log).await?;
+                self.engine
+                    .checkout(url, reference.as_deref(), work, log)
+                    .await?;
                 match subdir {
                     None => Ok(work.to_path_buf()),
                     Some(d) => crate::fsutil::resolve_inside(work, d)
