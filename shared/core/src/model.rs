@@ -726,3 +726,17 @@ pub struct EventRecord {
     #[serde(default)]
     pub detail: serde_json::Value,
 }
+
+/// One base image a task depends on, as the dependency index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaseDependency {
+    /// Normalised tagged reference (`127.0.0.1:5000/base:1`).
+    pub image: String,
+    /// The digest the task's last successful build used; `None` when the
+    /// dependency is known only from a scan at task creation.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// True for the runtime base (the final stage's image).
+    pub runtime: bool,
+}

@@ -1,7 +1,7 @@
 //! The ports: how core talks to the world. Each platform implements them
 //! (`crtask-local`: SQLite, worker pool, buildah; `crtask-aws`: DynamoDB, CodeBuild).
 
-use crate::model::{EventRecord, EventSource, Run, RunFilter, RunStatus, Task};
+use crate::model::{BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task};
 use crate::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -51,6 +51,19 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<EventRecord>>;
     /// A fresh, unique event id (`ev1`, `ev2`, ...).
     async fn next_event_id(&self) -> Result<String>;
+    /// Replaces the base images `task` depends on (the dependency index).
+    async fn set_dependencies(&self, task: &str, deps: &[BaseDependency]) -> Result<()>;
+    /// The base images `task` depends on.
+    async fn dependencies_of(&self, task: &str) -> Result<Vec<BaseDependency>>;
+    /// Every task that depends on `image` (a normalised tagged reference),
+    /// answered from the index without scanning tasks.
+    async fn dependents_of(&self, image: &str) -> Result<Vec<(String, BaseDependency)>>;
+    /// Every distinct image some task depends on.
+    async fn tracked_images(&self) -> Result<Vec<String>>;
+    /// The latest scheduled time already handled for a task's timer.
+    async fn timer_last_fired(&self, task: &str, timer: &str) -> Result<Option<DateTime<Utc>>>;
+    /// Records that a timer's occurrences up to `t` are handled.
+    async fn set_timer_last_fired(&self, task: &str, timer: &str, t: DateTime<Utc>) -> Result<()>;
     /// True when the store answers (for `/healthz`).
     async fn ping(&self) -> Result<()>;
 }

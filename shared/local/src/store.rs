@@ -5,7 +5,10 @@
 
 use crate::Result;
 use async_trait::async_trait;
-use crtask_core::model::{EventRecord, EventSource, Run, RunFilter, RunStatus, Task};
+use chrono::{DateTime, Utc};
+use crtask_core::model::{
+    BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
+};
 use crtask_core::ports::Store;
 use crtask_core::{runid, Error as CoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,6 +36,20 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_delivery ON events (source, delivery);
 CREATE INDEX IF NOT EXISTS events_by_source ON events (source, seq);
+CREATE TABLE IF NOT EXISTS dependencies (
+    task TEXT NOT NULL,
+    image TEXT NOT NULL,
+    digest TEXT,
+    runtime INTEGER NOT NULL,
+    PRIMARY KEY (task, image)
+);
+CREATE INDEX IF NOT EXISTS dependencies_by_image ON dependencies (image);
+CREATE TABLE IF NOT EXISTS timer_state (
+    task TEXT NOT NULL,
+    timer TEXT NOT NULL,
+    last_fired TEXT NOT NULL,
+    PRIMARY KEY (task, timer)
+);
 CREATE INDEX IF NOT EXISTS runs_by_task ON runs (task, seq);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
 "#;
@@ -201,8 +218,15 @@ impl Store for SqliteStore {
 
     async fn delete_task(&self, name: &str) -> crtask_core::Result<bool> {
         let name = name.to_string();
-        self.with(move |c| Ok(c.execute("DELETE FROM tasks WHERE name = ?1", [name])? > 0))
-            .await
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let n = tx.execute("DELETE FROM tasks WHERE name = ?1", [&name])?;
+            tx.execute("DELETE FROM dependencies WHERE task = ?1", [&name])?;
+            tx.execute("DELETE FROM timer_state WHERE task = ?1", [&name])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn next_run_id(&self) -> crtask_core::Result<String> {
@@ -364,6 +388,117 @@ impl Store for SqliteStore {
             }
             out.sort_by_key(|r| runid::sort_key(&r.run_id));
             Ok(out)
+        })
+        .await
+    }
+
+    async fn set_dependencies(
+        &self,
+        task: &str,
+        deps: &[BaseDependency],
+    ) -> crtask_core::Result<()> {
+        let (task, deps) = (task.to_string(), deps.to_vec());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM dependencies WHERE task = ?1", [&task])?;
+            for d in &deps {
+                tx.execute(
+                    "INSERT OR REPLACE INTO dependencies (task, image, digest, runtime) VALUES (?1, ?2, ?3, ?4)",
+                    params![task, d.image, d.digest, d.runtime],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dependencies_of(&self, task: &str) -> crtask_core::Result<Vec<BaseDependency>> {
+        let task = task.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare(
+                "SELECT image, digest, runtime FROM dependencies WHERE task = ?1 ORDER BY image",
+            )?;
+            let rows = st
+                .query_map([task], |r| {
+                    Ok(BaseDependency {
+                        image: r.get(0)?,
+                        digest: r.get(1)?,
+                        runtime: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn dependents_of(
+        &self,
+        image: &str,
+    ) -> crtask_core::Result<Vec<(String, BaseDependency)>> {
+        let image = image.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare("SELECT task, image, digest, runtime FROM dependencies WHERE image = ?1 ORDER BY task")?;
+            let rows = st
+                .query_map([image], |r| {
+                    Ok((r.get(0)?, BaseDependency { image: r.get(1)?, digest: r.get(2)?, runtime: r.get(3)? }))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn tracked_images(&self) -> crtask_core::Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT DISTINCT image FROM dependencies ORDER BY image")?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn timer_last_fired(
+        &self,
+        task: &str,
+        timer: &str,
+    ) -> crtask_core::Result<Option<DateTime<Utc>>> {
+        let (task, timer) = (task.to_string(), timer.to_string());
+        self.with(move |c| {
+            let v: Option<String> = c
+                .query_row(
+                    "SELECT last_fired FROM timer_state WHERE task = ?1 AND timer = ?2",
+                    params![task, timer],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(v.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc)))
+        })
+        .await
+    }
+
+    async fn set_timer_last_fired(
+        &self,
+        task: &str,
+        timer: &str,
+        t: DateTime<Utc>,
+    ) -> crtask_core::Result<()> {
+        let (task, timer, t) = (
+            task.to_string(),
+            timer.to_string(),
+            crtask_core::time::rfc3339(t),
+        );
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO timer_state (task, timer, last_fired) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (task, timer) DO UPDATE SET last_fired = excluded.last_fired",
+                params![task, timer, t],
+            )?;
+            Ok(())
         })
         .await
     }
