@@ -170,6 +170,29 @@ impl Client {
         Ok(resp.json().await?)
     }
 
+    pub async fn dependents(&self, image: &str) -> Result<Value> {
+        let resp = self
+            .send(
+                self.http
+                    .get(self.url("/images/dependents"))
+                    .query(&[("image", image)]),
+            )
+            .await?;
+        Ok(resp.json().await?)
+    }
+
+    pub async fn task_dependencies(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crtask_core::model::BaseDependency>> {
+        self.json(
+            Method::GET,
+            &format!("/tasks/{}/dependencies", enc(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn tasks(&self) -> Result<Vec<Task>> {
         self.json(Method::GET, "/tasks", None::<&()>).await
     }

@@ -50,6 +50,9 @@ enum Command {
     /// Inbound events (webhooks, registry pushes, timers) and their outcome.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
+    /// Base-image dependencies.
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
 }
 
 fn main() {
@@ -88,6 +91,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => commands::run::run(&ctx, a).await,
         Command::Task(c) => commands::task::run(&ctx, c).await,
         Command::Events(c) => commands::events::run(&ctx, c).await,
+        Command::Image(c) => commands::image::run(&ctx, c).await,
     }
 }
 

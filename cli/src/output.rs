@@ -109,6 +109,19 @@ pub fn run_details(r: &Value) {
     kv("Run type:", s(&r["runType"]));
     kv("Status:", s(&r["status"]));
     kv("Trigger:", trigger(r));
+    if r["trigger"]["type"] == "ImageUpdate" {
+        let t = &r["trigger"];
+        kv(
+            "Base update:",
+            format!(
+                "{} {} -> {}",
+                s(&t["image"]),
+                s(&t["oldDigest"]),
+                s(&t["newDigest"])
+            ),
+        );
+        kv("Cause:", s(&t["cause"]));
+    }
     kv("Platform:", s(&r["platform"]));
     kv("Created:", s(&r["createTime"]));
     kv("Started:", s(&r["startTime"]));

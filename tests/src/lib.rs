@@ -78,7 +78,7 @@ impl Registry {
         let dir = tempfile::tempdir()?;
         let host = format!("127.0.0.1:{}", free_port());
         let mut cfg = format!(
-            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: \"{}\"}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{host}\"}}\n",
+            "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: \"{}\"}}\n  delete: {{enabled: true}}\nhttp: {{addr: \"{host}\"}}\n",
             dir.path().join("data").display()
         );
         if let Some((url, token)) = notify {
@@ -89,11 +89,13 @@ impl Registry {
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg)?;
         let log = dir.path().join("registry.log");
+        let log_file = std::fs::File::create(&log)?;
         let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
+            // The access log (stdout) is what `manifest_heads` counts.
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
             .spawn()
             .context("cannot start docker-registry (run infra/local/setup.sh)")?;
         wait_http(
@@ -147,6 +149,15 @@ impl Registry {
         Ok(digest)
     }
 
+    /// How many `HEAD /v2/<repo>/manifests/<tag>` requests the registry
+    /// has served so far (from its access log).
+    pub fn manifest_heads(&self, repo: &str, tag: &str) -> usize {
+        let needle = format!("\"HEAD /v2/{repo}/manifests/{tag} ");
+        std::fs::read_to_string(self.dir.path().join("registry.log"))
+            .map(|l| l.matches(&needle).count())
+            .unwrap_or(0)
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -172,9 +183,13 @@ pub struct Server {
 impl Server {
     /// Starts a server using `registry` for unqualified tags (plain HTTP).
     pub fn start(registry: &Registry, extra: &[&str]) -> Result<Server> {
+        Self::start_on(registry, free_port(), extra)
+    }
+
+    /// The same, on a given port (to point a registry's notifications at it first).
+    pub fn start_on(registry: &Registry, url_port: u16, extra: &[&str]) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
-        let url_port = free_port();
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen".into(),

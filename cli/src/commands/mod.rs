@@ -2,9 +2,11 @@
 
 pub mod build;
 pub mod events;
+pub mod image;
 pub mod run;
 pub mod serve;
 pub mod task;
+pub mod timer;
 pub mod wait;
 
 use crate::Format;

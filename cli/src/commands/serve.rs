@@ -38,6 +38,29 @@ pub struct ServeArgs {
     /// defaults (bash, az, acr, curl, cssc) (repeatable).
     #[arg(long, env = "CRTASK_IMAGE_ALIAS", value_delimiter = ',')]
     image_alias: Vec<String>,
+    /// File holding an HMAC secret for X-Crtask-Signature on registry
+    /// notifications (repeatable).
+    #[arg(
+        long,
+        env = "CRTASK_REGISTRY_WEBHOOK_SECRET_FILE",
+        value_delimiter = ','
+    )]
+    registry_webhook_secret_file: Vec<PathBuf>,
+    /// The registry host as FROM lines name it, when notifications report
+    /// another [default: --registry].
+    #[arg(long, env = "CRTASK_REGISTRY_HOST")]
+    registry_host: Option<String>,
+    /// Seconds a base-image run waits for more updates (tags, architectures,
+    /// cascades) to fold into it [default: 3].
+    #[arg(long, env = "CRTASK_SETTLE_WINDOW")]
+    settle_window: Option<u64>,
+    /// Seconds between digest polls of tracked base images; 0 turns polling
+    /// off [default: 60].
+    #[arg(long, env = "CRTASK_POLL_INTERVAL")]
+    poll_interval: Option<u64>,
+    /// Poll interval for one registry, as HOST=SECS (repeatable).
+    #[arg(long, env = "CRTASK_POLL_INTERVAL_FOR", value_delimiter = ',')]
+    poll_interval_for: Vec<String>,
     /// Concurrent runs [default: 2].
     #[arg(long, env = "CRTASK_WORKERS")]
     workers: Option<usize>,
@@ -47,6 +70,11 @@ pub struct ServeArgs {
     /// Largest webhook body accepted, bytes [default: 25 MB].
     #[arg(long, env = "CRTASK_WEBHOOK_BODY_LIMIT")]
     webhook_body_limit: Option<usize>,
+    /// Seconds after its scheduled time a timer occurrence missed while the
+    /// server was down still fires once at start-up; older ones are recorded
+    /// as missed (at least 60) [default: 300].
+    #[arg(long, env = "CRTASK_TIMER_GRACE", value_name = "SECS")]
+    timer_grace: Option<u64>,
     /// The buildah binary [default: buildah].
     #[arg(long, env = "CRTASK_BUILDAH")]
     buildah: Option<PathBuf>,
@@ -87,9 +115,15 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         image_alias: a.image_alias,
         git_token_file: a.git_token_file,
         registry_webhook_token_file: a.registry_webhook_token_file,
+        registry_webhook_secret_file: a.registry_webhook_secret_file,
+        registry_host: a.registry_host,
+        settle_window: a.settle_window,
+        poll_interval: a.poll_interval,
+        poll_interval_for: a.poll_interval_for,
         workers: a.workers,
         context_limit: a.context_limit,
         webhook_body_limit: a.webhook_body_limit,
+        timer_grace: a.timer_grace,
         buildah: a.buildah,
         storage_driver: a.storage_driver,
         isolation: a.isolation,

@@ -6,6 +6,7 @@ use crate::Format;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use crtask_core::api::TaskRunRequest;
+use crtask_core::cron;
 use crtask_core::model::{
     is_git_url, BaseImageTriggerType, Task, TimerTrigger, DEFAULT_TASK_TIMEOUT,
 };
@@ -33,6 +34,9 @@ pub enum TaskCommand {
     Logs(LogsArgs),
     /// Cancel a queued or running run.
     CancelRun(RunId),
+    /// Add, change, remove or list a task's cron timers.
+    #[command(subcommand)]
+    Timer(super::timer::TimerCommand),
 }
 
 #[derive(Args)]
@@ -147,30 +151,30 @@ pub struct LogsArgs {
 }
 
 /// Parses `--schedule [NAME:]CRON` values; unnamed ones become t1, t2, ...
+/// (skipping names given explicitly). The crons are checked by the server
+/// ([`Task::validate`]), which names the timer in its message.
 pub fn timers(specs: &[String]) -> Result<Vec<TimerTrigger>> {
+    let split: Vec<(Option<&str>, &str)> = specs.iter().map(|s| cron::split_named(s)).collect();
+    let explicit: Vec<&str> = split.iter().filter_map(|(n, _)| *n).collect();
     let mut out: Vec<TimerTrigger> = Vec::new();
     let mut n = 0;
-    for s in specs {
-        let (name, cron) = match s.split_once(':') {
-            Some((name, cron)) if !name.contains(' ') && !name.is_empty() => {
-                (name.to_string(), cron.trim().to_string())
-            }
-            _ => {
+    for (name, cron) in split {
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => loop {
                 n += 1;
-                let mut name = format!("t{n}");
-                while out.iter().any(|t| t.name == name) {
-                    n += 1;
-                    name = format!("t{n}");
+                let candidate = format!("t{n}");
+                if !explicit.contains(&candidate.as_str()) {
+                    break candidate;
                 }
-                (name, s.trim().to_string())
-            }
+            },
         };
         if out.iter().any(|t| t.name == name) {
             bail!("timer name '{name}' is used twice");
         }
         out.push(TimerTrigger {
             name,
-            schedule: cron,
+            schedule: cron.to_string(),
             enabled: true,
         });
     }
@@ -330,6 +334,7 @@ fn on(b: bool) -> String {
 pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
     let client = ctx.client()?;
     match cmd {
+        TaskCommand::Timer(c) => return super::timer::run(ctx, c).await,
         TaskCommand::Create(f) => {
             if f.context.is_none() {
                 bail!("--context is required: a directory, a git URL or /dev/null");
@@ -345,7 +350,26 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
             let t = client.update_task(&t).await?;
             show_task(ctx, t);
         }
-        TaskCommand::Show(n) => show_task(ctx, client.task(&n.name).await?),
+        TaskCommand::Show(n) => {
+            let t = client.task(&n.name).await?;
+            let deps = client.task_dependencies(&n.name).await?;
+            if ctx.format == Format::Json {
+                let mut v = serde_json::to_value(&t)?;
+                v["dependencies"] = serde_json::to_value(&deps)?;
+                output::json(&v);
+            } else {
+                show_task(ctx, t);
+                for d in deps {
+                    println!(
+                        "{:<22} {} ({}, {})",
+                        "Base image:",
+                        d.image,
+                        if d.runtime { "runtime" } else { "build-time" },
+                        d.digest.as_deref().unwrap_or("not built yet")
+                    );
+                }
+            }
+        }
         TaskCommand::List => {
             let tasks = client.tasks().await?;
             if ctx.format == Format::Json {
@@ -474,5 +498,16 @@ mod tests {
         assert_eq!(names, ["t1", "nightly", "t2"]);
         assert_eq!(t[1].schedule, "0 3 * * *");
         assert!(timers(&["a:* * * * *".into(), "a:0 * * * *".into()]).is_err());
+        // Explicit names are skipped when numbering unnamed timers.
+        let t = timers(&["* * * * *".into(), "t1:0 * * * *".into()]).unwrap();
+        let names: Vec<_> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["t2", "t1"]);
+        // A colon that does not follow a name stays in the cron (and the
+        // server's cron parser explains it).
+        let t = timers(&["bad name:* * * * *".into()]).unwrap();
+        assert_eq!(
+            (t[0].name.as_str(), t[0].schedule.as_str()),
+            ("t1", "bad name:* * * * *")
+        );
     }
 }

@@ -19,11 +19,13 @@ pub mod poll;
 pub mod ports;
 pub mod quickbuild;
 pub mod regevent;
+pub mod reghook;
 pub mod runid;
 pub mod runs;
 pub mod taskfile;
 pub mod template;
 pub mod time;
+pub mod timerhook;
 pub mod timers;
 pub mod verify;
 

@@ -122,6 +122,10 @@ pub enum Trigger {
         #[serde(default)]
         old_digest: Option<String>,
         new_digest: String,
+        /// What reported the update: a registry notification, a poll, or
+        /// the run of an upstream task whose push it was (the cascade chain).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
     },
     Timer {
         timer_name: String,
@@ -401,7 +405,7 @@ pub struct Task {
 
 impl Task {
     /// Checks what can be checked without the world: name, context form,
-    /// image templates, timeout.
+    /// image templates, timeout, timers (unique names, valid crons).
     pub fn validate(&self) -> Result<()> {
         validate_task_name(&self.name)?;
         ContextSource::parse_task_context(&self.context)?;
@@ -423,8 +427,17 @@ impl Task {
         if let Some(p) = &self.platform {
             crate::quickbuild::validate_platform(p)?;
         }
+        let mut seen = std::collections::BTreeSet::new();
         for t in &self.timers {
             validate_timer_name(&t.name)?;
+            if !seen.insert(t.name.as_str()) {
+                return Err(Error::invalid(format!(
+                    "timer name '{}' is used twice: each timer of a task needs its own name",
+                    t.name
+                )));
+            }
+            crate::cron::Cron::parse(&t.schedule)
+                .map_err(|e| Error::invalid(format!("timer '{}': {e}", t.name)))?;
         }
         Ok(())
     }
@@ -573,6 +586,7 @@ mod tests {
             image: "127.0.0.1:5000/base:1".into(),
             old_digest: Some("sha256:a".into()),
             new_digest: "sha256:b".into(),
+            cause: None,
         };
         assert_eq!(
             serde_json::to_value(&t).unwrap(),
@@ -634,6 +648,64 @@ mod tests {
         assert!(BuildArg::parse("=x", false).is_err());
         assert!(BuildArg::parse("A", false).is_err());
         assert!(BuildArg::parse("A B=1", false).is_err());
+    }
+
+    fn task_with_timers(timers: &[(&str, &str)]) -> Task {
+        Task {
+            name: "app".into(),
+            context: "/dev/null".into(),
+            file: "Dockerfile".into(),
+            images: Vec::new(),
+            branch: None,
+            commit_trigger_enabled: true,
+            pull_request_trigger_enabled: false,
+            tag_trigger_enabled: false,
+            pull_request_push_enabled: false,
+            base_image_trigger_enabled: true,
+            base_image_trigger_type: BaseImageTriggerType::Runtime,
+            timers: timers
+                .iter()
+                .map(|(n, s)| TimerTrigger {
+                    name: n.to_string(),
+                    schedule: s.to_string(),
+                    enabled: true,
+                })
+                .collect(),
+            build_args: Vec::new(),
+            values: BTreeMap::new(),
+            path_filters: Vec::new(),
+            target: None,
+            platform: None,
+            push: true,
+            timeout: DEFAULT_TASK_TIMEOUT,
+            create_time: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn timers_are_validated() {
+        assert!(
+            task_with_timers(&[("t1", "* * * * *"), ("t2", "* * * * *")])
+                .validate()
+                .is_ok()
+        );
+        let err = |t: &[(&str, &str)]| task_with_timers(t).validate().unwrap_err().to_string();
+        assert_eq!(
+            err(&[("t1", "61 * * * *")]),
+            "timer 't1': minute field '61' is out of range 0-59"
+        );
+        assert_eq!(
+            err(&[("t1", "* * * * * *")]),
+            "timer 't1': expected 5 fields (minute hour day-of-month month day-of-week), got 6"
+        );
+        assert!(
+            err(&[("t1", "* * 31 2 *")]).starts_with("timer 't1': day-of-month 31 never occurs")
+        );
+        assert_eq!(
+            err(&[("a", "* * * * *"), ("a", "0 * * * *")]),
+            "timer name 'a' is used twice: each timer of a task needs its own name"
+        );
+        assert!(err(&[("bad name", "* * * * *")]).contains("invalid timer name 'bad name'"));
     }
 
     #[test]

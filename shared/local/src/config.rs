@@ -28,9 +28,24 @@ pub struct ServerSettings {
     pub image_alias: Vec<String>,
     #[serde(default)]
     pub registry_webhook_token_file: Vec<PathBuf>,
+    /// Files holding HMAC secrets for `X-Crtask-Signature` on registry notifications.
+    #[serde(default)]
+    pub registry_webhook_secret_file: Vec<PathBuf>,
+    /// The registry host as FROM lines name it, when notifications see another.
+    pub registry_host: Option<String>,
+    /// Seconds a base-image run waits for more updates to fold into it.
+    pub settle_window: Option<u64>,
+    /// Seconds between digest polls of tracked base images (0: no polling).
+    pub poll_interval: Option<u64>,
+    /// `HOST=SECS` poll intervals for particular registries.
+    #[serde(default)]
+    pub poll_interval_for: Vec<String>,
     pub workers: Option<usize>,
     pub context_limit: Option<u64>,
     pub webhook_body_limit: Option<usize>,
+    /// Seconds after its scheduled time a timer occurrence missed while the
+    /// server was down still fires (once) at start-up.
+    pub timer_grace: Option<u64>,
     pub buildah: Option<PathBuf>,
     pub storage_driver: Option<String>,
     pub isolation: Option<String>,
@@ -68,9 +83,18 @@ impl ServerSettings {
                 self.registry_webhook_token_file,
                 lower.registry_webhook_token_file,
             ),
+            registry_webhook_secret_file: v(
+                self.registry_webhook_secret_file,
+                lower.registry_webhook_secret_file,
+            ),
+            registry_host: self.registry_host.or(lower.registry_host),
+            settle_window: self.settle_window.or(lower.settle_window),
+            poll_interval: self.poll_interval.or(lower.poll_interval),
+            poll_interval_for: v(self.poll_interval_for, lower.poll_interval_for),
             workers: self.workers.or(lower.workers),
             context_limit: self.context_limit.or(lower.context_limit),
             webhook_body_limit: self.webhook_body_limit.or(lower.webhook_body_limit),
+            timer_grace: self.timer_grace.or(lower.timer_grace),
             buildah: self.buildah.or(lower.buildah),
             storage_driver: self.storage_driver.or(lower.storage_driver),
             isolation: self.isolation.or(lower.isolation),

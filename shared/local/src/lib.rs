@@ -10,6 +10,8 @@ pub mod fsutil;
 pub mod gitctx;
 pub mod logs;
 pub mod platform;
+pub mod poller;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod worker;

@@ -38,6 +38,8 @@ pub struct Platform {
     pub state: AppState,
     pub listen: String,
     pub data_dir: PathBuf,
+    /// Grace window of the timer scheduler (`--timer-grace`).
+    pub timer_grace: chrono::Duration,
 }
 
 /// Writes the containers-registries.conf(5) buildah uses: Docker Hub for
@@ -140,6 +142,7 @@ impl Platform {
             data_dir: data_dir.clone(),
             context_limit: s.context_limit.unwrap_or(DEFAULT_CONTEXT_LIMIT),
             image_aliases: parse_aliases(&s.image_alias)?,
+            settle_window: std::time::Duration::from_secs(s.settle_window.unwrap_or(3)),
         };
         let pool = WorkerPool::start(
             store.clone(),
@@ -149,6 +152,7 @@ impl Platform {
             workers.clone(),
             events.clone(),
         )?;
+        let queue = pool.sender();
         let builder: Arc<dyn Builder> = Arc::new(pool);
         let state = AppState {
             store,
@@ -158,15 +162,35 @@ impl Platform {
             workers,
             events,
             git_secret_files: Arc::new(s.git_webhook_secret_file.clone()),
+            registry_token_files: Arc::new(s.registry_webhook_token_file.clone()),
+            registry_secret_files: Arc::new(s.registry_webhook_secret_file.clone()),
+            registry_host: s.registry_host.clone().or_else(|| s.registry.clone()),
+            queue,
             webhook_body_limit: s
                 .webhook_body_limit
                 .unwrap_or(crtask_core::githook::DEFAULT_BODY_LIMIT),
         };
         recover(&state).await?;
+        crate::poller::start(
+            state.store.clone(),
+            state.clock.clone(),
+            state.queue.clone(),
+            crate::poller::PollConfig {
+                interval: std::time::Duration::from_secs(
+                    s.poll_interval
+                        .unwrap_or(crtask_core::poll::DEFAULT_INTERVAL.as_secs()),
+                ),
+                per_registry: crate::poller::PollConfig::parse_per_registry(&s.poll_interval_for)?,
+                insecure: s.insecure_registry.clone(),
+                registry: s.registry.clone(),
+                settle_window: state.workers.settle_window,
+            },
+        );
         Ok(Platform {
             state,
             listen: s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             data_dir,
+            timer_grace: crate::scheduler::grace(s.timer_grace),
         })
     }
 
@@ -183,9 +207,11 @@ impl Platform {
             "crtask listening on http://{local} (data in {})",
             self.data_dir.display()
         );
+        let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
         axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        timers.abort();
         tracing::info!("crtask stopped");
         Ok(())
     }

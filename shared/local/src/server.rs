@@ -38,6 +38,28 @@ pub struct AppState {
     pub git_secret_files: Arc<Vec<PathBuf>>,
     /// Largest webhook body accepted, bytes.
     pub webhook_body_limit: usize,
+    /// Registry notification credentials (bearer tokens; HMAC secrets).
+    pub registry_token_files: Arc<Vec<PathBuf>>,
+    pub registry_secret_files: Arc<Vec<PathBuf>>,
+    /// The registry host as FROM lines name it (default: `--registry`).
+    pub registry_host: Option<String>,
+    /// The queue, for dispatching base-image runs after the settle window.
+    pub queue: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// Reads secret files (trimmed, empty ones skipped), warning about unreadable ones.
+fn read_secret_files(files: &[PathBuf], what: &str) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|p| match std::fs::read_to_string(p) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => {
+                tracing::warn!("cannot read {what} file {}: {e}", p.display());
+                None
+            }
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl AppState {
@@ -104,6 +126,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{name}/runs", post(run_task))
         .route("/api/v1/events", get(list_events))
         .route("/webhooks/git", post(git_webhook))
+        .route("/webhooks/registry", post(registry_webhook))
+        .route("/api/v1/images/dependents", get(image_dependents))
+        .route("/api/v1/tasks/{name}/dependencies", get(task_dependencies))
         .with_state(state)
 }
 
@@ -267,8 +292,10 @@ fn check_images(s: &AppState, spec: &BuildSpec) -> ApiResult<()> {
 fn run_json(run: &crtask_core::model::Run) -> serde_json::Value {
     let mut v = serde_json::to_value(run.redacted()).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
-        // The build spec is the server's business; clients see ACR's shape.
+        // The build spec and dedupe key are the server's business; clients
+        // see ACR's shape.
         o.remove("spec");
+        o.remove("dedupeKey");
     }
     v
 }
@@ -453,6 +480,9 @@ async fn create_task(
     task.create_time = s.clock.now();
     task.validate()?;
     s.store.create_task(&task).await?;
+    // Timers count from now (see crtask_core::timerhook).
+    crtask_core::timerhook::reset_timers(s.store.as_ref(), s.clock.as_ref(), None, &task).await?;
+    prescan(&s, &task).await;
     Ok((StatusCode::CREATED, Json(task.redacted())))
 }
 
@@ -472,7 +502,12 @@ async fn update_task(
     task.create_time = old.create_time;
     task.restore_secrets(&old);
     task.validate()?;
+    // New, changed and re-enabled timers count from now (before the task is
+    // stored, so the scheduler never sees them with older state).
+    crtask_core::timerhook::reset_timers(s.store.as_ref(), s.clock.as_ref(), Some(&old), &task)
+        .await?;
     s.store.update_task(&task).await?;
+    prescan(&s, &task).await;
     Ok(Json(task.redacted()))
 }
 
@@ -584,4 +619,129 @@ async fn list_events(
     Ok(Json(
         s.store.list_events(source, q.top.unwrap_or(50)).await?,
     ))
+}
+
+/// Scans a task's Dockerfile when its context is readable here (a local
+/// directory), so base-image updates reach it before its first run. Digests
+/// a build already recorded for the same images are kept.
+async fn prescan(s: &AppState, task: &Task) {
+    let Ok(ContextSource::LocalDir { path }) = ContextSource::parse_task_context(&task.context)
+    else {
+        return;
+    };
+    if crtask_core::taskfile::is_task_file(&task.file) {
+        return;
+    }
+    let Some(file) = crate::fsutil::resolve_inside(std::path::Path::new(&path), &task.file) else {
+        return;
+    };
+    let Ok(text) = tokio::fs::read_to_string(&file).await else {
+        return;
+    };
+    let args = task
+        .build_args
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    let Ok(bases) = crtask_core::dockerfile::scan(&text, &args, task.target.as_deref()) else {
+        return;
+    };
+    let old = s
+        .store
+        .dependencies_of(&task.name)
+        .await
+        .unwrap_or_default();
+    let mut deps: Vec<crtask_core::model::BaseDependency> = Vec::new();
+    let wanted = bases
+        .runtime
+        .iter()
+        .map(|r| (r, true))
+        .chain(bases.build_time.iter().map(|r| (r, false)));
+    for (r, runtime) in wanted {
+        let image = r.tagged();
+        if deps.iter().any(|d| d.image == image) {
+            continue;
+        }
+        let digest = old
+            .iter()
+            .find(|o| o.image == image)
+            .and_then(|o| o.digest.clone());
+        deps.push(crtask_core::model::BaseDependency {
+            image,
+            digest,
+            runtime,
+        });
+    }
+    if let Err(e) = s.store.set_dependencies(&task.name, &deps).await {
+        tracing::warn!(task = %task.name, error = %e, "cannot record the task's base images");
+    }
+}
+
+/// `POST /webhooks/registry`: CNCF distribution notifications (and ECR
+/// EventBridge events), authenticated by bearer token or HMAC signature.
+async fn registry_webhook(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match body_bytes(body, s.webhook_body_limit).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let tokens = read_secret_files(&s.registry_token_files, "registry webhook token");
+    let secrets = read_secret_files(&s.registry_secret_files, "registry webhook secret");
+    let deps = crtask_core::reghook::UpdateDeps {
+        store: s.store.as_ref(),
+        clock: s.clock.as_ref(),
+        registry: s.workers.registry.as_deref(),
+    };
+    let auth = crtask_core::reghook::RegistryAuth {
+        tokens: &tokens,
+        hmac_secrets: &secrets,
+        registry_host: s.registry_host.as_deref(),
+    };
+    let (answer, runs) =
+        crtask_core::reghook::handle(&deps, &auth, &header_pairs(&parts.headers), &body).await;
+    crate::worker::dispatch_later(
+        s.queue.clone(),
+        runs.into_iter().map(|r| r.run_id).collect(),
+        s.workers.settle_window,
+    );
+    s.events.changed();
+    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(answer.body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct ImageQuery {
+    image: String,
+}
+
+/// Which tasks rebuild when `image` changes.
+async fn image_dependents(
+    State(s): State<AppState>,
+    Query(q): Query<ImageQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let image = crtask_core::imageref::ImageRef::parse(&q.image)?.tagged();
+    let mut out = Vec::new();
+    for (task, dep) in s.store.dependents_of(&image).await? {
+        let t = s.store.get_task(&task).await?;
+        out.push(serde_json::json!({
+            "task": task,
+            "image": dep.image,
+            "digest": dep.digest,
+            "runtime": dep.runtime,
+            "triggerEnabled": t.as_ref().map(|t| t.base_image_trigger_enabled),
+            "triggerType": t.as_ref().map(|t| t.base_image_trigger_type),
+        }));
+    }
+    Ok(Json(serde_json::json!({"image": image, "dependents": out})))
+}
+
+async fn task_dependencies(
+    State(s): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Json<Vec<crtask_core::model::BaseDependency>>> {
+    s.store
+        .get_task(&name)
+        .await?
+        .ok_or_else(|| CoreError::not_found("task", name.clone()))?;
+    Ok(Json(s.store.dependencies_of(&name).await?))
 }

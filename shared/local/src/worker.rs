@@ -6,9 +6,11 @@ use crate::context;
 use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
-use crtask_core::model::{ContextSource, Run, RunStatus, Trigger};
+use crtask_core::model::{BaseDependency, ContextSource, EventSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::quickbuild::{self, BuildInputs};
+use crtask_core::regevent::TagUpdate;
+use crtask_core::reghook;
 use crtask_core::taskfile;
 use crtask_core::template::RunVars;
 use crtask_core::{Error as CoreError, Result};
@@ -83,6 +85,8 @@ pub struct WorkerConfig {
     pub context_limit: u64,
     /// Image aliases for `cmd` steps (`bash` -> an image), over ACR's defaults.
     pub image_aliases: std::collections::BTreeMap<String, String>,
+    /// How long a base-image run waits for more updates to fold into it.
+    pub settle_window: Duration,
 }
 
 impl WorkerConfig {
@@ -118,6 +122,28 @@ struct Inner {
     cfg: WorkerConfig,
     running: Mutex<HashMap<String, CancellationToken>>,
     events: Arc<RunEvents>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+/// Hands runs to the workers after `delay` (the settle window in which more
+/// updates may fold into them).
+pub fn dispatch_later(tx: mpsc::UnboundedSender<String>, runs: Vec<String>, delay: Duration) {
+    if runs.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        for r in runs {
+            let _ = tx.send(r);
+        }
+    });
+}
+
+impl WorkerPool {
+    /// The queue's sender, for delayed dispatch.
+    pub fn sender(&self) -> mpsc::UnboundedSender<String> {
+        self.tx.clone()
+    }
 }
 
 /// The local [`Builder`].
@@ -150,6 +176,7 @@ impl WorkerPool {
             cfg,
             running: Mutex::new(HashMap::new()),
             events,
+            tx: tx.clone(),
         });
         for _ in 0..workers {
             let rx = rx.clone();
@@ -314,7 +341,70 @@ impl Inner {
             m.remove(run_id);
         }
         let _ = tokio::fs::remove_dir_all(&work).await;
-        self.store.update_run(&run).await
+        self.store.update_run(&run).await?;
+        if run.status == RunStatus::Succeeded {
+            if let Err(e) = self.after_success(&run).await {
+                tracing::error!(run = %run_id, error = %e, "dependency tracking after the run failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the bases a task's successful run used (the dependency index)
+    /// and feeds its pushed images back as tag updates, so tasks built on
+    /// them rebuild next (cascades).
+    async fn after_success(&self, run: &Run) -> Result<()> {
+        if let Some(task) = &run.task {
+            let deps: Vec<BaseDependency> = run
+                .base_images
+                .iter()
+                .filter_map(|b| {
+                    let r = crtask_core::imageref::ImageRef::parse(&b.image).ok()?;
+                    Some(BaseDependency {
+                        image: r.tagged(),
+                        digest: Some(b.digest.clone()),
+                        runtime: b.runtime,
+                    })
+                })
+                .collect();
+            if !deps.is_empty() {
+                self.store.set_dependencies(task, &deps).await?;
+            }
+        }
+        let deps = reghook::UpdateDeps {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            registry: self.cfg.registry.as_deref(),
+        };
+        let cause = format!(
+            "pushed by run {} of {}",
+            run.run_id,
+            run.task
+                .as_deref()
+                .map(|t| format!("task {t}"))
+                .unwrap_or_else(|| "a quick build".into())
+        );
+        for out in &run.output_images {
+            let update = TagUpdate {
+                image: format!("{}/{}:{}", out.registry, out.repository, out.tag),
+                digest: out.digest.clone(),
+                media_type: None,
+                event_id: None,
+            };
+            if self.store.dependents_of(&update.image).await?.is_empty() {
+                continue;
+            }
+            let detail = serde_json::json!({"via": "cascade", "run": run.run_id});
+            let (_, runs) =
+                reghook::process_and_record(&deps, &update, EventSource::Registry, &cause, detail)
+                    .await?;
+            dispatch_later(
+                self.tx.clone(),
+                runs.into_iter().map(|r| r.run_id).collect(),
+                self.cfg.settle_window,
+            );
+        }
+        Ok(())
     }
 
     /// Prepares the context and runs the executor; fills `run` as it goes.

@@ -1,0 +1,372 @@
+//! Base-image updates: a tag moved (registry notification, poll, or an
+//! upstream task's push) -> which dependent tasks rebuild, exactly once.
+//!
+//! Served by `POST /webhooks/registry` locally and by the registry-event
+//! function on AWS; the local worker feeds every successful run's pushed
+//! images through [`process_update`] too, so cascades (A -> B -> C) do not
+//! depend on the registry sending notifications.
+
+use crate::githook::HookAnswer;
+use crate::imageref::ImageRef;
+use crate::model::{
+    EventRecord, EventSource, Outcome, Run, RunFilter, RunStatus, RunType, Task, Trigger,
+};
+use crate::ports::{Clock, Store};
+use crate::regevent::{self, Dependent, TagUpdate, Verdict};
+use crate::runs::{self, NewRun, Recorded};
+use crate::verify::Headers;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What deciding on updates needs.
+pub struct UpdateDeps<'a> {
+    pub store: &'a dyn Store,
+    pub clock: &'a dyn Clock,
+    /// Registry for rendering task image templates (`{{.Run.Registry}}`,
+    /// unqualified tags) when finding which task produces an image.
+    pub registry: Option<&'a str>,
+}
+
+/// What one update led to.
+#[derive(Debug, Clone)]
+pub struct UpdateResult {
+    pub outcome: Outcome,
+    pub reason: String,
+    /// Runs recorded now (`Queued`), to be dispatched by the caller.
+    pub new_runs: Vec<Run>,
+    /// Every run the update is answered with (new, merged into, or existing).
+    pub runs: Vec<String>,
+}
+
+/// The images a task's pushes produce, as far as they can be known without
+/// running it: its image templates rendered with a placeholder run id
+/// (templated tags such as `{{.Run.ID}}` never match a base reference).
+fn produced_images(task: &Task, registry: Option<&str>) -> Vec<String> {
+    let vars = crate::template::RunVars {
+        id: "\u{0}".into(),
+        registry: registry.unwrap_or_default().to_string(),
+        task_name: task.name.clone(),
+        ..Default::default()
+    };
+    let data = vars.to_data(&task.values);
+    crate::quickbuild::render_tags(&task.images, &data, registry)
+        .map(|tags| {
+            tags.iter()
+                .map(ImageRef::tagged)
+                .filter(|t| !t.contains('\u{0}'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn pending_run(store: &dyn Store, task: &str) -> crate::Result<Option<Run>> {
+    for status in [RunStatus::Queued, RunStatus::Started, RunStatus::Running] {
+        let runs = store
+            .list_runs(&RunFilter {
+                task: Some(task.to_string()),
+                status: Some(status),
+                top: Some(1),
+            })
+            .await?;
+        if let Some(r) = runs.into_iter().next() {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// Decides what `update` means for every dependent task and records the
+/// runs it starts (not dispatched). `cause` is stored on each run's trigger.
+pub async fn process_update(
+    deps: &UpdateDeps<'_>,
+    update: &TagUpdate,
+    cause: &str,
+) -> crate::Result<UpdateResult> {
+    let indexed = deps.store.dependents_of(&update.image).await?;
+    if indexed.is_empty() {
+        return Ok(UpdateResult {
+            outcome: Outcome::Ignored,
+            reason: format!("no task depends on {}", update.image),
+            new_runs: Vec::new(),
+            runs: Vec::new(),
+        });
+    }
+    let mut tasks: BTreeMap<String, Task> = BTreeMap::new();
+    let mut dependents = Vec::new();
+    for (name, dep) in indexed {
+        let Some(task) = deps.store.get_task(&name).await? else {
+            continue;
+        };
+        dependents.push(Dependent {
+            task: name.clone(),
+            image: dep.image,
+            last_digest: dep.digest,
+            runtime: dep.runtime,
+            trigger_enabled: task.base_image_trigger_enabled,
+            trigger_type: task.base_image_trigger_type,
+        });
+        tasks.insert(name, task);
+    }
+    let all_tasks = deps.store.list_tasks().await?;
+    let mut reasons = Vec::new();
+    let mut new_runs = Vec::new();
+    let mut run_ids = Vec::new();
+    let (mut debounced, mut duplicate, mut unchanged, mut other) = (false, false, false, false);
+    for verdict in regevent::decide(update, &dependents) {
+        let Verdict::Trigger {
+            task: name,
+            image,
+            old_digest,
+            new_digest,
+        } = &verdict
+        else {
+            match verdict {
+                Verdict::Unchanged { .. } => unchanged = true,
+                _ => other = true,
+            }
+            reasons.push(verdict.to_string());
+            continue;
+        };
+        let Some(task) = tasks.get(name) else {
+            continue;
+        };
+
+        // A task whose own push this is never rebuilds itself (no loops).
+        let last_ok = deps
+            .store
+            .list_runs(&RunFilter {
+                task: Some(name.clone()),
+                status: Some(RunStatus::Succeeded),
+                top: Some(1),
+            })
+            .await?;
+        if let Some(r) = last_ok.first() {
+            if r.output_images.iter().any(|o| &o.digest == new_digest) {
+                other = true;
+                reasons.push(format!(
+                    "task {name}: {image} {new_digest} is its own output (run {})",
+                    r.run_id
+                ));
+                continue;
+            }
+        }
+
+        // Wait for an upstream task that is rebuilding one of this task's
+        // other bases: its push will trigger this task once, after both.
+        let my_bases = deps.store.dependencies_of(name).await?;
+        let mut waiting_for = None;
+        for up in all_tasks.iter().filter(|t| &t.name != name) {
+            let produced = produced_images(up, deps.registry);
+            if !my_bases.iter().any(|b| produced.contains(&b.image)) {
+                continue;
+            }
+            if let Some(r) = pending_run(deps.store, &up.name).await? {
+                waiting_for = Some((up.name.clone(), r.run_id));
+                break;
+            }
+        }
+        if let Some((up, run)) = waiting_for {
+            debounced = true;
+            reasons.push(format!("task {name}: waits for task {up} (run {run}) to finish rebuilding; its push will trigger {name} once"));
+            continue;
+        }
+
+        // Several updates in a row (tags, architectures, cascades) fold into
+        // one queued run; a task never built yet whose first run is under
+        // way gets the current image from that run.
+        if let Some(r) = pending_run(deps.store, name).await? {
+            if old_digest.is_none() {
+                debounced = true;
+                reasons.push(format!(
+                    "task {name}: run {} is under way and builds on the current {image}",
+                    r.run_id
+                ));
+                run_ids.push(r.run_id);
+                continue;
+            }
+            if r.status == RunStatus::Queued && matches!(r.trigger, Trigger::ImageUpdate { .. }) {
+                debounced = true;
+                reasons.push(format!("task {name}: merged into queued run {}", r.run_id));
+                run_ids.push(r.run_id);
+                continue;
+            }
+        }
+
+        let spec = runs::spec_from_task(task, &BTreeMap::new())?;
+        let run_type = if crate::taskfile::is_task_file(&spec.file) {
+            RunType::AutoRun
+        } else {
+            RunType::AutoBuild
+        };
+        let new = NewRun {
+            task: Some(name.clone()),
+            run_type,
+            trigger: Trigger::ImageUpdate {
+                image: image.clone(),
+                old_digest: old_digest.clone(),
+                new_digest: new_digest.clone(),
+                cause: Some(cause.to_string()),
+            },
+            spec,
+            dedupe_key: Some(format!("image:{name}@{image}@{new_digest}")),
+        };
+        match runs::record(deps.store, deps.clock, new).await? {
+            Recorded::New(run) => {
+                reasons.push(format!("task {name}: {verdict} (run {})", run.run_id));
+                run_ids.push(run.run_id.clone());
+                new_runs.push(run);
+            }
+            Recorded::Existing(run) => {
+                duplicate = true;
+                reasons.push(format!(
+                    "task {name}: {image} {new_digest} already rebuilt (run {})",
+                    run.run_id
+                ));
+                run_ids.push(run.run_id);
+            }
+        }
+    }
+    let outcome = if !new_runs.is_empty() {
+        Outcome::Triggered
+    } else if debounced {
+        Outcome::Debounced
+    } else if duplicate {
+        Outcome::Duplicate
+    } else if unchanged && !other {
+        Outcome::Unchanged
+    } else {
+        Outcome::Ignored
+    };
+    Ok(UpdateResult {
+        outcome,
+        reason: reasons.join("; "),
+        new_runs,
+        runs: run_ids,
+    })
+}
+
+/// Processes one update and records it as an event of `source`.
+pub async fn process_and_record(
+    deps: &UpdateDeps<'_>,
+    update: &TagUpdate,
+    source: EventSource,
+    cause: &str,
+    mut detail: Value,
+) -> crate::Result<(EventRecord, Vec<Run>)> {
+    let received_at = deps.clock.now();
+    let result = process_update(deps, update, cause).await?;
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("image".into(), json!(update.image));
+        d.insert("digest".into(), json!(update.digest));
+        d.insert("cause".into(), json!(cause));
+    }
+    let event = EventRecord {
+        id: deps.store.next_event_id().await?,
+        source,
+        delivery_id: update.event_id.clone(),
+        received_at,
+        outcome: result.outcome,
+        reason: result.reason,
+        runs: result.runs,
+        detail,
+    };
+    deps.store.record_event(&event).await?;
+    Ok((event, result.new_runs))
+}
+
+/// Credentials for `POST /webhooks/registry`.
+pub struct RegistryAuth<'a> {
+    pub tokens: &'a [String],
+    pub hmac_secrets: &'a [String],
+    /// The registry host users write in FROM lines, when the registry's
+    /// own view (`request.host`) differs.
+    pub registry_host: Option<&'a str>,
+}
+
+/// Handles one registry notification: authenticate, parse, decide, record.
+/// Returns the answer and the runs to dispatch (after the settle window).
+pub async fn handle(
+    deps: &UpdateDeps<'_>,
+    auth: &RegistryAuth<'_>,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (HookAnswer, Vec<Run>) {
+    let h = Headers::new(headers);
+    let received_at = deps.clock.now();
+    let reject = |status: u16, reason: String| async move {
+        if let Ok(id) = deps.store.next_event_id().await {
+            let _ = deps
+                .store
+                .record_event(&EventRecord {
+                    id,
+                    source: EventSource::Registry,
+                    delivery_id: None,
+                    received_at,
+                    outcome: Outcome::Rejected,
+                    reason: reason.clone(),
+                    runs: Vec::new(),
+                    detail: json!({}),
+                })
+                .await;
+        }
+        let body = json!({"outcome": "rejected", "reason": reason, "error": reason, "runs": []});
+        (HookAnswer { status, body }, Vec::new())
+    };
+    if let Err(e) = regevent::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
+        return reject(401, e.to_string()).await;
+    }
+    let parsed = match regevent::parse_registry_event(body, auth.registry_host) {
+        Ok(p) => p,
+        Err(e) => return reject(400, e.to_string()).await,
+    };
+    let mut all_runs = Vec::new();
+    let mut new_runs = Vec::new();
+    let mut events = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut reasons = Vec::new();
+    for update in &parsed.updates {
+        let detail = json!({"mediaType": update.media_type});
+        match process_and_record(
+            deps,
+            update,
+            EventSource::Registry,
+            "registry notification",
+            detail,
+        )
+        .await
+        {
+            Ok((event, runs)) => {
+                all_runs.extend(event.runs.iter().cloned());
+                outcomes.push(event.outcome);
+                reasons.push(format!("{}: {}", update.image, event.reason));
+                events.push(event.id);
+                new_runs.extend(runs);
+            }
+            Err(e) => {
+                let body = json!({"outcome": "rejected", "reason": e.to_string(), "error": e.to_string(), "runs": []});
+                return (HookAnswer { status: 500, body }, new_runs);
+            }
+        }
+    }
+    if parsed.updates.is_empty() {
+        let reason = if parsed.ignored.is_empty() {
+            "no events".to_string()
+        } else {
+            parsed.ignored.join("; ")
+        };
+        // Blob pushes and pulls arrive constantly; they are answered, not recorded.
+        let body = json!({"outcome": "ignored", "reason": reason, "runs": []});
+        return (HookAnswer { status: 202, body }, Vec::new());
+    }
+    let outcome = [
+        Outcome::Triggered,
+        Outcome::Debounced,
+        Outcome::Duplicate,
+        Outcome::Unchanged,
+    ]
+    .into_iter()
+    .find(|o| outcomes.contains(o))
+    .unwrap_or(Outcome::Ignored);
+    let body = json!({"outcome": outcome, "reason": reasons.join("; "), "runs": all_runs, "events": events});
+    (HookAnswer { status: 202, body }, new_runs)
+}
