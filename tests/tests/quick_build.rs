@@ -181,6 +181,14 @@ fn bad_input_gives_one_line_errors_and_starts_nothing() {
     let srv = Server::start(&reg, &[]).unwrap();
     let ctx = tempfile::tempdir().unwrap();
     write_files(ctx.path(), &[("app.txt", "x")]);
+    let big = tempfile::tempdir().unwrap();
+    write_files(
+        big.path(),
+        &[
+            ("Dockerfile", "FROM scratch\n"),
+            ("blob.bin", &"x".repeat(4096)),
+        ],
+    );
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (

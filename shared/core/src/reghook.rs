@@ -107,7 +107,13 @@ pub async fn process_update(
         });
         tasks.insert(name, task);
     }
-    let all_tasks = deps.store.list_tasks().await?;
+    // Which tasks produce which images, computed once per update.
+    let mut producers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in deps.store.list_tasks().await? {
+        for image in produced_images(&t, deps.registry) {
+            producers.entry(image).or_default().push(t.name.clone());
+        }
+    }
     let mut reasons = Vec::new();
     let mut new_runs = Vec::new();
     let mut run_ids = Vec::new();
@@ -155,13 +161,17 @@ pub async fn process_update(
         // other bases: its push will trigger this task once, after both.
         let my_bases = deps.store.dependencies_of(name).await?;
         let mut waiting_for = None;
-        for up in all_tasks.iter().filter(|t| &t.name != name) {
-            let produced = produced_images(up, deps.registry);
-            if !my_bases.iter().any(|b| produced.contains(&b.image)) {
-                continue;
+        for base in &my_bases {
+            for up in producers.get(&base.image).into_iter().flatten() {
+                if up == name {
+                    continue;
+                }
+                if let Some(r) = pending_run(deps.store, up).await? {
+                    waiting_for = Some((up.clone(), r.run_id));
+                    break;
+                }
             }
-            if let Some(r) = pending_run(deps.store, &up.name).await? {
-                waiting_for = Some((up.name.clone(), r.run_id));
+            if waiting_for.is_some() {
                 break;
             }
         }

@@ -251,7 +251,26 @@ pub async fn recover(state: &AppState) -> Result<()> {
         state.store.update_run(&run).await?;
         tracing::warn!(run = %run.run_id, "run interrupted by a restart marked Error");
     }
-    for run in state.store.runs_in_status(&[RunStatus::Queued]).await? {
+    let queued = state.store.runs_in_status(&[RunStatus::Queued]).await?;
+    // Uploaded contexts no queued run will use (a build never submitted, or
+    // its run already over) are removed.
+    let keep: Vec<String> = queued
+        .iter()
+        .filter_map(|r| match &r.spec.context {
+            crtask_core::model::ContextSource::Uploaded { id } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(state.workers.uploads_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                let _ =
+                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    }
+    for run in queued {
         state.builder.dispatch(&run.run_id).await?;
         tracing::info!(run = %run.run_id, "queued run resumed");
     }
