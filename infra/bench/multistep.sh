@@ -56,8 +56,19 @@ printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REG" > "$work/regist
 export CONTAINERS_REGISTRIES_CONF="$work/registries.conf"
 B="buildah --storage-driver vfs --root $work/peer/root --runroot $work/peer/runroot"
 step() { local c; c=$($B from --quiet --pull=missing "$img"); $B run --isolation chroot "$c" -- sleep "$1"; $B rm "$c" >/dev/null; }
-peer_independent() { step 3 & step 3 & step 3 & step 3 & wait; }
-peer_diamond() { step 1; { step 2 & step 3 & wait; }; step 1; }
+# `wait` names its children: a bare `wait` would also wait for the server.
+peer_independent() {
+  local p=()
+  for _ in 1 2 3 4; do step 3 & p+=($!); done
+  wait "${p[@]}"
+}
+peer_diamond() {
+  step 1
+  step 2 & local b=$!
+  step 3 & local c=$!
+  wait "$b" "$c"
+  step 1
+}
 step 0  # warm the peer's image store
 
 for graph in independent diamond; do

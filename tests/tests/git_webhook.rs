@@ -483,6 +483,55 @@ fn pull_requests_build_without_pushing_and_without_secrets() {
     );
     assert!(!log.contains("topsecret"), "{log}");
 
+    // A task-file task: its push steps are skipped for the pull request.
+    let tf = format!("steps:\n  - build: -t {}/prtf:{{{{.Run.ID}}}} .\n  - push: [\"{}/prtf:{{{{.Run.ID}}}}\"]\n", f.reg.host, f.reg.host);
+    f.git
+        .commit("feature", &[("ci.yaml", &tf)], "task file")
+        .unwrap();
+    let head2 = crtask_tests::git(&f.git.work(), &["rev-parse", "HEAD"]).unwrap();
+    f.srv
+        .cli_json(&[
+            "task",
+            "create",
+            "--name",
+            "apptf",
+            "-c",
+            &url,
+            "-f",
+            "ci.yaml",
+            "--pull-request-trigger-enabled",
+            "true",
+        ])
+        .unwrap();
+    let body2 = String::from_utf8(body.clone())
+        .unwrap()
+        .replace(&head, &head2);
+    let (_, a2) = deliver(&f.srv, "pull_request", "pr-3", body2.as_bytes(), SECRET);
+    let tf_run = a2["runs"].as_array().unwrap().iter().find_map(|r| {
+        let r = f.srv.run(r.as_str().unwrap()).unwrap();
+        (r["task"] == "apptf").then_some(r)
+    });
+    let tf_run = tf_run.unwrap_or_else(|| panic!("no run for the task-file task: {a2}"));
+    let id2 = tf_run["runId"].as_str().unwrap().to_string();
+    let r = f
+        .srv
+        .wait_status(&id2, 120, |s| s != "Queued" && s != "Running")
+        .unwrap();
+    assert_eq!(r["status"], "Succeeded", "{r}");
+    assert_eq!(r["runType"], "AutoRun");
+    assert!(r["outputImages"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(
+        f.reg.digest("prtf", &id2),
+        None,
+        "a PR run of a task file pushes nothing"
+    );
+    let logs = f.srv.cli(&["task", "logs", "--run-id", &id2]);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("not pushing"),
+        "{}",
+        show(&logs)
+    );
+
     // A closed pull request starts nothing.
     let closed = String::from_utf8(body)
         .unwrap()

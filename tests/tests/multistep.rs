@@ -267,4 +267,13 @@ fn acr_published_samples_run_with_aliased_images() {
         );
         assert_eq!(run.unwrap()["status"], "Succeeded");
     }
+    // No context: the task file is read locally and sent alone.
+    let file = samples.join("bash-echo.yaml");
+    let out = srv.cli(&["run", "-f", file.to_str().unwrap(), "/dev/null"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hello world"),
+        "{}",
+        show(&out)
+    );
 }

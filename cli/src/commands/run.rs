@@ -45,51 +45,70 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     }
     let values = super::values(a.values.as_deref(), &a.sets)?;
     let client = ctx.client()?;
-    let context = if a.context == "/dev/null" {
-        ContextSource::None
+    let mut file = a.file.clone();
+    // With no context (/dev/null) the task file is read from here and
+    // uploaded alone, as `az acr run -f FILE /dev/null` does.
+    let scratch = tempfile::tempdir()?;
+    let (dir, remote) = if a.context == "/dev/null" {
+        let local = crate::absolute(&PathBuf::from(&a.file));
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow!("task file '{}' has no file name", a.file))?;
+        std::fs::copy(&local, scratch.path().join(&name))
+            .map_err(|e| anyhow!("cannot read task file '{}': {e}", a.file))?;
+        file = name;
+        (Some(scratch.path().to_path_buf()), None)
     } else if is_git_url(&a.context) {
-        ContextSource::parse_task_context(&a.context)?
+        (None, Some(ContextSource::parse_task_context(&a.context)?))
     } else {
         let dir = crate::absolute(&PathBuf::from(&a.context));
         if !dir.is_dir() {
             bail!("context directory '{}' does not exist", a.context);
         }
-        let path = crtask_local::fsutil::resolve_inside(&dir, &a.file)
-            .filter(|p| p.is_file())
-            .ok_or_else(|| {
-                anyhow!(
-                    "task file '{}' not found in context {}",
-                    a.file,
-                    dir.display()
-                )
-            })?;
-        // Every error of the file, with its line, before anything is uploaded.
-        let text = std::fs::read_to_string(&path)?;
-        // Placeholders: the real values are the server's, at run time.
-        let vars = crtask_core::template::RunVars {
-            id: "ca1".into(),
-            registry: "registry.invalid".into(),
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            ..Default::default()
-        };
-        if let Err(errs) = taskfile::load(&text, &vars, &values, &taskfile::ParseOptions::default())
-        {
-            for e in errs.0.iter().skip(1) {
-                eprintln!("{}: {e}", a.file);
+        (Some(dir), None)
+    };
+    let context = match (dir, remote) {
+        (_, Some(remote)) => remote,
+        (Some(dir), None) => {
+            let path = crtask_local::fsutil::resolve_inside(&dir, &file)
+                .filter(|p| p.is_file())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "task file '{}' not found in context {}",
+                        file,
+                        dir.display()
+                    )
+                })?;
+            // Every error of the file, with its line, before anything is uploaded.
+            let text = std::fs::read_to_string(&path)?;
+            // Placeholders: the real values are the server's, at run time.
+            let vars = crtask_core::template::RunVars {
+                id: "ca1".into(),
+                registry: "registry.invalid".into(),
+                os: "linux".into(),
+                architecture: "amd64".into(),
+                ..Default::default()
+            };
+            if let Err(errs) =
+                taskfile::load(&text, &vars, &values, &taskfile::ParseOptions::default())
+            {
+                for e in errs.0.iter().skip(1) {
+                    eprintln!("{file}: {e}");
+                }
+                bail!(
+                    "{file}: {}",
+                    errs.0.first().map(|e| e.to_string()).unwrap_or_default()
+                );
             }
-            bail!(
-                "{}: {}",
-                a.file,
-                errs.0.first().map(|e| e.to_string()).unwrap_or_default()
-            );
+            let id = super::build::upload(&client, &dir, &file, a.context_limit).await?;
+            ContextSource::Uploaded { id }
         }
-        let id = super::build::upload(&client, &dir, &a.file, a.context_limit).await?;
-        ContextSource::Uploaded { id }
+        (None, None) => bail!("no context"),
     };
     let req = QuickBuildRequest {
         context,
-        file: a.file,
+        file,
         images: Vec::new(),
         build_args: Vec::new(),
         target: None,

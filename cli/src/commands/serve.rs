@@ -67,7 +67,7 @@ pub struct ServeArgs {
     /// Largest build context accepted, bytes [default: 512 MiB].
     #[arg(long, env = "CRTASK_CONTEXT_LIMIT")]
     context_limit: Option<u64>,
-    /// Largest webhook body accepted, bytes [default: 25 MB].
+    /// Largest webhook body accepted, bytes [default: 25 MiB].
     #[arg(long, env = "CRTASK_WEBHOOK_BODY_LIMIT")]
     webhook_body_limit: Option<usize>,
     /// Seconds after its scheduled time a timer occurrence missed while the

@@ -184,10 +184,12 @@ fn print(ctx: &Ctx, task: &Task) {
     output::table(&["NAME", "SCHEDULE", "ENABLED", "NEXT"], &table);
 }
 
+/// A change to a task's timers; returns the timer's name.
+type Apply = fn(&mut Task, &TimerArgs) -> Result<String>;
+
 pub async fn run(ctx: &Ctx, cmd: TimerCommand) -> Result<i32> {
     let client = ctx.client()?;
-    let (a, verb, apply): (TimerArgs, &str, fn(&mut Task, &TimerArgs) -> Result<String>) = match cmd
-    {
+    let (a, verb, apply): (TimerArgs, &str, Apply) = match cmd {
         TimerCommand::List(l) => {
             print(ctx, &client.task(&l.name).await?);
             return Ok(0);

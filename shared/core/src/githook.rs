@@ -337,13 +337,22 @@ fn new_run(task: &Task, url: &str, decision: &Decision) -> crate::Result<Option<
     let mut spec = runs::spec_from_task(task, &Default::default())?;
     let (trigger, key) = match decision {
         Decision::Ignore(_) => return Ok(None),
-        Decision::Build { commit, branch, .. } => (
+        Decision::Build {
+            commit,
+            branch,
+            is_tag,
+        } => (
             Trigger::Commit {
                 commit: commit.clone(),
                 branch: branch.clone(),
                 repository: url.to_string(),
             },
-            format!("commit:{}@{commit}", task.name),
+            if *is_tag {
+                // A tag of an already built commit still builds (its tags differ).
+                format!("tag:{}@{commit}:{branch}", task.name)
+            } else {
+                format!("commit:{}@{commit}", task.name)
+            },
         ),
         Decision::BuildPullRequest {
             number,
@@ -367,7 +376,11 @@ fn new_run(task: &Task, url: &str, decision: &Decision) -> crate::Result<Option<
     };
     Ok(Some(NewRun {
         task: Some(task.name.clone()),
-        run_type: RunType::AutoBuild,
+        run_type: if crate::taskfile::is_task_file(&task.file) {
+            RunType::AutoRun
+        } else {
+            RunType::AutoBuild
+        },
         trigger,
         spec,
         dedupe_key: Some(key),

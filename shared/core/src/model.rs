@@ -427,6 +427,14 @@ impl Task {
         if let Some(p) = &self.platform {
             crate::quickbuild::validate_platform(p)?;
         }
+        if let Some(b) = &self.branch {
+            crate::gitmatch::validate_pattern(b)
+                .map_err(|e| Error::invalid(format!("branch '{b}': {e}")))?;
+        }
+        for f in &self.path_filters {
+            crate::gitmatch::validate_pattern(f)
+                .map_err(|e| Error::invalid(format!("path filter '{f}': {e}")))?;
+        }
         let mut seen = std::collections::BTreeSet::new();
         for t in &self.timers {
             validate_timer_name(&t.name)?;
@@ -546,6 +554,11 @@ pub struct Run {
     /// the first is queued, running or succeeded (`task@commit` for commits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe_key: Option<String>,
+    /// The builder's own id for this run's execution (the CodeBuild build
+    /// id on AWS), used to stop it; `None` until dispatched or when the
+    /// builder keeps no such id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder_ref: Option<String>,
     /// What to build. Secret build-arg values are kept for the builder only
     /// and are blanked in every answer to a client ([`Run::redacted`]).
     pub spec: BuildSpec,

@@ -99,6 +99,8 @@ pub struct EngineStepRunner {
     log: Arc<dyn LogSink>,
     secret_volumes: BTreeMap<String, BTreeMap<String, String>>,
     produced: Mutex<Produced>,
+    /// False for runs that must not push (pull requests without opt-in).
+    push_enabled: bool,
 }
 
 impl EngineStepRunner {
@@ -122,7 +124,14 @@ impl EngineStepRunner {
                 .map(|v| (v.name.clone(), v.secret.clone()))
                 .collect(),
             produced: Mutex::new(Produced::default()),
+            push_enabled: true,
         }
+    }
+
+    /// Turns push steps into no-ops (logged), for runs that must not push.
+    pub fn without_pushes(mut self) -> Self {
+        self.push_enabled = false;
+        self
     }
 
     async fn build(&self, step: &Step, b: &taskfile::BuildStep, log: &dyn LogSink) -> Result<i32> {
@@ -162,7 +171,12 @@ impl EngineStepRunner {
         for a in &b.build_args {
             match a.split_once('=') {
                 Some((k, v)) => args.insert(k.to_string(), v.to_string()),
-                None => args.insert(a.clone(), std::env::var(a).unwrap_or_default()),
+                // `K` alone takes the step's (or the task file's) env value;
+                // the server's own environment is never read.
+                None => match step.env.iter().find(|(k, _)| k == a) {
+                    Some((_, v)) => args.insert(a.clone(), v.clone()),
+                    None => None,
+                },
             };
         }
         let bases = match dockerfile::scan(&text, &args, b.target.as_deref()) {
@@ -341,6 +355,13 @@ impl StepRunner for EngineStepRunner {
             match &step.kind {
                 StepKind::Build(b) => self.build(step, b, &log).await,
                 StepKind::Cmd(c) => self.cmd(step, c, &log).await,
+                StepKind::Push(refs) if !self.push_enabled => {
+                    log.line(&format!(
+                        "crtask: not pushing {} (pushes are off for this run, e.g. a pull request)",
+                        refs.join(", ")
+                    ));
+                    Ok(0)
+                }
                 StepKind::Push(refs) => self.push(refs, &cancel, &log).await,
             }
         };
@@ -394,28 +415,50 @@ pub struct MultiResult {
     pub base_images: Vec<BaseImageUse>,
 }
 
+/// Where and how a task file runs.
+pub struct TaskFileRun {
+    pub engine: Arc<dyn Engine>,
+    /// The run's context, `/workspace` for every step.
+    pub workspace: PathBuf,
+    /// Scratch space (git build contexts, secret volumes); the caller removes it.
+    pub scratch: PathBuf,
+    /// The run id: groups the run's detached containers.
+    pub group: String,
+    pub log: Arc<dyn LogSink>,
+    /// Stops the run (a user's cancel, the run's timeout).
+    pub cancel: CancellationToken,
+    /// False for runs that must not push (pull requests without opt-in).
+    pub push: bool,
+}
+
 /// Runs a validated task file: every ready step at once, fail fast, step
-/// boundaries in the log. `cancel` stops it (a user's cancel, the run's timeout).
-pub async fn execute_task_file(
-    engine: Arc<dyn Engine>,
-    tf: &TaskFile,
-    workspace: PathBuf,
-    scratch: PathBuf,
-    group: &str,
-    log: Arc<dyn LogSink>,
-    cancel: CancellationToken,
-) -> MultiResult {
+/// boundaries in the log.
+pub async fn execute_task_file(tf: &TaskFile, r: TaskFileRun) -> MultiResult {
+    let TaskFileRun {
+        engine,
+        workspace,
+        scratch,
+        group,
+        log,
+        cancel,
+        push,
+    } = r;
+    let group = group.as_str();
     for w in &tf.warnings {
         log.line(&format!("crtask: warning: {w}"));
     }
-    let runner = Arc::new(EngineStepRunner::new(
+    let mut runner = EngineStepRunner::new(
         engine.clone(),
         workspace,
         scratch,
         group.to_string(),
         log.clone(),
         tf,
-    ));
+    );
+    if !push {
+        runner = runner.without_pushes();
+    }
+    let runner = Arc::new(runner);
     let log2 = log.clone();
     let events = move |e: StepEvent| match e {
         StepEvent::Started { id, .. } => log2.line(&format!("==> step {id}: started")),

@@ -62,6 +62,7 @@ pub async fn record(store: &dyn Store, clock: &dyn Clock, new: NewRun) -> Result
         steps: Vec::new(),
         error: None,
         dedupe_key: new.dedupe_key,
+        builder_ref: None,
         spec: new.spec,
     };
     if run.dedupe_key.is_some() {

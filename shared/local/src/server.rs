@@ -566,10 +566,34 @@ fn header_pairs(h: &axum::http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Reads a body up to `limit` bytes; `Err` is the 413 answer.
-async fn body_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
+/// Reads a webhook body up to `limit` bytes; `Err` is the 413 answer, and
+/// the refused delivery is recorded like any other.
+async fn body_bytes(
+    s: &AppState,
+    source: crtask_core::model::EventSource,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, Response> {
+    let received_at = s.clock.now();
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         let msg = format!("body is over the limit of {limit} bytes");
+        let (store, reason) = (s.store.clone(), msg.clone());
+        tokio::spawn(async move {
+            if let Ok(id) = store.next_event_id().await {
+                let _ = store
+                    .record_event(&crtask_core::model::EventRecord {
+                        id,
+                        source,
+                        delivery_id: None,
+                        received_at,
+                        outcome: crtask_core::model::Outcome::Rejected,
+                        reason,
+                        runs: Vec::new(),
+                        detail: serde_json::json!({}),
+                    })
+                    .await;
+            }
+        });
         (
             StatusCode::PAYLOAD_TOO_LARGE,
             Json(
@@ -583,7 +607,14 @@ async fn body_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, Response> 
 /// `POST /webhooks/git`: GitHub, GitLab, Gitea/Forgejo and Bitbucket deliveries.
 async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match body_bytes(body, s.webhook_body_limit).await {
+    let body = match body_bytes(
+        &s,
+        crtask_core::model::EventSource::Git,
+        body,
+        s.webhook_body_limit,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -681,7 +712,14 @@ async fn prescan(s: &AppState, task: &Task) {
 /// EventBridge events), authenticated by bearer token or HMAC signature.
 async fn registry_webhook(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match body_bytes(body, s.webhook_body_limit).await {
+    let body = match body_bytes(
+        &s,
+        crtask_core::model::EventSource::Registry,
+        body,
+        s.webhook_body_limit,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };

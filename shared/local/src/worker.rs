@@ -341,6 +341,8 @@ impl Inner {
             m.remove(run_id);
         }
         let _ = tokio::fs::remove_dir_all(&work).await;
+        // Secret volumes live in the scratch directory: never leave it behind.
+        let _ = tokio::fs::remove_dir_all(work.with_extension("scratch")).await;
         self.store.update_run(&run).await?;
         if run.status == RunStatus::Succeeded {
             if let Err(e) = self.after_success(&run).await {
@@ -424,7 +426,12 @@ impl Inner {
         let dockerfile = match crate::fsutil::resolve_inside(&ctx, &file) {
             Some(p) if p.is_file() => p,
             _ => {
-                let msg = format!("Dockerfile '{file}' not found in the context");
+                let what = if taskfile::is_task_file(&file) {
+                    "task file"
+                } else {
+                    "Dockerfile"
+                };
+                let msg = format!("{what} '{file}' not found in the context");
                 log.line(&format!("crtask: {msg}"));
                 return Outcome::Ended(RunStatus::Failed, Some(msg));
             }
@@ -510,13 +517,16 @@ impl Inner {
         };
         let scratch = work.with_extension("scratch");
         let result = crtask_core::multistep::execute_task_file(
-            self.engine.clone(),
             &tf,
-            ctx.to_path_buf(),
-            scratch.clone(),
-            &run.run_id,
-            log,
-            cancel,
+            crtask_core::multistep::TaskFileRun {
+                engine: self.engine.clone(),
+                workspace: ctx.to_path_buf(),
+                scratch: scratch.clone(),
+                group: run.run_id.clone(),
+                log,
+                cancel,
+                push: run.spec.push,
+            },
         )
         .await;
         let _ = tokio::fs::remove_dir_all(&scratch).await;
