@@ -1,8 +1,7 @@
 //! `crtask build`: a quick build.
 
 use super::{wait, Ctx};
-use crate::Format;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use crtask_core::api::QuickBuildRequest;
 use crtask_core::model::{is_git_url, ContextSource};
@@ -95,19 +94,7 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         values: Default::default(),
     };
     let run = client.quick_build(&req).await?;
-    let id = run["runId"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server answered without a run id"))?
-        .to_string();
-    if ctx.format == Format::Json && a.no_wait {
-        crate::output::json(&run);
-        return Ok(0);
-    }
-    println!("Queued a build with ID: {id}");
-    if a.no_wait {
-        return Ok(0);
-    }
-    wait::follow(ctx, &client, &id, a.no_logs).await
+    wait::queued(ctx, &client, run, "build", a.no_wait, a.no_logs).await
 }
 
 /// Packs the directory (honouring .dockerignore) and uploads it with a progress bar.

@@ -1,7 +1,6 @@
 //! `crtask run`: a quick multi-step run of an acr-task.yaml file.
 
 use super::{wait, Ctx};
-use crate::Format;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use crtask_core::api::QuickBuildRequest;
@@ -118,17 +117,5 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         values,
     };
     let run = client.quick_build(&req).await?;
-    let id = run["runId"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server answered without a run id"))?
-        .to_string();
-    if ctx.format == Format::Json && a.no_wait {
-        crate::output::json(&run);
-        return Ok(0);
-    }
-    println!("Queued a run with ID: {id}");
-    if a.no_wait {
-        return Ok(0);
-    }
-    wait::follow(ctx, &client, &id, a.no_logs).await
+    wait::queued(ctx, &client, run, "run", a.no_wait, a.no_logs).await
 }

@@ -415,19 +415,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
         TaskCommand::Run(a) => {
             let values = super::values(a.values.as_deref(), &a.sets)?;
             let run = client.run_task(&a.name, &TaskRunRequest { values }).await?;
-            let id = run["runId"]
-                .as_str()
-                .ok_or_else(|| anyhow!("the server answered without a run id"))?
-                .to_string();
-            if ctx.format == Format::Json && a.no_wait {
-                output::json(&run);
-                return Ok(0);
-            }
-            println!("Queued a run with ID: {id}");
-            if a.no_wait {
-                return Ok(0);
-            }
-            return wait::follow(ctx, &client, &id, a.no_logs).await;
+            return wait::queued(ctx, &client, run, "run", a.no_wait, a.no_logs).await;
         }
         TaskCommand::ListRuns(a) => {
             if let Some(s) = &a.run_status {

@@ -6,6 +6,31 @@ use crate::Format;
 use anyhow::Result;
 use std::time::Duration;
 
+/// After a run was queued: prints `Queued a <noun> with ID: <id>` (or, with
+/// `--no-wait` in JSON mode, the run), then follows it unless `no_wait`.
+pub async fn queued(
+    ctx: &Ctx,
+    client: &Client,
+    run: RunJson,
+    noun: &str,
+    no_wait: bool,
+    no_logs: bool,
+) -> Result<i32> {
+    let id = run["runId"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the server answered without a run id"))?
+        .to_string();
+    if ctx.format == Format::Json && no_wait {
+        crate::output::json(&run);
+        return Ok(0);
+    }
+    println!("Queued a {noun} with ID: {id}");
+    if no_wait {
+        return Ok(0);
+    }
+    follow(ctx, client, &id, no_logs).await
+}
+
 /// Streams the log (unless `no_logs`), waits for the end, prints the final
 /// line (or the run as JSON) and returns the exit code: 0 only on success.
 pub async fn follow(ctx: &Ctx, client: &Client, run_id: &str, no_logs: bool) -> Result<i32> {

@@ -174,12 +174,17 @@ pub async fn execute_build(
     };
     let mut base_images = Vec::new();
     let mut output_images = Vec::new();
-    let fail = |steps: Steps, base_images, output_images, msg: String| BuildResult {
-        status: RunStatus::Failed,
-        error: Some(msg),
-        output_images,
-        base_images,
-        steps: steps.steps,
+    // How the build ended early: the user's input (Failed) or the engine (Error).
+    let ended =
+        |status: RunStatus, steps: Steps, base_images, output_images, msg: String| BuildResult {
+            status,
+            error: Some(msg),
+            output_images,
+            base_images,
+            steps: steps.steps,
+        };
+    let fail = |steps: Steps, base_images, output_images, msg: String| {
+        ended(RunStatus::Failed, steps, base_images, output_images, msg)
     };
 
     let args: BTreeMap<String, String> = spec
@@ -250,13 +255,13 @@ pub async fn execute_build(
             }
             Err(e) => {
                 steps.finish(RunStatus::Error, None);
-                return BuildResult {
-                    status: RunStatus::Error,
-                    error: Some(e.to_string()),
-                    output_images,
+                return ended(
+                    RunStatus::Error,
+                    steps,
                     base_images,
-                    steps: steps.steps,
-                };
+                    output_images,
+                    e.to_string(),
+                );
             }
         }
     }
@@ -287,13 +292,13 @@ pub async fn execute_build(
         }
         Err(e) => {
             steps.finish(RunStatus::Error, None);
-            return BuildResult {
-                status: RunStatus::Error,
-                error: Some(e.to_string()),
-                output_images,
+            return ended(
+                RunStatus::Error,
+                steps,
                 base_images,
-                steps: steps.steps,
-            };
+                output_images,
+                e.to_string(),
+            );
         }
     }
 
@@ -320,13 +325,13 @@ pub async fn execute_build(
                 }
                 Err(e) => {
                     steps.finish(RunStatus::Error, None);
-                    return BuildResult {
-                        status: RunStatus::Error,
-                        error: Some(e.to_string()),
-                        output_images,
+                    return ended(
+                        RunStatus::Error,
+                        steps,
                         base_images,
-                        steps: steps.steps,
-                    };
+                        output_images,
+                        e.to_string(),
+                    );
                 }
             }
         }
