@@ -277,3 +277,70 @@ fn acr_published_samples_run_with_aliased_images() {
         show(&out)
     );
 }
+
+#[test]
+fn cmd_steps_honour_env_working_directory_entry_point_user_and_detach() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let file = format!(
+        r#"version: v1.1.0
+env: ["FROM_TASK=task-level,SHARED=task"]
+steps:
+  - id: env
+    cmd: {img} sh -c 'echo "env=$FROM_TASK/$SHARED/$OWN"'
+    env: ["SHARED=step", "OWN=mine"]
+  - id: workdir
+    cmd: {img} sh -c 'echo "pwd=$(pwd)"; ls'
+    workingDirectory: sub
+  - id: entry
+    cmd: {img} -c 'echo "entry=$0"'
+    entryPoint: sh
+  - id: user
+    cmd: {img} id -u
+    user: "1234"
+  - id: server
+    cmd: {img} sleep 30
+    detach: true
+  - id: after
+    cmd: {img} echo after-detached
+"#
+    );
+    write_files(
+        ctx.path(),
+        &[("props.yaml", &file), ("sub/inside.txt", "x")],
+    );
+    let (out, run) = quick_run(&srv, ctx.path(), "props.yaml", &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text.contains("[env] env=task-level/step/mine"),
+        "step env wins, task env merged: {text}"
+    );
+    assert!(
+        text.contains("[workdir] pwd=/workspace/sub") && text.contains("[workdir] inside.txt"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[entry] entry=sh") || text.contains("[entry] entry=/bin/sh"),
+        "the entry point replaces the image's command: {text}"
+    );
+    assert!(text.contains("[user] 1234"), "{text}");
+    assert!(
+        text.contains("[after] after-detached"),
+        "a detached step does not block: {text}"
+    );
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Succeeded");
+    let (s0, s1) = times(&run, "server");
+    assert!(s1 - s0 < 10_000, "detach returns once started: {run}");
+    // The detached container ends with the run.
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 30"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "detached container outlived its run"
+    );
+}
