@@ -7,11 +7,15 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# The AWS platform's tests run against moto_server (DynamoDB, S3, CodeBuild).
+command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+
 infra/local/setup.sh
 if [ -f tests/js/package.json ]; then
   command -v npm >/dev/null 2>&1 || { echo "test: npm is required for the webhook fixtures" >&2; exit 1; }
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 fi
+infra/aws/lint.sh
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi

@@ -1,0 +1,20 @@
+//! crtask on AWS: the core ports implemented with DynamoDB ([`DynamoStore`]),
+//! CodeBuild ([`CodeBuildBuilder`]), S3 ([`S3Contexts`]) and Secrets Manager
+//! ([`SecretsManagerSecrets`]).
+//!
+//! Clients are built from one [`aws_config::SdkConfig`] ([`config::load`]),
+//! which honours `AWS_ENDPOINT_URL`, so the same code runs against AWS and
+//! against an emulator such as `moto_server`.
+
+pub mod codebuild;
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod s3;
+pub mod secrets;
+
+pub use codebuild::{start_build_request, CodeBuildBuilder, StartBuildRequest};
+pub use dynamo::{create_table, DynamoStore};
+pub use error::{Error, Result};
+pub use s3::S3Contexts;
+pub use secrets::SecretsManagerSecrets;

@@ -1,0 +1,133 @@
+//! Starts one `moto_server` per test binary and builds clients for it.
+//!
+//! The server runs under `sh`, reading the test process's pipe: when the
+//! test binary exits the pipe closes and the server is stopped.
+
+#![allow(dead_code)]
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+struct Moto {
+    url: String,
+    _child: Mutex<Child>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn which(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+}
+
+fn start() -> Moto {
+    assert!(
+        which("moto_server"),
+        "moto_server is not installed: run `pip install 'moto[server]'` (infra/test.sh does)"
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    // moto_server handles requests on threads, and its TransactWriteItems is
+    // not atomic across threads (it rolls back by restoring a whole-table
+    // copy). DynamoDB applies each request atomically: serve one request at
+    // a time, the same app moto_server runs, when moto is importable.
+    let script = r#"
+if python3 -c 'from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app' 2>/dev/null; then
+  python3 -c '
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
+' "$1" >"$2" 2>&1 &
+else
+  moto_server -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+fi
+m=$!; cat >/dev/null; kill "$m""#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(port.to_string())
+        .arg(std::env::temp_dir().join(format!("crtask-moto-{port}.log")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start moto_server");
+    let _ = child.stdout.take().map(|o| {
+        std::thread::spawn(move || BufReader::new(o).lines().for_each(drop));
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on port {port} within 60 s (log: {})",
+            std::env::temp_dir()
+                .join(format!("crtask-moto-{port}.log"))
+                .display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        url: format!("http://127.0.0.1:{port}"),
+        _child: Mutex::new(child),
+    }
+}
+
+/// The emulator's endpoint, starting it on first use.
+pub fn endpoint() -> &'static str {
+    &MOTO.get_or_init(start).url
+}
+
+/// SDK configuration for the emulator (fixed test credentials).
+pub async fn sdk_config() -> SdkConfig {
+    crtask_aws::config::loader()
+        .endpoint_url(endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await
+}
+
+/// A name no other test in this process uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh table with the store's schema, and a store on it.
+pub async fn store() -> crtask_aws::DynamoStore {
+    let conf = sdk_config().await;
+    let client = crtask_aws::config::dynamodb(&conf);
+    let table = unique("crtask");
+    crtask_aws::create_table(&client, &table)
+        .await
+        .expect("create table");
+    crtask_aws::DynamoStore::new(client, table)
+}
+
+/// A fresh bucket.
+pub async fn bucket() -> (aws_sdk_s3::Client, String) {
+    let conf = sdk_config().await;
+    let client = crtask_aws::config::s3(&conf);
+    let bucket = unique("crtask-ctx");
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    (client, bucket)
+}

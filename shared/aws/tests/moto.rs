@@ -1,0 +1,806 @@
+//! The AWS platform against `moto_server`: the Store contract on DynamoDB,
+//! S3 contexts and logs, and CodeBuild dispatch.
+
+mod harness;
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use crtask_aws::codebuild::{start_build_request, Backoff};
+use crtask_aws::{CodeBuildBuilder, S3Contexts};
+use crtask_core::model::{
+    BaseDependency, BaseImageTriggerType, BuildArg, BuildSpec, ContextSource, EventRecord,
+    EventSource, Outcome, Run, RunFilter, RunStatus, RunType, Task, Trigger,
+};
+use crtask_core::ports::{Builder, Clock, Store};
+use crtask_core::Error as CoreError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+fn task(name: &str) -> Task {
+    Task {
+        name: name.into(),
+        context: "https://github.com/acme/app.git#main".into(),
+        file: "Dockerfile".into(),
+        images: vec!["app:{{.Run.ID}}".into()],
+        branch: None,
+        commit_trigger_enabled: true,
+        pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
+        base_image_trigger_enabled: true,
+        base_image_trigger_type: BaseImageTriggerType::Runtime,
+        timers: Vec::new(),
+        build_args: Vec::new(),
+        values: BTreeMap::new(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: 3600,
+        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+    }
+}
+
+fn spec(context: ContextSource) -> BuildSpec {
+    BuildSpec {
+        context,
+        file: "Dockerfile".into(),
+        images: vec!["app:{{.Run.ID}}".into()],
+        build_args: vec![
+            BuildArg {
+                name: "MODE".into(),
+                value: "prod".into(),
+                secret: false,
+            },
+            BuildArg {
+                name: "TOKEN".into(),
+                value: "s3cret".into(),
+                secret: true,
+            },
+        ],
+        target: None,
+        platform: None,
+        push: true,
+        timeout: 3600,
+        values: BTreeMap::new(),
+    }
+}
+
+fn run(id: &str, task: Option<&str>, status: RunStatus, dedupe: Option<&str>) -> Run {
+    Run {
+        run_id: id.into(),
+        task: task.map(str::to_string),
+        run_type: RunType::AutoBuild,
+        status,
+        trigger: Trigger::Commit {
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            branch: "main".into(),
+            repository: "acme/app".into(),
+        },
+        platform: "linux/amd64".into(),
+        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+        start_time: None,
+        finish_time: None,
+        output_images: Vec::new(),
+        base_images: Vec::new(),
+        steps: Vec::new(),
+        error: None,
+        dedupe_key: dedupe.map(str::to_string),
+        builder_ref: None,
+        spec: spec(ContextSource::Git {
+            url: "https://github.com/acme/app.git".into(),
+            reference: Some("main".into()),
+            subdir: None,
+        }),
+    }
+}
+
+fn event(id: &str, source: EventSource, delivery: Option<&str>, reason: &str) -> EventRecord {
+    EventRecord {
+        id: id.into(),
+        source,
+        delivery_id: delivery.map(str::to_string),
+        received_at: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+        outcome: Outcome::Triggered,
+        reason: reason.into(),
+        runs: vec!["ca1".into()],
+        detail: serde_json::json!({"provider": "github"}),
+    }
+}
+
+struct FixedClock(DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_crud() {
+    let store = harness::store().await;
+    store.ping().await.unwrap();
+    let t = task("web");
+    store.create_task(&t).await.unwrap();
+    let e = store.create_task(&t).await.unwrap_err();
+    assert!(matches!(e, CoreError::Conflict { kind: "task", .. }), "{e}");
+    assert_eq!(store.get_task("web").await.unwrap(), Some(t.clone()));
+    assert_eq!(store.get_task("nope").await.unwrap(), None);
+
+    let mut t2 = t.clone();
+    t2.images.push("extra:1".into());
+    store.update_task(&t2).await.unwrap();
+    assert_eq!(store.get_task("web").await.unwrap(), Some(t2.clone()));
+    let e = store.update_task(&task("ghost")).await.unwrap_err();
+    assert!(matches!(e, CoreError::NotFound { kind: "task", .. }), "{e}");
+
+    store.create_task(&task("api")).await.unwrap();
+    let names: Vec<_> = store
+        .list_tasks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["api", "web"]);
+
+    // Deleting a task removes its dependencies and timer state, not its runs.
+    store
+        .set_dependencies(
+            "web",
+            &[BaseDependency {
+                image: "docker.io/library/alpine:3".into(),
+                digest: None,
+                runtime: true,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .set_timer_last_fired("web", "nightly", Utc::now())
+        .await
+        .unwrap();
+    store
+        .insert_run(&run("ca1", Some("web"), RunStatus::Queued, None))
+        .await
+        .unwrap();
+    assert!(store.delete_task("web").await.unwrap());
+    assert!(!store.delete_task("web").await.unwrap());
+    assert_eq!(store.get_task("web").await.unwrap(), None);
+    assert!(store.dependencies_of("web").await.unwrap().is_empty());
+    assert!(store
+        .dependents_of("docker.io/library/alpine:3")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.timer_last_fired("web", "nightly").await.unwrap(),
+        None
+    );
+    assert!(store.get_run("ca1").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_ids_are_monotonic_and_unique_under_concurrency() {
+    let store = harness::store().await;
+    assert_eq!(store.next_run_id().await.unwrap(), "ca1");
+    assert_eq!(store.next_run_id().await.unwrap(), "ca2");
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move { s.next_run_id().await.unwrap() }));
+    }
+    let mut ids = BTreeSet::new();
+    for h in handles {
+        assert!(ids.insert(h.await.unwrap()));
+    }
+    let expected: BTreeSet<String> = (3..=12).map(|n| format!("ca{n}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(store.next_event_id().await.unwrap(), "ev1");
+    assert_eq!(store.next_event_id().await.unwrap(), "ev2");
+
+    let other = harness::store().await.with_run_prefix("cb").unwrap();
+    assert_eq!(other.next_run_id().await.unwrap(), "cb1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_insert_get_update() {
+    let store = harness::store().await;
+    let r = run("ca1", Some("web"), RunStatus::Queued, None);
+    store.insert_run(&r).await.unwrap();
+    let e = store.insert_run(&r).await.unwrap_err();
+    assert!(matches!(e, CoreError::Conflict { kind: "run", .. }), "{e}");
+    assert_eq!(store.get_run("ca1").await.unwrap(), Some(r.clone()));
+    assert_eq!(store.get_run("ca9").await.unwrap(), None);
+
+    let mut r2 = r.clone();
+    r2.status = RunStatus::Running;
+    r2.builder_ref = Some("proj:build-1".into());
+    store.update_run(&r2).await.unwrap();
+    assert_eq!(store.get_run("ca1").await.unwrap(), Some(r2));
+    let e = store
+        .update_run(&run("ca7", None, RunStatus::Queued, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::NotFound { kind: "run", .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn insert_run_deduped_returns_the_existing_run() {
+    let store = harness::store().await;
+    let key = "web@0123";
+    let first = run("ca1", Some("web"), RunStatus::Queued, Some(key));
+    assert_eq!(store.insert_run_deduped(&first).await.unwrap(), None);
+    // Same key while queued: the first run comes back, nothing is inserted.
+    let second = run("ca2", Some("web"), RunStatus::Queued, Some(key));
+    assert_eq!(
+        store.insert_run_deduped(&second).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.get_run("ca2").await.unwrap(), None);
+
+    // A failed run no longer blocks its key.
+    let mut failed = first.clone();
+    failed.status = RunStatus::Failed;
+    store.update_run(&failed).await.unwrap();
+    assert_eq!(store.insert_run_deduped(&second).await.unwrap(), None);
+    assert!(store.get_run("ca2").await.unwrap().is_some());
+
+    // A succeeded run does.
+    let mut ok = second.clone();
+    ok.status = RunStatus::Succeeded;
+    store.update_run(&ok).await.unwrap();
+    let third = run("ca3", Some("web"), RunStatus::Queued, Some(key));
+    assert_eq!(store.insert_run_deduped(&third).await.unwrap(), Some(ok));
+
+    // No key: a plain insert.
+    let plain = run("ca4", Some("web"), RunStatus::Queued, None);
+    assert_eq!(store.insert_run_deduped(&plain).await.unwrap(), None);
+    assert!(store.get_run("ca4").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deduped_inserts_insert_exactly_one() {
+    let store = harness::store().await;
+    let mut handles = Vec::new();
+    for n in 1..=8 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move {
+            let r = run(
+                &format!("ca{n}"),
+                Some("web"),
+                RunStatus::Queued,
+                Some("web@race"),
+            );
+            s.insert_run_deduped(&r).await.unwrap()
+        }));
+    }
+    let mut inserted = 0;
+    let mut existing = BTreeSet::new();
+    for h in handles {
+        match h.await.unwrap() {
+            None => inserted += 1,
+            Some(r) => {
+                existing.insert(r.run_id);
+            }
+        }
+    }
+    assert_eq!(inserted, 1, "exactly one insert");
+    let runs = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(existing.iter().all(|id| *id == runs[0].run_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_runs_filters_and_order() {
+    let store = harness::store().await;
+    let plan = [
+        ("ca1", Some("web"), RunStatus::Succeeded),
+        ("ca2", Some("api"), RunStatus::Failed),
+        ("ca3", Some("web"), RunStatus::Failed),
+        ("ca4", None, RunStatus::Queued),
+        ("ca5", Some("web"), RunStatus::Queued),
+        ("ca10", Some("web"), RunStatus::Running),
+    ];
+    for (id, t, st) in plan {
+        store.insert_run(&run(id, t, st, None)).await.unwrap();
+    }
+    let ids = |runs: Vec<Run>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let list = |task: Option<&str>, status: Option<RunStatus>, top: Option<usize>| RunFilter {
+        task: task.map(str::to_string),
+        status,
+        top,
+    };
+    assert_eq!(
+        ids(store.list_runs(&list(None, None, None)).await.unwrap()),
+        ["ca10", "ca5", "ca4", "ca3", "ca2", "ca1"]
+    );
+    assert_eq!(
+        ids(store.list_runs(&list(None, None, Some(2))).await.unwrap()),
+        ["ca10", "ca5"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(&list(Some("web"), None, None))
+            .await
+            .unwrap()),
+        ["ca10", "ca5", "ca3", "ca1"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(&list(None, Some(RunStatus::Failed), None))
+            .await
+            .unwrap()),
+        ["ca3", "ca2"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(&list(Some("web"), Some(RunStatus::Failed), Some(5)))
+            .await
+            .unwrap()),
+        ["ca3"]
+    );
+    assert!(store
+        .list_runs(&list(None, None, Some(0)))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A status change moves the run between status partitions.
+    let mut r = store.get_run("ca5").await.unwrap().unwrap();
+    r.status = RunStatus::Running;
+    store.update_run(&r).await.unwrap();
+    assert_eq!(
+        ids(store
+            .runs_in_status(&[RunStatus::Queued, RunStatus::Running])
+            .await
+            .unwrap()),
+        ["ca4", "ca5", "ca10"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(&list(None, Some(RunStatus::Queued), None))
+            .await
+            .unwrap()),
+        ["ca4"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_and_delivery_dedupe() {
+    let store = harness::store().await;
+    let e1 = event("ev1", EventSource::Git, Some("guid-1"), "first");
+    let e2 = event("ev2", EventSource::Registry, None, "registry push");
+    let e3 = event("ev3", EventSource::Git, Some("guid-1"), "redelivery");
+    for e in [&e1, &e2, &e3] {
+        store.record_event(e).await.unwrap();
+    }
+    // The first event of a delivery is the one found.
+    assert_eq!(
+        store
+            .find_delivery(EventSource::Git, "guid-1")
+            .await
+            .unwrap(),
+        Some(e1.clone())
+    );
+    assert_eq!(
+        store
+            .find_delivery(EventSource::Registry, "guid-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // Insert or replace by id.
+    let mut e1b = e1.clone();
+    e1b.outcome = Outcome::Ignored;
+    e1b.reason = "changed".into();
+    store.record_event(&e1b).await.unwrap();
+    assert_eq!(
+        store
+            .find_delivery(EventSource::Git, "guid-1")
+            .await
+            .unwrap(),
+        Some(e1b.clone())
+    );
+
+    let ids = |v: Vec<EventRecord>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_events(None, 10).await.unwrap()),
+        ["ev3", "ev2", "ev1"]
+    );
+    assert_eq!(
+        ids(store.list_events(Some(EventSource::Git), 10).await.unwrap()),
+        ["ev3", "ev1"]
+    );
+    assert_eq!(ids(store.list_events(None, 1).await.unwrap()), ["ev3"]);
+
+    // Delivery items carry the TTL attribute; once past it they count as gone
+    // (TTL removes them later) and a new event of that delivery takes over.
+    let later = store
+        .clone()
+        .with_clock(Arc::new(FixedClock(Utc::now() + ChronoDuration::days(8))));
+    assert_eq!(
+        later
+            .find_delivery(EventSource::Git, "guid-1")
+            .await
+            .unwrap(),
+        None
+    );
+    let e4 = event("ev4", EventSource::Git, Some("guid-1"), "much later");
+    later.record_event(&e4).await.unwrap();
+    assert_eq!(
+        later
+            .find_delivery(EventSource::Git, "guid-1")
+            .await
+            .unwrap(),
+        Some(e4)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dependency_index_via_gsi() {
+    let store = harness::store().await;
+    let alpine = "docker.io/library/alpine:3";
+    let golang = "docker.io/library/golang:1.22";
+    let dep = |image: &str, digest: Option<&str>, runtime: bool| BaseDependency {
+        image: image.into(),
+        digest: digest.map(str::to_string),
+        runtime,
+    };
+    store
+        .set_dependencies(
+            "web",
+            &[
+                dep(golang, None, false),
+                dep(alpine, Some("sha256:aa"), true),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .set_dependencies("api", &[dep(alpine, None, true)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.dependencies_of("web").await.unwrap(),
+        [
+            dep(alpine, Some("sha256:aa"), true),
+            dep(golang, None, false)
+        ]
+    );
+    assert_eq!(
+        store.dependents_of(alpine).await.unwrap(),
+        [
+            ("api".to_string(), dep(alpine, None, true)),
+            ("web".to_string(), dep(alpine, Some("sha256:aa"), true)),
+        ]
+    );
+    assert_eq!(store.tracked_images().await.unwrap(), [alpine, golang]);
+
+    // Replacing drops what is no longer listed.
+    store
+        .set_dependencies("web", &[dep(alpine, Some("sha256:bb"), true)])
+        .await
+        .unwrap();
+    assert!(store.dependents_of(golang).await.unwrap().is_empty());
+    assert_eq!(store.tracked_images().await.unwrap(), [alpine]);
+    assert_eq!(
+        store.dependents_of(alpine).await.unwrap()[1],
+        ("web".to_string(), dep(alpine, Some("sha256:bb"), true))
+    );
+    store.set_dependencies("web", &[]).await.unwrap();
+    assert!(store.dependencies_of("web").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timer_state() {
+    let store = harness::store().await;
+    assert_eq!(store.timer_last_fired("web", "t1").await.unwrap(), None);
+    let t = Utc.timestamp_millis_opt(1_700_000_123_456).unwrap();
+    store.set_timer_last_fired("web", "t1", t).await.unwrap();
+    assert_eq!(store.timer_last_fired("web", "t1").await.unwrap(), Some(t));
+    let t2 = t + ChronoDuration::minutes(5);
+    store.set_timer_last_fired("web", "t1", t2).await.unwrap();
+    assert_eq!(store.timer_last_fired("web", "t1").await.unwrap(), Some(t2));
+    assert_eq!(store.timer_last_fired("web", "t2").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_contexts_and_logs() {
+    let (client, bucket) = harness::bucket().await;
+    let s3 = S3Contexts::new(client, bucket);
+    assert_eq!(s3.get_context("c1").await.unwrap(), None);
+    s3.put_context("c1", b"\x1f\x8bfake tarball".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        s3.get_context("c1").await.unwrap().as_deref(),
+        Some(&b"\x1f\x8bfake tarball"[..])
+    );
+    assert_eq!(s3.get_log("ca1", 0).await.unwrap(), None);
+    s3.put_log("ca1", b"step 1\nstep 2\n".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        s3.get_log("ca1", 0).await.unwrap().as_deref(),
+        Some(&b"step 1\nstep 2\n"[..])
+    );
+    assert_eq!(
+        s3.get_log("ca1", 7).await.unwrap().as_deref(),
+        Some(&b"step 2\n"[..])
+    );
+    assert_eq!(s3.get_log("ca1", 100).await.unwrap(), Some(Vec::new()));
+}
+
+async fn codebuild_project(client: &aws_sdk_codebuild::Client) -> String {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    let name = harness::unique("crtask-builder");
+    client
+        .create_project()
+        .name(&name)
+        .source(
+            ProjectSource::builder()
+                // moto insists on a location even where AWS does not.
+                .r#type(SourceType::Github)
+                .location("https://github.com/acme/app.git")
+                .buildspec("version: 0.2\nphases:\n  build:\n    commands:\n      - crtask exec\n")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/amazonlinux2-x86_64-standard:5.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .privileged_mode(true)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/crtask-builder")
+        .send()
+        .await
+        .expect("create codebuild project");
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn codebuild_dispatch_starts_a_build_with_the_run_as_env() {
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let project = codebuild_project(&cb).await;
+    let store = Arc::new(harness::store().await);
+    let r = run("ca1", Some("web"), RunStatus::Queued, Some("web@0123"));
+    store.insert_run(&r).await.unwrap();
+
+    // The request itself (moto ignores overrides).
+    let req = start_build_request(
+        &r,
+        &project,
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(req.project_name, project);
+    assert_eq!(
+        req.source_version.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
+    assert_eq!(req.source_type_override.as_deref(), Some("GITHUB"));
+    assert_eq!(
+        req.source_location_override.as_deref(),
+        Some("https://github.com/acme/app.git")
+    );
+    assert_eq!(req.env("CRTASK_RUN_ID"), Some("ca1"));
+    assert_eq!(req.env("CRTASK_TASK"), Some("web"));
+    assert_eq!(
+        req.env("CRTASK_COMMIT"),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
+    assert_eq!(req.env("CRTASK_BRANCH"), Some("main"));
+    assert_eq!(
+        req.env("CRTASK_REGISTRY"),
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+    );
+    assert!(req.privileged_mode_override);
+    assert_eq!(req.timeout_in_minutes_override, 60);
+    assert_eq!(req.idempotency_token, format!("crtask-{project}-ca1"));
+    // Secret build arguments never travel as plaintext overrides.
+    let all_env = serde_json::to_string(&req.environment_variables_override).unwrap();
+    assert!(!all_env.contains("s3cret"), "{all_env}");
+    assert!(all_env.contains("MODE"), "{all_env}");
+
+    // The same request through the SDK to the emulator.
+    let builder = CodeBuildBuilder::new(cb.clone(), store.clone(), &project)
+        .with_registry("123456789012.dkr.ecr.us-east-1.amazonaws.com");
+    assert_eq!(builder.request_for(&r).unwrap(), req);
+    builder.dispatch("ca1").await.unwrap();
+    let stored = store.get_run("ca1").await.unwrap().unwrap();
+    let build_id = stored.builder_ref.clone().expect("build id recorded");
+    assert_eq!(stored.status, RunStatus::Queued);
+    let ids = cb
+        .list_builds_for_project()
+        .project_name(&project)
+        .send()
+        .await
+        .unwrap()
+        .ids
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0], build_id);
+    let builds = cb
+        .batch_get_builds()
+        .ids(&build_id)
+        .send()
+        .await
+        .unwrap()
+        .builds
+        .unwrap_or_default();
+    assert_eq!(builds.len(), 1);
+    assert_eq!(builds[0].project_name(), Some(project.as_str()));
+    // A second dispatch of the same run starts nothing.
+    builder.dispatch("ca1").await.unwrap();
+    let again = cb
+        .list_builds_for_project()
+        .project_name(&project)
+        .send()
+        .await
+        .unwrap()
+        .ids
+        .unwrap_or_default();
+    assert_eq!(again.len(), 1);
+
+    // Cancel stops the build and records the run as canceled.
+    assert!(builder.cancel("ca1").await.unwrap());
+    let canceled = store.get_run("ca1").await.unwrap().unwrap();
+    assert_eq!(canceled.status, RunStatus::Canceled);
+    assert!(canceled.finish_time.is_some());
+    assert!(!builder.cancel("ca1").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploaded_context_request_uses_s3_source() {
+    let mut r = run("ca5", None, RunStatus::Queued, None);
+    r.run_type = RunType::QuickBuild;
+    r.trigger = Trigger::Manual;
+    r.spec = spec(ContextSource::Uploaded { id: "ctx42".into() });
+    r.spec.timeout = 301;
+    let req = start_build_request(&r, "proj", None, Some("ctx-bucket")).unwrap();
+    assert_eq!(req.source_type_override.as_deref(), Some("S3"));
+    assert_eq!(
+        req.source_location_override.as_deref(),
+        Some("ctx-bucket/contexts/ctx42.tar.gz")
+    );
+    assert_eq!(req.source_version, None);
+    assert_eq!(
+        req.env("CRTASK_CONTEXT_OBJECT"),
+        Some("s3://ctx-bucket/contexts/ctx42.tar.gz")
+    );
+    assert_eq!(req.env("CRTASK_TASK"), None);
+    assert_eq!(req.env("CRTASK_COMMIT"), None);
+    assert_eq!(req.timeout_in_minutes_override, 6);
+    // No bucket configured, or a local directory: refused with a reason.
+    assert!(start_build_request(&r, "proj", None, None).is_err());
+    r.spec.context = ContextSource::LocalDir {
+        path: "/srv/app".into(),
+    };
+    let e = start_build_request(&r, "proj", None, Some("b")).unwrap_err();
+    assert!(e.to_string().contains("cannot be built on AWS"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_dispatch_leaves_the_run_queued_with_the_reason() {
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let store = Arc::new(harness::store().await);
+    let mut r = run("ca1", Some("web"), RunStatus::Queued, None);
+    store.insert_run(&r).await.unwrap();
+    let builder =
+        CodeBuildBuilder::new(cb, store.clone(), "no-such-project").with_backoff(Backoff {
+            attempts: 2,
+            base: std::time::Duration::from_millis(1),
+            max: std::time::Duration::from_millis(2),
+        });
+    crtask_core::runs::dispatch(&*store, &builder, &mut r)
+        .await
+        .unwrap();
+    let stored = store.get_run("ca1").await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Queued);
+    assert_eq!(stored.builder_ref, None);
+    let reason = stored.error.unwrap_or_default();
+    assert!(reason.starts_with("waiting for the builder: "), "{reason}");
+    assert!(reason.contains("StartBuild"), "{reason}");
+    // Cancel of a never-started queued run just marks it.
+    assert!(builder.cancel("ca1").await.unwrap());
+    assert_eq!(
+        store.get_run("ca1").await.unwrap().unwrap().status,
+        RunStatus::Canceled
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_manager_values_during_rotation_and_cache() {
+    use crtask_aws::SecretsManagerSecrets;
+    use crtask_core::verify::Secret;
+    let conf = harness::sdk_config().await;
+    let sm = crtask_aws::config::secretsmanager(&conf);
+    let name = harness::unique("crtask/github-webhook");
+    sm.create_secret()
+        .name(&name)
+        .secret_string("old-secret\n")
+        .send()
+        .await
+        .unwrap();
+    let cached = SecretsManagerSecrets::new(sm.clone());
+    let fresh = SecretsManagerSecrets::new(sm.clone()).with_cache_ttl(std::time::Duration::ZERO);
+    assert_eq!(
+        cached.valid_values(&name).await.unwrap(),
+        [Secret::new("old-secret")]
+    );
+    // Rotate: the new value becomes current, the old one stays valid.
+    sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string("new-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.valid_values(&name).await.unwrap(),
+        [Secret::new("new-secret"), Secret::new("old-secret")]
+    );
+    assert_eq!(
+        fresh.current(&name).await.unwrap(),
+        Secret::new("new-secret")
+    );
+    // The cached reader still answers from its cache until invalidated.
+    assert_eq!(
+        cached.valid_values(&name).await.unwrap(),
+        [Secret::new("old-secret")]
+    );
+    cached.invalidate(&name);
+    assert_eq!(cached.valid_values(&name).await.unwrap().len(), 2);
+    let e = fresh.valid_values("no-such-secret").await.unwrap_err();
+    assert!(e.to_string().contains("secret 'no-such-secret'"), "{e}");
+}
+
+#[test]
+fn other_git_hosts_and_pull_requests() {
+    let mut r = run("ca8", Some("web"), RunStatus::Queued, None);
+    r.spec.context = ContextSource::Git {
+        url: "git://git.example.org/app.git".into(),
+        reference: Some("release".into()),
+        subdir: Some("svc".into()),
+    };
+    r.trigger = Trigger::PullRequest {
+        number: 42,
+        commit: "feedface".into(),
+        branch: "fix; rm -rf /".into(),
+        repository: None,
+    };
+    let req = start_build_request(&r, "proj", None, None).unwrap();
+    // CodeBuild cannot fetch from this host: the executor clones it.
+    assert_eq!(req.source_type_override.as_deref(), Some("NO_SOURCE"));
+    assert_eq!(req.source_location_override, None);
+    assert_eq!(req.source_version, None);
+    assert_eq!(
+        req.env("CRTASK_GIT_URL"),
+        Some("git://git.example.org/app.git")
+    );
+    assert_eq!(req.env("CRTASK_GIT_REF"), Some("release"));
+    assert_eq!(req.env("CRTASK_CONTEXT_SUBDIR"), Some("svc"));
+    assert_eq!(req.env("CRTASK_PULL_REQUEST"), Some("42"));
+    assert_eq!(req.env("CRTASK_COMMIT"), Some("feedface"));
+    // Values travel as data, byte for byte, never as shell text.
+    assert_eq!(req.env("CRTASK_BRANCH"), Some("fix; rm -rf /"));
+    assert_eq!(req.env("CRTASK_REGISTRY"), None);
+    let spec: BuildSpec = serde_json::from_str(req.env("CRTASK_SPEC").unwrap()).unwrap();
+    assert_eq!(spec.build_args.len(), 1, "secret build args are dropped");
+    assert_eq!(spec.build_args[0].name, "MODE");
+}
