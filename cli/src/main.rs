@@ -1,4 +1,5 @@
-//! `crtask`: the CLI, the local server (`crtask serve`).
+//! `crtask`: the CLI, the local server (`crtask serve`) and the step
+//! executor the builder runs (`crtask exec`).
 
 mod client;
 mod commands;
@@ -53,6 +54,9 @@ enum Command {
     /// Base-image dependencies.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Run one build described by CRTASK_* environment variables: the step
+    /// executor the builder runs (CodeBuild's buildspec on AWS).
+    Exec,
 }
 
 fn main() {
@@ -92,6 +96,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Task(c) => commands::task::run(&ctx, c).await,
         Command::Events(c) => commands::events::run(&ctx, c).await,
         Command::Image(c) => commands::image::run(&ctx, c).await,
+        Command::Exec => commands::exec::run().await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod events;
+pub mod exec;
 pub mod image;
 pub mod run;
 pub mod serve;

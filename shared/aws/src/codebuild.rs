@@ -95,6 +95,11 @@ pub fn start_build_request(
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
     set("CRTASK_RUN_ID", &run.run_id);
+    // {{.Run.Date}} is the run's creation time, on every platform.
+    set(
+        "CRTASK_RUN_DATE",
+        &crtask_core::time::rfc3339(run.create_time),
+    );
     set("CRTASK_RUN_TYPE", run.run_type.as_str());
     set("CRTASK_TRIGGER", run.trigger.kind());
     if let Some(task) = &run.task {

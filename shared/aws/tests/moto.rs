@@ -599,6 +599,11 @@ async fn codebuild_dispatch_starts_a_build_with_the_run_as_env() {
         Some("https://github.com/acme/app.git")
     );
     assert_eq!(req.env("CRTASK_RUN_ID"), Some("ca1"));
+    assert_eq!(
+        req.env("CRTASK_RUN_DATE"),
+        Some(crtask_core::time::rfc3339(r.create_time).as_str()),
+        "{{{{.Run.Date}}}} on the builder is the run's creation time"
+    );
     assert_eq!(req.env("CRTASK_TASK"), Some("web"));
     assert_eq!(
         req.env("CRTASK_COMMIT"),

@@ -107,23 +107,29 @@ impl Buildah {
 
     /// Answers whether the registry speaks the distribution API at all.
     pub async fn probe(&self, registry: &str) -> std::result::Result<(), String> {
-        let scheme = if self.is_insecure(registry) {
-            "http"
-        } else {
-            "https"
-        };
-        let url = format!("{scheme}://{registry}/v2/");
-        match self.http.get(&url).send().await {
-            Ok(r) if r.status().is_success() || r.status().as_u16() == 401 => Ok(()),
-            Ok(r) => Err(format!(
-                "registry {registry} answered {} at {url}",
-                r.status()
-            )),
-            Err(e) => Err(format!(
-                "registry {registry} is unreachable: {}",
-                describe_reqwest(&e)
-            )),
-        }
+        probe_distribution(&self.http, registry, self.is_insecure(registry)).await
+    }
+}
+
+/// `GET /v2/` on `registry` (plain HTTP when `insecure`): any 2xx or 401
+/// means it speaks the distribution API.
+pub async fn probe_distribution(
+    http: &reqwest::Client,
+    registry: &str,
+    insecure: bool,
+) -> std::result::Result<(), String> {
+    let scheme = if insecure { "http" } else { "https" };
+    let url = format!("{scheme}://{registry}/v2/");
+    match http.get(&url).send().await {
+        Ok(r) if r.status().is_success() || r.status().as_u16() == 401 => Ok(()),
+        Ok(r) => Err(format!(
+            "registry {registry} answered {} at {url}",
+            r.status()
+        )),
+        Err(e) => Err(format!(
+            "registry {registry} is unreachable: {}",
+            describe_reqwest(&e)
+        )),
     }
 }
 
@@ -201,7 +207,7 @@ async fn pump(mut r: impl AsyncRead + Unpin, log: &dyn LogSink) {
     }
 }
 
-fn first_error_line(text: &str) -> String {
+pub(crate) fn first_error_line(text: &str) -> String {
     text.lines()
         .rev()
         .find(|l| l.to_ascii_lowercase().contains("error"))
@@ -212,7 +218,7 @@ fn first_error_line(text: &str) -> String {
 }
 
 /// Collects what a command printed while also logging it, for error messages.
-struct Tee<'a> {
+pub(crate) struct Tee<'a> {
     log: &'a dyn LogSink,
     seen: std::sync::Mutex<Vec<u8>>,
 }
@@ -231,13 +237,13 @@ impl LogSink for Tee<'_> {
 }
 
 impl<'a> Tee<'a> {
-    fn new(log: &'a dyn LogSink) -> Self {
+    pub(crate) fn new(log: &'a dyn LogSink) -> Self {
         Tee {
             log,
             seen: std::sync::Mutex::new(Vec::new()),
         }
     }
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.seen
             .lock()
             .map(|s| String::from_utf8_lossy(&s).into_owned())

@@ -5,6 +5,7 @@
 pub mod buildah;
 pub mod config;
 pub mod context;
+pub mod docker;
 pub mod error;
 pub mod fsutil;
 pub mod gitctx;

@@ -43,10 +43,33 @@ struct Inner {
     /// across two writes is still masked.
     pending: Vec<u8>,
     secrets: Vec<String>,
+    /// Also copy every (masked) byte to stdout (`crtask exec`).
+    echo: bool,
+}
+
+impl Inner {
+    fn emit(&mut self, bytes: &[u8]) {
+        let masked = mask(bytes, &self.secrets);
+        let _ = self.file.write_all(&masked);
+        if self.echo {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&masked);
+            let _ = out.flush();
+        }
+    }
 }
 
 impl RunLog {
     pub fn open(path: &Path, secrets: Vec<String>) -> std::io::Result<Self> {
+        Self::open_with(path, secrets, false)
+    }
+
+    /// Like [`RunLog::open`], also copying the masked log to stdout.
+    pub fn open_echo(path: &Path, secrets: Vec<String>) -> std::io::Result<Self> {
+        Self::open_with(path, secrets, true)
+    }
+
+    fn open_with(path: &Path, secrets: Vec<String>, echo: bool) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         // Longest first so a secret containing another is masked whole.
@@ -56,6 +79,7 @@ impl RunLog {
                 file,
                 pending: Vec::new(),
                 secrets,
+                echo,
             }),
         })
     }
@@ -65,8 +89,7 @@ impl RunLog {
         if let Ok(mut g) = self.inner.lock() {
             let pending = std::mem::take(&mut g.pending);
             if !pending.is_empty() {
-                let masked = mask(&pending, &g.secrets);
-                let _ = g.file.write_all(&masked);
+                g.emit(&pending);
             }
             let _ = g.file.flush();
         }
@@ -94,12 +117,10 @@ impl LogSink for RunLog {
         if let Some(pos) = g.pending.iter().rposition(|b| *b == b'\n') {
             let rest = g.pending.split_off(pos + 1);
             let ready = std::mem::replace(&mut g.pending, rest);
-            let masked = mask(&ready, &g.secrets);
-            let _ = g.file.write_all(&masked);
+            g.emit(&ready);
         } else if g.pending.len() > 64 * 1024 {
             let ready = std::mem::take(&mut g.pending);
-            let masked = mask(&ready, &g.secrets);
-            let _ = g.file.write_all(&masked);
+            g.emit(&ready);
         }
     }
 }

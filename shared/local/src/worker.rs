@@ -6,7 +6,9 @@ use crate::context;
 use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
-use crtask_core::model::{BaseDependency, ContextSource, EventSource, Run, RunStatus, Trigger};
+use crtask_core::model::{
+    BaseDependency, BuildSpec, ContextSource, EventSource, Run, RunStatus, Trigger,
+};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::quickbuild::{self, BuildInputs};
 use crtask_core::regevent::TagUpdate;
@@ -14,7 +16,7 @@ use crtask_core::reghook;
 use crtask_core::taskfile;
 use crtask_core::template::RunVars;
 use crtask_core::{Error as CoreError, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -422,119 +424,26 @@ impl Inner {
             Ok(dir) => dir,
             Err(e) => return Outcome::Ended(RunStatus::Failed, Some(e.to_string())),
         };
-        let file = run.spec.file.clone();
-        let dockerfile = match crate::fsutil::resolve_inside(&ctx, &file) {
-            Some(p) if p.is_file() => p,
-            _ => {
-                let what = if taskfile::is_task_file(&file) {
-                    "task file"
-                } else {
-                    "Dockerfile"
-                };
-                let msg = format!("{what} '{file}' not found in the context");
-                log.line(&format!("crtask: {msg}"));
-                return Outcome::Ended(RunStatus::Failed, Some(msg));
-            }
-        };
-        let text = match tokio::fs::read(&dockerfile).await {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => {
-                return Outcome::Ended(
-                    RunStatus::Failed,
-                    Some(format!("cannot read '{file}': {e}")),
-                )
-            }
-        };
-        let registry = self.cfg.registry.as_deref();
-        if taskfile::is_task_file(&file) {
-            return self.multi_step(run, &ctx, work, &text, log, cancel).await;
-        }
-        let log: &dyn LogSink = log.as_ref();
-        let data = run_vars(run, registry).to_data(&run.spec.values);
-        let tags = match quickbuild::render_tags(&run.spec.images, &data, registry) {
-            Ok(t) => t,
-            Err(e) => {
-                log.line(&format!("crtask: {e}"));
-                return Outcome::Ended(RunStatus::Failed, Some(e.to_string()));
-            }
-        };
-        let inputs = BuildInputs {
-            context_dir: &ctx,
-            dockerfile_path: &dockerfile,
-            dockerfile_text: &text,
-            tags: &tags,
-        };
-        let result = quickbuild::execute_build(
-            self.engine.as_ref(),
-            &run.spec,
-            &inputs,
-            log,
-            self.clock.as_ref(),
-        )
-        .await;
-        run.status = result.status;
-        run.error = result.error;
-        run.output_images = result.output_images;
-        run.base_images = result.base_images;
-        run.steps = result.steps;
-        Outcome::Done
-    }
-
-    /// A run whose file is an acr-task.yaml: load it (every error, with its
-    /// line, before any step runs), then execute the step graph.
-    async fn multi_step(
-        &self,
-        run: &mut Run,
-        ctx: &Path,
-        work: &Path,
-        text: &str,
-        log: Arc<RunLog>,
-        cancel: CancellationToken,
-    ) -> Outcome {
         let vars = run_vars(run, self.cfg.registry.as_deref());
-        let mut aliases = taskfile::default_image_aliases();
-        aliases.extend(self.cfg.image_aliases.clone());
-        let opts = taskfile::ParseOptions {
-            image_aliases: aliases,
-        };
-        let tf = match taskfile::load(text, &vars, &run.spec.values, &opts) {
-            Ok(tf) => tf,
-            Err(errs) => {
-                for e in &errs.0 {
-                    log.line(&format!("crtask: {}: {e}", run.spec.file));
-                }
-                let first = errs.0.first().map(|e| e.to_string()).unwrap_or_default();
-                let more = if errs.0.len() > 1 {
-                    format!(" (and {} more)", errs.0.len() - 1)
-                } else {
-                    String::new()
-                };
-                return Outcome::Ended(
-                    RunStatus::Failed,
-                    Some(format!("{}: {first}{more}", run.spec.file)),
-                );
-            }
-        };
-        let scratch = work.with_extension("scratch");
-        let result = crtask_core::multistep::execute_task_file(
-            &tf,
-            crtask_core::multistep::TaskFileRun {
-                engine: self.engine.clone(),
-                workspace: ctx.to_path_buf(),
-                scratch: scratch.clone(),
-                group: run.run_id.clone(),
-                log,
-                cancel,
-                push: run.spec.push,
-            },
-        )
+        let result = execute_in_context(ContextRun {
+            engine: self.engine.clone(),
+            clock: self.clock.as_ref(),
+            spec: &run.spec,
+            vars: &vars,
+            registry: self.cfg.registry.as_deref(),
+            image_aliases: &self.cfg.image_aliases,
+            context_dir: &ctx,
+            scratch: work.with_extension("scratch"),
+            group: &run.run_id,
+            log,
+            cancel,
+        })
         .await;
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
         run.status = result.status;
         run.error = result.error;
-        run.steps = result.steps;
         run.output_images = result.output_images;
         run.base_images = result.base_images;
+        run.steps = result.steps;
         Outcome::Done
     }
 
@@ -612,6 +521,131 @@ enum Outcome {
     Done,
     /// The run ended early with this status and message.
     Ended(RunStatus, Option<String>),
+}
+
+/// A run whose context is prepared: what [`execute_in_context`] needs. The
+/// local workers and `crtask exec` (the builder on AWS) both go through it.
+pub struct ContextRun<'a> {
+    pub engine: Arc<dyn Engine>,
+    pub clock: &'a dyn Clock,
+    pub spec: &'a BuildSpec,
+    /// `{{.Run.X}}` values.
+    pub vars: &'a RunVars,
+    /// Registry for unqualified tags.
+    pub registry: Option<&'a str>,
+    /// Image aliases for `cmd` steps, over ACR's defaults.
+    pub image_aliases: &'a BTreeMap<String, String>,
+    /// The context directory (`/workspace` of a task file's steps).
+    pub context_dir: &'a Path,
+    /// Scratch space of a task file's steps; removed at the end.
+    pub scratch: PathBuf,
+    /// Groups the run's detached containers (the run id).
+    pub group: &'a str,
+    pub log: Arc<dyn LogSink>,
+    pub cancel: CancellationToken,
+}
+
+/// Reads the run's Dockerfile or acr-task.yaml from the context and runs the
+/// core executor for it ([`quickbuild::execute_build`] or
+/// [`crtask_core::multistep::execute_task_file`]).
+pub async fn execute_in_context(r: ContextRun<'_>) -> quickbuild::BuildResult {
+    let failed = |msg: String| quickbuild::BuildResult {
+        status: RunStatus::Failed,
+        error: Some(msg),
+        output_images: Vec::new(),
+        base_images: Vec::new(),
+        steps: Vec::new(),
+    };
+    let file = r.spec.file.as_str();
+    let is_task_file = taskfile::is_task_file(file);
+    let path = match crate::fsutil::resolve_inside(r.context_dir, file) {
+        Some(p) if p.is_file() => p,
+        _ => {
+            let what = if is_task_file {
+                "task file"
+            } else {
+                "Dockerfile"
+            };
+            let msg = format!("{what} '{file}' not found in the context");
+            r.log.line(&format!("crtask: {msg}"));
+            return failed(msg);
+        }
+    };
+    let text = match tokio::fs::read(&path).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => return failed(format!("cannot read '{file}': {e}")),
+    };
+    if is_task_file {
+        return multi_step(r, &text).await;
+    }
+    let log: &dyn LogSink = r.log.as_ref();
+    let data = r.vars.to_data(&r.spec.values);
+    let tags = match quickbuild::render_tags(&r.spec.images, &data, r.registry) {
+        Ok(t) => t,
+        Err(e) => {
+            log.line(&format!("crtask: {e}"));
+            return failed(e.to_string());
+        }
+    };
+    let inputs = BuildInputs {
+        context_dir: r.context_dir,
+        dockerfile_path: &path,
+        dockerfile_text: &text,
+        tags: &tags,
+    };
+    quickbuild::execute_build(r.engine.as_ref(), r.spec, &inputs, log, r.clock).await
+}
+
+/// A run whose file is an acr-task.yaml: load it (every error, with its
+/// line, before any step runs), then execute the step graph.
+async fn multi_step(r: ContextRun<'_>, text: &str) -> quickbuild::BuildResult {
+    let mut aliases = taskfile::default_image_aliases();
+    aliases.extend(r.image_aliases.clone());
+    let opts = taskfile::ParseOptions {
+        image_aliases: aliases,
+    };
+    let tf = match taskfile::load(text, r.vars, &r.spec.values, &opts) {
+        Ok(tf) => tf,
+        Err(errs) => {
+            for e in &errs.0 {
+                r.log.line(&format!("crtask: {}: {e}", r.spec.file));
+            }
+            let first = errs.0.first().map(|e| e.to_string()).unwrap_or_default();
+            let more = if errs.0.len() > 1 {
+                format!(" (and {} more)", errs.0.len() - 1)
+            } else {
+                String::new()
+            };
+            return quickbuild::BuildResult {
+                status: RunStatus::Failed,
+                error: Some(format!("{}: {first}{more}", r.spec.file)),
+                output_images: Vec::new(),
+                base_images: Vec::new(),
+                steps: Vec::new(),
+            };
+        }
+    };
+    let result = crtask_core::multistep::execute_task_file(
+        &tf,
+        crtask_core::multistep::TaskFileRun {
+            engine: r.engine.clone(),
+            workspace: r.context_dir.to_path_buf(),
+            scratch: r.scratch.clone(),
+            group: r.group.to_string(),
+            log: r.log,
+            cancel: r.cancel,
+            push: r.spec.push,
+        },
+    )
+    .await;
+    let _ = tokio::fs::remove_dir_all(&r.scratch).await;
+    quickbuild::BuildResult {
+        status: result.status,
+        error: result.error,
+        steps: result.steps,
+        output_images: result.output_images,
+        base_images: result.base_images,
+    }
 }
 
 /// `1.234s`, `2m03s`.
