@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS timer_state (
     PRIMARY KEY (task, timer)
 );
 CREATE INDEX IF NOT EXISTS runs_by_task ON runs (task, seq);
+CREATE INDEX IF NOT EXISTS runs_by_task_status ON runs (task, status, seq);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
 "#;
 
@@ -361,10 +362,15 @@ impl Store for SqliteStore {
         let f = filter.clone();
         self.with(move |c| {
             let top = f.top.map(|t| t as i64).unwrap_or(-1);
-            let mut st = c.prepare(
-                "SELECT body FROM runs WHERE (?1 IS NULL OR task = ?1) AND (?2 IS NULL OR status = ?2)
-                 ORDER BY seq DESC LIMIT ?3",
-            )?;
+            // One statement per filter shape, so SQLite can use the
+            // (task, seq) and (status, seq) indexes ("x IS NULL OR" defeats them).
+            let sql = match (&f.task, &f.status) {
+                (Some(_), Some(_)) => "SELECT body FROM runs WHERE task = ?1 AND status = ?2 ORDER BY seq DESC LIMIT ?3",
+                (Some(_), None) => "SELECT body FROM runs WHERE task = ?1 AND ?2 IS NULL ORDER BY seq DESC LIMIT ?3",
+                (None, Some(_)) => "SELECT body FROM runs WHERE ?1 IS NULL AND status = ?2 ORDER BY seq DESC LIMIT ?3",
+                (None, None) => "SELECT body FROM runs WHERE ?1 IS NULL AND ?2 IS NULL ORDER BY seq DESC LIMIT ?3",
+            };
+            let mut st = c.prepare_cached(sql)?;
             let rows = st
                 .query_map(params![f.task, f.status.map(|s| s.as_str()), top], |r| {
                     r.get::<_, String>(0)
