@@ -28,6 +28,23 @@ pub trait Store: Send + Sync {
     /// running or succeeded; then that run is returned and nothing is
     /// inserted. Atomic: two concurrent calls never both insert.
     async fn insert_run_deduped(&self, run: &Run) -> Result<Option<Run>>;
+    /// Allocates `n` run ids at once (a store may do it in one write).
+    async fn next_run_ids(&self, n: usize) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(self.next_run_id().await?);
+        }
+        Ok(ids)
+    }
+    /// [`Store::insert_run_deduped`] for many runs; a store may record them
+    /// all in one durable commit. Per run: the existing run that blocked it.
+    async fn insert_runs_deduped(&self, runs: &[Run]) -> Result<Vec<Option<Run>>> {
+        let mut out = Vec::with_capacity(runs.len());
+        for r in runs {
+            out.push(self.insert_run_deduped(r).await?);
+        }
+        Ok(out)
+    }
     /// Replaces a run's record.
     async fn update_run(&self, run: &Run) -> Result<()>;
     async fn get_run(&self, run_id: &str) -> Result<Option<Run>>;

@@ -115,6 +115,7 @@ pub async fn process_update(
         }
     }
     let mut reasons = Vec::new();
+    let mut to_record = Vec::new();
     let mut new_runs = Vec::new();
     let mut run_ids = Vec::new();
     let (mut debounced, mut duplicate, mut unchanged, mut other) = (false, false, false, false);
@@ -220,7 +221,22 @@ pub async fn process_update(
             spec,
             dedupe_key: Some(format!("image:{name}@{image}@{new_digest}")),
         };
-        match runs::record(deps.store, deps.clock, new).await? {
+        to_record.push((
+            verdict.to_string(),
+            name.clone(),
+            image.clone(),
+            new_digest.clone(),
+            new,
+        ));
+    }
+    // Every run of this update in one go: one durable commit for the fan-out.
+    let (whys, news): (Vec<_>, Vec<_>) = to_record
+        .into_iter()
+        .map(|(why, name, image, digest, new)| ((why, name, image, digest), new))
+        .unzip();
+    let recorded = runs::record_many(deps.store, deps.clock, news).await?;
+    for ((verdict, name, image, new_digest), rec) in whys.into_iter().zip(recorded) {
+        match rec {
             Recorded::New(run) => {
                 reasons.push(format!("task {name}: {verdict} (run {})", run.run_id));
                 run_ids.push(run.run_id.clone());

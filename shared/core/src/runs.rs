@@ -75,6 +75,51 @@ pub async fn record(store: &dyn Store, clock: &dyn Clock, new: NewRun) -> Result
     Ok(Recorded::New(run))
 }
 
+/// Records many runs that carry dedupe keys at once (one durable commit
+/// where the store allows): the fan-out of one base-image update.
+pub async fn record_many(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    news: Vec<NewRun>,
+) -> Result<Vec<Recorded>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = store.next_run_ids(news.len()).await?;
+    let now = clock.now();
+    let runs: Vec<Run> = news
+        .into_iter()
+        .zip(ids)
+        .map(|(new, run_id)| Run {
+            run_id,
+            task: new.task,
+            run_type: new.run_type,
+            status: RunStatus::Queued,
+            trigger: new.trigger,
+            platform: new.spec.platform.clone().unwrap_or_else(host_platform),
+            create_time: now,
+            start_time: None,
+            finish_time: None,
+            output_images: Vec::new(),
+            base_images: Vec::new(),
+            steps: Vec::new(),
+            error: None,
+            dedupe_key: new.dedupe_key,
+            builder_ref: None,
+            spec: new.spec,
+        })
+        .collect();
+    let blocked = store.insert_runs_deduped(&runs).await?;
+    Ok(runs
+        .into_iter()
+        .zip(blocked)
+        .map(|(run, existing)| match existing {
+            Some(e) => Recorded::Existing(e),
+            None => Recorded::New(run),
+        })
+        .collect())
+}
+
 /// Hands a recorded run to the builder. If that fails the run stays queued
 /// in the store with the reason (a restart, or the next dispatch, resumes it).
 pub async fn dispatch(store: &dyn Store, builder: &dyn Builder, run: &mut Run) -> Result<()> {

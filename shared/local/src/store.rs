@@ -144,6 +144,21 @@ fn insert_run_row(c: &Connection, run: &Run) -> Result<()> {
     Ok(())
 }
 
+/// The queued, running or succeeded run with `run`'s dedupe key, if any.
+fn blocking_run(c: &Connection, run: &Run) -> Result<Option<Run>> {
+    let Some(key) = &run.dedupe_key else {
+        return Ok(None);
+    };
+    let existing: Option<String> = c
+        .prepare_cached(
+            "SELECT body FROM runs WHERE dedupe = ?1 AND status IN ('Queued', 'Started', 'Running', 'Succeeded')
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    existing.map(|b| from_json(&b)).transpose()
+}
+
 /// Increments a counter in `meta` and returns the new value.
 fn bump_counter(c: &mut Connection, key: &str) -> Result<u64> {
     let tx = c.transaction()?;
@@ -251,22 +266,57 @@ impl Store for SqliteStore {
         let run = run.clone();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Some(key) = &run.dedupe_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT body FROM runs WHERE dedupe = ?1 AND status IN ('Queued', 'Started', 'Running', 'Succeeded')
-                         ORDER BY seq DESC LIMIT 1",
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(b) = existing {
-                    return Ok(Some(from_json(&b)?));
-                }
+            if let Some(existing) = blocking_run(&tx, &run)? {
+                return Ok(Some(existing));
             }
             insert_run_row(&tx, &run)?;
             tx.commit()?;
             Ok(None)
+        })
+        .await
+    }
+
+    async fn next_run_ids(&self, n: usize) -> crtask_core::Result<Vec<String>> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + ?1 WHERE key = 'run_counter'",
+                [n as i64],
+            )?;
+            let last: String = tx.query_row(
+                "SELECT value FROM meta WHERE key = 'run_counter'",
+                [],
+                |r| r.get(0),
+            )?;
+            let prefix: String =
+                tx.query_row("SELECT value FROM meta WHERE key = 'run_prefix'", [], |r| {
+                    r.get(0)
+                })?;
+            tx.commit()?;
+            let last: u64 = last.parse().map_err(|_| {
+                crate::Error::Core(CoreError::Store(format!("corrupt run counter '{last}'")))
+            })?;
+            let first = last + 1 - n as u64;
+            Ok((first..=last).map(|i| runid::format(&prefix, i)).collect())
+        })
+        .await
+    }
+
+    async fn insert_runs_deduped(&self, runs: &[Run]) -> crtask_core::Result<Vec<Option<Run>>> {
+        let runs = runs.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(runs.len());
+            for run in &runs {
+                if let Some(existing) = blocking_run(&tx, run)? {
+                    out.push(Some(existing));
+                    continue;
+                }
+                insert_run_row(&tx, run)?;
+                out.push(None);
+            }
+            tx.commit()?;
+            Ok(out)
         })
         .await
     }
@@ -515,5 +565,69 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crtask_core::model::{BuildSpec, ContextSource, RunType, Trigger};
+
+    fn run(id: String, key: &str) -> Run {
+        Run {
+            run_id: id,
+            task: Some("t".into()),
+            run_type: RunType::AutoBuild,
+            status: RunStatus::Queued,
+            trigger: Trigger::Manual,
+            platform: "linux/amd64".into(),
+            create_time: chrono::Utc::now(),
+            start_time: None,
+            finish_time: None,
+            output_images: Vec::new(),
+            base_images: Vec::new(),
+            steps: Vec::new(),
+            error: None,
+            dedupe_key: Some(key.into()),
+            builder_ref: None,
+            spec: BuildSpec {
+                context: ContextSource::None,
+                file: "Dockerfile".into(),
+                images: Vec::new(),
+                build_args: Vec::new(),
+                target: None,
+                platform: None,
+                push: false,
+                timeout: 600,
+                values: Default::default(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn batched_ids_are_contiguous_and_batched_inserts_dedupe() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(s.next_run_id().await.unwrap(), "ca1");
+        let ids = s.next_run_ids(3).await.unwrap();
+        assert_eq!(ids, ["ca2", "ca3", "ca4"]);
+        assert_eq!(s.next_run_id().await.unwrap(), "ca5");
+        let runs = vec![
+            run(ids[0].clone(), "a"),
+            run(ids[1].clone(), "b"),
+            run(ids[2].clone(), "a"),
+        ];
+        let out = s.insert_runs_deduped(&runs).await.unwrap();
+        assert!(out[0].is_none() && out[1].is_none());
+        assert_eq!(
+            out[2].as_ref().map(|r| r.run_id.as_str()),
+            Some("ca2"),
+            "same key within one batch"
+        );
+        assert!(s.get_run("ca4").await.unwrap().is_none());
+        let again = s
+            .insert_runs_deduped(&[run("ca9".into(), "b")])
+            .await
+            .unwrap();
+        assert_eq!(again[0].as_ref().map(|r| r.run_id.as_str()), Some("ca3"));
     }
 }
