@@ -1,6 +1,7 @@
 //! `crtask`: the CLI, the local server (`crtask serve`) and the step
 //! executor the builder runs (`crtask exec`).
 
+mod backend;
 mod client;
 mod commands;
 mod output;
@@ -24,11 +25,34 @@ struct Cli {
         default_value = "http://127.0.0.1:7878"
     )]
     server: String,
+    /// Where tasks and runs live: `local` (the `crtask serve` at --server)
+    /// or `aws` (the deployed stack, called with your own AWS credentials).
+    /// Give it before the command: `crtask --platform aws task list`.
+    #[arg(long = "platform", env = "CRTASK_CLI_PLATFORM", value_enum, default_value_t = Platform::Local)]
+    platform: Platform,
+    /// AWS: the stack's DynamoDB table (output TableName).
+    #[arg(long, global = true, env = "CRTASK_AWS_TABLE")]
+    aws_table: Option<String>,
+    /// AWS: the stack's bucket for contexts and logs (output BucketName).
+    #[arg(long, global = true, env = "CRTASK_AWS_BUCKET")]
+    aws_bucket: Option<String>,
+    /// AWS: the stack's CodeBuild project (output CodeBuildProject).
+    #[arg(long, global = true, env = "CRTASK_AWS_PROJECT")]
+    aws_project: Option<String>,
+    /// AWS: the registry unqualified image names go to [default: the project's].
+    #[arg(long, global = true, env = "CRTASK_AWS_REGISTRY")]
+    aws_registry: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, env = "CRTASK_OUTPUT", value_enum, default_value_t = Format::Table)]
     output: Format,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Platform {
+    Local,
+    Aws,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,8 +112,18 @@ async fn run(cli: Cli) -> Result<i32> {
     let ctx = commands::Ctx {
         server: cli.server,
         format: cli.output,
+        platform: cli.platform,
+        aws: backend::AwsSettings {
+            table: cli.aws_table,
+            bucket: cli.aws_bucket,
+            project: cli.aws_project,
+            registry: cli.aws_registry,
+        },
     };
     match cli.command {
+        Command::Serve(_) if ctx.platform == Platform::Aws => anyhow::bail!(
+            "`crtask serve` is the local platform; on AWS the deployed functions serve webhooks"
+        ),
         Command::Serve(a) => commands::serve::run(a).await,
         Command::Build(a) => commands::build::run(&ctx, a).await,
         Command::Run(a) => commands::run::run(&ctx, a).await,
@@ -108,5 +142,34 @@ pub fn absolute(p: &std::path::Path) -> PathBuf {
         std::env::current_dir()
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_comes_before_the_command_and_keeps_build_platform() {
+        let cli = Cli::try_parse_from([
+            "crtask",
+            "--platform",
+            "aws",
+            "--aws-table",
+            "t",
+            "build",
+            "--platform",
+            "linux/arm64",
+            ".",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cli.platform == Platform::Aws);
+        assert_eq!(cli.aws_table.as_deref(), Some("t"));
+        assert!(matches!(cli.command, Command::Build(_)));
+        // The AWS settings are global; --platform is not.
+        let cli = Cli::try_parse_from(["crtask", "task", "list", "--aws-bucket", "b"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.aws_bucket.as_deref(), Some("b"));
+        assert!(Cli::try_parse_from(["crtask", "task", "list", "--platform", "aws"]).is_err());
     }
 }

@@ -48,7 +48,7 @@ pub struct BuildArgs {
 }
 
 pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let mut build_args = super::build_args(&a.build_args, false)?;
     build_args.extend(super::build_args(&a.secret_build_args, true)?);
     if a.images.is_empty() && !a.no_push {
@@ -99,7 +99,7 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
 
 /// Packs the directory (honouring .dockerignore) and uploads it with a progress bar.
 pub async fn upload(
-    client: &crate::client::Client,
+    client: &crate::backend::Backend,
     dir: &std::path::Path,
     file: &str,
     limit: u64,

@@ -26,7 +26,11 @@ pub async fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<i32> {
     if let Some(s) = &a.source {
         s.parse::<crtask_core::model::EventSource>()?;
     }
-    let events = ctx.client()?.events(a.source.as_deref(), a.top).await?;
+    let events = ctx
+        .client()
+        .await?
+        .events(a.source.as_deref(), a.top)
+        .await?;
     if ctx.format == Format::Json {
         output::json(&events);
         return Ok(0);

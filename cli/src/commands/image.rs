@@ -20,7 +20,7 @@ pub struct DependentsArgs {
 
 pub async fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<i32> {
     let ImageCommand::Dependents(a) = cmd;
-    let v = ctx.client()?.dependents(&a.image).await?;
+    let v = ctx.client().await?.dependents(&a.image).await?;
     if ctx.format == Format::Json {
         output::json(&v);
         return Ok(0);

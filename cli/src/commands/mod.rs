@@ -10,6 +10,7 @@ pub mod task;
 pub mod timer;
 pub mod wait;
 
+use crate::backend::Backend;
 use crate::Format;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
@@ -18,11 +19,19 @@ use std::collections::BTreeMap;
 pub struct Ctx {
     pub server: String,
     pub format: Format,
+    pub platform: crate::Platform,
+    pub aws: crate::backend::AwsSettings,
 }
 
 impl Ctx {
-    pub fn client(&self) -> Result<crate::client::Client> {
-        crate::client::Client::new(&self.server)
+    /// The platform the commands talk to.
+    pub async fn client(&self) -> Result<Backend> {
+        match self.platform {
+            crate::Platform::Local => Ok(Backend::Http(crate::client::Client::new(&self.server)?)),
+            crate::Platform::Aws => Ok(Backend::Aws(Box::new(
+                crate::backend::AwsBackend::connect(&self.aws).await?,
+            ))),
+        }
     }
 }
 

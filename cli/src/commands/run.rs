@@ -43,7 +43,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         );
     }
     let values = super::values(a.values.as_deref(), &a.sets)?;
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let mut file = a.file.clone();
     // With no context (/dev/null) the task file is read from here and
     // uploaded alone, as `az acr run -f FILE /dev/null` does.

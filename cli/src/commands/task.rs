@@ -332,7 +332,7 @@ fn on(b: bool) -> String {
 }
 
 pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     match cmd {
         TaskCommand::Timer(c) => return super::timer::run(ctx, c).await,
         TaskCommand::Create(f) => {

@@ -188,7 +188,7 @@ fn print(ctx: &Ctx, task: &Task) {
 type Apply = fn(&mut Task, &TimerArgs) -> Result<String>;
 
 pub async fn run(ctx: &Ctx, cmd: TimerCommand) -> Result<i32> {
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let (a, verb, apply): (TimerArgs, &str, Apply) = match cmd {
         TimerCommand::List(l) => {
             print(ctx, &client.task(&l.name).await?);

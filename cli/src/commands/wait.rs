@@ -1,10 +1,10 @@
 //! Following a run: stream its log, then report how it ended.
 
 use super::Ctx;
-use crate::client::{Client, RunJson};
+use crate::backend::Backend as Client;
+use crate::client::RunJson;
 use crate::Format;
 use anyhow::Result;
-use std::time::Duration;
 
 /// After a run was queued: prints `Queued a <noun> with ID: <id>` (or, with
 /// `--no-wait` in JSON mode, the run), then follows it unless `no_wait`.
@@ -55,7 +55,7 @@ async fn wait_terminal(client: &Client, run_id: &str) -> Result<RunJson> {
         if is_terminal(&run) {
             return Ok(run);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(client.poll_interval()).await;
     }
 }
 

@@ -54,3 +54,68 @@ pub fn codebuild(config: &SdkConfig) -> aws_sdk_codebuild::Client {
 pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)
 }
+
+/// The settings every crtask function reads from its environment (the
+/// template's `Globals`): see docs/AWS.md, "Function environment".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionEnv {
+    /// `CRTASK_TABLE`
+    pub table: String,
+    /// `CRTASK_BUCKET`
+    pub bucket: String,
+    /// `CRTASK_BUILDER_PROJECT`
+    pub project: String,
+    /// `CRTASK_REGISTRY_HOST` (optional)
+    pub registry_host: Option<String>,
+}
+
+impl FunctionEnv {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> crate::Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> crate::Result<Self> {
+        Ok(FunctionEnv {
+            table: required(&get, "CRTASK_TABLE")?,
+            bucket: required(&get, "CRTASK_BUCKET")?,
+            project: required(&get, "CRTASK_BUILDER_PROJECT")?,
+            registry_host: get("CRTASK_REGISTRY_HOST").filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+/// A variable that must be set and not empty.
+pub fn required(get: impl Fn(&str) -> Option<String>, name: &str) -> crate::Result<String> {
+    get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        crate::Error::Config(format!(
+            "{name} is not set: the function reads its settings from the environment the template gives it (see docs/AWS.md)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_env_names_the_missing_variable() {
+        let vars = [
+            ("CRTASK_TABLE", "t"),
+            ("CRTASK_BUCKET", "b"),
+            ("CRTASK_BUILDER_PROJECT", "p"),
+            ("CRTASK_REGISTRY_HOST", ""),
+        ];
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let env = FunctionEnv::from_lookup(get).unwrap();
+        assert_eq!(env.table, "t");
+        assert_eq!(env.registry_host, None);
+        let e = FunctionEnv::from_lookup(|k| get(k).filter(|_| k != "CRTASK_BUCKET")).unwrap_err();
+        assert!(e.to_string().starts_with("CRTASK_BUCKET is not set"), "{e}");
+    }
+}

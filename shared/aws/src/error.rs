@@ -30,6 +30,9 @@ pub enum Error {
     /// A secret that cannot be read (names the secret, never its value).
     #[error("secret '{id}': {message}")]
     Secrets { id: String, message: String },
+    /// A missing or invalid setting (names the environment variable).
+    #[error("{0}")]
+    Config(String),
     /// A stored record that cannot be decoded.
     #[error("corrupt record {key}: {message}")]
     Corrupt { key: String, message: String },
@@ -89,6 +92,7 @@ impl From<Error> for crtask_core::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::Core(c) => c,
+            Error::Config(m) => crtask_core::Error::Invalid(m),
             e @ (Error::Dynamo { .. } | Error::S3 { .. } | Error::Corrupt { .. }) => {
                 crtask_core::Error::Store(e.to_string())
             }

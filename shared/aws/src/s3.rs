@@ -1,5 +1,6 @@
 //! S3: quick-build context tarballs (`contexts/<id>.tar.gz`) and run logs
-//! (`logs/<run-id>.log`) in one bucket.
+//! (`logs/<run-id>.log`) and executor results (`logs/<run-id>.result.json`)
+//! in one bucket.
 
 use crate::error::{Error, Result};
 use aws_sdk_s3::primitives::ByteStream;
@@ -13,6 +14,12 @@ pub fn context_key(id: &str) -> String {
 /// The object key of a run's log.
 pub fn log_key(run_id: &str) -> String {
     format!("logs/{run_id}.log")
+}
+
+/// The object key of a run's executor result (`crtask exec`'s report,
+/// uploaded by the buildspec's `post_build`).
+pub fn result_key(run_id: &str) -> String {
+    format!("logs/{run_id}.result.json")
 }
 
 /// Contexts and logs in one bucket. Cheap to clone.
@@ -56,6 +63,11 @@ impl S3Contexts {
     pub async fn get_log(&self, run_id: &str, offset: u64) -> Result<Option<Vec<u8>>> {
         self.get(&log_key(run_id), (offset > 0).then_some(offset))
             .await
+    }
+
+    /// A run's executor result as stored; `None` when there is none.
+    pub async fn get_result(&self, run_id: &str) -> Result<Option<Vec<u8>>> {
+        self.get(&result_key(run_id), None).await
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<()> {

@@ -5,6 +5,7 @@
 //! (`crtask-local`) and the AWS platform implement those ports.
 
 pub mod api;
+pub mod buildstatus;
 pub mod cron;
 pub mod dockerfile;
 pub mod dockerignore;
@@ -22,6 +23,7 @@ pub mod regevent;
 pub mod reghook;
 pub mod runid;
 pub mod runs;
+pub mod service;
 pub mod taskfile;
 pub mod template;
 pub mod time;

@@ -10,12 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crtask_core::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
-use crtask_core::model::{
-    BuildSpec, ContextSource, RunFilter, RunStatus, RunType, Task, Trigger, DEFAULT_TASK_TIMEOUT,
-    TASK_TIMEOUT_RANGE,
-};
+use crtask_core::model::{ContextSource, RunFilter, RunStatus, Task};
 use crtask_core::ports::{Builder, Clock, Store};
-use crtask_core::runs::{queue_run, spec_from_task, NewRun};
 use crtask_core::Error as CoreError;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -215,89 +211,24 @@ async fn quick_build(
     State(s): State<AppState>,
     Json(req): Json<QuickBuildRequest>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    match &req.context {
-        ContextSource::Uploaded { id }
-            if !valid_upload_id(id) || !s.workers.uploads_dir().join(id).is_dir() =>
-        {
-            return Err(CoreError::not_found("uploaded context", id.clone()).into())
+    if let ContextSource::Uploaded { id } = &req.context {
+        if !valid_upload_id(id) || !s.workers.uploads_dir().join(id).is_dir() {
+            return Err(CoreError::not_found("uploaded context", id.clone()).into());
         }
-        ContextSource::LocalDir { .. } => {
-            return Err(CoreError::invalid(
-                "a quick build's context must be uploaded, a git URL or none",
-            )
-            .into())
-        }
-        _ => {}
     }
-    if let Some(p) = &req.platform {
-        crtask_core::quickbuild::validate_platform(p)?;
-    }
-    let timeout = req.timeout.unwrap_or(DEFAULT_TASK_TIMEOUT);
-    if timeout == 0 || timeout > *TASK_TIMEOUT_RANGE.end() {
-        return Err(CoreError::invalid(format!(
-            "timeout {timeout} is out of range: allowed 1-{} seconds",
-            TASK_TIMEOUT_RANGE.end()
-        ))
-        .into());
-    }
-    let spec = BuildSpec {
-        context: req.context,
-        file: req.file,
-        images: req.images,
-        build_args: req.build_args,
-        target: req.target,
-        platform: req.platform,
-        push: req.push,
-        timeout,
-        values: req.values,
-    };
-    check_images(&s, &spec)?;
-    let spec_file = spec.file.clone();
-    let run = queue_run(
+    let run = crtask_core::service::quick_build(
         s.store.as_ref(),
         s.builder.as_ref(),
         s.clock.as_ref(),
-        NewRun {
-            task: None,
-            run_type: if crtask_core::taskfile::is_task_file(&spec_file) {
-                RunType::QuickRun
-            } else {
-                RunType::QuickBuild
-            },
-            trigger: Trigger::Manual,
-            spec,
-            dedupe_key: None,
-        },
+        s.workers.registry.as_deref(),
+        req,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run_json(&run))))
 }
 
-/// Renders the image templates with placeholder values so a typo is
-/// reported now rather than when the run starts.
-fn check_images(s: &AppState, spec: &BuildSpec) -> ApiResult<()> {
-    let vars = crtask_core::template::RunVars {
-        id: "ca1".into(),
-        registry: s.workers.registry.clone().unwrap_or_default(),
-        date: s.clock.now(),
-        os: "linux".into(),
-        architecture: "amd64".into(),
-        ..Default::default()
-    };
-    let data = vars.to_data(&spec.values);
-    crtask_core::quickbuild::render_tags(&spec.images, &data, s.workers.registry.as_deref())?;
-    Ok(())
-}
-
 fn run_json(run: &crtask_core::model::Run) -> serde_json::Value {
-    let mut v = serde_json::to_value(run.redacted()).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        // The build spec and dedupe key are the server's business; clients
-        // see ACR's shape.
-        o.remove("spec");
-        o.remove("dedupeKey");
-    }
-    v
+    crtask_core::service::run_json(run)
 }
 
 #[derive(Deserialize)]
@@ -475,13 +406,9 @@ async fn show_task(
 
 async fn create_task(
     State(s): State<AppState>,
-    Json(mut task): Json<Task>,
+    Json(task): Json<Task>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
-    task.create_time = s.clock.now();
-    task.validate()?;
-    s.store.create_task(&task).await?;
-    // Timers count from now (see crtask_core::timerhook).
-    crtask_core::timerhook::reset_timers(s.store.as_ref(), s.clock.as_ref(), None, &task).await?;
+    let task = crtask_core::service::create_task(s.store.as_ref(), s.clock.as_ref(), task).await?;
     prescan(&s, &task).await;
     Ok((StatusCode::CREATED, Json(task.redacted())))
 }
@@ -489,24 +416,10 @@ async fn create_task(
 async fn update_task(
     State(s): State<AppState>,
     UrlPath(name): UrlPath<String>,
-    Json(mut task): Json<Task>,
+    Json(task): Json<Task>,
 ) -> ApiResult<Json<Task>> {
-    if task.name != name {
-        return Err(CoreError::invalid("a task cannot be renamed").into());
-    }
-    let old = s
-        .store
-        .get_task(&name)
-        .await?
-        .ok_or_else(|| CoreError::not_found("task", name.clone()))?;
-    task.create_time = old.create_time;
-    task.restore_secrets(&old);
-    task.validate()?;
-    // New, changed and re-enabled timers count from now (before the task is
-    // stored, so the scheduler never sees them with older state).
-    crtask_core::timerhook::reset_timers(s.store.as_ref(), s.clock.as_ref(), Some(&old), &task)
-        .await?;
-    s.store.update_task(&task).await?;
+    let task =
+        crtask_core::service::update_task(s.store.as_ref(), s.clock.as_ref(), &name, task).await?;
     prescan(&s, &task).await;
     Ok(Json(task.redacted()))
 }
@@ -528,29 +441,13 @@ async fn run_task(
     body: Option<Json<TaskRunRequest>>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let task = s
-        .store
-        .get_task(&name)
-        .await?
-        .ok_or_else(|| CoreError::not_found("task", name.clone()))?;
-    let spec = spec_from_task(&task, &req.values)?;
-    check_images(&s, &spec)?;
-    let run_type = if crtask_core::taskfile::is_task_file(&spec.file) {
-        RunType::AutoRun
-    } else {
-        RunType::AutoBuild
-    };
-    let run = queue_run(
+    let run = crtask_core::service::run_task(
         s.store.as_ref(),
         s.builder.as_ref(),
         s.clock.as_ref(),
-        NewRun {
-            task: Some(task.name.clone()),
-            run_type,
-            trigger: Trigger::Manual,
-            spec,
-            dedupe_key: None,
-        },
+        s.workers.registry.as_deref(),
+        &name,
+        &req.values,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run_json(&run))))
@@ -757,20 +654,9 @@ async fn image_dependents(
     State(s): State<AppState>,
     Query(q): Query<ImageQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let image = crtask_core::imageref::ImageRef::parse(&q.image)?.tagged();
-    let mut out = Vec::new();
-    for (task, dep) in s.store.dependents_of(&image).await? {
-        let t = s.store.get_task(&task).await?;
-        out.push(serde_json::json!({
-            "task": task,
-            "image": dep.image,
-            "digest": dep.digest,
-            "runtime": dep.runtime,
-            "triggerEnabled": t.as_ref().map(|t| t.base_image_trigger_enabled),
-            "triggerType": t.as_ref().map(|t| t.base_image_trigger_type),
-        }));
-    }
-    Ok(Json(serde_json::json!({"image": image, "dependents": out})))
+    Ok(Json(
+        crtask_core::service::dependents(s.store.as_ref(), &q.image).await?,
+    ))
 }
 
 async fn task_dependencies(

@@ -6,9 +6,7 @@ use crate::context;
 use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
-use crtask_core::model::{
-    BaseDependency, BuildSpec, ContextSource, EventSource, Run, RunStatus, Trigger,
-};
+use crtask_core::model::{BuildSpec, ContextSource, EventSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::quickbuild::{self, BuildInputs};
 use crtask_core::regevent::TagUpdate;
@@ -359,18 +357,7 @@ impl Inner {
     /// them rebuild next (cascades).
     async fn after_success(&self, run: &Run) -> Result<()> {
         if let Some(task) = &run.task {
-            let deps: Vec<BaseDependency> = run
-                .base_images
-                .iter()
-                .filter_map(|b| {
-                    let r = crtask_core::imageref::ImageRef::parse(&b.image).ok()?;
-                    Some(BaseDependency {
-                        image: r.tagged(),
-                        digest: Some(b.digest.clone()),
-                        runtime: b.runtime,
-                    })
-                })
-                .collect();
+            let deps = crtask_core::buildstatus::dependencies_from_run(run);
             if !deps.is_empty() {
                 self.store.set_dependencies(task, &deps).await?;
             }

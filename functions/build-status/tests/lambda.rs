@@ -1,0 +1,228 @@
+//! The `build-status` binary as a process against a Lambda Runtime API
+//! emulator, with DynamoDB and S3 on `moto_server`: CodeBuild state changes
+//! (the documented event shape, tests/fixtures/codebuild in crtask-core)
+//! move runs to Running, Succeeded (with digests and the dependency index)
+//! and Failed.
+
+#[path = "../../../shared/aws/tests/harness/mod.rs"]
+mod harness;
+#[path = "../../../shared/aws/tests/harness/lambda.rs"]
+mod lambda;
+
+use chrono::{TimeZone, Utc};
+use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
+use crtask_core::ports::Store;
+use lambda::{Function, Outcome};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/core/tests/fixtures/codebuild")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The fixture event for `run_id`'s build.
+fn event(name: &str, run_id: &str, build: &str) -> Value {
+    let mut e: Value = serde_json::from_slice(&fixture(name)).unwrap();
+    e["detail"]["build-id"] = build.into();
+    e["resources"] = serde_json::json!([build]);
+    for v in e["detail"]["additional-information"]["environment"]["environment-variables"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if v["name"] == "CRTASK_RUN_ID" {
+            v["value"] = run_id.into();
+        }
+    }
+    e
+}
+
+fn run(id: &str, build: &str) -> Run {
+    Run {
+        run_id: id.into(),
+        task: Some("web".into()),
+        run_type: RunType::AutoBuild,
+        status: RunStatus::Queued,
+        trigger: Trigger::Commit {
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            branch: "main".into(),
+            repository: "acme/app".into(),
+        },
+        platform: "linux/amd64".into(),
+        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+        start_time: None,
+        finish_time: None,
+        output_images: Vec::new(),
+        base_images: Vec::new(),
+        steps: Vec::new(),
+        error: None,
+        dedupe_key: None,
+        builder_ref: Some(build.into()),
+        spec: BuildSpec {
+            context: ContextSource::Git {
+                url: "https://github.com/acme/app.git".into(),
+                reference: Some("main".into()),
+                subdir: None,
+            },
+            file: "Dockerfile".into(),
+            images: vec!["web:{{.Run.ID}}".into()],
+            build_args: Vec::new(),
+            target: None,
+            platform: None,
+            push: true,
+            timeout: 3600,
+            values: BTreeMap::new(),
+        },
+    }
+}
+
+struct Fixture {
+    store: crtask_aws::DynamoStore,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    function: Function,
+}
+
+async fn fixture_env() -> Fixture {
+    let store = harness::store().await;
+    let (s3, bucket) = harness::bucket().await;
+    let function = Function::start(
+        Path::new(env!("CARGO_BIN_EXE_build-status")),
+        harness::endpoint(),
+        None,
+        &[
+            ("CRTASK_TABLE", store.table()),
+            ("CRTASK_BUCKET", &bucket),
+            ("CRTASK_BUILDER_PROJECT", "crtask-builder"),
+        ],
+    );
+    Fixture {
+        store,
+        s3,
+        bucket,
+        function,
+    }
+}
+
+impl Fixture {
+    /// Stores the executor's result of `run_id` as the buildspec uploads it.
+    async fn put_result(&self, run_id: &str, name: &str) {
+        let mut r: Value = serde_json::from_slice(&fixture(name)).unwrap();
+        r["runId"] = run_id.into();
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(format!("logs/{run_id}.result.json"))
+            .body(serde_json::to_vec(&r).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn invoke(&self, event: &Value) -> Value {
+        match tokio::task::block_in_place(|| self.function.invoke(event)) {
+            Outcome::Response(v) => v,
+            other => panic!("the function did not answer: {other:?}"),
+        }
+    }
+}
+
+const BUILD: &str = "arn:aws:codebuild:us-east-1:123456789012:build/crtask-builder:0f1e2d3c-4b5a-4697-8899-aabbccddeeff";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_progress_then_succeeded_records_digests_and_dependencies() {
+    let f = fixture_env().await;
+    f.store.insert_run(&run("ca101", BUILD)).await.unwrap();
+
+    let answer = f.invoke(&event("in-progress.json", "ca101", BUILD)).await;
+    assert_eq!(answer["outcome"], "updated", "{answer}");
+    let r = f.store.get_run("ca101").await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Running);
+    assert!(r.start_time.is_some());
+
+    f.put_result("ca101", "result-succeeded.json").await;
+    let answer = f.invoke(&event("succeeded.json", "ca101", BUILD)).await;
+    assert_eq!(answer["status"], "Succeeded", "{answer}");
+    let r = f.store.get_run("ca101").await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.error, None);
+    assert!(r.finish_time.is_some());
+    assert_eq!(r.output_images.len(), 1);
+    assert_eq!(
+        r.output_images[0].digest,
+        format!("sha256:{}", "a".repeat(64))
+    );
+    assert_eq!(r.output_images[0].tag, "ca12");
+    assert_eq!(r.base_images.len(), 2);
+    assert_eq!(r.steps.len(), 1);
+
+    // The dependency index: the task now depends on the bases it used.
+    let deps = f.store.dependencies_of("web").await.unwrap();
+    let mut images: Vec<_> = deps.iter().map(|d| d.image.as_str()).collect();
+    images.sort();
+    assert_eq!(
+        images,
+        [
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/base:1",
+            "docker.io/library/golang:1.22"
+        ]
+    );
+    let dependents = f
+        .store
+        .dependents_of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/base:1")
+        .await
+        .unwrap();
+    assert_eq!(dependents.len(), 1);
+    assert_eq!(dependents[0].0, "web");
+    assert_eq!(
+        dependents[0].1.digest,
+        Some(format!("sha256:{}", "b".repeat(64)))
+    );
+
+    // EventBridge may deliver twice: nothing changes.
+    let answer = f.invoke(&event("succeeded.json", "ca101", BUILD)).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_build_fails_the_run() {
+    let f = fixture_env().await;
+    f.store.insert_run(&run("ca201", BUILD)).await.unwrap();
+    f.put_result("ca201", "result-failed.json").await;
+    let answer = f.invoke(&event("failed.json", "ca201", BUILD)).await;
+    assert_eq!(answer["status"], "Failed", "{answer}");
+    let r = f.store.get_run("ca201").await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.error.as_deref(), Some("step build exited with code 1"));
+    assert!(r.output_images.is_empty());
+    assert_eq!(r.steps[0].exit_code, Some(1));
+    assert!(f.store.dependencies_of("web").await.unwrap().is_empty());
+
+    // Without a result (the build failed before the executor ran).
+    f.store.insert_run(&run("ca202", BUILD)).await.unwrap();
+    let answer = f.invoke(&event("failed.json", "ca202", BUILD)).await;
+    assert_eq!(answer["status"], "Failed", "{answer}");
+    let r = f.store.get_run("ca202").await.unwrap().unwrap();
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("without an executor result"),
+        "{:?}",
+        r.error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_crtask_did_not_start_are_ignored() {
+    let f = fixture_env().await;
+    let answer = f
+        .invoke(&serde_json::from_slice(&fixture("not-crtask.json")).unwrap())
+        .await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let answer = f.invoke(&event("succeeded.json", "ca404", BUILD)).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+}

@@ -1,0 +1,111 @@
+//! The `git-webhook` function: git provider webhooks through a Lambda
+//! Function URL, served by the same core handler as `POST /webhooks/git` of
+//! the local server ([`crtask_core::githook::handle`]), on the AWS ports:
+//! DynamoDB store, CodeBuild builder, Secrets Manager secrets.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use crtask_aws::config::{self, FunctionEnv};
+use crtask_aws::{CodeBuildBuilder, DynamoStore, SecretsManagerSecrets};
+use crtask_core::githook::{self, GitHookDeps, DEFAULT_BODY_LIMIT};
+use crtask_core::ports::{Builder, Clock, Store, SystemClock};
+use std::sync::Arc;
+
+/// The environment variable naming the webhook secret (its ARN).
+pub const SECRET_ARN_VAR: &str = "CRTASK_GIT_WEBHOOK_SECRET_ARN";
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub env: FunctionEnv,
+    /// `CRTASK_GIT_WEBHOOK_SECRET_ARN`: every valid version verifies.
+    pub secret_arn: String,
+}
+
+impl Config {
+    pub fn from_env() -> crtask_aws::Result<Self> {
+        let get = |k: &str| std::env::var(k).ok();
+        Ok(Config {
+            env: FunctionEnv::from_lookup(get)?,
+            secret_arn: config::required(get, SECRET_ARN_VAR)?,
+        })
+    }
+}
+
+/// The clients, built once per process.
+pub struct App {
+    store: Arc<dyn Store>,
+    builder: Arc<dyn Builder>,
+    clock: Arc<dyn Clock>,
+    secrets: SecretsManagerSecrets,
+    secret_arn: String,
+    body_limit: usize,
+}
+
+impl App {
+    /// Builds the AWS clients for `config` from `sdk`.
+    pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(
+            config::dynamodb(sdk),
+            config.env.table.clone(),
+        ));
+        let mut builder =
+            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &config.env.project)
+                .with_contexts_bucket(config.env.bucket.clone());
+        if let Some(r) = &config.env.registry_host {
+            builder = builder.with_registry(r.clone());
+        }
+        App {
+            store,
+            builder: Arc::new(builder),
+            clock: Arc::new(SystemClock),
+            secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
+            secret_arn: config.secret_arn.clone(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// The function's routes: `POST /webhooks/git`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/webhooks/git", post(git_webhook))
+        // The handler enforces its own limit (and records the rejection);
+        // Lambda caps request payloads anyway.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+async fn git_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let secrets = match app.secrets.valid_values(&app.secret_arn).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the webhook secret");
+            let msg = "the webhook secret cannot be read: see the function's log";
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"outcome": "rejected", "reason": msg, "error": msg, "runs": []})),
+            )
+                .into_response();
+        }
+    };
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let deps = GitHookDeps {
+        store: app.store.as_ref(),
+        builder: app.builder.as_ref(),
+        clock: app.clock.as_ref(),
+        secrets: &secrets,
+        body_limit: app.body_limit,
+    };
+    let answer = githook::handle(&deps, &pairs, &body).await;
+    tracing::info!(status = answer.status, outcome = %answer.body["outcome"], "git webhook handled");
+    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(answer.body)).into_response()
+}

@@ -1,0 +1,16 @@
+//! `git-webhook`: the Lambda Function URL for git provider webhooks.
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let config = git_webhook::Config::from_env()?;
+    let sdk = crtask_aws::config::load(None).await;
+    let app = Arc::new(git_webhook::App::new(&config, &sdk));
+    lambda_http::run(git_webhook::router(app)).await
+}

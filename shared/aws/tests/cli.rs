@@ -1,0 +1,334 @@
+//! The real `crtask` binary with `--platform aws` against `moto_server`:
+//! tasks in DynamoDB, runs started on CodeBuild, quick-build contexts and
+//! logs in S3, all with the caller's credentials from the environment.
+//!
+//! Needs `cargo build -p crtask` first (or `CRTASK_BIN`).
+
+mod harness;
+
+use crtask_aws::S3Contexts;
+use crtask_core::model::{ContextSource, RunStatus, RunType};
+use crtask_core::ports::Store;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `crtask` binary next to this test's directory (target/<profile>/).
+fn crtask_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CRTASK_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test-exe> -> target/<profile>/crtask
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("crtask"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "the crtask binary is not at {}: run `cargo build -p crtask` first",
+        bin.display()
+    );
+    bin
+}
+
+/// The stack as the CLI sees it.
+struct Stack {
+    table: String,
+    bucket: String,
+    project: String,
+}
+
+impl Stack {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(crtask_bin());
+        c.args(["--platform", "aws"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("AWS_ENDPOINT_URL", harness::endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("CRTASK_AWS_TABLE", &self.table)
+            .env("CRTASK_AWS_BUCKET", &self.bucket)
+            .env("CRTASK_AWS_PROJECT", &self.project)
+            .env(
+                "CRTASK_AWS_REGISTRY",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            )
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run crtask: {e}"))
+    }
+
+    /// Runs `crtask --platform aws ARGS -o json`, which must succeed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "crtask {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "crtask {} printed no JSON ({e}): {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+async fn codebuild_project(client: &aws_sdk_codebuild::Client) -> String {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    let name = harness::unique("crtask-cli");
+    client
+        .create_project()
+        .name(&name)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Github)
+                .location("https://github.com/acme/app.git")
+                .buildspec("version: 0.2\nphases:\n  build:\n    commands:\n      - crtask exec\n")
+                .build()
+                .expect("source"),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .expect("artifacts"),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/amazonlinux2-x86_64-standard:5.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .privileged_mode(true)
+                .build()
+                .expect("environment"),
+        )
+        .service_role("arn:aws:iam::123456789012:role/crtask-builder")
+        .send()
+        .await
+        .expect("create codebuild project");
+    name
+}
+
+async fn builds_of(cb: &aws_sdk_codebuild::Client, project: &str) -> Vec<String> {
+    cb.list_builds_for_project()
+        .project_name(project)
+        .send()
+        .await
+        .expect("ListBuildsForProject")
+        .ids
+        .unwrap_or_default()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_on_aws_tasks_runs_builds_and_logs() {
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let store = harness::store().await;
+    let (s3_client, bucket) = harness::bucket().await;
+    let s3 = S3Contexts::new(s3_client.clone(), bucket.clone());
+    let stack = Stack {
+        table: store.table().to_string(),
+        bucket: bucket.clone(),
+        project: codebuild_project(&cb).await,
+    };
+
+    // Create: the task is in DynamoDB.
+    let t = stack.json(&[
+        "task",
+        "create",
+        "-n",
+        "web",
+        "-c",
+        "https://github.com/acme/app.git#main",
+        "-t",
+        "app:{{.Run.ID}}",
+        "--secret-build-arg",
+        "TOKEN=s3cret",
+    ]);
+    assert_eq!(t["name"], "web");
+    let stored = store
+        .get_task("web")
+        .await
+        .unwrap()
+        .expect("task in DynamoDB");
+    assert_eq!(stored.context, "https://github.com/acme/app.git#main");
+    assert_eq!(stored.build_args[0].value, "s3cret");
+    let list = stack.json(&["task", "list"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["name"], "web");
+    assert!(!list.to_string().contains("s3cret"), "{list}");
+    let shown = stack.json(&["task", "show", "-n", "web"]);
+    assert_eq!(shown["context"], "https://github.com/acme/app.git#main");
+    assert_eq!(shown["dependencies"], serde_json::json!([]));
+    // Update keeps the secret the client only saw masked.
+    let up = stack.json(&["task", "update", "-n", "web", "--branch", "release"]);
+    assert_eq!(up["branch"], "release");
+    let stored = store.get_task("web").await.unwrap().expect("task");
+    assert_eq!(stored.build_args[0].value, "s3cret");
+
+    // A local directory cannot be a task context on AWS.
+    let dir = std::env::temp_dir().join(harness::unique("crtask-cli-ctx"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM alpine:3.20\nRUN true\n").unwrap();
+    let dir_s = dir.to_string_lossy().into_owned();
+    let o = stack.run(&["task", "create", "-n", "local", "-c", &dir_s]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("local directory"), "{}", stderr(&o));
+
+    // Run: recorded Queued with the CodeBuild build id, which moto lists.
+    let run = stack.json(&["task", "run", "-n", "web", "--no-wait"]);
+    let run_id = run["runId"].as_str().expect("run id").to_string();
+    assert_eq!(run["status"], "Queued");
+    assert_eq!(run["task"], "web");
+    assert!(run.get("spec").is_none(), "{run}");
+    let stored = store.get_run(&run_id).await.unwrap().expect("run");
+    let build_id = stored.builder_ref.clone().expect("builder_ref recorded");
+    assert_eq!(stored.run_type, RunType::AutoBuild);
+    assert_eq!(builds_of(&cb, &stack.project).await, vec![build_id]);
+
+    // Quick build of a local directory: the context goes to S3.
+    let b = stack.json(&["build", "-t", "app:quick", "--no-wait", &dir_s]);
+    let build_run = b["runId"].as_str().expect("run id").to_string();
+    assert_eq!(b["runType"], "QuickBuild", "{b}");
+    let stored = store.get_run(&build_run).await.unwrap().expect("run");
+    let ContextSource::Uploaded { id } = &stored.spec.context else {
+        panic!("not an uploaded context: {:?}", stored.spec.context);
+    };
+    let objects: Vec<String> = s3_client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("contexts/")
+        .send()
+        .await
+        .unwrap()
+        .contents
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| o.key)
+        .collect();
+    assert_eq!(objects, vec![format!("contexts/{id}.tar.gz")]);
+    let tarball = s3.get_context(id).await.unwrap().expect("context object");
+    assert_eq!(&tarball[..2], &[0x1f, 0x8b], "gzip");
+    assert!(stored.builder_ref.is_some());
+    assert_eq!(builds_of(&cb, &stack.project).await.len(), 2);
+
+    // Listing and showing runs.
+    let runs = stack.json(&["task", "list-runs"]);
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["runId"].as_str())
+        .collect();
+    assert_eq!(ids, [build_run.as_str(), run_id.as_str()], "newest first");
+    let web_runs = stack.json(&["task", "list-runs", "-n", "web"]);
+    assert_eq!(web_runs.as_array().map(Vec::len), Some(1));
+    let shown = stack.json(&["task", "show-run", "--run-id", &run_id]);
+    assert_eq!(shown["runId"], run_id.as_str());
+    let o = stack.run(&["task", "list-runs"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&build_run));
+
+    // Logs: the object the builder uploads, printed once the run ended.
+    s3.put_log(&run_id, b"step 1\nbuilt\n".to_vec())
+        .await
+        .unwrap();
+    let mut r = store.get_run(&run_id).await.unwrap().unwrap();
+    r.status = RunStatus::Succeeded;
+    store.update_run(&r).await.unwrap();
+    let o = stack.run(&["task", "logs", "--run-id", &run_id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "step 1\nbuilt\n");
+    let o = stack.run(&["task", "logs", "-n", "web"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "step 1\nbuilt\n");
+
+    // Following a run in progress: ends when the run does.
+    let started = Instant::now();
+    let follower = stack
+        .command(&["task", "logs", "--run-id", &build_run])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s3.put_log(&build_run, b"quick build log\n".to_vec())
+        .await
+        .unwrap();
+    let mut r = store.get_run(&build_run).await.unwrap().unwrap();
+    r.status = RunStatus::Failed;
+    store.update_run(&r).await.unwrap();
+    let o = follower.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "quick build log\n");
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // Cancel stops the build.
+    let run3 = stack.json(&["task", "run", "-n", "web", "--no-wait"]);
+    let run3 = run3["runId"].as_str().unwrap().to_string();
+    let c = stack.json(&["task", "cancel-run", "--run-id", &run3]);
+    assert_eq!(c["status"], "Canceled");
+    let o = stack.run(&["task", "cancel-run", "--run-id", &run3]);
+    assert!(
+        stderr(&o).contains("has already finished"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Events and dependents read the same table.
+    assert_eq!(stack.json(&["events", "list"]), serde_json::json!([]));
+    let d = stack.json(&["image", "dependents", "alpine"]);
+    assert_eq!(d["dependents"], serde_json::json!([]));
+
+    // Unknown names: one line, exit 1.
+    for args in [
+        &["task", "show", "-n", "nope"][..],
+        &["task", "run", "-n", "nope", "--no-wait"][..],
+        &["task", "show-run", "--run-id", "ca999"][..],
+    ] {
+        let o = stack.run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.starts_with("error: ") && e.contains("not found"), "{e}");
+    }
+
+    // Delete.
+    let del = stack.json(&["task", "delete", "-n", "web"]);
+    assert_eq!(del["deleted"], "web");
+    assert!(store.get_task("web").await.unwrap().is_none());
+
+    // Missing settings are named.
+    let o = stack
+        .command(&["task", "list"])
+        .env_remove("CRTASK_AWS_TABLE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("CRTASK_AWS_TABLE"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,311 @@
+//! CodeBuild "Build State Change" events -> run status (the `build-status`
+//! function).
+//!
+//! The event names the build (`detail.build-id`), its state
+//! (`detail.build-status`) and, among the build's environment variables, the
+//! run it executes (`CRTASK_RUN_ID`, set by the CodeBuild builder). On the
+//! final state the executor's report (`logs/<run>.result.json`, written by
+//! `crtask exec` and uploaded by the buildspec's `post_build`) adds the
+//! steps, output digests, base-image digests and error.
+//!
+//! Everything here is pure except [`record`], which reads and writes the
+//! store only.
+
+use crate::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
+use crate::ports::Store;
+use crate::time::serde_millis;
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The EventBridge `detail-type` handled here.
+pub const DETAIL_TYPE: &str = "CodeBuild Build State Change";
+
+/// The build's state as CodeBuild reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildState {
+    InProgress,
+    Succeeded,
+    Failed,
+    Stopped,
+    TimedOut,
+    Fault,
+}
+
+impl BuildState {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "IN_PROGRESS" => BuildState::InProgress,
+            "SUCCEEDED" => BuildState::Succeeded,
+            "FAILED" => BuildState::Failed,
+            "STOPPED" => BuildState::Stopped,
+            "TIMED_OUT" => BuildState::TimedOut,
+            "FAULT" => BuildState::Fault,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildState::InProgress => "IN_PROGRESS",
+            BuildState::Succeeded => "SUCCEEDED",
+            BuildState::Failed => "FAILED",
+            BuildState::Stopped => "STOPPED",
+            BuildState::TimedOut => "TIMED_OUT",
+            BuildState::Fault => "FAULT",
+        }
+    }
+
+    /// The run status this build state means on its own (without the
+    /// executor's report).
+    pub fn run_status(self) -> RunStatus {
+        match self {
+            BuildState::InProgress => RunStatus::Running,
+            BuildState::Succeeded => RunStatus::Succeeded,
+            BuildState::Failed => RunStatus::Failed,
+            BuildState::Stopped => RunStatus::Canceled,
+            BuildState::TimedOut => RunStatus::Timeout,
+            BuildState::Fault => RunStatus::Error,
+        }
+    }
+
+    /// True for the build's final states.
+    pub fn is_final(self) -> bool {
+        self != BuildState::InProgress
+    }
+}
+
+/// What one state-change event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildStateChange {
+    pub state: BuildState,
+    /// The build ARN (what `StartBuild` answered, kept as the run's
+    /// `builder_ref`).
+    pub build_id: String,
+    pub project: String,
+    /// `CRTASK_RUN_ID` among the build's environment variables; `None` for a
+    /// build crtask did not start.
+    pub run_id: Option<String>,
+    /// The event's time.
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// Parses an EventBridge event (the whole envelope, or only its `detail`).
+pub fn parse(event: &Value) -> Result<BuildStateChange> {
+    if let Some(t) = event.get("detail-type").and_then(Value::as_str) {
+        if t != DETAIL_TYPE {
+            return Err(Error::invalid(format!(
+                "unexpected event type '{t}': expected '{DETAIL_TYPE}'"
+            )));
+        }
+    }
+    let detail = event.get("detail").unwrap_or(event);
+    let text = |name: &str| {
+        detail
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let status = text("build-status")
+        .ok_or_else(|| Error::invalid("the event has no detail.build-status"))?;
+    let state = BuildState::parse(&status)
+        .ok_or_else(|| Error::invalid(format!("unknown build status '{status}'")))?;
+    let build_id =
+        text("build-id").ok_or_else(|| Error::invalid("the event has no detail.build-id"))?;
+    let project = text("project-name").unwrap_or_default();
+    let run_id = detail
+        .pointer("/additional-information/environment/environment-variables")
+        .and_then(Value::as_array)
+        .and_then(|vars| {
+            vars.iter().find(|v| {
+                v.get("name").and_then(Value::as_str) == Some("CRTASK_RUN_ID")
+                    && v.get("type").and_then(Value::as_str).unwrap_or("PLAINTEXT") == "PLAINTEXT"
+            })
+        })
+        .and_then(|v| v.get("value").and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let time = event
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok(BuildStateChange {
+        state,
+        build_id,
+        project,
+        run_id,
+        time,
+    })
+}
+
+/// The executor's report (`CRTASK_RESULT_FILE`, `crtask exec`): the run's
+/// outcome with the Run JSON's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecResult {
+    #[serde(default)]
+    pub run_id: Option<String>,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(with = "serde_millis::option", default)]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(with = "serde_millis::option", default)]
+    pub finish_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub output_images: Vec<OutputImage>,
+    #[serde(default)]
+    pub base_images: Vec<BaseImageUse>,
+}
+
+impl ExecResult {
+    /// Parses a result file.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(format!("the executor's result is not valid: {e}")))
+    }
+}
+
+/// What applying an event did to a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The run changed to this status.
+    Updated(RunStatus),
+    /// Nothing changed, and why.
+    Ignored(String),
+}
+
+/// Applies `change` (and, on a final state, the executor's `result`) to
+/// `run`. `now` stands in for a missing event time.
+///
+/// - `IN_PROGRESS`: `Running`, with the start time.
+/// - final states: `SUCCEEDED` -> `Succeeded`, `FAILED` -> `Failed` (or the
+///   executor's own `Timeout`/`Error`/`Canceled`), `STOPPED` -> `Canceled`;
+///   steps, digests and error from the result. A build that failed although
+///   the executor reported success (the upload after it failed) is `Failed`.
+/// - a run already final, or dispatched to another build, is left alone
+///   (EventBridge may deliver late or twice).
+pub fn apply(
+    run: &mut Run,
+    change: &BuildStateChange,
+    result: Option<&ExecResult>,
+    now: DateTime<Utc>,
+) -> Applied {
+    if let Some(b) = &run.builder_ref {
+        if b != &change.build_id {
+            return Applied::Ignored(format!(
+                "run {} belongs to build {b}, not {}",
+                run.run_id, change.build_id
+            ));
+        }
+    }
+    if run.status.is_terminal() {
+        return Applied::Ignored(format!(
+            "run {} has already finished ({})",
+            run.run_id, run.status
+        ));
+    }
+    let at = change.time.unwrap_or(now);
+    run.builder_ref = Some(change.build_id.clone());
+    if !change.state.is_final() {
+        if run.status == RunStatus::Running {
+            return Applied::Ignored(format!("run {} is running already", run.run_id));
+        }
+        run.status = RunStatus::Running;
+        run.start_time = run.start_time.or(Some(at));
+        return Applied::Updated(RunStatus::Running);
+    }
+    let result = result.filter(|r| r.run_id.as_deref().is_none_or(|id| id == run.run_id));
+    let status = match (change.state, result.map(|r| r.status)) {
+        (BuildState::Succeeded, Some(s)) if s != RunStatus::Succeeded && s.is_terminal() => s,
+        (BuildState::Failed, Some(s)) if s.is_terminal() && s != RunStatus::Succeeded => s,
+        (BuildState::Stopped, Some(RunStatus::Timeout)) => RunStatus::Timeout,
+        (state, _) => state.run_status(),
+    };
+    run.status = status;
+    run.start_time = run
+        .start_time
+        .or(result.and_then(|r| r.start_time))
+        .or(Some(at));
+    run.finish_time = Some(result.and_then(|r| r.finish_time).unwrap_or(at));
+    if let Some(r) = result {
+        run.steps = r.steps.clone();
+        run.output_images = r.output_images.clone();
+        run.base_images = r.base_images.clone();
+    }
+    run.error = match (status, result) {
+        (RunStatus::Succeeded, _) => None,
+        (_, Some(ExecResult { error: Some(e), .. })) => Some(e.clone()),
+        (_, Some(r)) if r.status == RunStatus::Succeeded => Some(format!(
+            "the build ended {} after the executor succeeded: see the build log",
+            change.state.as_str()
+        )),
+        (RunStatus::Canceled, _) => Some("the build was stopped".into()),
+        _ => Some(format!(
+            "the build ended {} without an executor result: see the build log",
+            change.state.as_str()
+        )),
+    };
+    Applied::Updated(status)
+}
+
+/// The dependency index entries a successful run establishes for its task:
+/// each base image it used (normalised, tagged) with the digest used.
+pub fn dependencies_from_run(run: &Run) -> Vec<BaseDependency> {
+    run.base_images
+        .iter()
+        .filter_map(|b| {
+            let r = crate::imageref::ImageRef::parse(&b.image).ok()?;
+            Some(BaseDependency {
+                image: r.tagged(),
+                digest: Some(b.digest.clone()),
+                runtime: b.runtime,
+            })
+        })
+        .collect()
+}
+
+/// Applies one event to its run in `store`: the status update, then, for a
+/// successful task run, the task's dependency index. `result` is the
+/// executor's report when it could be read. Returns the run id (when the
+/// event names one) and what was done.
+pub async fn record(
+    store: &dyn Store,
+    change: &BuildStateChange,
+    result: Option<&ExecResult>,
+    now: DateTime<Utc>,
+) -> Result<(Option<String>, Applied)> {
+    let Some(run_id) = &change.run_id else {
+        return Ok((
+            None,
+            Applied::Ignored(format!(
+                "build {} carries no CRTASK_RUN_ID: not a crtask run",
+                change.build_id
+            )),
+        ));
+    };
+    let Some(mut run) = store.get_run(run_id).await? else {
+        return Ok((
+            Some(run_id.clone()),
+            Applied::Ignored(format!("run {run_id} is not in the store")),
+        ));
+    };
+    let applied = apply(&mut run, change, result, now);
+    if let Applied::Updated(status) = applied {
+        store.update_run(&run).await?;
+        if status == RunStatus::Succeeded {
+            if let Some(task) = &run.task {
+                let deps = dependencies_from_run(&run);
+                if !deps.is_empty() {
+                    store.set_dependencies(task, &deps).await?;
+                }
+            }
+        }
+    }
+    Ok((Some(run_id.clone()), applied))
+}

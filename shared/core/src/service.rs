@@ -1,0 +1,187 @@
+//! The operations behind the CLI's API, on any platform: the local server's
+//! HTTP handlers and the CLI's direct AWS backend both call these, so a task
+//! is validated, a run is queued and a run is shown the same way everywhere.
+
+use crate::api::QuickBuildRequest;
+use crate::imageref::ImageRef;
+use crate::model::{
+    BuildSpec, ContextSource, Run, RunType, Task, Trigger, DEFAULT_TASK_TIMEOUT, TASK_TIMEOUT_RANGE,
+};
+use crate::ports::{Builder, Clock, Store};
+use crate::runs::{queue_run, spec_from_task, NewRun};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// A run as the API shows it: secrets masked, without the build spec and
+/// the dedupe key (clients see ACR's shape).
+pub fn run_json(run: &Run) -> serde_json::Value {
+    let mut v = serde_json::to_value(run.redacted()).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("spec");
+        o.remove("dedupeKey");
+    }
+    v
+}
+
+/// Renders the image templates with placeholder values so a typo is
+/// reported now rather than when the run starts.
+pub fn check_images(spec: &BuildSpec, registry: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+    let vars = crate::template::RunVars {
+        id: "ca1".into(),
+        registry: registry.unwrap_or_default().to_string(),
+        date: now,
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        ..Default::default()
+    };
+    let data = vars.to_data(&spec.values);
+    crate::quickbuild::render_tags(&spec.images, &data, registry)?;
+    Ok(())
+}
+
+/// Validates and stores a new task (its creation time is now) and makes its
+/// timers count from now. Returns the stored task (secrets not masked).
+pub async fn create_task(store: &dyn Store, clock: &dyn Clock, mut task: Task) -> Result<Task> {
+    task.create_time = clock.now();
+    task.validate()?;
+    store.create_task(&task).await?;
+    // Timers count from now (see crate::timerhook).
+    crate::timerhook::reset_timers(store, clock, None, &task).await?;
+    Ok(task)
+}
+
+/// Replaces task `name` with `task`, keeping its creation time and the
+/// secret build argument values the client only saw masked. New, changed
+/// and re-enabled timers count from now. Returns the stored task.
+pub async fn update_task(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    name: &str,
+    mut task: Task,
+) -> Result<Task> {
+    if task.name != name {
+        return Err(Error::invalid("a task cannot be renamed"));
+    }
+    let old = store
+        .get_task(name)
+        .await?
+        .ok_or_else(|| Error::not_found("task", name))?;
+    task.create_time = old.create_time;
+    task.restore_secrets(&old);
+    task.validate()?;
+    // Before the task is stored, so the scheduler never sees them with
+    // older state.
+    crate::timerhook::reset_timers(store, clock, Some(&old), &task).await?;
+    store.update_task(&task).await?;
+    Ok(task)
+}
+
+/// Queues a manual run of task `name` with `--set` overrides.
+pub async fn run_task(
+    store: &dyn Store,
+    builder: &dyn Builder,
+    clock: &dyn Clock,
+    registry: Option<&str>,
+    name: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<Run> {
+    let task = store
+        .get_task(name)
+        .await?
+        .ok_or_else(|| Error::not_found("task", name))?;
+    let spec = spec_from_task(&task, values)?;
+    check_images(&spec, registry, clock.now())?;
+    let run_type = if crate::taskfile::is_task_file(&spec.file) {
+        RunType::AutoRun
+    } else {
+        RunType::AutoBuild
+    };
+    queue_run(
+        store,
+        builder,
+        clock,
+        NewRun {
+            task: Some(task.name.clone()),
+            run_type,
+            trigger: Trigger::Manual,
+            spec,
+            dedupe_key: None,
+        },
+    )
+    .await
+}
+
+/// Queues a quick build or quick run. The platform checks first that an
+/// uploaded context exists.
+pub async fn quick_build(
+    store: &dyn Store,
+    builder: &dyn Builder,
+    clock: &dyn Clock,
+    registry: Option<&str>,
+    req: QuickBuildRequest,
+) -> Result<Run> {
+    if let ContextSource::LocalDir { .. } = &req.context {
+        return Err(Error::invalid(
+            "a quick build's context must be uploaded, a git URL or none",
+        ));
+    }
+    if let Some(p) = &req.platform {
+        crate::quickbuild::validate_platform(p)?;
+    }
+    let timeout = req.timeout.unwrap_or(DEFAULT_TASK_TIMEOUT);
+    if timeout == 0 || timeout > *TASK_TIMEOUT_RANGE.end() {
+        return Err(Error::invalid(format!(
+            "timeout {timeout} is out of range: allowed 1-{} seconds",
+            TASK_TIMEOUT_RANGE.end()
+        )));
+    }
+    let spec = BuildSpec {
+        context: req.context,
+        file: req.file,
+        images: req.images,
+        build_args: req.build_args,
+        target: req.target,
+        platform: req.platform,
+        push: req.push,
+        timeout,
+        values: req.values,
+    };
+    check_images(&spec, registry, clock.now())?;
+    let run_type = if crate::taskfile::is_task_file(&spec.file) {
+        RunType::QuickRun
+    } else {
+        RunType::QuickBuild
+    };
+    queue_run(
+        store,
+        builder,
+        clock,
+        NewRun {
+            task: None,
+            run_type,
+            trigger: Trigger::Manual,
+            spec,
+            dedupe_key: None,
+        },
+    )
+    .await
+}
+
+/// Which tasks rebuild when `image` changes, as the API answers it.
+pub async fn dependents(store: &dyn Store, image: &str) -> Result<serde_json::Value> {
+    let image = ImageRef::parse(image)?.tagged();
+    let mut out = Vec::new();
+    for (task, dep) in store.dependents_of(&image).await? {
+        let t = store.get_task(&task).await?;
+        out.push(serde_json::json!({
+            "task": task,
+            "image": dep.image,
+            "digest": dep.digest,
+            "runtime": dep.runtime,
+            "triggerEnabled": t.as_ref().map(|t| t.base_image_trigger_enabled),
+            "triggerType": t.as_ref().map(|t| t.base_image_trigger_type),
+        }));
+    }
+    Ok(serde_json::json!({"image": image, "dependents": out}))
+}

@@ -1,0 +1,255 @@
+//! CodeBuild "Build State Change" events (shaped as the CodeBuild user guide
+//! documents them, in tests/fixtures/codebuild/) and executor results ->
+//! run status updates.
+
+use chrono::{DateTime, TimeZone, Utc};
+use crtask_core::buildstatus::{
+    apply, dependencies_from_run, parse, Applied, BuildState, ExecResult,
+};
+use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const BUILD: &str =
+    "arn:aws:codebuild:eu-west-1:123456789012:build/crtask-builder:7f3c9a52-1d2e-4b8f-9c61-0a4e5b6c7d8e";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/codebuild")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn event(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+fn result(name: &str) -> ExecResult {
+    ExecResult::from_json(&fixture(name)).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn run(status: RunStatus) -> Run {
+    Run {
+        run_id: "ca12".into(),
+        task: Some("web".into()),
+        run_type: RunType::AutoBuild,
+        status,
+        trigger: Trigger::Commit {
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            branch: "main".into(),
+            repository: "acme/app".into(),
+        },
+        platform: "linux/amd64".into(),
+        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+        start_time: None,
+        finish_time: None,
+        output_images: Vec::new(),
+        base_images: Vec::new(),
+        steps: Vec::new(),
+        error: None,
+        dedupe_key: None,
+        builder_ref: Some(BUILD.into()),
+        spec: BuildSpec {
+            context: ContextSource::None,
+            file: "Dockerfile".into(),
+            images: vec!["web:{{.Run.ID}}".into()],
+            build_args: Vec::new(),
+            target: None,
+            platform: None,
+            push: true,
+            timeout: 3600,
+            values: BTreeMap::new(),
+        },
+    }
+}
+
+#[test]
+fn parses_every_fixture() {
+    // (file, state, run id)
+    let cases = [
+        ("in-progress.json", BuildState::InProgress, Some("ca12")),
+        ("succeeded.json", BuildState::Succeeded, Some("ca12")),
+        ("failed.json", BuildState::Failed, Some("ca12")),
+        ("stopped.json", BuildState::Stopped, Some("ca12")),
+        ("not-crtask.json", BuildState::Succeeded, None),
+    ];
+    for (file, state, run_id) in cases {
+        let c = parse(&event(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(c.state, state, "{file}");
+        assert_eq!(c.run_id.as_deref(), run_id, "{file}");
+        assert_eq!(c.build_id, BUILD, "{file}");
+        assert_eq!(c.project, "crtask-builder", "{file}");
+        assert!(c.time.is_some(), "{file}");
+    }
+    // The detail alone parses too.
+    let e = event("succeeded.json");
+    assert_eq!(parse(&e["detail"]).unwrap().run_id.as_deref(), Some("ca12"));
+}
+
+#[test]
+fn rejects_other_events() {
+    let mut e = event("succeeded.json");
+    e["detail-type"] = "CodeBuild Build Phase Change".into();
+    assert!(parse(&e)
+        .unwrap_err()
+        .to_string()
+        .contains("unexpected event type"));
+    let mut e = event("succeeded.json");
+    e["detail"]["build-status"] = "SLEEPING".into();
+    assert!(parse(&e)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown build status"));
+    let mut e = event("succeeded.json");
+    e["detail"].as_object_mut().unwrap().remove("build-id");
+    assert!(parse(&e).is_err());
+}
+
+#[test]
+fn in_progress_starts_the_run() {
+    let c = parse(&event("in-progress.json")).unwrap();
+    let mut r = run(RunStatus::Queued);
+    r.builder_ref = None;
+    let now = at("2030-01-01T00:00:00Z");
+    assert_eq!(
+        apply(&mut r, &c, None, now),
+        Applied::Updated(RunStatus::Running)
+    );
+    assert_eq!(r.start_time, Some(at("2026-11-27T08:12:29Z")));
+    assert_eq!(r.builder_ref.as_deref(), Some(BUILD));
+    assert_eq!(r.finish_time, None);
+    // Twice: nothing more.
+    assert!(matches!(apply(&mut r, &c, None, now), Applied::Ignored(_)));
+}
+
+#[test]
+fn succeeded_fills_digests_steps_and_dependencies() {
+    let c = parse(&event("succeeded.json")).unwrap();
+    let res = result("result-succeeded.json");
+    let mut r = run(RunStatus::Running);
+    r.error = Some("waiting for the builder".into());
+    let now = at("2030-01-01T00:00:00Z");
+    assert_eq!(
+        apply(&mut r, &c, Some(&res), now),
+        Applied::Updated(RunStatus::Succeeded)
+    );
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.error, None);
+    assert_eq!(r.start_time, Some(at("2026-11-27T08:13:06.120Z")));
+    assert_eq!(r.finish_time, Some(at("2026-11-27T08:14:19.870Z")));
+    assert_eq!(r.output_images.len(), 1);
+    assert_eq!(
+        r.output_images[0].digest,
+        format!("sha256:{}", "a".repeat(64))
+    );
+    assert_eq!(r.steps.len(), 1);
+    let deps = dependencies_from_run(&r);
+    assert_eq!(deps.len(), 2);
+    assert_eq!(
+        deps[0].image,
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/base:1"
+    );
+    assert!(deps[0].runtime);
+    assert_eq!(deps[1].digest, Some(format!("sha256:{}", "c".repeat(64))));
+    // A late duplicate changes nothing.
+    let before = r.clone();
+    assert!(matches!(
+        apply(&mut r, &c, Some(&res), now),
+        Applied::Ignored(_)
+    ));
+    assert_eq!(r, before);
+}
+
+#[test]
+fn final_states_map_to_run_statuses() {
+    let ok = result("result-succeeded.json");
+    let failed = result("result-failed.json");
+    let mut timeout = failed.clone();
+    timeout.status = RunStatus::Timeout;
+    timeout.error = Some("the run exceeded its timeout of 60 s".into());
+    // (event, result, status, error contains)
+    let cases: [(&str, Option<&ExecResult>, RunStatus, Option<&str>); 7] = [
+        ("succeeded.json", None, RunStatus::Succeeded, None),
+        (
+            "failed.json",
+            Some(&failed),
+            RunStatus::Failed,
+            Some("exited with code 1"),
+        ),
+        (
+            "failed.json",
+            None,
+            RunStatus::Failed,
+            Some("without an executor result"),
+        ),
+        (
+            "failed.json",
+            Some(&ok),
+            RunStatus::Failed,
+            Some("after the executor succeeded"),
+        ),
+        (
+            "failed.json",
+            Some(&timeout),
+            RunStatus::Timeout,
+            Some("timeout"),
+        ),
+        ("stopped.json", None, RunStatus::Canceled, Some("stopped")),
+        (
+            "succeeded.json",
+            Some(&failed),
+            RunStatus::Failed,
+            Some("exited with code 1"),
+        ),
+    ];
+    for (file, res, status, err) in cases {
+        let c = parse(&event(file)).unwrap();
+        let mut r = run(RunStatus::Running);
+        assert_eq!(
+            apply(&mut r, &c, res, Utc::now()),
+            Applied::Updated(status),
+            "{file}"
+        );
+        assert_eq!(r.status, status, "{file}");
+        assert!(r.finish_time.is_some(), "{file}");
+        match err {
+            None => assert_eq!(r.error, None, "{file}"),
+            Some(e) => assert!(
+                r.error.as_deref().unwrap_or("").contains(e),
+                "{file}: {:?}",
+                r.error
+            ),
+        }
+    }
+}
+
+#[test]
+fn stale_or_foreign_events_are_ignored() {
+    let c = parse(&event("succeeded.json")).unwrap();
+    // Dispatched to another build.
+    let mut r = run(RunStatus::Running);
+    r.builder_ref =
+        Some("arn:aws:codebuild:eu-west-1:123456789012:build/crtask-builder:other".into());
+    assert!(matches!(
+        apply(&mut r, &c, None, Utc::now()),
+        Applied::Ignored(_)
+    ));
+    assert_eq!(r.status, RunStatus::Running);
+    // Canceled by the user before CodeBuild reported.
+    let mut r = run(RunStatus::Canceled);
+    assert!(matches!(
+        apply(&mut r, &c, None, Utc::now()),
+        Applied::Ignored(_)
+    ));
+    // A result for another run is not used.
+    let mut res = result("result-succeeded.json");
+    res.run_id = Some("ca99".into());
+    let mut r = run(RunStatus::Running);
+    apply(&mut r, &c, Some(&res), Utc::now());
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert!(r.output_images.is_empty());
+}
