@@ -344,3 +344,42 @@ steps:
         "detached container outlived its run"
     );
 }
+
+#[test]
+fn a_run_timeout_stops_the_steps_and_keeps_their_records() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let file = format!("steps:\n  - id: quick\n    cmd: {img} true\n  - id: slow\n    cmd: {img} sleep 45\n  - id: never\n    cmd: {img} true\n");
+    write_files(ctx.path(), &[("slow.yaml", &file)]);
+    let started = std::time::Instant::now();
+    let (out, run) = quick_run(&srv, ctx.path(), "slow.yaml", &["--timeout", "6"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        started.elapsed().as_secs() < 40,
+        "the timeout stopped the run"
+    );
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Timeout", "{run}");
+    let steps = run["steps"].as_array().unwrap();
+    let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["quick", "slow", "never"],
+        "step records survive the timeout: {run}"
+    );
+    assert_eq!(steps[0]["status"], "Succeeded");
+    assert!(
+        steps[1]["startTime"].is_string() && steps[1]["status"] != "Succeeded",
+        "{run}"
+    );
+    assert!(steps[2]["startTime"].is_null(), "{run}");
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 45"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "the step's process was stopped"
+    );
+}

@@ -18,6 +18,8 @@ use crate::verify::Headers;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+static DECIDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// What deciding on updates needs.
 pub struct UpdateDeps<'a> {
     pub store: &'a dyn Store,
@@ -82,6 +84,11 @@ pub async fn process_update(
     update: &TagUpdate,
     cause: &str,
 ) -> crate::Result<UpdateResult> {
+    // Decisions read state (pending runs, queued runs) and then write runs:
+    // two updates decided at once (both sides of a diamond finishing
+    // together) must not both see "nothing pending". One decision at a time
+    // per process; across processes the dedupe keys still hold.
+    let _one_at_a_time = DECIDING.lock().await;
     let indexed = deps.store.dependents_of(&update.image).await?;
     if indexed.is_empty() {
         return Ok(UpdateResult {

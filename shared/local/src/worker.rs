@@ -21,6 +21,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+/// How long a stopped run may take to wind down (its steps' own grace is 10 s).
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
 /// Process-group handling for every child the engine starts.
 #[allow(unsafe_code)]
 pub mod proc {
@@ -301,16 +304,35 @@ impl Inner {
         );
         let work = self.cfg.work_dir().join(run_id);
         let timeout = Duration::from_secs(run.spec.timeout.max(1));
+        let run_timeout = run.spec.timeout;
 
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(timeout, self.build(&mut run, &work, log.clone(), token.clone())) => match r {
-                Ok(r) => r,
-                Err(_) => {
-                    token.cancel();
-                    Outcome::Ended(RunStatus::Timeout, Some(format!("the run exceeded its timeout of {} s", run.spec.timeout)))
+        // On timeout or cancel the run's token fires and the build gets a
+        // grace period to stop: a multi-step run stops its steps and reports
+        // them; a quick build returns at once.
+        let mut finished = None;
+        let ended = {
+            let build = self.build(&mut run, &work, log.clone(), token.clone());
+            tokio::pin!(build);
+            let ended = tokio::select! {
+                r = &mut build => {
+                    finished = Some(r);
+                    None
                 }
-            },
-            _ = token.cancelled() => Outcome::Ended(RunStatus::Canceled, Some("canceled by the user".into())),
+                _ = tokio::time::sleep(timeout) => Some((
+                    RunStatus::Timeout,
+                    format!("the run exceeded its timeout of {} s", run_timeout),
+                )),
+                _ = token.cancelled() => Some((RunStatus::Canceled, "canceled by the user".to_string())),
+            };
+            if ended.is_some() {
+                token.cancel();
+                let _ = tokio::time::timeout(STOP_GRACE, &mut build).await;
+            }
+            ended
+        };
+        let outcome = match ended {
+            Some((status, why)) => Outcome::Ended(status, Some(why)),
+            None => finished.unwrap_or(Outcome::Done),
         };
         // Detached containers of the run end with it.
         self.engine.end_group(run_id).await;
@@ -580,7 +602,17 @@ pub async fn execute_in_context(r: ContextRun<'_>) -> quickbuild::BuildResult {
         dockerfile_text: &text,
         tags: &tags,
     };
-    quickbuild::execute_build(r.engine.as_ref(), r.spec, &inputs, log, r.clock).await
+    // Cancellation drops the build, which kills its process group.
+    tokio::select! {
+        res = quickbuild::execute_build(r.engine.as_ref(), r.spec, &inputs, log, r.clock) => res,
+        _ = r.cancel.cancelled() => quickbuild::BuildResult {
+            status: RunStatus::Canceled,
+            error: Some("stopped".into()),
+            output_images: Vec::new(),
+            base_images: Vec::new(),
+            steps: Vec::new(),
+        },
+    }
 }
 
 /// A run whose file is an acr-task.yaml: load it (every error, with its
