@@ -318,6 +318,16 @@ impl Drop for Server {
     }
 }
 
+/// A registry holding the seed image `base:1` and a server using it: the
+/// stack most end-to-end tests start from.
+pub fn seeded_stack(extra: &[&str]) -> (Registry, Server) {
+    let reg = Registry::start().unwrap_or_else(|e| panic!("registry: {e:#}"));
+    reg.seed("base:1", "v1")
+        .unwrap_or_else(|e| panic!("seed: {e:#}"));
+    let srv = Server::start(&reg, extra).unwrap_or_else(|e| panic!("server: {e:#}"));
+    (reg, srv)
+}
+
 /// stdout and stderr of a command, for assertion messages.
 pub fn show(out: &Output) -> String {
     format!(

@@ -1,7 +1,7 @@
 //! Quick builds end to end: the real crtask binary, buildah and the
 //! distribution registry.
 
-use crtask_tests::{read_from_image, show, write_files, Registry, Server};
+use crtask_tests::{read_from_image, seeded_stack, show, write_files, Registry, Server};
 
 const APP_DOCKERFILE: &str = r#"# multi-stage with ARG, RUN and COPY
 ARG BASE
@@ -133,9 +133,7 @@ fn quick_build_pushes_tags_and_records_digests() {
 
 #[test]
 fn failing_run_is_failed_with_its_output_in_the_log() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &[]).unwrap();
+    let (reg, srv) = seeded_stack(&[]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -282,9 +280,7 @@ fn bad_input_gives_one_line_errors_and_starts_nothing() {
 
 #[test]
 fn unreachable_registry_fails_fast_with_a_specific_error() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &["--insecure-registry", "127.0.0.1:1"]).unwrap();
+    let (reg, srv) = seeded_stack(&["--insecure-registry", "127.0.0.1:1"]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -303,9 +299,7 @@ fn unreachable_registry_fails_fast_with_a_specific_error() {
 
 #[test]
 fn no_push_builds_without_pushing_and_dev_null_needs_a_dockerfile() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &[]).unwrap();
+    let (reg, srv) = seeded_stack(&[]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),

@@ -1,7 +1,7 @@
 //! Tasks end to end: lifecycle, local-directory and git contexts, streamed
 //! `task run`, cancellation, and recovery after the server is killed.
 
-use crtask_tests::{show, write_files, Registry, Server};
+use crtask_tests::{seeded_stack, show, write_files};
 use std::process::Command;
 
 fn git(dir: &std::path::Path, args: &[&str]) {
@@ -20,9 +20,7 @@ fn git(dir: &std::path::Path, args: &[&str]) {
 
 #[test]
 fn task_lifecycle_with_a_local_directory_context() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &[]).unwrap();
+    let (reg, srv) = seeded_stack(&[]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -119,9 +117,7 @@ fn task_lifecycle_with_a_local_directory_context() {
 
 #[test]
 fn failing_task_run_exits_non_zero() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &[]).unwrap();
+    let (reg, srv) = seeded_stack(&[]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -152,9 +148,7 @@ fn failing_task_run_exits_non_zero() {
 
 #[test]
 fn git_context_with_ref_and_subdirectory() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &[]).unwrap();
+    let (reg, srv) = seeded_stack(&[]);
     let repo = tempfile::tempdir().unwrap();
     git(repo.path(), &["init", "-q", "-b", "main"]);
     write_files(
@@ -203,9 +197,7 @@ fn git_context_with_ref_and_subdirectory() {
 
 #[test]
 fn cancel_stops_a_running_build() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let srv = Server::start(&reg, &[]).unwrap();
+    let (reg, srv) = seeded_stack(&[]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),
@@ -243,9 +235,7 @@ fn cancel_stops_a_running_build() {
 
 #[test]
 fn killed_server_leaves_no_run_running_and_resumes_queued_runs() {
-    let reg = Registry::start().unwrap();
-    reg.seed("base:1", "v1").unwrap();
-    let mut srv = Server::start(&reg, &["--workers", "1"]).unwrap();
+    let (reg, mut srv) = seeded_stack(&["--workers", "1"]);
     let slow = tempfile::tempdir().unwrap();
     write_files(
         slow.path(),
