@@ -1,28 +1,48 @@
 //! The `build-status` function: CodeBuild "Build State Change" events from
 //! EventBridge -> run status, steps, output digests and base-image digests
 //! in the store ([`crtask_core::buildstatus`] decides; this wires AWS).
+//!
+//! A run that succeeded also feeds the images it pushed back in
+//! ([`crtask_core::reghook::cascade`]), so tasks built on them rebuild next.
+//! This must happen here, after the run is stored as `Succeeded`: the
+//! registry's own push event arrives while the build is still running, when
+//! a dependent task would rightly wait for it.
 
 use crtask_aws::config::{self, FunctionEnv};
-use crtask_aws::{DynamoStore, S3Contexts};
+use crtask_aws::{CodeBuildBuilder, DynamoStore, S3Contexts};
 use crtask_core::buildstatus::{self, Applied, ExecResult};
-use crtask_core::ports::{Clock, Store, SystemClock};
+use crtask_core::model::RunStatus;
+use crtask_core::ports::{Builder, Clock, Store, SystemClock};
+use crtask_core::reghook::{self, UpdateDeps};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The clients, built once per process.
 pub struct App {
     store: Arc<dyn Store>,
+    builder: Arc<dyn Builder>,
     bucket: S3Contexts,
     clock: Arc<dyn Clock>,
+    registry: Option<String>,
 }
 
 impl App {
     /// Builds the AWS clients for `env` from `sdk`.
     pub fn new(env: &FunctionEnv, sdk: &aws_config::SdkConfig) -> Self {
+        let store: Arc<dyn Store> =
+            Arc::new(DynamoStore::new(config::dynamodb(sdk), env.table.clone()));
+        let mut builder =
+            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &env.project)
+                .with_contexts_bucket(env.bucket.clone());
+        if let Some(r) = &env.registry_host {
+            builder = builder.with_registry(r.clone());
+        }
         App {
-            store: Arc::new(DynamoStore::new(config::dynamodb(sdk), env.table.clone())),
+            store,
+            builder: Arc::new(builder),
             bucket: S3Contexts::new(config::s3(sdk), env.bucket.clone()),
             clock: Arc::new(SystemClock),
+            registry: env.registry_host.clone(),
         }
     }
 
@@ -48,10 +68,14 @@ impl App {
             self.clock.now(),
         )
         .await?;
+        let cascaded = match &run {
+            Some(id) if change.state.is_final() => self.cascade(id).await?,
+            _ => Vec::new(),
+        };
         let answer = match &applied {
             Applied::Updated(status) => {
                 tracing::info!(run = ?run, build = %change.build_id, %status, "run updated");
-                json!({"outcome": "updated", "run": run, "status": status})
+                json!({"outcome": "updated", "run": run, "status": status, "cascaded": cascaded})
             }
             Applied::Ignored(reason) => {
                 tracing::info!(run = ?run, build = %change.build_id, %reason, "event ignored");
@@ -59,6 +83,39 @@ impl App {
             }
         };
         Ok(answer)
+    }
+
+    /// Rebuilds what `run`'s pushes feed, when it succeeded, and dispatches
+    /// those runs at once (all of one run's images are decided in this one
+    /// call, so there is nothing to wait for). Safe to repeat on a
+    /// redelivered event: the runs' dedupe keys hold. Returns the new run ids.
+    async fn cascade(&self, run: &str) -> crtask_aws::Result<Vec<String>> {
+        let Some(run) = self.store.get_run(run).await? else {
+            return Ok(Vec::new());
+        };
+        if run.status != RunStatus::Succeeded || run.output_images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deps = UpdateDeps {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            registry: self.registry.as_deref(),
+        };
+        let mut ids = Vec::new();
+        for mut next in reghook::cascade(&deps, &run).await? {
+            ids.push(next.run_id.clone());
+            if let Err(e) =
+                crtask_core::runs::dispatch(self.store.as_ref(), self.builder.as_ref(), &mut next)
+                    .await
+            {
+                // The run stays Queued with the reason; it is not lost.
+                tracing::error!(run = %next.run_id, error = %e, "cascade run not dispatched");
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(run = %run.run_id, cascaded = ?ids, "rebuilds of what this run pushed");
+        }
+        Ok(ids)
     }
 
     /// The executor's result for `run`, when it is there and readable.

@@ -12,7 +12,7 @@ mod lambda;
 use chrono::{TimeZone, Utc};
 use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
 use crtask_core::ports::Store;
-use lambda::{Function, Outcome};
+use lambda::{Function, Outcome, RecordingStub};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,16 +83,18 @@ struct Fixture {
     store: crtask_aws::DynamoStore,
     s3: aws_sdk_s3::Client,
     bucket: String,
+    codebuild: RecordingStub,
     function: Function,
 }
 
 async fn fixture_env() -> Fixture {
     let store = harness::store().await;
     let (s3, bucket) = harness::bucket().await;
+    let codebuild = RecordingStub::codebuild();
     let function = Function::start(
         Path::new(env!("CARGO_BIN_EXE_build-status")),
         harness::endpoint(),
-        None,
+        Some(&codebuild.url()),
         &[
             ("CRTASK_TABLE", store.table()),
             ("CRTASK_BUCKET", &bucket),
@@ -103,6 +105,7 @@ async fn fixture_env() -> Fixture {
         store,
         s3,
         bucket,
+        codebuild,
         function,
     }
 }
@@ -225,4 +228,122 @@ async fn builds_crtask_did_not_start_are_ignored() {
     assert_eq!(answer["outcome"], "ignored", "{answer}");
     let answer = f.invoke(&event("succeeded.json", "ca404", BUILD)).await;
     assert_eq!(answer["outcome"], "ignored", "{answer}");
+}
+
+/// Task `app`, built on what task `web` pushes, last built on `old`.
+async fn downstream_task(store: &crtask_aws::DynamoStore, base: &str, old: &str) {
+    use crtask_core::model::{BaseDependency, BaseImageTriggerType, Task};
+    let app = Task {
+        name: "app".into(),
+        context: "https://github.com/acme/app.git#main".into(),
+        file: "Dockerfile".into(),
+        images: vec!["app:{{.Run.ID}}".into()],
+        branch: None,
+        commit_trigger_enabled: true,
+        pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
+        base_image_trigger_enabled: true,
+        base_image_trigger_type: BaseImageTriggerType::Runtime,
+        timers: Vec::new(),
+        build_args: Vec::new(),
+        values: BTreeMap::new(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: 3600,
+        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+    };
+    store.create_task(&app).await.unwrap();
+    store
+        .set_dependencies(
+            "app",
+            &[BaseDependency {
+                image: base.into(),
+                digest: Some(old.into()),
+                runtime: true,
+            }],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn succeeded_run_rebuilds_the_tasks_built_on_its_push() {
+    let f = fixture_env().await;
+    // The result fixture pushes <ecr>/web:ca12.
+    let pushed = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:ca12";
+    let old = format!("sha256:{}", "0".repeat(64));
+    downstream_task(&f.store, pushed, &old).await;
+    f.store.insert_run(&run("ca301", BUILD)).await.unwrap();
+    f.put_result("ca301", "result-succeeded.json").await;
+
+    let answer = f.invoke(&event("succeeded.json", "ca301", BUILD)).await;
+    assert_eq!(answer["status"], "Succeeded", "{answer}");
+    let cascaded: Vec<String> = answer["cascaded"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cascaded.len(), 1, "{answer}");
+    let next = f.store.get_run(&cascaded[0]).await.unwrap().unwrap();
+    assert_eq!(next.task.as_deref(), Some("app"));
+    match &next.trigger {
+        Trigger::ImageUpdate {
+            image,
+            old_digest,
+            new_digest,
+            cause,
+        } => {
+            assert_eq!(image, pushed);
+            assert_eq!(old_digest.as_deref(), Some(old.as_str()));
+            assert_eq!(new_digest, &format!("sha256:{}", "a".repeat(64)));
+            assert!(
+                cause.as_deref().unwrap_or_default().contains("ca301"),
+                "{cause:?}"
+            );
+        }
+        other => panic!("trigger {other:?}"),
+    }
+    // Dispatched: one StartBuild, for the downstream run.
+    let calls = f.codebuild.calls("StartBuild");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(next.builder_ref.is_some(), "{next:?}");
+
+    // A redelivered event starts nothing more.
+    let again = f.invoke(&event("succeeded.json", "ca301", BUILD)).await;
+    assert_eq!(again["outcome"], "ignored", "{again}");
+    assert_eq!(f.codebuild.calls("StartBuild").len(), 1);
+    let runs = f
+        .store
+        .list_runs(&crtask_core::model::RunFilter {
+            task: Some("app".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_run_rebuilds_nothing() {
+    let f = fixture_env().await;
+    let old = format!("sha256:{}", "0".repeat(64));
+    downstream_task(
+        &f.store,
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:ca12",
+        &old,
+    )
+    .await;
+    f.store.insert_run(&run("ca302", BUILD)).await.unwrap();
+    f.put_result("ca302", "result-failed.json").await;
+    let answer = f.invoke(&event("failed.json", "ca302", BUILD)).await;
+    assert_eq!(answer["status"], "Failed", "{answer}");
+    assert!(f.codebuild.calls("StartBuild").is_empty());
+    assert_eq!(
+        f.store.list_runs(&Default::default()).await.unwrap().len(),
+        1
+    );
 }

@@ -52,6 +52,22 @@ pub trait Store: Send + Sync {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
     /// Every run currently in one of `statuses`, oldest first.
     async fn runs_in_status(&self, statuses: &[RunStatus]) -> Result<Vec<Run>>;
+    /// The newest `Succeeded` run of each of `tasks` that has one. The
+    /// default asks once per task; stores that can answer in one query should.
+    async fn last_succeeded_runs(&self, tasks: &[String]) -> Result<Vec<Run>> {
+        let mut out = Vec::new();
+        for task in tasks {
+            let runs = self
+                .list_runs(&RunFilter {
+                    task: Some(task.clone()),
+                    status: Some(RunStatus::Succeeded),
+                    top: Some(1),
+                })
+                .await?;
+            out.extend(runs);
+        }
+        Ok(out)
+    }
     /// Records an inbound event (insert or replace by id), durably.
     async fn record_event(&self, event: &EventRecord) -> Result<()>;
     /// The first recorded event of `source` with this delivery id.

@@ -8,15 +8,13 @@
 
 use crate::githook::HookAnswer;
 use crate::imageref::ImageRef;
-use crate::model::{
-    EventRecord, EventSource, Outcome, Run, RunFilter, RunStatus, RunType, Task, Trigger,
-};
+use crate::model::{EventRecord, EventSource, Outcome, Run, RunStatus, RunType, Task, Trigger};
 use crate::ports::{Clock, Store};
 use crate::regevent::{self, Dependent, TagUpdate, Verdict};
 use crate::runs::{self, NewRun, Recorded};
 use crate::verify::Headers;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 static DECIDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -61,20 +59,30 @@ fn produced_images(task: &Task, registry: Option<&str>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn pending_run(store: &dyn Store, task: &str) -> crate::Result<Option<Run>> {
-    for status in [RunStatus::Queued, RunStatus::Started, RunStatus::Running] {
-        let runs = store
-            .list_runs(&RunFilter {
-                task: Some(task.to_string()),
-                status: Some(status),
-                top: Some(1),
-            })
-            .await?;
-        if let Some(r) = runs.into_iter().next() {
-            return Ok(Some(r));
+/// The run each task has under way, read in one go: its newest `Queued`
+/// run, else its newest `Started`, else its newest `Running` one.
+async fn pending_runs(store: &dyn Store) -> crate::Result<BTreeMap<String, Run>> {
+    let order = [RunStatus::Queued, RunStatus::Started, RunStatus::Running];
+    let mut out: BTreeMap<String, Run> = BTreeMap::new();
+    // Oldest first, so a later run of the same rank replaces an earlier one.
+    for run in store.runs_in_status(&order).await? {
+        let Some(task) = run.task.clone() else {
+            continue;
+        };
+        let rank = |r: &Run| {
+            order
+                .iter()
+                .position(|s| *s == r.status)
+                .unwrap_or(order.len())
+        };
+        match out.get(&task) {
+            Some(held) if rank(held) < rank(&run) => {}
+            _ => {
+                out.insert(task, run);
+            }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// Decides what `update` means for every dependent task and records the
@@ -98,10 +106,19 @@ pub async fn process_update(
             runs: Vec::new(),
         });
     }
-    let mut tasks: BTreeMap<String, Task> = BTreeMap::new();
+    // Everything the decisions read, in a few queries however many tasks
+    // depend on the image (no per-dependent reads: see docs/BENCHMARKS.md).
+    let all: BTreeMap<String, Task> = deps
+        .store
+        .list_tasks()
+        .await?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let mut tasks: BTreeMap<String, &Task> = BTreeMap::new();
     let mut dependents = Vec::new();
     for (name, dep) in indexed {
-        let Some(task) = deps.store.get_task(&name).await? else {
+        let Some(task) = all.get(&name) else {
             continue;
         };
         dependents.push(Dependent {
@@ -116,11 +133,26 @@ pub async fn process_update(
     }
     // Which tasks produce which images, computed once per update.
     let mut producers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in deps.store.list_tasks().await? {
-        for image in produced_images(&t, deps.registry) {
+    for t in all.values() {
+        for image in produced_images(t, deps.registry) {
             producers.entry(image).or_default().push(t.name.clone());
         }
     }
+    let pending = pending_runs(deps.store).await?;
+    // Images that a task with a run under way will push again.
+    let pending_images: BTreeSet<&String> = producers
+        .iter()
+        .filter(|(_, tasks)| tasks.iter().any(|t| pending.contains_key(t)))
+        .map(|(image, _)| image)
+        .collect();
+    let names: Vec<String> = tasks.keys().cloned().collect();
+    let last_ok: BTreeMap<String, Run> = deps
+        .store
+        .last_succeeded_runs(&names)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.task.clone()?, r)))
+        .collect();
     let mut reasons = Vec::new();
     let mut to_record = Vec::new();
     let mut new_runs = Vec::new();
@@ -146,15 +178,7 @@ pub async fn process_update(
         };
 
         // A task whose own push this is never rebuilds itself (no loops).
-        let last_ok = deps
-            .store
-            .list_runs(&RunFilter {
-                task: Some(name.clone()),
-                status: Some(RunStatus::Succeeded),
-                top: Some(1),
-            })
-            .await?;
-        if let Some(r) = last_ok.first() {
+        if let Some(r) = last_ok.get(name) {
             if r.output_images.iter().any(|o| &o.digest == new_digest) {
                 other = true;
                 reasons.push(format!(
@@ -167,15 +191,22 @@ pub async fn process_update(
 
         // Wait for an upstream task that is rebuilding one of this task's
         // other bases: its push will trigger this task once, after both.
-        let my_bases = deps.store.dependencies_of(name).await?;
+        let my_bases = if pending_images.is_empty() {
+            Vec::new()
+        } else {
+            deps.store.dependencies_of(name).await?
+        };
         let mut waiting_for = None;
-        for base in &my_bases {
+        for base in my_bases
+            .iter()
+            .filter(|b| pending_images.contains(&b.image))
+        {
             for up in producers.get(&base.image).into_iter().flatten() {
                 if up == name {
                     continue;
                 }
-                if let Some(r) = pending_run(deps.store, up).await? {
-                    waiting_for = Some((up.clone(), r.run_id));
+                if let Some(r) = pending.get(up) {
+                    waiting_for = Some((up.clone(), r.run_id.clone()));
                     break;
                 }
             }
@@ -192,7 +223,7 @@ pub async fn process_update(
         // Several updates in a row (tags, architectures, cascades) fold into
         // one queued run; a task never built yet whose first run is under
         // way gets the current image from that run.
-        if let Some(r) = pending_run(deps.store, name).await? {
+        if let Some(r) = pending.get(name).cloned() {
             if old_digest.is_none() {
                 debounced = true;
                 reasons.push(format!(
@@ -201,6 +232,22 @@ pub async fn process_update(
                 ));
                 run_ids.push(r.run_id);
                 continue;
+            }
+            if let Trigger::ImageUpdate {
+                image: queued_image,
+                new_digest: queued_digest,
+                ..
+            } = &r.trigger
+            {
+                if queued_image == image && queued_digest == new_digest {
+                    duplicate = true;
+                    reasons.push(format!(
+                        "task {name}: {image} {new_digest} already has run {}",
+                        r.run_id
+                    ));
+                    run_ids.push(r.run_id);
+                    continue;
+                }
             }
             if r.status == RunStatus::Queued && matches!(r.trigger, Trigger::ImageUpdate { .. }) {
                 debounced = true;
@@ -305,6 +352,42 @@ pub async fn process_and_record(
     };
     deps.store.record_event(&event).await?;
     Ok((event, result.new_runs))
+}
+
+/// Feeds the images a successful run pushed back in as tag updates, so the
+/// tasks built on them rebuild next (cascades A -> B -> C, a diamond's bottom
+/// once after both sides). Call it once the run is stored as `Succeeded`:
+/// the "upstream still rebuilding" check of [`process_update`] reads that
+/// status. Returns the runs recorded (`Queued`), for the caller to dispatch.
+///
+/// The registry's own notification of the same push (ECR events, distribution
+/// notifications) then finds the run already recorded (dedupe key).
+pub async fn cascade(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>> {
+    let cause = format!(
+        "pushed by run {} of {}",
+        run.run_id,
+        run.task
+            .as_deref()
+            .map(|t| format!("task {t}"))
+            .unwrap_or_else(|| "a quick build".into())
+    );
+    let mut new_runs = Vec::new();
+    for out in &run.output_images {
+        let update = TagUpdate {
+            image: format!("{}/{}:{}", out.registry, out.repository, out.tag),
+            digest: out.digest.clone(),
+            media_type: None,
+            event_id: None,
+        };
+        if deps.store.dependents_of(&update.image).await?.is_empty() {
+            continue;
+        }
+        let detail = json!({"via": "cascade", "run": run.run_id});
+        let (_, runs) =
+            process_and_record(deps, &update, EventSource::Registry, &cause, detail).await?;
+        new_runs.extend(runs);
+    }
+    Ok(new_runs)
 }
 
 /// Credentials for `POST /webhooks/registry`.

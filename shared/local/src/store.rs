@@ -448,6 +448,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn last_succeeded_runs(&self, tasks: &[String]) -> crtask_core::Result<Vec<Run>> {
+        let wanted: std::collections::BTreeSet<String> = tasks.iter().cloned().collect();
+        self.with(move |c| {
+            // One pass over the (task, status, seq) index, however many tasks.
+            let mut st = c.prepare_cached(
+                "SELECT task, body FROM runs WHERE seq IN \
+                 (SELECT max(seq) FROM runs WHERE status = 'Succeeded' AND task IS NOT NULL GROUP BY task)",
+            )?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            runs_from(
+                rows.into_iter()
+                    .filter(|(t, _)| wanted.contains(t))
+                    .map(|(_, b)| b)
+                    .collect(),
+            )
+        })
+        .await
+    }
+
     async fn set_dependencies(
         &self,
         task: &str,

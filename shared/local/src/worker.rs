@@ -6,10 +6,9 @@ use crate::context;
 use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
-use crtask_core::model::{BuildSpec, ContextSource, EventSource, Run, RunStatus, Trigger};
+use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::quickbuild::{self, BuildInputs};
-use crtask_core::regevent::TagUpdate;
 use crtask_core::reghook;
 use crtask_core::taskfile;
 use crtask_core::template::RunVars;
@@ -389,34 +388,12 @@ impl Inner {
             clock: self.clock.as_ref(),
             registry: self.cfg.registry.as_deref(),
         };
-        let cause = format!(
-            "pushed by run {} of {}",
-            run.run_id,
-            run.task
-                .as_deref()
-                .map(|t| format!("task {t}"))
-                .unwrap_or_else(|| "a quick build".into())
+        let runs = reghook::cascade(&deps, run).await?;
+        dispatch_later(
+            self.tx.clone(),
+            runs.into_iter().map(|r| r.run_id).collect(),
+            self.cfg.settle_window,
         );
-        for out in &run.output_images {
-            let update = TagUpdate {
-                image: format!("{}/{}:{}", out.registry, out.repository, out.tag),
-                digest: out.digest.clone(),
-                media_type: None,
-                event_id: None,
-            };
-            if self.store.dependents_of(&update.image).await?.is_empty() {
-                continue;
-            }
-            let detail = serde_json::json!({"via": "cascade", "run": run.run_id});
-            let (_, runs) =
-                reghook::process_and_record(&deps, &update, EventSource::Registry, &cause, detail)
-                    .await?;
-            dispatch_later(
-                self.tx.clone(),
-                runs.into_iter().map(|r| r.run_id).collect(),
-                self.cfg.settle_window,
-            );
-        }
         Ok(())
     }
 

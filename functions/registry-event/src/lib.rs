@@ -1,0 +1,410 @@
+//! The `registry-event` function: base-image updates from registries, on
+//! the AWS ports, decided by the same core handler as the local server's
+//! `POST /webhooks/registry` ([`crtask_core::reghook`]).
+//!
+//! It takes two kinds of invocation:
+//!
+//! - **EventBridge "ECR Image Action"** events, delivered by the template's
+//!   rule (only EventBridge may invoke the function that way: IAM is the
+//!   authentication). Answered with a JSON summary; a store failure is an
+//!   error, so EventBridge retries and finally dead-letters the event.
+//! - **Function URL** requests (payload format 2.0) carrying CNCF
+//!   distribution notification envelopes from external registries,
+//!   authenticated by a bearer token or an HMAC signature over the raw body
+//!   (every valid version of the registry webhook secret is accepted as
+//!   either). Answered with an HTTP response; 202 means recorded.
+//!
+//! Runs an update starts are dispatched after the settle window, so several
+//! tags or architectures of one push fold into one run per task.
+
+use base64::Engine as _;
+use crtask_aws::config::{self, FunctionEnv};
+use crtask_aws::{CodeBuildBuilder, DynamoStore, SecretsManagerSecrets};
+use crtask_core::githook::HookAnswer;
+use crtask_core::model::{EventSource, Run, RunStatus};
+use crtask_core::ports::{Builder, Clock, Store, SystemClock};
+use crtask_core::regevent;
+use crtask_core::reghook::{self, RegistryAuth, UpdateDeps};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment variable naming the registry webhook secret (its ARN).
+pub const SECRET_ARN_VAR: &str = "CRTASK_REGISTRY_WEBHOOK_SECRET_ARN";
+/// The environment variable with the settle window in seconds.
+pub const SETTLE_VAR: &str = "CRTASK_SETTLE_WINDOW";
+/// The settle window when the variable is not set.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(3);
+/// The longest settle window the function waits (it runs inside a Lambda
+/// invocation with a timeout).
+pub const MAX_SETTLE: Duration = Duration::from_secs(20);
+/// The largest notification body read (Function URL requests).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub env: FunctionEnv,
+    /// `CRTASK_REGISTRY_WEBHOOK_SECRET_ARN`
+    pub secret_arn: String,
+    /// `CRTASK_SETTLE_WINDOW` (seconds, at most [`MAX_SETTLE`]).
+    pub settle: Duration,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> crtask_aws::Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> crtask_aws::Result<Self> {
+        let settle = match get(SETTLE_VAR).filter(|v| !v.trim().is_empty()) {
+            None => DEFAULT_SETTLE,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if Duration::from_secs(n) <= MAX_SETTLE => Duration::from_secs(n),
+                _ => {
+                    return Err(crtask_aws::Error::Config(format!(
+                        "{SETTLE_VAR} is '{v}': it must be a whole number of seconds from 0 to {}",
+                        MAX_SETTLE.as_secs()
+                    )))
+                }
+            },
+        };
+        Ok(Config {
+            env: FunctionEnv::from_lookup(&get)?,
+            secret_arn: config::required(&get, SECRET_ARN_VAR)?,
+            settle,
+        })
+    }
+}
+
+/// The clients, built once per process.
+pub struct App {
+    store: Arc<dyn Store>,
+    builder: Arc<dyn Builder>,
+    clock: Arc<dyn Clock>,
+    secrets: SecretsManagerSecrets,
+    secret_arn: String,
+    registry: Option<String>,
+    settle: Duration,
+}
+
+/// How an invocation arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A Function URL request (payload format 2.0).
+    FunctionUrl,
+    /// An EventBridge event.
+    EventBridge,
+}
+
+/// Tells the two invocation shapes apart.
+pub fn kind_of(event: &Value) -> Option<Kind> {
+    if event.get("requestContext").is_some() && event.get("rawPath").is_some() {
+        Some(Kind::FunctionUrl)
+    } else if event.get("detail-type").is_some() {
+        Some(Kind::EventBridge)
+    } else {
+        None
+    }
+}
+
+/// A request's headers (names lower-cased) and raw body.
+pub type RawRequest = (Vec<(String, String)>, Vec<u8>);
+
+/// The headers and raw body of a Function URL request.
+pub fn url_request(event: &Value) -> Result<RawRequest, String> {
+    let headers = match event.get("headers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
+            .collect(),
+        Some(_) => return Err("the request's headers are not an object".into()),
+    };
+    let body = match event.get("body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(b)) => {
+            if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| format!("the request body is not valid base64: {e}"))?
+            } else {
+                b.clone().into_bytes()
+            }
+        }
+        Some(_) => return Err("the request body is not a string".into()),
+    };
+    Ok((headers, body))
+}
+
+/// A Function URL response carrying `body` as JSON.
+pub fn url_response(status: u16, body: &Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    })
+}
+
+fn http_method(event: &Value) -> &str {
+    event
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+        .unwrap_or("POST")
+}
+
+impl App {
+    /// Builds the AWS clients for `config` from `sdk`.
+    pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(
+            config::dynamodb(sdk),
+            config.env.table.clone(),
+        ));
+        let mut builder =
+            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &config.env.project)
+                .with_contexts_bucket(config.env.bucket.clone());
+        if let Some(r) = &config.env.registry_host {
+            builder = builder.with_registry(r.clone());
+        }
+        App {
+            store,
+            builder: Arc::new(builder),
+            clock: Arc::new(SystemClock),
+            secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
+            secret_arn: config.secret_arn.clone(),
+            registry: config.env.registry_host.clone(),
+            settle: config.settle,
+        }
+    }
+
+    fn deps(&self) -> UpdateDeps<'_> {
+        UpdateDeps {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            registry: self.registry.as_deref(),
+        }
+    }
+
+    /// Handles one invocation of either kind.
+    pub async fn handle(&self, event: &Value) -> crtask_aws::Result<Value> {
+        match kind_of(event) {
+            Some(Kind::FunctionUrl) => Ok(self.handle_url(event).await),
+            Some(Kind::EventBridge) => self.handle_eventbridge(event).await,
+            None => {
+                tracing::warn!(
+                    "invocation is neither a Function URL request nor an EventBridge event"
+                );
+                Ok(json!({
+                    "outcome": "ignored",
+                    "reason": "the invocation is neither a function url request nor an eventbridge event",
+                }))
+            }
+        }
+    }
+
+    /// An ECR push through EventBridge.
+    async fn handle_eventbridge(&self, event: &Value) -> crtask_aws::Result<Value> {
+        let body = event.to_string();
+        let parsed = match regevent::parse_ecr(body.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => {
+                // Not retried: the same event would fail the same way.
+                tracing::warn!(error = %e, "eventbridge event ignored");
+                return Ok(json!({"outcome": "ignored", "reason": e.to_string()}));
+            }
+        };
+        if parsed.updates.is_empty() {
+            let reason = parsed.ignored.join("; ");
+            tracing::info!(%reason, "no tag moved");
+            return Ok(json!({"outcome": "ignored", "reason": reason, "runs": []}));
+        }
+        let deps = self.deps();
+        let mut runs = Vec::new();
+        let mut events = Vec::new();
+        let mut new_runs = Vec::new();
+        for update in &parsed.updates {
+            let detail = json!({"mediaType": update.media_type, "via": "ecr"});
+            let (event, created) = reghook::process_and_record(
+                &deps,
+                update,
+                EventSource::Registry,
+                "ECR push",
+                detail,
+            )
+            .await?;
+            tracing::info!(image = %update.image, outcome = ?event.outcome, reason = %event.reason, "ecr push decided");
+            runs.extend(event.runs.iter().cloned());
+            events.push(json!({"id": event.id, "outcome": event.outcome, "reason": event.reason}));
+            new_runs.extend(created);
+        }
+        self.dispatch_after_settle(new_runs).await?;
+        Ok(json!({"outcome": "recorded", "events": events, "runs": runs}))
+    }
+
+    /// A distribution notification through the Function URL.
+    async fn handle_url(&self, event: &Value) -> Value {
+        if http_method(event) != "POST" {
+            let msg = "only POST is accepted: point the registry's notifications at this url";
+            return url_response(
+                405,
+                &json!({"outcome": "rejected", "reason": msg, "error": msg}),
+            );
+        }
+        let (headers, body) = match url_request(event) {
+            Ok(r) => r,
+            Err(msg) => {
+                return url_response(
+                    400,
+                    &json!({"outcome": "rejected", "reason": msg, "error": msg}),
+                )
+            }
+        };
+        if body.len() > BODY_LIMIT {
+            let msg = format!(
+                "the notification is {} bytes, more than the {BODY_LIMIT} accepted",
+                body.len()
+            );
+            return url_response(
+                413,
+                &json!({"outcome": "rejected", "reason": msg, "error": msg}),
+            );
+        }
+        let secrets = match self.secrets.valid_values(&self.secret_arn).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the registry webhook secret");
+                let msg = "the registry webhook secret cannot be read: see the function's log";
+                return url_response(
+                    503,
+                    &json!({"outcome": "rejected", "reason": msg, "error": msg}),
+                );
+            }
+        };
+        let values: Vec<String> = secrets.iter().map(|s| s.expose().to_string()).collect();
+        let auth = RegistryAuth {
+            tokens: &values,
+            hmac_secrets: &values,
+            registry_host: None,
+        };
+        let (HookAnswer { status, body }, new_runs) =
+            reghook::handle(&self.deps(), &auth, &headers, &body).await;
+        tracing::info!(status, outcome = %body["outcome"], "registry notification handled");
+        if let Err(e) = self.dispatch_after_settle(new_runs).await {
+            // The runs are recorded (Queued, with the reason): answered 202.
+            tracing::error!(error = %e, "runs not dispatched");
+        }
+        url_response(status, &body)
+    }
+
+    /// Waits the settle window (later deliveries of the same push fold into
+    /// these queued runs meanwhile), then hands each run that is still
+    /// queued to CodeBuild. A run that cannot be dispatched stays `Queued`
+    /// with the reason.
+    async fn dispatch_after_settle(&self, runs: Vec<Run>) -> crtask_aws::Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(self.settle).await;
+        for run in runs {
+            let Some(mut current) = self.store.get_run(&run.run_id).await? else {
+                continue;
+            };
+            if current.status != RunStatus::Queued || current.builder_ref.is_some() {
+                continue;
+            }
+            crtask_core::runs::dispatch(self.store.as_ref(), self.builder.as_ref(), &mut current)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        ("CRTASK_TABLE", "t"),
+        ("CRTASK_BUCKET", "b"),
+        ("CRTASK_BUILDER_PROJECT", "p"),
+        (
+            SECRET_ARN_VAR,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+        ),
+    ];
+
+    #[test]
+    fn settle_window_defaults_and_bounds() {
+        let c = Config::from_lookup(vars(&BASE)).unwrap();
+        assert_eq!(c.settle, DEFAULT_SETTLE);
+        let mut with = BASE.to_vec();
+        with.push((SETTLE_VAR, "0"));
+        assert_eq!(
+            Config::from_lookup(vars(&with)).unwrap().settle,
+            Duration::ZERO
+        );
+        for bad in ["-1", "2.5", "ten", "21"] {
+            let mut with = BASE.to_vec();
+            with.push((SETTLE_VAR, bad));
+            let e = Config::from_lookup(vars(&with)).unwrap_err().to_string();
+            assert!(e.contains(SETTLE_VAR) && e.contains(bad), "{e}");
+        }
+        let e = Config::from_lookup(vars(&BASE[..3]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(SECRET_ARN_VAR), "{e}");
+    }
+
+    #[test]
+    fn invocations_are_told_apart() {
+        let url = json!({"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST"}}});
+        assert_eq!(kind_of(&url), Some(Kind::FunctionUrl));
+        let eb = json!({"source": "aws.ecr", "detail-type": "ECR Image Action", "detail": {}});
+        assert_eq!(kind_of(&eb), Some(Kind::EventBridge));
+        assert_eq!(kind_of(&json!({"hello": "world"})), None);
+        assert_eq!(kind_of(&json!([1, 2])), None);
+    }
+
+    #[test]
+    fn url_requests_decode_headers_and_bodies() {
+        let plain = json!({"headers": {"Authorization": "Bearer x"}, "body": "{}", "isBase64Encoded": false});
+        let (h, b) = url_request(&plain).unwrap();
+        assert_eq!(
+            h,
+            vec![("authorization".to_string(), "Bearer x".to_string())]
+        );
+        assert_eq!(b, b"{}");
+        let encoded = json!({"body": "eyJhIjoxfQ==", "isBase64Encoded": true});
+        assert_eq!(url_request(&encoded).unwrap().1, br#"{"a":1}"#);
+        let bad = json!({"body": "***", "isBase64Encoded": true});
+        assert!(url_request(&bad).unwrap_err().contains("base64"));
+        assert!(url_request(&json!({"body": 5}))
+            .unwrap_err()
+            .contains("not a string"));
+        assert!(url_request(&json!({"headers": []}))
+            .unwrap_err()
+            .contains("headers"));
+        assert_eq!(url_request(&json!({})).unwrap(), (Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn responses_carry_json_bodies() {
+        let r = url_response(401, &json!({"outcome": "rejected"}));
+        assert_eq!(r["statusCode"], 401);
+        assert_eq!(r["headers"]["content-type"], "application/json");
+        let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["outcome"], "rejected");
+    }
+}

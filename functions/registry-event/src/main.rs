@@ -1,0 +1,21 @@
+//! `registry-event`: ECR pushes (EventBridge) and distribution notifications
+//! (Function URL) -> image-update runs.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let config = registry_event::Config::from_env()?;
+    let sdk = crtask_aws::config::load(None).await;
+    let app = &registry_event::App::new(&config, &sdk);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        Ok::<_, lambda_runtime::Error>(app.handle(&event.payload).await?)
+    }))
+    .await
+}

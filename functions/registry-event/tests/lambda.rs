@@ -1,0 +1,348 @@
+//! The `registry-event` binary as a process against a Lambda Runtime API
+//! emulator, with DynamoDB and Secrets Manager on `moto_server` and
+//! CodeBuild on a recording stub (moto's StartBuild ignores overrides, so
+//! the request itself is asserted). Events are the real shapes kept in
+//! crtask-core's fixtures (tests/fixtures/registry).
+
+#[path = "../../../shared/aws/tests/harness/mod.rs"]
+mod harness;
+#[path = "../../../shared/aws/tests/harness/lambda.rs"]
+mod lambda;
+
+use chrono::{TimeZone, Utc};
+use crtask_core::model::{
+    BaseDependency, BaseImageTriggerType, EventSource, Outcome as EventOutcome, RunFilter,
+    RunStatus, Task, Trigger,
+};
+use crtask_core::ports::Store;
+use hmac::{Hmac, Mac};
+use lambda::{Function, Outcome, RecordingStub};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const TOKEN: &str = "regtok-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/core/tests/fixtures/registry")
+        .join(name);
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The tagged reference an ECR fixture moves, and its digest.
+fn ecr_image(event: &Value) -> (String, String) {
+    let d = &event["detail"];
+    (
+        format!(
+            "{}.dkr.ecr.{}.amazonaws.com/{}:{}",
+            event["account"].as_str().unwrap(),
+            event["region"].as_str().unwrap(),
+            d["repository-name"].as_str().unwrap(),
+            d["image-tag"].as_str().unwrap()
+        ),
+        d["image-digest"].as_str().unwrap().to_string(),
+    )
+}
+
+fn task(name: &str) -> Task {
+    Task {
+        name: name.into(),
+        context: "https://github.com/acme/app.git#main".into(),
+        file: "Dockerfile".into(),
+        images: vec![format!("{name}:{{{{.Run.ID}}}}")],
+        branch: None,
+        commit_trigger_enabled: true,
+        pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
+        base_image_trigger_enabled: true,
+        base_image_trigger_type: BaseImageTriggerType::Runtime,
+        timers: Vec::new(),
+        build_args: Vec::new(),
+        values: BTreeMap::new(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: 3600,
+        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+    }
+}
+
+/// A Function URL request (payload format 2.0).
+fn url_event(method: &str, headers: &[(&str, String)], body: &[u8]) -> Value {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghijklmnop",
+            "domainName": "abcdefghijklmnop.lambda-url.us-east-1.on.aws",
+            "http": {"method": method, "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "192.0.2.20", "userAgent": "Go-http-client/1.1"},
+            "requestId": "5b0e3f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 1_795_766_400_000u64
+        },
+        "body": String::from_utf8(body.to_vec()).unwrap(),
+        "isBase64Encoded": false
+    })
+}
+
+struct Fixture {
+    store: crtask_aws::DynamoStore,
+    codebuild: RecordingStub,
+    function: Function,
+}
+
+/// A table with task `app` built on `base` (last built on [`OLD`]), the
+/// webhook secret in Secrets Manager, and the function (settle window 1 s).
+async fn fixture_with(base: &str) -> Fixture {
+    let store = harness::store().await;
+    store.create_task(&task("app")).await.unwrap();
+    store
+        .set_dependencies(
+            "app",
+            &[BaseDependency {
+                image: base.into(),
+                digest: Some(OLD.into()),
+                runtime: true,
+            }],
+        )
+        .await
+        .unwrap();
+    let conf = harness::sdk_config().await;
+    let arn = crtask_aws::config::secretsmanager(&conf)
+        .create_secret()
+        .name(harness::unique("crtask/registry-webhook"))
+        .secret_string(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let codebuild = RecordingStub::codebuild();
+    let function = Function::start(
+        Path::new(env!("CARGO_BIN_EXE_registry-event")),
+        harness::endpoint(),
+        Some(&codebuild.url()),
+        &[
+            ("CRTASK_TABLE", store.table()),
+            ("CRTASK_BUCKET", "crtask-bucket"),
+            ("CRTASK_BUILDER_PROJECT", "crtask-builder"),
+            (
+                "CRTASK_REGISTRY_HOST",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            ),
+            ("CRTASK_REGISTRY_WEBHOOK_SECRET_ARN", &arn),
+            ("CRTASK_SETTLE_WINDOW", "1"),
+        ],
+    );
+    Fixture {
+        store,
+        codebuild,
+        function,
+    }
+}
+
+impl Fixture {
+    fn invoke(&self, event: &Value) -> Value {
+        match tokio::task::block_in_place(|| self.function.invoke(event)) {
+            Outcome::Response(v) => v,
+            other => panic!("the function did not answer: {other:?}"),
+        }
+    }
+
+    /// A Function URL invocation: status and JSON body.
+    fn invoke_url(&self, event: &Value) -> (u16, Value) {
+        let r = self.invoke(event);
+        let status = r["statusCode"].as_u64().unwrap_or(0) as u16;
+        let body = r["body"].as_str().unwrap_or("null");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    async fn runs(&self) -> Vec<crtask_core::model::Run> {
+        self.store.list_runs(&RunFilter::default()).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_push_rebuilds_the_dependent_once_and_starts_its_build() {
+    let event = fixture("ecr-push-success-tagged.json");
+    let (image, digest) = ecr_image(&event);
+    let f = fixture_with(&image).await;
+
+    let answer = f.invoke(&event);
+    assert_eq!(answer["outcome"], "recorded", "{answer}");
+    assert_eq!(answer["events"][0]["outcome"], "triggered", "{answer}");
+    let runs = f.runs().await;
+    assert_eq!(runs.len(), 1, "{answer}");
+    let run = &runs[0];
+    assert_eq!(run.task.as_deref(), Some("app"));
+    match &run.trigger {
+        Trigger::ImageUpdate {
+            image: i,
+            old_digest,
+            new_digest,
+            ..
+        } => {
+            assert_eq!(i, &image);
+            assert_eq!(old_digest.as_deref(), Some(OLD));
+            assert_eq!(new_digest, &digest);
+        }
+        other => panic!("trigger {other:?}"),
+    }
+    // Dispatched after the settle window: one StartBuild for this run.
+    let calls = f.codebuild.calls("StartBuild");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let env = calls[0]["environmentVariablesOverride"].as_array().unwrap();
+    assert!(
+        env.iter()
+            .any(|v| v["name"] == "CRTASK_RUN_ID" && v["value"] == run.run_id.as_str()),
+        "{env:?}"
+    );
+    let stored = f.store.get_run(&run.run_id).await.unwrap().unwrap();
+    assert!(stored.builder_ref.is_some(), "{stored:?}");
+
+    // EventBridge delivers at least once: the same event again starts nothing.
+    let again = f.invoke(&event);
+    assert_eq!(again["events"][0]["outcome"], "duplicate", "{again}");
+    assert_eq!(f.runs().await.len(), 1);
+    assert_eq!(f.codebuild.calls("StartBuild").len(), 1);
+
+    let events = f.store.list_events(None, 10).await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e.source == EventSource::Registry));
+    assert!(events.iter().any(|e| e.outcome == EventOutcome::Triggered));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_events_that_move_no_tag_start_nothing() {
+    let pushed = fixture("ecr-push-success-tagged.json");
+    let (image, _) = ecr_image(&pushed);
+    let f = fixture_with(&image).await;
+    for name in [
+        "ecr-push-failed.json",
+        "ecr-push-success-untagged.json",
+        "ecr-delete.json",
+    ] {
+        let answer = f.invoke(&fixture(name));
+        assert_eq!(answer["outcome"], "ignored", "{name}: {answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().len() > 5,
+            "{name}: {answer}"
+        );
+    }
+    // Not an ECR event at all: answered, nothing recorded.
+    let answer =
+        f.invoke(&json!({"detail-type": "Something Else", "source": "aws.s3", "detail": {}}));
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    assert!(f.runs().await.is_empty());
+    assert!(f.codebuild.calls("StartBuild").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_digest_as_the_last_build_is_unchanged() {
+    let mut event = fixture("ecr-push-success-tagged.json");
+    let (image, _) = ecr_image(&event);
+    event["detail"]["image-digest"] = OLD.into();
+    let f = fixture_with(&image).await;
+    let answer = f.invoke(&event);
+    assert_eq!(answer["events"][0]["outcome"], "unchanged", "{answer}");
+    assert!(f.runs().await.is_empty());
+    assert!(f.codebuild.calls("StartBuild").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_notification_through_the_function_url() {
+    let body = serde_json::to_vec(&fixture("dist-push-manifest-docker-v2-tagged.json")).unwrap();
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    let target = &envelope["events"][0];
+    let image = format!(
+        "{}/{}:{}",
+        target["request"]["host"].as_str().unwrap(),
+        target["target"]["repository"].as_str().unwrap(),
+        target["target"]["tag"].as_str().unwrap()
+    );
+    let f = fixture_with(&image).await;
+    let json_type = (
+        "Content-Type",
+        "application/vnd.docker.distribution.events.v1+json".to_string(),
+    );
+
+    // A wrong token: 401, recorded as rejected, nothing started.
+    let (status, answer) = f.invoke_url(&url_event(
+        "POST",
+        &[
+            json_type.clone(),
+            ("Authorization", "Bearer not-the-token".into()),
+        ],
+        &body,
+    ));
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(answer["outcome"], "rejected");
+    // No credentials at all: 401 too.
+    let (status, _) = f.invoke_url(&url_event("POST", std::slice::from_ref(&json_type), &body));
+    assert_eq!(status, 401);
+    // Authenticated but not an envelope: 400 with the parse error.
+    let (status, answer) = f.invoke_url(&url_event(
+        "POST",
+        &[
+            json_type.clone(),
+            ("Authorization", format!("Bearer {TOKEN}")),
+        ],
+        b"{\"events\": 5}",
+    ));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("events"),
+        "{answer}"
+    );
+    // Not a POST.
+    let (status, _) = f.invoke_url(&url_event("GET", &[], b""));
+    assert_eq!(status, 405);
+    assert!(f.runs().await.is_empty());
+    assert!(f.codebuild.calls("StartBuild").is_empty());
+
+    // The genuine notification, signed with the secret instead of a token.
+    let mut mac = Hmac::<Sha256>::new_from_slice(TOKEN.as_bytes()).unwrap();
+    mac.update(&body);
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (status, answer) = f.invoke_url(&url_event(
+        "POST",
+        &[json_type, ("X-Crtask-Signature", sig)],
+        &body,
+    ));
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["outcome"], "triggered", "{answer}");
+    let runs = f.runs().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(f.codebuild.calls("StartBuild").len(), 1);
+    let stored = f.store.get_run(&runs[0].run_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Queued);
+    assert!(stored.builder_ref.is_some());
+
+    let events = f
+        .store
+        .list_events(Some(EventSource::Registry), 20)
+        .await
+        .unwrap();
+    let rejected = events
+        .iter()
+        .filter(|e| e.outcome == EventOutcome::Rejected)
+        .count();
+    assert_eq!(rejected, 3, "{events:?}");
+}

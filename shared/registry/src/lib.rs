@@ -1,0 +1,1 @@
+//! crtask OCI registry client (digest polling).
