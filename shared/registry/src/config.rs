@@ -1,0 +1,120 @@
+//! Poller settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Poller settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollConfig {
+    /// Default interval between two polls of one registry; zero turns
+    /// polling off for registries without an entry in `per_registry`.
+    pub interval: Duration,
+    /// Per-registry intervals (normalised registry name, `docker.io` for
+    /// Docker Hub); zero turns polling off for that registry.
+    pub per_registry: BTreeMap<String, Duration>,
+    /// Registries spoken to over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Registry for rendering task image templates when finding which task
+    /// produces an image (see [`crtask_core::reghook::UpdateDeps`]).
+    pub registry: Option<String>,
+    /// How long the caller waits before dispatching the runs a round
+    /// recorded, so that several base images moving together start one run.
+    /// [`crate::Poller::round`] does not use it; it only carries it.
+    pub settle_window: Duration,
+}
+
+impl Default for PollConfig {
+    /// [`crtask_core::poll::DEFAULT_INTERVAL`] everywhere, HTTPS only, no
+    /// settle window.
+    fn default() -> Self {
+        PollConfig {
+            interval: crtask_core::poll::DEFAULT_INTERVAL,
+            per_registry: BTreeMap::new(),
+            insecure: Vec::new(),
+            registry: None,
+            settle_window: Duration::ZERO,
+        }
+    }
+}
+
+impl PollConfig {
+    /// Parses `HOST=SECS` entries (host lower-cased).
+    pub fn parse_per_registry(specs: &[String]) -> Result<BTreeMap<String, Duration>> {
+        specs
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((h, n)) if !h.trim().is_empty() => n
+                    .trim()
+                    .parse::<u64>()
+                    .map(|n| (h.trim().to_ascii_lowercase(), Duration::from_secs(n)))
+                    .map_err(|_| {
+                        Error::Config(format!("poll interval '{s}' must be HOST=SECONDS"))
+                    }),
+                _ => Err(Error::Config(format!(
+                    "poll interval '{s}' must be HOST=SECONDS"
+                ))),
+            })
+            .collect()
+    }
+
+    /// The interval for `registry` (its own entry, else the default).
+    pub fn interval_for(&self, registry: &str) -> Duration {
+        self.per_registry
+            .get(registry)
+            .copied()
+            .unwrap_or(self.interval)
+    }
+
+    /// Whether no registry is polled at all.
+    pub fn is_off(&self) -> bool {
+        self.interval.is_zero() && self.per_registry.values().all(|d| d.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_registry_parses_and_names_bad_entries() {
+        let ok = PollConfig::parse_per_registry(&[
+            "Docker.io=300".to_string(),
+            " ghcr.io = 0 ".to_string(),
+        ])
+        .unwrap();
+        assert_eq!(ok.get("docker.io"), Some(&Duration::from_secs(300)));
+        assert_eq!(ok.get("ghcr.io"), Some(&Duration::ZERO));
+        for bad in [
+            "docker.io",
+            "=5",
+            " =5",
+            "docker.io=-1",
+            "docker.io=soon",
+            "x=1.5",
+        ] {
+            let e = PollConfig::parse_per_registry(&[bad.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("config: poll interval '{bad}' must be HOST=SECONDS")
+            );
+        }
+        let cfg = PollConfig {
+            interval: Duration::from_secs(60),
+            per_registry: ok,
+            ..PollConfig::default()
+        };
+        assert_eq!(cfg.interval_for("docker.io"), Duration::from_secs(300));
+        assert_eq!(cfg.interval_for("quay.io"), Duration::from_secs(60));
+        assert!(!cfg.is_off());
+        let off = PollConfig {
+            interval: Duration::ZERO,
+            per_registry: PollConfig::parse_per_registry(&["ghcr.io=0".to_string()]).unwrap(),
+            ..PollConfig::default()
+        };
+        assert!(off.is_off());
+    }
+}
