@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | git on github.com / gitlab.com / bitbucket.org | `GITHUB` / `GITLAB` / `BITBUCKET` | the repository URL | the commit (else the context's ref) |
 //! | git elsewhere | `NO_SOURCE` | - | - (`crtask exec` clones `CRTASK_GIT_URL` at `CRTASK_COMMIT`/`CRTASK_GIT_REF`) |
-//! | uploaded context | `S3` | `<bucket>/contexts/<id>.tar.gz` | - |
+//! | uploaded context | `NO_SOURCE` | - | - (the buildspec copies `CRTASK_CONTEXT_OBJECT`, `s3://<bucket>/contexts/<id>.tar.gz`) |
 //! | none (`/dev/null`) | `NO_SOURCE` | - | - |
 //!
 //! A local directory cannot be built on AWS. Secret build arguments are not
@@ -191,8 +191,10 @@ pub fn start_build_request(
             set("CRTASK_CONTEXT_KIND", "uploaded");
             let key = context_key(id);
             set("CRTASK_CONTEXT_OBJECT", &format!("s3://{bucket}/{key}"));
-            source_type = Some("S3");
-            location = Some(format!("{bucket}/{key}"));
+            // Not an `S3` source: CodeBuild unpacks those as zip archives,
+            // and contexts are tar.gz (as `docker build -` takes them). The
+            // buildspec copies the object itself with the builder role.
+            source_type = Some("NO_SOURCE");
         }
         ContextSource::LocalDir { path } => {
             return Err(CoreError::invalid(format!(

@@ -671,18 +671,17 @@ async fn codebuild_dispatch_starts_a_build_with_the_run_as_env() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn uploaded_context_request_uses_s3_source() {
+async fn uploaded_context_request_names_the_object_for_the_buildspec() {
     let mut r = run("ca5", None, RunStatus::Queued, None);
     r.run_type = RunType::QuickBuild;
     r.trigger = Trigger::Manual;
     r.spec = spec(ContextSource::Uploaded { id: "ctx42".into() });
     r.spec.timeout = 301;
     let req = start_build_request(&r, "proj", None, Some("ctx-bucket")).unwrap();
-    assert_eq!(req.source_type_override.as_deref(), Some("S3"));
-    assert_eq!(
-        req.source_location_override.as_deref(),
-        Some("ctx-bucket/contexts/ctx42.tar.gz")
-    );
+    // CodeBuild would unpack an S3 source as a zip; the buildspec copies the
+    // tar.gz itself.
+    assert_eq!(req.source_type_override.as_deref(), Some("NO_SOURCE"));
+    assert_eq!(req.source_location_override, None);
     assert_eq!(req.source_version, None);
     assert_eq!(
         req.env("CRTASK_CONTEXT_OBJECT"),
