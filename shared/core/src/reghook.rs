@@ -205,7 +205,17 @@ pub async fn process_update(
                 if up == name {
                     continue;
                 }
-                if let Some(r) = pending.get(up) {
+                let Some(r) = pending.get(up) else {
+                    continue;
+                };
+                // Listings may lag (a DynamoDB index): the run itself decides.
+                let still = deps.store.get_run(&r.run_id).await?.is_some_and(|r| {
+                    matches!(
+                        r.status,
+                        RunStatus::Queued | RunStatus::Started | RunStatus::Running
+                    )
+                });
+                if still {
                     waiting_for = Some((up.clone(), r.run_id.clone()));
                     break;
                 }
