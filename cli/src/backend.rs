@@ -7,7 +7,8 @@
 
 use crate::client::{Client, RunJson};
 use anyhow::{anyhow, bail, Context, Result};
-use crtask_aws::{CodeBuildBuilder, DynamoStore, S3Contexts};
+use crtask_aws::scheduler::{check_task_timers, ScheduleSettings, TimerSchedules};
+use crtask_aws::{CodeBuildBuilder, DynamoStore, S3Contexts, SecretsManagerSecrets};
 use crtask_core::api::{QuickBuildRequest, TaskRunRequest, UploadResponse};
 use crtask_core::model::{
     BaseDependency, ContextSource, EventRecord, EventSource, RunFilter, RunStatus, Task,
@@ -31,7 +32,51 @@ pub struct AwsSettings {
     /// The registry unqualified image names are pushed to (default: the
     /// project's `CRTASK_REGISTRY`).
     pub registry: Option<String>,
+    /// `ScheduleGroupName`: where timers' schedules live.
+    pub schedule_group: Option<String>,
+    /// `ScheduleTargetArn`: the function timers' schedules invoke.
+    pub schedule_target: Option<String>,
+    /// `SchedulerRoleArn`: the role timers' schedules run with.
+    pub scheduler_role: Option<String>,
+    /// `ScheduleSigningSecretArn`: the key timer payloads are signed with.
+    pub schedule_secret: Option<String>,
+    /// `FailedEventsQueueArn`: where undeliverable timer payloads go (optional).
+    pub schedule_dlq: Option<String>,
 }
+
+/// One timer setting: its flag, its environment variable and the stack
+/// output that holds its value.
+struct TimerSetting {
+    flag: &'static str,
+    env: &'static str,
+    output: &'static str,
+    get: fn(&AwsSettings) -> &Option<String>,
+}
+
+const SCHEDULE_GROUP: TimerSetting = TimerSetting {
+    flag: "--aws-schedule-group",
+    env: "CRTASK_AWS_SCHEDULE_GROUP",
+    output: "ScheduleGroupName",
+    get: |s| &s.schedule_group,
+};
+const SCHEDULE_TARGET: TimerSetting = TimerSetting {
+    flag: "--aws-schedule-target",
+    env: "CRTASK_AWS_SCHEDULE_TARGET",
+    output: "ScheduleTargetArn",
+    get: |s| &s.schedule_target,
+};
+const SCHEDULER_ROLE: TimerSetting = TimerSetting {
+    flag: "--aws-scheduler-role",
+    env: "CRTASK_AWS_SCHEDULER_ROLE",
+    output: "SchedulerRoleArn",
+    get: |s| &s.scheduler_role,
+};
+const SCHEDULE_SECRET: TimerSetting = TimerSetting {
+    flag: "--aws-schedule-secret",
+    env: "CRTASK_AWS_SCHEDULE_SECRET",
+    output: "ScheduleSigningSecretArn",
+    get: |s| &s.schedule_secret,
+};
 
 pub enum Backend {
     Http(Client),
@@ -149,7 +194,12 @@ impl Backend {
             Backend::Http(c) => c.create_task(t).await,
             Backend::Aws(a) => {
                 buildable_on_aws(t)?;
+                // Everything the schedules need is checked before the task is stored.
+                let schedules = a.timer_schedules(&t.name, t.timers.is_empty(), t).await?;
                 let t = service::create_task(a.store(), &a.clock, t.clone()).await?;
+                if let Some(s) = schedules {
+                    a.sync(&s, None, Some(&t)).await?;
+                }
                 Ok(t.redacted())
             }
         }
@@ -160,7 +210,13 @@ impl Backend {
             Backend::Http(c) => c.update_task(t).await,
             Backend::Aws(a) => {
                 buildable_on_aws(t)?;
+                let old = a.store().get_task(&t.name).await?;
+                let none = t.timers.is_empty() && old.as_ref().is_none_or(|o| o.timers.is_empty());
+                let schedules = a.timer_schedules(&t.name, none, t).await?;
                 let t = service::update_task(a.store(), &a.clock, &t.name, t.clone()).await?;
+                if let Some(s) = schedules {
+                    a.sync(&s, old.as_ref(), Some(&t)).await?;
+                }
                 Ok(t.redacted())
             }
         }
@@ -170,8 +226,16 @@ impl Backend {
         match self {
             Backend::Http(c) => c.delete_task(name).await,
             Backend::Aws(a) => {
+                let old = a.store().get_task(name).await?;
+                let schedules = match &old {
+                    Some(o) if !o.timers.is_empty() => Some(a.timer_deleter(o)?),
+                    _ => None,
+                };
                 if !a.store().delete_task(name).await? {
                     return Err(crtask_core::Error::not_found("task", name).into());
+                }
+                if let Some(s) = schedules {
+                    a.sync(&s, old.as_ref(), None).await?;
                 }
                 Ok(())
             }
@@ -208,6 +272,9 @@ pub struct AwsBackend {
     builder: Option<CodeBuildBuilder>,
     registry: Option<String>,
     clock: SystemClock,
+    settings: AwsSettings,
+    scheduler: crtask_aws::scheduler::Client,
+    secrets: SecretsManagerSecrets,
 }
 
 impl AwsBackend {
@@ -251,7 +318,109 @@ impl AwsBackend {
             builder,
             registry,
             clock: SystemClock,
+            settings: settings.clone(),
+            scheduler: crtask_aws::config::scheduler(&conf),
+            secrets: SecretsManagerSecrets::new(crtask_aws::config::secretsmanager(&conf)),
         })
+    }
+
+    /// The value of a timer setting, or `None` when it is not given.
+    fn setting(&self, which: &TimerSetting) -> Option<String> {
+        (which.get)(&self.settings)
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// Fails naming every setting of `needed` that is not given.
+    fn require(&self, task: &str, needed: &[&TimerSetting]) -> Result<()> {
+        let missing: Vec<String> = needed
+            .iter()
+            .filter(|n| self.setting(n).is_none())
+            .map(|n| format!("{} (or {}; the stack output {})", n.flag, n.env, n.output))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the timers of task '{task}' are EventBridge Scheduler schedules on AWS: set {}",
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn schedule_settings(&self) -> ScheduleSettings {
+        ScheduleSettings {
+            group: self.setting(&SCHEDULE_GROUP).unwrap_or_default(),
+            target_arn: self.setting(&SCHEDULE_TARGET).unwrap_or_default(),
+            role_arn: self.setting(&SCHEDULER_ROLE).unwrap_or_default(),
+            dead_letter_arn: self
+                .settings
+                .schedule_dlq
+                .clone()
+                .filter(|d| !d.trim().is_empty()),
+        }
+    }
+
+    /// The schedules client for saving `task` (`None` when neither it nor
+    /// its previous version has timers: `no_timers`). Checks the settings,
+    /// the crons and reads the signing key, all before anything is stored.
+    async fn timer_schedules(
+        &self,
+        name: &str,
+        no_timers: bool,
+        task: &Task,
+    ) -> Result<Option<TimerSchedules>> {
+        if no_timers {
+            return Ok(None);
+        }
+        self.require(
+            name,
+            &[
+                &SCHEDULE_GROUP,
+                &SCHEDULE_TARGET,
+                &SCHEDULER_ROLE,
+                &SCHEDULE_SECRET,
+            ],
+        )?;
+        check_task_timers(task)?;
+        let arn = self.setting(&SCHEDULE_SECRET).unwrap_or_default();
+        let key = self.secrets.current(&arn).await.map_err(|e| {
+            anyhow!("cannot read the schedule signing key (--aws-schedule-secret): {e}")
+        })?;
+        Ok(Some(TimerSchedules::new(
+            self.scheduler.clone(),
+            self.schedule_settings(),
+            key.expose().as_bytes().to_vec(),
+        )))
+    }
+
+    /// The schedules client for deleting the timers of `task` (needs only
+    /// the group).
+    fn timer_deleter(&self, task: &Task) -> Result<TimerSchedules> {
+        self.require(&task.name, &[&SCHEDULE_GROUP])?;
+        Ok(TimerSchedules::new(
+            self.scheduler.clone(),
+            self.schedule_settings(),
+            Vec::new(),
+        ))
+    }
+
+    /// Makes the schedule group match the task; on failure says the task
+    /// itself is saved and how to retry.
+    async fn sync(&self, s: &TimerSchedules, old: Option<&Task>, new: Option<&Task>) -> Result<()> {
+        let name = new.or(old).map(|t| t.name.as_str()).unwrap_or_default();
+        match s.sync_task_timers(old, new).await {
+            Ok(report) => {
+                print_sync_report(name, &report);
+                Ok(())
+            }
+            Err(e) if new.is_some() => Err(anyhow!(
+                "task '{name}' is saved, but its timer schedules are not: {e} (fix the cause, then run `crtask --platform aws task update --name {name}` to retry)"
+            )),
+            Err(e) => Err(anyhow!(
+                "task '{name}' is deleted, but its timer schedules are not: {e} (delete them in schedule group '{}')",
+                s.settings().group
+            )),
+        }
     }
 
     fn store(&self) -> &DynamoStore {
@@ -425,5 +594,21 @@ impl AwsBackend {
     async fn events(&self, source: Option<&str>, top: usize) -> Result<Vec<EventRecord>> {
         let source = source.map(str::parse::<EventSource>).transpose()?;
         Ok(self.store.list_events(source, top).await?)
+    }
+}
+
+/// Says on stderr which schedules a sync created, updated or deleted.
+fn print_sync_report(task: &str, r: &crtask_aws::scheduler::SyncReport) {
+    for (what, names) in [
+        ("created", &r.created),
+        ("updated", &r.updated),
+        ("deleted", &r.deleted),
+    ] {
+        if !names.is_empty() {
+            eprintln!(
+                "Timer schedules of task {task} {what}: {}",
+                names.join(", ")
+            );
+        }
     }
 }

@@ -42,6 +42,23 @@ struct Cli {
     /// AWS: the registry unqualified image names go to [default: the project's].
     #[arg(long, global = true, env = "CRTASK_AWS_REGISTRY")]
     aws_registry: Option<String>,
+    /// AWS: the schedule group timers go to (output ScheduleGroupName).
+    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_GROUP")]
+    aws_schedule_group: Option<String>,
+    /// AWS: the function timers' schedules invoke (output ScheduleTargetArn).
+    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_TARGET")]
+    aws_schedule_target: Option<String>,
+    /// AWS: the role timers' schedules run with (output SchedulerRoleArn).
+    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULER_ROLE")]
+    aws_scheduler_role: Option<String>,
+    /// AWS: the secret timer payloads are signed with, read with your
+    /// credentials (output ScheduleSigningSecretArn).
+    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_SECRET")]
+    aws_schedule_secret: Option<String>,
+    /// AWS: the dead-letter queue for undeliverable timer payloads
+    /// (output FailedEventsQueueArn; optional).
+    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_DLQ")]
+    aws_schedule_dlq: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, env = "CRTASK_OUTPUT", value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -118,6 +135,11 @@ async fn run(cli: Cli) -> Result<i32> {
             bucket: cli.aws_bucket,
             project: cli.aws_project,
             registry: cli.aws_registry,
+            schedule_group: cli.aws_schedule_group,
+            schedule_target: cli.aws_schedule_target,
+            scheduler_role: cli.aws_scheduler_role,
+            schedule_secret: cli.aws_schedule_secret,
+            schedule_dlq: cli.aws_schedule_dlq,
         },
     };
     match cli.command {

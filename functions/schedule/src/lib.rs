@@ -1,1 +1,283 @@
-//! The schedule function.
+//! The `schedule` function: invoked by EventBridge Scheduler with
+//!
+//! - a timer's signed payload (see [`crtask_core::timers`]): verified against
+//!   every valid version of the signing secret and turned into at most one
+//!   run per (task, timer, scheduled time) by
+//!   [`crtask_core::timerhook::fire_scheduled`], which also records the
+//!   event; forged, malformed and stale payloads are answered `rejected`
+//!   (never an error, so Lambda does not retry them);
+//! - the stack's poll tick (`{"kind":"poll-tick",...}`): one round of the
+//!   base-image poller ([`crtask_registry::Poller`], kept across warm
+//!   invocations); the runs it records are dispatched after the settle
+//!   window.
+//!
+//! A store, Secrets Manager or CodeBuild failure is an error, so the
+//! asynchronous invocation is retried (the occurrence key keeps a retried
+//! delivery to one run).
+
+use crtask_aws::config::{self, FunctionEnv};
+use crtask_aws::{CodeBuildBuilder, DynamoStore, SecretsManagerSecrets};
+use crtask_core::ports::{Builder, Clock, Store, SystemClock};
+use crtask_core::timerhook::{self, ScheduledDeps};
+use crtask_core::timers::Skew;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment variable naming the schedule signing secret (its ARN).
+pub const SECRET_ARN_VAR: &str = "CRTASK_SCHEDULE_SECRET_ARN";
+/// Seconds between two polls of one registry (the poll tick).
+pub const POLL_INTERVAL_VAR: &str = "CRTASK_POLL_INTERVAL";
+/// Seconds to wait after a poll round before its runs are dispatched.
+pub const SETTLE_WINDOW_VAR: &str = "CRTASK_SETTLE_WINDOW";
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub env: FunctionEnv,
+    /// `CRTASK_SCHEDULE_SECRET_ARN`: every valid version verifies.
+    pub secret_arn: String,
+    /// `CRTASK_POLL_INTERVAL` (default 300 s; 0 turns polling off).
+    pub poll_interval: Duration,
+    /// `CRTASK_SETTLE_WINDOW` (default 0 s).
+    pub settle_window: Duration,
+}
+
+/// A whole number of seconds from `name`, or `default` when unset or empty.
+fn seconds(
+    get: impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> crtask_aws::Result<Duration> {
+    match get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| {
+                crtask_aws::Error::Config(format!(
+                    "{name} is '{v}': expected a whole number of seconds"
+                ))
+            }),
+    }
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> crtask_aws::Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> crtask_aws::Result<Self> {
+        Ok(Config {
+            env: FunctionEnv::from_lookup(&get)?,
+            secret_arn: config::required(&get, SECRET_ARN_VAR)?,
+            poll_interval: seconds(&get, POLL_INTERVAL_VAR, 300)?,
+            settle_window: seconds(&get, SETTLE_WINDOW_VAR, 0)?,
+        })
+    }
+}
+
+/// The clients, built once per process.
+pub struct App {
+    store: Arc<dyn Store>,
+    builder: Arc<dyn Builder>,
+    clock: Arc<dyn Clock>,
+    secrets: SecretsManagerSecrets,
+    secret_arn: String,
+    skew: Skew,
+    poll: poll::PollState,
+}
+
+impl App {
+    /// Builds the AWS clients for `config` from `sdk`.
+    pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(
+            config::dynamodb(sdk),
+            config.env.table.clone(),
+        ));
+        let mut builder =
+            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &config.env.project)
+                .with_contexts_bucket(config.env.bucket.clone());
+        if let Some(r) = &config.env.registry_host {
+            builder = builder.with_registry(r.clone());
+        }
+        App {
+            store,
+            builder: Arc::new(builder),
+            clock: Arc::new(SystemClock),
+            secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
+            secret_arn: config.secret_arn.clone(),
+            skew: Skew::default(),
+            poll: poll::PollState::new(config),
+        }
+    }
+
+    /// Handles one invocation: a poll tick or a timer payload. `remaining`
+    /// is the time the invocation has left (from its deadline), which
+    /// bounds the poll tick's settle window.
+    pub async fn handle(
+        &self,
+        event: &Value,
+        remaining: Option<Duration>,
+    ) -> crtask_aws::Result<Value> {
+        if event.get("kind").and_then(Value::as_str) == Some("poll-tick") {
+            return self.poll_tick(remaining).await;
+        }
+        self.timer(event).await
+    }
+
+    /// A timer payload. A payload sent as a JSON string is read as the text
+    /// of the payload (so a malformed one is rejected as such).
+    async fn timer(&self, event: &Value) -> crtask_aws::Result<Value> {
+        let body = match event {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        };
+        let secrets = self.secrets.valid_values(&self.secret_arn).await?;
+        let keys: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        let deps = ScheduledDeps {
+            store: self.store.as_ref(),
+            builder: self.builder.as_ref(),
+            clock: self.clock.as_ref(),
+            secrets: &keys,
+            skew: self.skew,
+        };
+        let fired = timerhook::fire_scheduled(&deps, &body).await?;
+        let e = &fired.event;
+        tracing::info!(event = %e.id, outcome = e.outcome.as_str(), reason = %e.reason, "timer payload handled");
+        Ok(fired.answer())
+    }
+
+    /// One poller round; its runs are dispatched after the settle window.
+    async fn poll_tick(&self, remaining: Option<Duration>) -> crtask_aws::Result<Value> {
+        let answer = self
+            .poll
+            .tick(
+                self.store.as_ref(),
+                self.builder.as_ref(),
+                self.clock.as_ref(),
+                remaining,
+            )
+            .await?;
+        tracing::info!(answer = %answer, "poll tick handled");
+        Ok(answer)
+    }
+}
+
+mod poll {
+    //! The poll tick: one round of the base-image poller, whose state (last
+    //! digests, backoff, due times) lives as long as the warm process.
+
+    use super::Config;
+    use crtask_core::ports::{Builder, Clock, Store};
+    use crtask_core::runs;
+    use crtask_registry::{PollConfig, Poller};
+    use serde_json::{json, Value};
+    use std::time::Duration;
+    use tokio::sync::Mutex;
+
+    /// Time left for dispatching after the settle window.
+    const DISPATCH_MARGIN: Duration = Duration::from_secs(10);
+
+    /// The poller kept across warm invocations.
+    pub struct PollState {
+        poller: Mutex<Poller>,
+        settle: Duration,
+    }
+
+    impl PollState {
+        pub fn new(config: &Config) -> Self {
+            let cfg = PollConfig {
+                interval: config.poll_interval,
+                registry: config.env.registry_host.clone(),
+                settle_window: config.settle_window,
+                ..PollConfig::default()
+            };
+            PollState {
+                poller: Mutex::new(Poller::new(cfg)),
+                settle: config.settle_window,
+            }
+        }
+
+        /// One round; its runs are dispatched after the settle window (cut
+        /// short to leave [`DISPATCH_MARGIN`] of `remaining`, the time the
+        /// invocation has left).
+        pub async fn tick(
+            &self,
+            store: &dyn Store,
+            builder: &dyn Builder,
+            clock: &dyn Clock,
+            remaining: Option<Duration>,
+        ) -> crtask_aws::Result<Value> {
+            let round = self.poller.lock().await.round(store, clock).await;
+            let mut new_runs = round.new_runs;
+            if !new_runs.is_empty() {
+                let mut wait = self.settle;
+                if let Some(left) = remaining {
+                    let cap = left.saturating_sub(DISPATCH_MARGIN);
+                    if cap < wait {
+                        tracing::warn!(
+                            settle = wait.as_secs(),
+                            waited = cap.as_secs(),
+                            "settle window cut short: the invocation would time out"
+                        );
+                        wait = cap;
+                    }
+                }
+                tokio::time::sleep(wait).await;
+            }
+            let mut ids = Vec::new();
+            for run in &mut new_runs {
+                runs::dispatch(store, builder, run).await?;
+                ids.push(run.run_id.clone());
+            }
+            Ok(json!({"outcome": "polled", "requests": round.requests, "runs": ids}))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_bad_and_missing_variables() {
+        let vars = [
+            ("CRTASK_TABLE", "t"),
+            ("CRTASK_BUCKET", "b"),
+            ("CRTASK_BUILDER_PROJECT", "p"),
+            (SECRET_ARN_VAR, "arn:s"),
+            (POLL_INTERVAL_VAR, "60"),
+            (SETTLE_WINDOW_VAR, ""),
+        ];
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let c = Config::from_lookup(get).unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.settle_window, Duration::ZERO);
+        let e = Config::from_lookup(|k| get(k).filter(|_| k != SECRET_ARN_VAR)).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("CRTASK_SCHEDULE_SECRET_ARN is not set"),
+            "{e}"
+        );
+        let e = Config::from_lookup(|k| {
+            if k == SETTLE_WINDOW_VAR {
+                Some("soon".into())
+            } else {
+                get(k)
+            }
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CRTASK_SETTLE_WINDOW is 'soon': expected a whole number of seconds"
+        );
+    }
+}

@@ -1,1 +1,23 @@
-fn main() {}
+//! `schedule`: EventBridge Scheduler timer payloads and poll ticks -> runs.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let config = schedule::Config::from_env()?;
+    let sdk = crtask_aws::config::load(None).await;
+    let app = &schedule::App::new(&config, &sdk);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        let remaining = std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(event.context.deadline))
+            .and_then(|d| d.duration_since(std::time::SystemTime::now()).ok());
+        Ok::<_, lambda_runtime::Error>(app.handle(&event.payload, remaining).await?)
+    }))
+    .await
+}

@@ -50,6 +50,11 @@ pub fn codebuild(config: &SdkConfig) -> aws_sdk_codebuild::Client {
     aws_sdk_codebuild::Client::from_conf(conf)
 }
 
+/// An EventBridge Scheduler client for `config`.
+pub fn scheduler(config: &SdkConfig) -> aws_sdk_scheduler::Client {
+    aws_sdk_scheduler::Client::new(config)
+}
+
 /// A Secrets Manager client for `config`.
 pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)

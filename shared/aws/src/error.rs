@@ -27,6 +27,13 @@ pub enum Error {
         message: String,
         retryable: bool,
     },
+    /// An EventBridge Scheduler call failed (names the operation and the schedule).
+    #[error("scheduler {op} {name}: {message}")]
+    Scheduler {
+        op: &'static str,
+        name: String,
+        message: String,
+    },
     /// A secret that cannot be read (names the secret, never its value).
     #[error("secret '{id}': {message}")]
     Secrets { id: String, message: String },
@@ -93,9 +100,10 @@ impl From<Error> for crtask_core::Error {
         match e {
             Error::Core(c) => c,
             Error::Config(m) => crtask_core::Error::Invalid(m),
-            e @ (Error::Dynamo { .. } | Error::S3 { .. } | Error::Corrupt { .. }) => {
-                crtask_core::Error::Store(e.to_string())
-            }
+            e @ (Error::Dynamo { .. }
+            | Error::S3 { .. }
+            | Error::Corrupt { .. }
+            | Error::Scheduler { .. }) => crtask_core::Error::Store(e.to_string()),
             e @ (Error::CodeBuild { .. } | Error::Secrets { .. }) => {
                 crtask_core::Error::Builder(e.to_string())
             }

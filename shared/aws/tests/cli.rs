@@ -332,3 +332,195 @@ async fn cli_on_aws_tasks_runs_builds_and_logs() {
     assert!(stderr(&o).contains("CRTASK_AWS_TABLE"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The schedule of `name` in `group`, if any.
+async fn schedule(
+    client: &crtask_aws::scheduler::Client,
+    group: &str,
+    name: &str,
+) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+    match client
+        .get_schedule()
+        .group_name(group)
+        .name(name)
+        .send()
+        .await
+    {
+        Ok(o) => Some(o),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|x| x.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!("GetSchedule {name}: {e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_on_aws_keeps_timer_schedules_in_step() {
+    use crtask_core::timers::{verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER};
+    let conf = harness::sdk_config().await;
+    let store = harness::store().await;
+    let sched = crtask_aws::config::scheduler(&conf);
+    let group = harness::unique("crtask-timers");
+    sched
+        .create_schedule_group()
+        .name(&group)
+        .send()
+        .await
+        .expect("create schedule group");
+    let key = "signing-key-kept-in-secrets-manager";
+    let secret = crtask_aws::config::secretsmanager(&conf)
+        .create_secret()
+        .name(harness::unique("crtask/schedule/signing"))
+        .secret_string(key)
+        .send()
+        .await
+        .expect("create secret");
+    let secret_arn = secret.arn().expect("secret arn").to_string();
+    let stack = Stack {
+        table: store.table().to_string(),
+        bucket: "unused".into(),
+        project: "unused".into(),
+    };
+    let target = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";
+    let role = "arn:aws:iam::123456789012:role/crtask-scheduler";
+    let flags = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--aws-schedule-group".into(),
+            group.clone(),
+            "--aws-schedule-target".into(),
+            target.into(),
+            "--aws-scheduler-role".into(),
+            role.into(),
+            "--aws-schedule-secret".into(),
+            secret_arn.clone(),
+        ]);
+        v
+    };
+    let with = |args: &[&str]| -> Value {
+        let v = flags(args);
+        stack.json(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let create = [
+        "task",
+        "create",
+        "-n",
+        "nightly",
+        "-c",
+        "/dev/null",
+        "--schedule",
+        "nightly:0 2 * * *",
+    ];
+
+    // Without the settings: a clear error, and nothing stored.
+    let o = stack.run(&create);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for want in [
+        "the timers of task 'nightly' are EventBridge Scheduler schedules on AWS: set",
+        "--aws-schedule-group (or CRTASK_AWS_SCHEDULE_GROUP; the stack output ScheduleGroupName)",
+        "--aws-schedule-target",
+        "--aws-scheduler-role",
+        "--aws-schedule-secret (or CRTASK_AWS_SCHEDULE_SECRET; the stack output ScheduleSigningSecretArn)",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    assert!(store.get_task("nightly").await.unwrap().is_none());
+
+    // A cron Scheduler cannot express: refused before anything is stored.
+    let v = flags(&[
+        "task",
+        "create",
+        "-n",
+        "nightly",
+        "-c",
+        "/dev/null",
+        "--schedule",
+        "0 0 1 * MON",
+    ]);
+    let o = stack.run(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("timer 't1': cron '0 0 1 * MON'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(store.get_task("nightly").await.unwrap().is_none());
+
+    // Create: the schedule exists, signed with the key in Secrets Manager.
+    let t = with(&create);
+    assert_eq!(t["name"], "nightly");
+    let s = schedule(&sched, &group, "nightly.nightly")
+        .await
+        .expect("the timer's schedule");
+    assert_eq!(s.schedule_expression(), Some("cron(0 2 * * ? *)"));
+    assert_eq!(s.state().map(|x| x.as_str()), Some("ENABLED"));
+    let tg = s.target().expect("target");
+    assert_eq!((tg.arn(), tg.role_arn()), (target, role));
+    let input = tg.input().expect("input");
+    let now = chrono::Utc::now();
+    let delivered = input.replace(
+        SCHEDULED_TIME_PLACEHOLDER,
+        &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    verify_schedule(
+        &[key.as_bytes()],
+        delivered.as_bytes(),
+        now,
+        Skew::default(),
+    )
+    .expect("signed with the stack's key");
+
+    // Timer commands keep the schedules in step.
+    with(&[
+        "task",
+        "timer",
+        "add",
+        "-n",
+        "nightly",
+        "--schedule",
+        "weekly:0 4 * * SUN",
+    ]);
+    let w = schedule(&sched, &group, "nightly.weekly")
+        .await
+        .expect("weekly");
+    assert_eq!(w.schedule_expression(), Some("cron(0 4 ? * SUN *)"));
+    with(&[
+        "task",
+        "timer",
+        "update",
+        "-n",
+        "nightly",
+        "--timer-name",
+        "weekly",
+        "--enabled",
+        "false",
+    ]);
+    let w = schedule(&sched, &group, "nightly.weekly")
+        .await
+        .expect("weekly");
+    assert_eq!(w.state().map(|x| x.as_str()), Some("DISABLED"));
+    with(&[
+        "task",
+        "timer",
+        "remove",
+        "-n",
+        "nightly",
+        "--timer-name",
+        "weekly",
+    ]);
+    assert!(schedule(&sched, &group, "nightly.weekly").await.is_none());
+    assert!(schedule(&sched, &group, "nightly.nightly").await.is_some());
+
+    // Deleting the task deletes its schedules.
+    with(&["task", "delete", "-n", "nightly"]);
+    assert!(schedule(&sched, &group, "nightly.nightly").await.is_none());
+    assert!(store.get_task("nightly").await.unwrap().is_none());
+
+    // A task without timers needs none of the settings.
+    stack.json(&["task", "create", "-n", "plain", "-c", "/dev/null"]);
+    stack.json(&["task", "delete", "-n", "plain"]);
+}

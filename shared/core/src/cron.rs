@@ -121,6 +121,21 @@ const DAY_OF_WEEK: FieldSpec = FieldSpec {
     names_hint: "a weekday name SUN-SAT",
 };
 
+/// The expanded fields of a [`Cron`]: bit `n` of each mask is set when value
+/// `n` matches (weekdays 0 = Sunday .. 6 = Saturday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CronFields {
+    pub minutes: u64,
+    pub hours: u64,
+    pub days: u64,
+    pub months: u64,
+    pub weekdays: u64,
+    /// The day-of-month field begins with `*`.
+    pub dom_star: bool,
+    /// The day-of-week field begins with `*`.
+    pub dow_star: bool,
+}
+
 /// A parsed five-field cron schedule, evaluated in UTC.
 ///
 /// Two schedules are equal when their text and their expanded fields are
@@ -197,6 +212,20 @@ impl Cron {
     /// The text the schedule was parsed from (trimmed; macros as written).
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The expanded fields, for translating the schedule to another cron
+    /// dialect ([`crate::timers::scheduler_expression`]).
+    pub(crate) fn fields(&self) -> CronFields {
+        CronFields {
+            minutes: self.minutes,
+            hours: u64::from(self.hours),
+            days: u64::from(self.days),
+            months: u64::from(self.months),
+            weekdays: u64::from(self.weekdays),
+            dom_star: self.dom_star,
+            dow_star: self.dow_star,
+        }
     }
 
     /// Whether the minute of `t` matches (seconds and below are ignored).

@@ -35,9 +35,11 @@ use crate::cron::Cron;
 use crate::model::{EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger};
 use crate::ports::{Builder, Clock, Store};
 use crate::runs::{self, NewRun, Recorded};
-use crate::timers::{plan, MISSED_CAP};
+use crate::timers::{
+    plan, schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES, MISSED_CAP,
+};
 use crate::Result;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 use serde_json::{json, Value};
 
 /// Serializes [`tick`] and [`reset_timers`] within one process.
@@ -324,6 +326,276 @@ impl TimerCtx<'_> {
         self.store.record_event(&event).await?;
         Ok(event)
     }
+}
+
+// ------------------------------------------- EventBridge Scheduler deliveries
+
+/// What [`fire_scheduled`] needs: the ports, the valid signing secrets (every
+/// version during a rotation) and the accepted clock skew.
+pub struct ScheduledDeps<'a> {
+    pub store: &'a dyn Store,
+    pub builder: &'a dyn Builder,
+    pub clock: &'a dyn Clock,
+    /// Every currently valid value of the schedule signing secret.
+    pub secrets: &'a [&'a [u8]],
+    /// How far a scheduled time may lie from now.
+    pub skew: Skew,
+}
+
+/// What [`fire_scheduled`] did with one delivery.
+#[derive(Debug, Clone)]
+pub struct ScheduledFire {
+    /// The event recorded for the delivery (always exactly one).
+    pub event: EventRecord,
+    /// The run started, when the outcome is `Triggered`.
+    pub run: Option<Run>,
+}
+
+impl ScheduledFire {
+    /// The function's answer: `{"outcome", "reason", "event", "runs"}`.
+    pub fn answer(&self) -> Value {
+        json!({
+            "outcome": self.event.outcome.as_str(),
+            "reason": self.event.reason,
+            "event": self.event.id,
+            "runs": self.event.runs,
+        })
+    }
+}
+
+/// The longest claimed value copied into a rejected delivery's event.
+const CLAIM_MAX: usize = 100;
+
+/// What an unverified payload claims (for the event of a rejected delivery):
+/// its string fields `task`, `timer`, `schedule` and `scheduledTime`, each cut
+/// to [`CLAIM_MAX`] characters. Never trusted.
+fn claimed(body: &[u8]) -> Value {
+    let mut out = serde_json::Map::new();
+    if body.len() <= MAX_PAYLOAD_BYTES {
+        if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) {
+            for field in ["task", "timer", "schedule", "scheduledTime"] {
+                if let Some(Value::String(s)) = obj.get(field) {
+                    out.insert(
+                        field.into(),
+                        json!(s.chars().take(CLAIM_MAX).collect::<String>()),
+                    );
+                }
+            }
+        }
+    }
+    json!({ "claimed": out })
+}
+
+/// Handles one payload EventBridge Scheduler delivered for a timer (see
+/// [`crate::timers`] for its shape) and records exactly one event.
+///
+/// In order:
+/// 1. **Rejected**, nothing started: payloads that [`verify_schedule`]
+///    refuses (too large, not JSON, fields missing, forged or altered
+///    signature, placeholder or malformed time, outside the skew window),
+///    a `schedule` other than [`schedule_name`] of its task and timer, a
+///    scheduled time that is not a whole minute, a task or timer that no
+///    longer exists, or a time that is not an occurrence of the timer's
+///    current cron.
+/// 2. **Ignored**: the timer is disabled.
+/// 3. **Duplicate**, nothing started: the occurrence (keyed by
+///    [`occurrence_key`]) already has an event, or already has a run.
+/// 4. **Triggered**: the run is recorded (dedupe key = occurrence key), then
+///    its event (delivery id = occurrence key), and only then dispatched.
+///
+/// A store failure is an error (the delivery may be retried: the key keeps
+/// it to one run); every decision about the payload is an `Ok` answer.
+pub async fn fire_scheduled(deps: &ScheduledDeps<'_>, body: &[u8]) -> Result<ScheduledFire> {
+    let now = deps.clock.now();
+    let reject = |reason: String, detail: Value| Decision {
+        outcome: Outcome::Rejected,
+        reason,
+        delivery: None,
+        runs: Vec::new(),
+        detail,
+        run: None,
+    };
+    let decision = match verify_schedule(deps.secrets, body, now, deps.skew) {
+        Err(e) => reject(e.to_string(), claimed(body)),
+        Ok(p) => decide(deps, &p).await?,
+    };
+    let event = EventRecord {
+        id: deps.store.next_event_id().await?,
+        source: EventSource::Timer,
+        delivery_id: decision.delivery,
+        received_at: now,
+        outcome: decision.outcome,
+        reason: decision.reason,
+        runs: decision.runs,
+        detail: decision.detail,
+    };
+    deps.store.record_event(&event).await?;
+    let mut run = decision.run;
+    // Everything that prevents a second run is durable: start the build.
+    if let Some(r) = run.as_mut() {
+        runs::dispatch(deps.store, deps.builder, r).await?;
+    }
+    Ok(ScheduledFire { event, run })
+}
+
+/// The event to record for a verified payload, and the new run (recorded,
+/// not dispatched) when there is one.
+struct Decision {
+    outcome: Outcome,
+    reason: String,
+    delivery: Option<String>,
+    runs: Vec<String>,
+    detail: Value,
+    run: Option<Run>,
+}
+
+async fn decide(deps: &ScheduledDeps<'_>, p: &SchedulePayload) -> Result<Decision> {
+    let at = scheduled_text(p.scheduled_time);
+    let mut detail = json!({"task": p.task, "timer": p.timer, "scheduledTime": at});
+    let rejected = |reason: String, detail: &Value| Decision {
+        outcome: Outcome::Rejected,
+        reason,
+        delivery: None,
+        runs: Vec::new(),
+        detail: detail.clone(),
+        run: None,
+    };
+    let expected = schedule_name(&p.task, &p.timer);
+    if p.schedule != expected {
+        return Ok(rejected(
+            format!(
+                "schedule payload names schedule '{}', but the schedule of task '{}' timer '{}' is '{expected}'",
+                p.schedule, p.task, p.timer
+            ),
+            &detail,
+        ));
+    }
+    if p.scheduled_time.second() != 0 || p.scheduled_time.nanosecond() != 0 {
+        return Ok(rejected(
+            format!(
+                "schedule payload scheduledTime '{}' is not a whole minute: timers fire on minutes",
+                p.scheduled_time.to_rfc3339()
+            ),
+            &detail,
+        ));
+    }
+    let Some(task) = deps.store.get_task(&p.task).await? else {
+        return Ok(rejected(
+            format!(
+                "task '{}' does not exist (deleted?): timer '{}' at {at} not fired",
+                p.task, p.timer
+            ),
+            &detail,
+        ));
+    };
+    let Some(timer) = task.timers.iter().find(|t| t.name == p.timer) else {
+        return Ok(rejected(
+            format!(
+                "task '{}' has no timer '{}' (removed?): {at} not fired",
+                p.task, p.timer
+            ),
+            &detail,
+        ));
+    };
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("schedule".into(), json!(timer.schedule.trim()));
+    }
+    if !timer.enabled {
+        return Ok(Decision {
+            outcome: Outcome::Ignored,
+            reason: format!(
+                "timer '{}' of task '{}' is disabled: {at} not fired",
+                p.timer, p.task
+            ),
+            ..rejected(String::new(), &detail)
+        });
+    }
+    let cron = match Cron::parse(&timer.schedule) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(rejected(
+                format!("timer '{}' of task '{}': {e}", p.timer, p.task),
+                &detail,
+            ))
+        }
+    };
+    if !cron.matches(p.scheduled_time) {
+        return Ok(rejected(
+            format!(
+                "{at} is not an occurrence of timer '{}' ({}) of task '{}': not fired",
+                p.timer,
+                cron.as_str(),
+                p.task
+            ),
+            &detail,
+        ));
+    }
+    let key = occurrence_key(&p.task, &p.timer, p.scheduled_time);
+    if let Some(first) = deps.store.find_delivery(EventSource::Timer, &key).await? {
+        return Ok(Decision {
+            outcome: Outcome::Duplicate,
+            reason: format!(
+                "timer '{}' at {at} already fired (event {}{})",
+                p.timer,
+                first.id,
+                first
+                    .runs
+                    .first()
+                    .map(|r| format!(", run {r}"))
+                    .unwrap_or_default()
+            ),
+            delivery: Some(key),
+            runs: first.runs,
+            detail,
+            run: None,
+        });
+    }
+    Ok(
+        match fire(
+            deps.store,
+            deps.clock,
+            &task,
+            &p.timer,
+            p.scheduled_time,
+            &key,
+        )
+        .await?
+        {
+            Fired::New(run) => Decision {
+                outcome: Outcome::Triggered,
+                reason: format!(
+                    "started {} for task {}: timer '{}' ({}) scheduled at {at}",
+                    run.run_id,
+                    task.name,
+                    p.timer,
+                    cron.as_str()
+                ),
+                delivery: Some(key),
+                runs: vec![run.run_id.clone()],
+                detail,
+                run: Some(run),
+            },
+            Fired::Existing(run) => Decision {
+                outcome: Outcome::Duplicate,
+                reason: format!(
+                    "timer '{}' at {at} already fired (run {})",
+                    p.timer, run.run_id
+                ),
+                delivery: Some(key),
+                runs: vec![run.run_id],
+                detail,
+                run: None,
+            },
+            Fired::Failed(e) => Decision {
+                outcome: Outcome::Rejected,
+                reason: format!("timer '{}' at {at}: {e}", p.timer),
+                delivery: Some(key),
+                runs: Vec::new(),
+                detail,
+                run: None,
+            },
+        },
+    )
 }
 
 #[cfg(test)]

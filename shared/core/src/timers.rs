@@ -323,6 +323,154 @@ pub fn verify_schedule(
     })
 }
 
+// ------------------------------------------------ EventBridge Scheduler
+
+/// The longest schedule name EventBridge Scheduler accepts.
+pub const SCHEDULE_NAME_MAX: usize = 64;
+
+/// The longest schedule expression EventBridge Scheduler accepts.
+pub const SCHEDULE_EXPRESSION_MAX: usize = 256;
+
+/// Characters EventBridge Scheduler allows in a schedule name.
+fn schedule_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// The name of the EventBridge Scheduler schedule of (`task`, `timer`):
+/// deterministic, at most [`SCHEDULE_NAME_MAX`] characters of
+/// `[0-9a-zA-Z-_.]`, and different for every pair.
+///
+/// Usually `TASK.TIMER` (task and timer names cannot contain `.`, so the
+/// pair is unambiguous). When that is too long or holds other characters,
+/// `TASK-PREFIX.TIMER-PREFIX.HASH`: up to 24 and 12 characters of the names
+/// (other characters replaced by `_`) and 24 hex digits of a SHA-256 over
+/// both names. Plain names hold one `.` and hashed names two, so the two
+/// forms never collide.
+pub fn schedule_name(task: &str, timer: &str) -> String {
+    let plain = format!("{task}.{timer}");
+    let clean = |s: &str| !s.is_empty() && s.chars().all(|c| schedule_name_char(c) && c != '.');
+    if plain.len() <= SCHEDULE_NAME_MAX && clean(task) && clean(timer) {
+        return plain;
+    }
+    let prefix = |s: &str, n: usize| -> String {
+        s.chars()
+            .take(n)
+            .map(|c| {
+                if schedule_name_char(c) && c != '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let digest = hex::encode(<Sha256 as sha2::Digest>::digest(signing_input(
+        task, timer, "",
+    )));
+    format!(
+        "{}.{}.{}",
+        prefix(task, 24),
+        prefix(timer, 12),
+        &digest[..24]
+    )
+}
+
+/// One field's matching values as a Scheduler cron field: `*` when all
+/// match, `START/STEP` for a progression that runs to the end of the field
+/// (when `step` is allowed), else a list of values and ranges.
+fn scheduler_field(mask: u64, lo: u32, hi: u32, step: bool, names: Option<&[&str]>) -> String {
+    let values: Vec<u32> = (lo..=hi).filter(|v| mask & (1u64 << v) != 0).collect();
+    if values.len() == (hi - lo + 1) as usize {
+        return "*".into();
+    }
+    let name = |v: u32| -> String {
+        names
+            .and_then(|n| n.get((v - lo) as usize))
+            .map_or_else(|| v.to_string(), |n| (*n).to_string())
+    };
+    if step && values.len() >= 3 {
+        let k = values[1] - values[0];
+        let last = values[values.len() - 1];
+        if k > 1 && values.windows(2).all(|w| w[1] - w[0] == k) && last + k > hi {
+            return format!("{}/{k}", values[0]);
+        }
+    }
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i;
+        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            items.push(format!("{}-{}", name(values[i]), name(values[j])));
+        } else {
+            items.extend((i..=j).map(|x| name(values[x])));
+        }
+        i = j + 1;
+    }
+    items.join(",")
+}
+
+/// The EventBridge Scheduler expression for a five-field UTC cron:
+/// `cron(MIN HOUR DOM MONTH DOW *)`, to be used with
+/// `ScheduleExpressionTimezone` `UTC`.
+///
+/// Scheduler's cron (Quartz-like) has a year field, counts weekdays 1-7
+/// from Sunday (written here as `SUN`-`SAT`), has no steps in day-of-week,
+/// and needs `?` in day-of-month or day-of-week: only one of them may
+/// restrict the days. Fields are rewritten from the values they match, so
+/// the schedule fires at exactly the same minutes. Errors name the cron:
+/// a schedule that restricts both day fields (`0 0 1 * MON`, which fires
+/// on the 1st OR on Mondays, or `0 0 */2 * MON`, odd days that are
+/// Mondays) cannot be expressed, nor one longer than
+/// [`SCHEDULE_EXPRESSION_MAX`].
+pub fn scheduler_expression(cron: &str) -> Result<String> {
+    let parsed = Cron::parse(cron)?;
+    let f = parsed.fields();
+    let text = parsed.as_str();
+    const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let all_dom = (1..=31).all(|d| f.days & (1u64 << d) != 0);
+    let all_dow = (0..=6).all(|d| f.weekdays & (1u64 << d) != 0);
+    let dom = scheduler_field(f.days, 1, 31, true, None);
+    let dow = scheduler_field(f.weekdays, 0, 6, false, Some(&WEEKDAYS));
+    let (dom, dow) = if f.dom_star || f.dow_star {
+        // Vixie: a day must match both fields.
+        if all_dow {
+            (dom, "?".to_string())
+        } else if all_dom {
+            ("?".to_string(), dow)
+        } else {
+            return Err(Error::invalid(format!(
+                "cron '{text}' restricts both day-of-month and day-of-week (days matching both), \
+                 which EventBridge Scheduler cannot express: it allows only one of them"
+            )));
+        }
+    } else if all_dom || all_dow {
+        // Vixie: a day matching either field; one matches every day.
+        ("*".to_string(), "?".to_string())
+    } else {
+        return Err(Error::invalid(format!(
+            "cron '{text}' fires on its day-of-month OR its day-of-week, which EventBridge \
+             Scheduler cannot express in one schedule: use two timers, one per day field"
+        )));
+    };
+    let expr = format!(
+        "cron({} {} {dom} {} {dow} *)",
+        scheduler_field(f.minutes, 0, 59, true, None),
+        scheduler_field(f.hours, 0, 23, true, None),
+        scheduler_field(f.months, 1, 12, true, None),
+    );
+    if expr.len() > SCHEDULE_EXPRESSION_MAX {
+        return Err(Error::invalid(format!(
+            "cron '{text}' becomes an EventBridge Scheduler expression of {} characters, more \
+             than the {SCHEDULE_EXPRESSION_MAX} allowed: simplify its minute or hour lists",
+            expr.len()
+        )));
+    }
+    Ok(expr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -887,5 +1035,167 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn scheduler_expression_table() {
+        let ok = [
+            ("* * * * *", "cron(* * * * ? *)"),
+            ("0 2 * * *", "cron(0 2 * * ? *)"),
+            ("*/15 * * * *", "cron(0/15 * * * ? *)"),
+            ("5/15 * * * *", "cron(5/15 * * * ? *)"),
+            ("10-50/10 * * * *", "cron(10/10 * * * ? *)"),
+            ("10-40/10 * * * *", "cron(10,20,30,40 * * * ? *)"),
+            ("0,30 9-17 * * *", "cron(0,30 9-17 * * ? *)"),
+            ("0 8,9,12 * * *", "cron(0 8,9,12 * * ? *)"),
+            ("0 8,9,10,12 * * *", "cron(0 8-10,12 * * ? *)"),
+            ("*/30 * * * MON-FRI", "cron(0,30 * ? * MON-FRI *)"),
+            ("0 4 * * SUN", "cron(0 4 ? * SUN *)"),
+            ("0 4 * * 7", "cron(0 4 ? * SUN *)"),
+            ("0 4 * * FRI-SUN", "cron(0 4 ? * SUN,FRI,SAT *)"),
+            ("0 4 * * 1,3,5", "cron(0 4 ? * MON,WED,FRI *)"),
+            ("0 0 1 * *", "cron(0 0 1 * ? *)"),
+            ("0 0 */2 * *", "cron(0 0 1/2 * ? *)"),
+            ("0 0 1,15 */3 *", "cron(0 0 1,15 1/3 ? *)"),
+            ("0 0 29 2 *", "cron(0 0 29 2 ? *)"),
+            ("0 12 * jan-mar *", "cron(0 12 * 1-3 ? *)"),
+            // Both literal, one covering every day: every day (Vixie OR).
+            ("0 0 1-31 * MON", "cron(0 0 * * ? *)"),
+            ("0 0 1 * 0-6", "cron(0 0 * * ? *)"),
+            ("@hourly", "cron(0 * * * ? *)"),
+            ("@daily", "cron(0 0 * * ? *)"),
+            ("@weekly", "cron(0 0 ? * SUN *)"),
+            ("@monthly", "cron(0 0 1 * ? *)"),
+            ("@yearly", "cron(0 0 1 1 ? *)"),
+        ];
+        for (cron, want) in ok {
+            assert_eq!(
+                scheduler_expression(cron).unwrap_or_else(|e| panic!("{cron}: {e}")),
+                want,
+                "{cron}"
+            );
+        }
+        let bad = [
+            ("0 0 1 * MON", "day-of-month OR its day-of-week"),
+            (
+                "0 0 */2 * MON",
+                "restricts both day-of-month and day-of-week",
+            ),
+            ("0 0 * * * *", "expected 5 fields"),
+            ("61 * * * *", "minute field '61'"),
+        ];
+        for (cron, want) in bad {
+            let e = scheduler_expression(cron).expect_err(cron).to_string();
+            assert!(e.contains(want), "{cron}: {e}");
+        }
+        // The longest lists a five-field cron can produce (pairs of values
+        // with gaps: no ranges, no progressions) still fit Scheduler's limit.
+        let list = |lo: u32, hi: u32, keep: fn(u32) -> bool| {
+            (lo..=hi)
+                .filter(|v| keep(*v))
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let worst = format!(
+            "{} {} {} {} *",
+            list(0, 59, |v| v % 3 != 2),
+            list(0, 23, |v| v % 3 != 2),
+            list(1, 31, |v| v % 3 != 0),
+            list(1, 12, |v| v % 3 != 0)
+        );
+        let expr = scheduler_expression(&worst).unwrap_or_else(|e| panic!("{worst}: {e}"));
+        assert!(
+            expr.len() > 200 && expr.len() <= SCHEDULE_EXPRESSION_MAX,
+            "{expr}"
+        );
+    }
+
+    /// Every expression fires at the same minutes as its cron: checked by
+    /// evaluating the Scheduler fields independently over two years.
+    #[test]
+    fn scheduler_expression_fires_alike() {
+        fn field_matches(field: &str, v: u32, lo: u32, names: &[&str]) -> bool {
+            let num = |s: &str| -> u32 {
+                names
+                    .iter()
+                    .position(|n| *n == s)
+                    .map_or_else(|| s.parse().unwrap(), |i| lo + i as u32)
+            };
+            field == "*"
+                || field.split(',').any(|item| {
+                    if let Some((start, step)) = item.split_once('/') {
+                        let (s, k) = (num(start), num(step));
+                        v >= s && (v - s) % k == 0
+                    } else if let Some((a, b)) = item.split_once('-') {
+                        (num(a)..=num(b)).contains(&v)
+                    } else {
+                        num(item) == v
+                    }
+                })
+        }
+        use chrono::{Datelike, Timelike};
+        const WD: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+        for cron_text in [
+            "*/7 */5 * * *",
+            "0 0 */3 * *",
+            "30 6 * 2-4 FRI-SUN",
+            "0 0 31 * *",
+            "15 1 * * 1-5",
+            "0 0 1-31 * MON",
+        ] {
+            let c = cron(cron_text);
+            let expr = scheduler_expression(cron_text).unwrap();
+            let inner = expr.trim_start_matches("cron(").trim_end_matches(')');
+            let f: Vec<&str> = inner.split(' ').collect();
+            let mut at = t("2027-01-01T00:00:00Z");
+            let end = t("2028-12-31T23:59:00Z");
+            let step = if cron_text.starts_with("*/7") { 1 } else { 30 };
+            while at < end {
+                let aws = field_matches(f[0], at.minute(), 0, &[])
+                    && field_matches(f[1], at.hour(), 0, &[])
+                    && (f[2] == "?" || field_matches(f[2], at.day(), 1, &[]))
+                    && field_matches(f[3], at.month(), 1, &[])
+                    && (f[4] == "?"
+                        || field_matches(f[4], at.weekday().num_days_from_sunday(), 0, &WD));
+                assert_eq!(aws, c.matches(at), "{cron_text} -> {expr} at {at}");
+                at += mins(step);
+                if step == 1 && at > t("2027-01-08T00:00:00Z") {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schedule_names_are_valid_unique_and_stable() {
+        let valid = |n: &str| {
+            n.len() <= SCHEDULE_NAME_MAX && !n.is_empty() && n.chars().all(schedule_name_char)
+        };
+        assert_eq!(schedule_name("app", "nightly"), "app.nightly");
+        let long_task = "a".repeat(50);
+        let long = schedule_name(&long_task, "weekly-refresh-of-patches");
+        assert!(valid(&long), "{long}");
+        assert_eq!(long, schedule_name(&long_task, "weekly-refresh-of-patches"));
+        assert_eq!(long.matches('.').count(), 2, "{long}");
+        assert!(
+            long.starts_with(&format!("{}.weekly-refre.", "a".repeat(24))),
+            "{long}"
+        );
+        // Same prefixes, different names: different hashes.
+        let other = schedule_name(&long_task, "weekly-refresh-of-patches2");
+        assert_ne!(long, other);
+        // Odd characters (never in validated names) are hashed, not passed on.
+        let odd = schedule_name("app", "ni ght/ly");
+        assert!(valid(&odd), "{odd}");
+        assert!(odd.starts_with("app.ni_ght_ly."), "{odd}");
+        // "a-b"."c" and "a"."b-c" stay apart; dotted names cannot pose as plain ones.
+        assert_ne!(schedule_name("a-b", "c"), schedule_name("a", "b-c"));
+        assert_ne!(schedule_name("a.b", "c"), schedule_name("a", "b.c"));
+        assert_eq!(schedule_name("a.b", "c").matches('.').count(), 2);
+        // Exactly 64 characters stays plain; 65 is hashed.
+        let t62 = "t".repeat(62);
+        assert_eq!(schedule_name(&t62, "x"), format!("{t62}.x"));
+        assert_eq!(schedule_name(&t62, "xy").matches('.').count(), 2);
     }
 }

@@ -1,0 +1,373 @@
+//! The `schedule` binary as a process against a Lambda Runtime API emulator,
+//! with DynamoDB and Secrets Manager on `moto_server` and CodeBuild on a
+//! recording stub: signed timer payloads as EventBridge Scheduler delivers
+//! them (the schedule's input with the scheduled time filled in), replays,
+//! forgeries, stale and malformed payloads.
+
+#[path = "../../../shared/aws/tests/harness/mod.rs"]
+mod harness;
+#[path = "../../../shared/aws/tests/harness/lambda.rs"]
+mod lambda;
+
+use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
+use crtask_core::model::{
+    BaseImageTriggerType, EventSource, RunFilter, RunType, Task, TimerTrigger, Trigger,
+};
+use crtask_core::ports::Store;
+use crtask_core::timerhook::occurrence_key;
+use crtask_core::timers::{schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER};
+use lambda::{Function, Outcome, RecordingStub};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const KEY: &str = "the-schedule-signing-secret-in-moto";
+
+fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
+    Task {
+        name: name.into(),
+        context: "https://github.com/acme/app.git#main".into(),
+        file: "Dockerfile".into(),
+        images: vec!["app:{{.Run.ID}}".into()],
+        branch: None,
+        commit_trigger_enabled: false,
+        pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
+        base_image_trigger_enabled: false,
+        base_image_trigger_type: BaseImageTriggerType::Runtime,
+        timers: timers
+            .iter()
+            .map(|(n, s, e)| TimerTrigger {
+                name: n.to_string(),
+                schedule: s.to_string(),
+                enabled: *e,
+            })
+            .collect(),
+        build_args: Vec::new(),
+        values: BTreeMap::new(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: 3600,
+        create_time: Utc::now(),
+    }
+}
+
+struct Fixture {
+    store: crtask_aws::DynamoStore,
+    codebuild: RecordingStub,
+    function: Function,
+}
+
+async fn fixture_env() -> Fixture {
+    let store = harness::store().await;
+    let conf = harness::sdk_config().await;
+    let sm = crtask_aws::config::secretsmanager(&conf);
+    let secret = sm
+        .create_secret()
+        .name(harness::unique("crtask/schedule/signing"))
+        .secret_string(KEY)
+        .send()
+        .await
+        .unwrap();
+    let codebuild = RecordingStub::codebuild();
+    let function = Function::start(
+        Path::new(env!("CARGO_BIN_EXE_schedule")),
+        harness::endpoint(),
+        Some(&codebuild.url()),
+        &[
+            ("CRTASK_TABLE", store.table()),
+            ("CRTASK_BUCKET", "crtask-ctx"),
+            ("CRTASK_BUILDER_PROJECT", "crtask-builder"),
+            ("CRTASK_SCHEDULE_SECRET_ARN", secret.arn().unwrap()),
+            ("CRTASK_SCHEDULE_GROUP", "crtask-timers"),
+            ("CRTASK_POLL_INTERVAL", "300"),
+            ("CRTASK_SETTLE_WINDOW", "0"),
+        ],
+    );
+    Fixture {
+        store,
+        codebuild,
+        function,
+    }
+}
+
+impl Fixture {
+    async fn invoke(&self, event: &Value) -> Value {
+        match tokio::task::block_in_place(|| self.function.invoke(event)) {
+            Outcome::Response(v) => v,
+            other => panic!("the function did not answer: {other:?}"),
+        }
+    }
+
+    fn starts(&self) -> usize {
+        self.codebuild.calls("StartBuild").len()
+    }
+
+    async fn timer_events(&self) -> Vec<crtask_core::model::EventRecord> {
+        self.store
+            .list_events(Some(EventSource::Timer), 100)
+            .await
+            .unwrap()
+    }
+}
+
+/// This minute, as Scheduler gives scheduled times.
+fn this_minute() -> DateTime<Utc> {
+    let now = Utc::now();
+    now - Duration::seconds(i64::from(now.second()))
+        - Duration::nanoseconds(i64::from(now.nanosecond()))
+}
+
+/// The payload Scheduler delivers for the schedule of (`task`, `timer`),
+/// signed with `key`, due at `at`.
+fn delivery(key: &str, task: &str, timer: &str, at: DateTime<Utc>) -> Value {
+    let input =
+        schedule_input(key.as_bytes(), task, timer, &schedule_name(task, timer)).to_string();
+    let text = input.replace(
+        SCHEDULED_TIME_PLACEHOLDER,
+        &at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genuine_payload_starts_one_run_and_a_replay_starts_nothing() {
+    let f = fixture_env().await;
+    f.store
+        .create_task(&task("app", &[("t1", "* * * * *", true)]))
+        .await
+        .unwrap();
+    let at = this_minute();
+    let payload = delivery(KEY, "app", "t1", at);
+
+    let answer = f.invoke(&payload).await;
+    assert_eq!(answer["outcome"], "triggered", "{answer}");
+    let runs = f
+        .store
+        .list_runs(&RunFilter {
+            task: Some("app".into()),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert_eq!(answer["runs"], json!([run.run_id]));
+    assert_eq!(run.run_type, RunType::AutoBuild);
+    assert_eq!(
+        run.trigger,
+        Trigger::Timer {
+            timer_name: "t1".into(),
+            scheduled_time: at
+        }
+    );
+    let key = occurrence_key("app", "t1", at);
+    assert_eq!(run.dedupe_key.as_deref(), Some(key.as_str()));
+    assert!(run.builder_ref.is_some(), "dispatched: {run:?}");
+    assert_eq!(f.starts(), 1);
+    let start = &f.codebuild.calls("StartBuild")[0];
+    assert_eq!(start["projectName"], "crtask-builder");
+    let event = f
+        .store
+        .find_delivery(EventSource::Timer, &key)
+        .await
+        .unwrap()
+        .expect("the occurrence's event");
+    assert_eq!(event.outcome.as_str(), "triggered");
+    assert_eq!(event.runs, vec![run.run_id.clone()]);
+    assert_eq!(
+        event.detail["scheduledTime"],
+        at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+
+    // The same delivery again (a Scheduler or Lambda retry, or a replay).
+    let answer = f.invoke(&payload).await;
+    assert_eq!(answer["outcome"], "duplicate", "{answer}");
+    assert_eq!(answer["runs"], json!([run.run_id]));
+    assert_eq!(f.starts(), 1, "a replay must start nothing");
+    let runs = f.store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    let events = f.timer_events().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].outcome.as_str(), "duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stale_and_malformed_payloads_are_rejected_and_recorded() {
+    let f = fixture_env().await;
+    f.store
+        .create_task(&task("app", &[("t1", "* * * * *", true)]))
+        .await
+        .unwrap();
+    let now = this_minute();
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "forged signature",
+            delivery("not-the-secret", "app", "t1", now),
+            "signature does not match for task 'app' timer 't1'",
+        ),
+        (
+            "altered task",
+            {
+                let mut p = delivery(KEY, "app", "t1", now);
+                p["task"] = "other".into();
+                p
+            },
+            "signature does not match",
+        ),
+        (
+            "stale",
+            delivery(KEY, "app", "t1", now - Duration::minutes(30)),
+            "in the past, more than the 15 min allowed",
+        ),
+        (
+            "from the future",
+            delivery(KEY, "app", "t1", now + Duration::minutes(30)),
+            "in the future",
+        ),
+        (
+            "placeholder left",
+            serde_json::from_str(
+                &schedule_input(KEY.as_bytes(), "app", "t1", "app.t1").to_string(),
+            )
+            .unwrap(),
+            "still the placeholder",
+        ),
+        (
+            "malformed json",
+            Value::String(r#"{"task": "app", "timer": "#.into()),
+            "not valid JSON",
+        ),
+        ("not an object", json!([1, 2, 3]), "must be a JSON object"),
+        (
+            "field missing",
+            json!({"task": "app", "timer": "t1", "scheduledTime": "x"}),
+            "missing field 'schedule'",
+        ),
+    ];
+    for (name, payload, want) in &cases {
+        let answer = f.invoke(payload).await;
+        assert_eq!(answer["outcome"], "rejected", "{name}: {answer}");
+        let reason = answer["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(want), "{name}: {reason}");
+    }
+    assert_eq!(f.starts(), 0, "nothing may start");
+    assert!(f
+        .store
+        .list_runs(&RunFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let events = f.timer_events().await;
+    assert_eq!(events.len(), cases.len());
+    assert!(events
+        .iter()
+        .all(|e| e.outcome.as_str() == "rejected" && e.delivery_id.is_none()));
+    // What a forgery claimed is kept for the record.
+    let forged = events.last().unwrap();
+    assert_eq!(forged.detail["claimed"]["task"], "app");
+
+    // The genuine delivery still fires after all that.
+    let answer = f.invoke(&delivery(KEY, "app", "t1", now)).await;
+    assert_eq!(answer["outcome"], "triggered", "{answer}");
+    assert_eq!(f.starts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genuine_payloads_for_gone_disabled_or_mismatched_timers_start_nothing() {
+    let f = fixture_env().await;
+    let now = this_minute();
+    let other_minute = (now.minute() + 30) % 60;
+    f.store
+        .create_task(&task(
+            "app",
+            &[
+                ("off", "* * * * *", false),
+                ("hourly", &format!("{other_minute} * * * *"), true),
+            ],
+        ))
+        .await
+        .unwrap();
+    let renamed = {
+        let mut p = delivery(KEY, "app", "off", now);
+        // Signed correctly, but for a schedule name crtask would not use.
+        let input = schedule_input(KEY.as_bytes(), "app", "off", "app-off").to_string();
+        p = serde_json::from_str(&input.replace(
+            SCHEDULED_TIME_PLACEHOLDER,
+            p["scheduledTime"].as_str().unwrap(),
+        ))
+        .unwrap();
+        p
+    };
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "task deleted",
+            delivery(KEY, "gone", "t1", now),
+            "rejected",
+            "task 'gone' does not exist",
+        ),
+        (
+            "timer removed",
+            delivery(KEY, "app", "t9", now),
+            "rejected",
+            "task 'app' has no timer 't9'",
+        ),
+        (
+            "timer disabled",
+            delivery(KEY, "app", "off", now),
+            "ignored",
+            "timer 'off' of task 'app' is disabled",
+        ),
+        (
+            "not an occurrence",
+            delivery(KEY, "app", "hourly", now),
+            "rejected",
+            "is not an occurrence of timer 'hourly'",
+        ),
+        (
+            "seconds in the time",
+            delivery(KEY, "app", "off", now + Duration::seconds(7)),
+            "rejected",
+            "is not a whole minute",
+        ),
+        (
+            "other schedule name",
+            renamed,
+            "rejected",
+            "names schedule 'app-off', but the schedule of task 'app' timer 'off' is 'app.off'",
+        ),
+    ];
+    for (name, payload, outcome, want) in &cases {
+        let answer = f.invoke(payload).await;
+        assert_eq!(answer["outcome"], *outcome, "{name}: {answer}");
+        let reason = answer["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(want), "{name}: {reason}");
+    }
+    assert_eq!(f.starts(), 0);
+    assert!(f
+        .store
+        .list_runs(&RunFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(f.timer_events().await.len(), cases.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_tick_is_answered() {
+    let f = fixture_env().await;
+    let answer = f
+        .invoke(&json!({"kind": "poll-tick", "scheduledTime": Utc::now().to_rfc3339()}))
+        .await;
+    // Nothing is tracked yet: a round with no requests and no runs.
+    assert_eq!(
+        answer,
+        json!({"outcome": "polled", "requests": 0, "runs": []})
+    );
+    assert_eq!(f.starts(), 0);
+    // A tick is not a timer payload: no timer event.
+    assert!(f.timer_events().await.is_empty());
+}
