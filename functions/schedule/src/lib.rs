@@ -181,6 +181,9 @@ mod poll {
 
     /// Time left for dispatching after the settle window.
     const DISPATCH_MARGIN: Duration = Duration::from_secs(10);
+    /// A queued run without a build this long after its settle window has
+    /// lost its dispatcher (the longest function timeout is 60 s).
+    const STALLED_AFTER: Duration = Duration::from_secs(120);
 
     /// The poller kept across warm invocations.
     pub struct PollState {
@@ -194,6 +197,8 @@ mod poll {
                 interval: config.poll_interval,
                 registry: config.env.registry_host.clone(),
                 settle_window: config.settle_window,
+                // PollTickSchedule: rate(1 minute).
+                tick: Duration::from_secs(60),
                 ..PollConfig::default()
             };
             PollState {
@@ -234,7 +239,16 @@ mod poll {
                 runs::dispatch(store, builder, run).await?;
                 ids.push(run.run_id.clone());
             }
-            Ok(json!({"outcome": "polled", "requests": round.requests, "runs": ids}))
+            // Runs whose dispatcher died before handing them over (or that
+            // CodeBuild refused) are not lost: every tick resumes them.
+            let stalled = self.settle + STALLED_AFTER;
+            let resumed = runs::resume_stalled(store, builder, clock, stalled).await?;
+            if !resumed.is_empty() {
+                tracing::warn!(runs = ?resumed, "queued runs that never reached CodeBuild handed over");
+            }
+            Ok(
+                json!({"outcome": "polled", "requests": round.requests, "runs": ids, "resumed": resumed}),
+            )
         }
     }
 }

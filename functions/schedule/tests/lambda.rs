@@ -365,9 +365,88 @@ async fn poll_tick_is_answered() {
     // Nothing is tracked yet: a round with no requests and no runs.
     assert_eq!(
         answer,
-        json!({"outcome": "polled", "requests": 0, "runs": []})
+        json!({"outcome": "polled", "requests": 0, "runs": [], "resumed": []})
     );
     assert_eq!(f.starts(), 0);
     // A tick is not a timer payload: no timer event.
     assert!(f.timer_events().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_tick_hands_over_runs_that_never_reached_codebuild() {
+    use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus};
+    let f = fixture_env().await;
+    let run = |id: &str, age_min: i64, builder_ref: Option<&str>, status: RunStatus| Run {
+        run_id: id.into(),
+        task: Some("app".into()),
+        run_type: RunType::AutoBuild,
+        status,
+        trigger: Trigger::Manual,
+        platform: "linux/amd64".into(),
+        create_time: Utc::now() - Duration::minutes(age_min),
+        start_time: None,
+        finish_time: None,
+        output_images: Vec::new(),
+        base_images: Vec::new(),
+        steps: Vec::new(),
+        error: None,
+        dedupe_key: None,
+        builder_ref: builder_ref.map(str::to_string),
+        spec: BuildSpec {
+            context: ContextSource::Git {
+                url: "https://github.com/acme/app.git".into(),
+                reference: Some("main".into()),
+                subdir: None,
+            },
+            file: "Dockerfile".into(),
+            images: vec!["app:{{.Run.ID}}".into()],
+            build_args: Vec::new(),
+            target: None,
+            platform: None,
+            push: true,
+            timeout: 3600,
+            values: BTreeMap::new(),
+        },
+    };
+    // Lost: queued 10 minutes ago, never handed to CodeBuild.
+    f.store
+        .insert_run(&run("ca1", 10, None, RunStatus::Queued))
+        .await
+        .unwrap();
+    // Just recorded: its dispatcher may still be in its settle window.
+    f.store
+        .insert_run(&run("ca2", 0, None, RunStatus::Queued))
+        .await
+        .unwrap();
+    // Already dispatched, and finished.
+    f.store
+        .insert_run(&run(
+            "ca3",
+            10,
+            Some("crtask-builder:b3"),
+            RunStatus::Queued,
+        ))
+        .await
+        .unwrap();
+    f.store
+        .insert_run(&run("ca4", 10, None, RunStatus::Failed))
+        .await
+        .unwrap();
+
+    let tick = json!({"kind": "poll-tick", "scheduledTime": Utc::now().to_rfc3339()});
+    let answer = f.invoke(&tick).await;
+    assert_eq!(answer["resumed"], json!(["ca1"]), "{answer}");
+    let calls = f.codebuild.calls("StartBuild");
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0]["environmentVariablesOverride"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "CRTASK_RUN_ID" && v["value"] == "ca1"));
+    let ca1 = f.store.get_run("ca1").await.unwrap().unwrap();
+    assert!(ca1.builder_ref.is_some(), "{ca1:?}");
+    // The next tick has nothing left to hand over.
+    let answer = f.invoke(&tick).await;
+    assert_eq!(answer["resumed"], json!([]), "{answer}");
+    assert_eq!(f.starts(), 1);
 }

@@ -130,6 +130,36 @@ pub async fn dispatch(store: &dyn Store, builder: &dyn Builder, run: &mut Run) -
     Ok(())
 }
 
+/// Hands to the builder every run that was recorded but never reached it:
+/// `Queued`, without a builder reference, and created more than `older_than`
+/// before `clock.now()` (its dispatcher died between recording and
+/// dispatching, or the builder refused it and the run waits with the reason).
+/// Platforms without a resident worker pool (AWS) call this periodically;
+/// `older_than` must exceed the longest wait a dispatcher takes on purpose
+/// (the settle window). Returns the ids handed over; a run the builder still
+/// refuses keeps waiting with the new reason.
+pub async fn resume_stalled(
+    store: &dyn Store,
+    builder: &dyn Builder,
+    clock: &dyn Clock,
+    older_than: std::time::Duration,
+) -> Result<Vec<String>> {
+    let older_than = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = clock
+        .now()
+        .checked_sub_signed(older_than)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let mut resumed = Vec::new();
+    for mut run in store.runs_in_status(&[RunStatus::Queued]).await? {
+        if run.builder_ref.is_some() || run.create_time > cutoff {
+            continue;
+        }
+        dispatch(store, builder, &mut run).await?;
+        resumed.push(run.run_id);
+    }
+    Ok(resumed)
+}
+
 /// Records and dispatches a run that has no dedupe key.
 pub async fn queue_run(
     store: &dyn Store,

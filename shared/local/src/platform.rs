@@ -184,6 +184,7 @@ impl Platform {
                 insecure: s.insecure_registry.clone(),
                 registry: s.registry.clone(),
                 settle_window: state.workers.settle_window,
+                tick: std::time::Duration::ZERO,
             },
         );
         Ok(Platform {

@@ -23,6 +23,12 @@ pub struct PollConfig {
     /// recorded, so that several base images moving together start one run.
     /// [`crate::Poller::round`] does not use it; it only carries it.
     pub settle_window: Duration,
+    /// How often the caller runs [`crate::Poller::round`] when it runs it on
+    /// a fixed tick (the AWS schedule function: every minute); zero when it
+    /// runs it continuously. A registry due within half a tick is polled in
+    /// this round, so a 60 s interval on a 60 s tick polls every tick, not
+    /// every other one because of jitter.
+    pub tick: Duration,
 }
 
 impl Default for PollConfig {
@@ -35,6 +41,7 @@ impl Default for PollConfig {
             insecure: Vec::new(),
             registry: None,
             settle_window: Duration::ZERO,
+            tick: Duration::ZERO,
         }
     }
 }

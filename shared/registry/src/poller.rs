@@ -92,7 +92,12 @@ impl Poller {
             if interval.is_zero() {
                 continue;
             }
-            if self.next_due.get(registry).is_some_and(|due| now < *due) {
+            let early = chrono::Duration::from_std(self.cfg.tick / 2).unwrap_or_default();
+            if self
+                .next_due
+                .get(registry)
+                .is_some_and(|due| now.checked_add_signed(early).unwrap_or(now) < *due)
+            {
                 continue;
             }
             if self.backoff.get(registry).is_some_and(|b| !b.ready(now)) {

@@ -656,3 +656,44 @@ async fn token_flow_and_broken_answers_are_recorded() {
         &events[before..]
     );
 }
+
+#[tokio::test]
+async fn a_fixed_tick_polls_every_tick_whatever_the_jitter() {
+    let reg = Registry::start().await;
+    let h = reg.host.clone();
+    let v1 = reg.push("base", "1", "v1").await;
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = TestClock::new();
+    let base1 = format!("{h}/base:1");
+    task_with_deps(&store, "a", &[(&base1, Some(&v1))]).await;
+
+    // The AWS schedule function: a round every 60 s, interval 60 s. Jitter
+    // puts the next due time 54-66 s ahead; half a tick of tolerance makes
+    // every tick poll (not every other one), and still never twice a tick.
+    let mut poller = Poller::new(PollConfig {
+        tick: Duration::from_secs(60),
+        ..config(60, &[&h])
+    });
+    for n in 1..=8u64 {
+        let r = poller.round(&store, &clock).await;
+        assert_eq!(r.requests, 1, "tick {n}");
+        let r = poller.round(&store, &clock).await;
+        assert_eq!(r.requests, 0, "tick {n}, same minute");
+        clock.advance(60);
+    }
+    assert_eq!(reg.manifest_heads("base", "1", 8).await, 8);
+
+    // A longer interval on the same tick: every fifth tick.
+    let mut poller = Poller::new(PollConfig {
+        tick: Duration::from_secs(60),
+        ..config(300, &[&h])
+    });
+    let mut polled = Vec::new();
+    for n in 0..11u64 {
+        if poller.round(&store, &clock).await.requests > 0 {
+            polled.push(n);
+        }
+        clock.advance(60);
+    }
+    assert_eq!(polled, [0, 5, 10]);
+}
