@@ -9,7 +9,7 @@
 //! a dependent task would rightly wait for it.
 
 use crtask_aws::config::{self, FunctionEnv};
-use crtask_aws::{CodeBuildBuilder, DynamoStore, S3Contexts};
+use crtask_aws::S3Contexts;
 use crtask_core::buildstatus::{self, Applied, ExecResult};
 use crtask_core::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
@@ -29,17 +29,10 @@ pub struct App {
 impl App {
     /// Builds the AWS clients for `env` from `sdk`.
     pub fn new(env: &FunctionEnv, sdk: &aws_config::SdkConfig) -> Self {
-        let store: Arc<dyn Store> =
-            Arc::new(DynamoStore::new(config::dynamodb(sdk), env.table.clone()));
-        let mut builder =
-            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &env.project)
-                .with_contexts_bucket(env.bucket.clone());
-        if let Some(r) = &env.registry_host {
-            builder = builder.with_registry(r.clone());
-        }
+        let (store, builder) = env.ports(sdk);
         App {
             store,
-            builder: Arc::new(builder),
+            builder,
             bucket: S3Contexts::new(config::s3(sdk), env.bucket.clone()),
             clock: Arc::new(SystemClock),
             registry: env.registry_host.clone(),

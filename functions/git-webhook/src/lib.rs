@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use crtask_aws::config::{self, FunctionEnv};
-use crtask_aws::{CodeBuildBuilder, DynamoStore, SecretsManagerSecrets};
+use crtask_aws::SecretsManagerSecrets;
 use crtask_core::githook::{self, GitHookDeps, DEFAULT_BODY_LIMIT};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use std::sync::Arc;
@@ -49,19 +49,10 @@ pub struct App {
 impl App {
     /// Builds the AWS clients for `config` from `sdk`.
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
-        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(
-            config::dynamodb(sdk),
-            config.env.table.clone(),
-        ));
-        let mut builder =
-            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &config.env.project)
-                .with_contexts_bucket(config.env.bucket.clone());
-        if let Some(r) = &config.env.registry_host {
-            builder = builder.with_registry(r.clone());
-        }
+        let (store, builder) = config.env.ports(sdk);
         App {
             store,
-            builder: Arc::new(builder),
+            builder,
             clock: Arc::new(SystemClock),
             secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
             secret_arn: config.secret_arn.clone(),

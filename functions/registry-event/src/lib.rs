@@ -19,7 +19,7 @@
 
 use base64::Engine as _;
 use crtask_aws::config::{self, FunctionEnv};
-use crtask_aws::{CodeBuildBuilder, DynamoStore, SecretsManagerSecrets};
+use crtask_aws::SecretsManagerSecrets;
 use crtask_core::githook::HookAnswer;
 use crtask_core::model::{EventSource, Run, RunStatus};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
@@ -159,19 +159,10 @@ fn http_method(event: &Value) -> &str {
 impl App {
     /// Builds the AWS clients for `config` from `sdk`.
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
-        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(
-            config::dynamodb(sdk),
-            config.env.table.clone(),
-        ));
-        let mut builder =
-            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &config.env.project)
-                .with_contexts_bucket(config.env.bucket.clone());
-        if let Some(r) = &config.env.registry_host {
-            builder = builder.with_registry(r.clone());
-        }
+        let (store, builder) = config.env.ports(sdk);
         App {
             store,
-            builder: Arc::new(builder),
+            builder,
             clock: Arc::new(SystemClock),
             secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
             secret_arn: config.secret_arn.clone(),

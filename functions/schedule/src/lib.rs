@@ -16,7 +16,7 @@
 //! delivery to one run).
 
 use crtask_aws::config::{self, FunctionEnv};
-use crtask_aws::{CodeBuildBuilder, DynamoStore, SecretsManagerSecrets};
+use crtask_aws::SecretsManagerSecrets;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::timerhook::{self, ScheduledDeps};
 use crtask_core::timers::Skew;
@@ -94,19 +94,10 @@ pub struct App {
 impl App {
     /// Builds the AWS clients for `config` from `sdk`.
     pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
-        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(
-            config::dynamodb(sdk),
-            config.env.table.clone(),
-        ));
-        let mut builder =
-            CodeBuildBuilder::new(config::codebuild(sdk), store.clone(), &config.env.project)
-                .with_contexts_bucket(config.env.bucket.clone());
-        if let Some(r) = &config.env.registry_host {
-            builder = builder.with_registry(r.clone());
-        }
+        let (store, builder) = config.env.ports(sdk);
         App {
             store,
-            builder: Arc::new(builder),
+            builder,
             clock: Arc::new(SystemClock),
             secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
             secret_arn: config.secret_arn.clone(),

@@ -91,6 +91,29 @@ impl FunctionEnv {
     }
 }
 
+impl FunctionEnv {
+    /// The store and builder every function dispatches runs with: the
+    /// stack's table, and CodeBuild on the stack's project (uploaded
+    /// contexts in the bucket, unqualified images on the registry host).
+    pub fn ports(
+        &self,
+        sdk: &SdkConfig,
+    ) -> (
+        std::sync::Arc<dyn crtask_core::ports::Store>,
+        std::sync::Arc<dyn crtask_core::ports::Builder>,
+    ) {
+        let store: std::sync::Arc<dyn crtask_core::ports::Store> =
+            std::sync::Arc::new(crate::DynamoStore::new(dynamodb(sdk), self.table.clone()));
+        let mut builder =
+            crate::CodeBuildBuilder::new(codebuild(sdk), store.clone(), &self.project)
+                .with_contexts_bucket(self.bucket.clone());
+        if let Some(r) = &self.registry_host {
+            builder = builder.with_registry(r.clone());
+        }
+        (store, std::sync::Arc::new(builder))
+    }
+}
+
 /// A variable that must be set and not empty.
 pub fn required(get: impl Fn(&str) -> Option<String>, name: &str) -> crate::Result<String> {
     get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
