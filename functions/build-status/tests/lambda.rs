@@ -232,29 +232,8 @@ async fn builds_crtask_did_not_start_are_ignored() {
 
 /// Task `app`, built on what task `web` pushes, last built on `old`.
 async fn downstream_task(store: &crtask_aws::DynamoStore, base: &str, old: &str) {
-    use crtask_core::model::{BaseDependency, BaseImageTriggerType, Task};
-    let app = Task {
-        name: "app".into(),
-        context: "https://github.com/acme/app.git#main".into(),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: true,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: true,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: Vec::new(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-    };
+    use crtask_core::model::BaseDependency;
+    let app = harness::task("app");
     store.create_task(&app).await.unwrap();
     store
         .set_dependencies(

@@ -8,8 +8,9 @@ mod harness;
 #[path = "../../../shared/aws/tests/harness/lambda.rs"]
 mod lambda;
 
-use chrono::{TimeZone, Utc};
-use crtask_core::model::{BaseImageTriggerType, RunFilter, RunStatus, Task};
+use harness::task;
+
+use crtask_core::model::{RunFilter, RunStatus};
 use crtask_core::ports::Store;
 use hmac::{Hmac, Mac};
 use lambda::{Function, Outcome, RecordingStub};
@@ -20,31 +21,6 @@ use std::path::Path;
 
 const COMMIT: &str = "5a1f3c9e0b7d4e2f8a6c1b3d5e7f9a0b2c4d6e8f";
 const REPO_URL: &str = "https://github.com/acme/app.git";
-
-fn task(name: &str) -> Task {
-    Task {
-        name: name.into(),
-        context: format!("{REPO_URL}#main"),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: true,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: true,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: Vec::new(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-    }
-}
 
 /// A GitHub push of one commit to main.
 fn push_body() -> Vec<u8> {

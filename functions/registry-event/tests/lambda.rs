@@ -9,17 +9,16 @@ mod harness;
 #[path = "../../../shared/aws/tests/harness/lambda.rs"]
 mod lambda;
 
-use chrono::{TimeZone, Utc};
+use harness::task;
+
 use crtask_core::model::{
-    BaseDependency, BaseImageTriggerType, EventSource, Outcome as EventOutcome, RunFilter,
-    RunStatus, Task, Trigger,
+    BaseDependency, EventSource, Outcome as EventOutcome, RunFilter, RunStatus, Trigger,
 };
 use crtask_core::ports::Store;
 use hmac::{Hmac, Mac};
 use lambda::{Function, Outcome, RecordingStub};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -47,31 +46,6 @@ fn ecr_image(event: &Value) -> (String, String) {
         ),
         d["image-digest"].as_str().unwrap().to_string(),
     )
-}
-
-fn task(name: &str) -> Task {
-    Task {
-        name: name.into(),
-        context: "https://github.com/acme/app.git#main".into(),
-        file: "Dockerfile".into(),
-        images: vec![format!("{name}:{{{{.Run.ID}}}}")],
-        branch: None,
-        commit_trigger_enabled: true,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: true,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: Vec::new(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-    }
 }
 
 /// A Function URL request (payload format 2.0).

@@ -9,10 +9,18 @@ mod harness;
 #[path = "../../../shared/aws/tests/harness/lambda.rs"]
 mod lambda;
 
+fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
+    Task {
+        commit_trigger_enabled: false,
+        base_image_trigger_enabled: false,
+        timers: harness::timers(timers),
+        create_time: Utc::now(),
+        ..harness::task(name)
+    }
+}
+
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
-use crtask_core::model::{
-    BaseImageTriggerType, EventSource, RunFilter, RunType, Task, TimerTrigger, Trigger,
-};
+use crtask_core::model::{EventSource, RunFilter, RunType, Task, Trigger};
 use crtask_core::ports::Store;
 use crtask_core::timerhook::occurrence_key;
 use crtask_core::timers::{schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER};
@@ -22,38 +30,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 const KEY: &str = "the-schedule-signing-secret-in-moto";
-
-fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
-    Task {
-        name: name.into(),
-        context: "https://github.com/acme/app.git#main".into(),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: false,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: false,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: timers
-            .iter()
-            .map(|(n, s, e)| TimerTrigger {
-                name: n.to_string(),
-                schedule: s.to_string(),
-                enabled: *e,
-            })
-            .collect(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: Utc::now(),
-    }
-}
 
 struct Fixture {
     store: crtask_aws::DynamoStore,

@@ -3,42 +3,19 @@
 
 mod harness;
 
+use harness::task;
+
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use crtask_aws::codebuild::{start_build_request, Backoff};
 use crtask_aws::{CodeBuildBuilder, S3Contexts};
 use crtask_core::model::{
-    BaseDependency, BaseImageTriggerType, BuildArg, BuildSpec, ContextSource, EventRecord,
-    EventSource, Outcome, Run, RunFilter, RunStatus, RunType, Task, Trigger,
+    BaseDependency, BuildArg, BuildSpec, ContextSource, EventRecord, EventSource, Outcome, Run,
+    RunFilter, RunStatus, RunType, Trigger,
 };
 use crtask_core::ports::{Builder, Clock, Store};
 use crtask_core::Error as CoreError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-fn task(name: &str) -> Task {
-    Task {
-        name: name.into(),
-        context: "https://github.com/acme/app.git#main".into(),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: true,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: true,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: Vec::new(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-    }
-}
 
 fn spec(context: ContextSource) -> BuildSpec {
     BuildSpec {

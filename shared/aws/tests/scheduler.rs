@@ -9,49 +9,26 @@
 
 mod harness;
 
+fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
+    Task {
+        context: "/dev/null".into(),
+        commit_trigger_enabled: false,
+        base_image_trigger_enabled: false,
+        timers: harness::timers(timers),
+        ..harness::task(name)
+    }
+}
+
 use chrono::{DateTime, Utc};
 use crtask_aws::scheduler::{ScheduleSettings, SyncReport, TimerSchedules};
-use crtask_core::model::{BaseImageTriggerType, Task, TimerTrigger};
+use crtask_core::model::Task;
 use crtask_core::timers::{schedule_name, verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 const KEY: &[u8] = b"schedule-signing-key-for-tests";
 const TARGET: &str = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";
 const ROLE: &str = "arn:aws:iam::123456789012:role/crtask-scheduler";
 const DLQ: &str = "arn:aws:sqs:us-east-1:123456789012:crtask-failed";
-
-fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
-    Task {
-        name: name.into(),
-        context: "/dev/null".into(),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: false,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: false,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: timers
-            .iter()
-            .map(|(n, s, e)| TimerTrigger {
-                name: n.to_string(),
-                schedule: s.to_string(),
-                enabled: *e,
-            })
-            .collect(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: DateTime::UNIX_EPOCH,
-    }
-}
 
 async fn setup() -> (aws_sdk_scheduler::Client, TimerSchedules) {
     let conf = harness::sdk_config().await;

@@ -131,3 +131,45 @@ pub async fn bucket() -> (aws_sdk_s3::Client, String) {
         .expect("create bucket");
     (client, bucket)
 }
+
+/// A task as the tests use it: git context on main, pushes `app:{{.Run.ID}}`,
+/// commit and (runtime) base-image triggers on, no timers.
+pub fn task(name: &str) -> crtask_core::model::Task {
+    use chrono::TimeZone;
+    crtask_core::model::Task {
+        name: name.into(),
+        context: "https://github.com/acme/app.git#main".into(),
+        file: "Dockerfile".into(),
+        images: vec!["app:{{.Run.ID}}".into()],
+        branch: None,
+        commit_trigger_enabled: true,
+        pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
+        base_image_trigger_enabled: true,
+        base_image_trigger_type: crtask_core::model::BaseImageTriggerType::Runtime,
+        timers: Vec::new(),
+        build_args: Vec::new(),
+        values: std::collections::BTreeMap::new(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: 3600,
+        create_time: chrono::Utc
+            .timestamp_millis_opt(1_700_000_000_000)
+            .single()
+            .expect("a valid time"),
+    }
+}
+
+/// Timers from `(name, cron, enabled)`.
+pub fn timers(list: &[(&str, &str, bool)]) -> Vec<crtask_core::model::TimerTrigger> {
+    list.iter()
+        .map(|(n, s, e)| crtask_core::model::TimerTrigger {
+            name: n.to_string(),
+            schedule: s.to_string(),
+            enabled: *e,
+        })
+        .collect()
+}
