@@ -177,7 +177,21 @@ pub async fn process_update(
             continue;
         };
 
-        // A task whose own push this is never rebuilds itself (no loops).
+        // A task never rebuilds for a tag it pushes itself (no loops). This
+        // holds while its run is still pushing (the registry's notification
+        // arrives before the run ends) and does not depend on how fresh a
+        // listing of its runs is.
+        if producers
+            .get(image.as_str())
+            .is_some_and(|ts| ts.iter().any(|t| t == name))
+        {
+            other = true;
+            reasons.push(format!(
+                "task {name}: {image} is its own output (it pushes that tag)"
+            ));
+            continue;
+        }
+        // Nor for a digest its last run pushed under another tag.
         if let Some(r) = last_ok.get(name) {
             if r.output_images.iter().any(|o| &o.digest == new_digest) {
                 other = true;
