@@ -11,7 +11,6 @@
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::S3Contexts;
 use crtask_core::buildstatus::{self, Applied, ExecResult};
-use crtask_core::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::reghook::{self, UpdateDeps};
 use serde_json::{json, Value};
@@ -78,7 +77,8 @@ impl App {
         Ok(answer)
     }
 
-    /// Rebuilds what `run`'s pushes feed, when it succeeded, and dispatches
+    /// Rebuilds what `run`'s pushes feed when it succeeded, or what waited for
+    /// it when it did not ([`reghook::after_run`]), and dispatches
     /// those runs at once (all of one run's images are decided in this one
     /// call, so there is nothing to wait for). Safe to repeat on a
     /// redelivered event: the runs' dedupe keys hold. Returns the new run ids.
@@ -86,7 +86,7 @@ impl App {
         let Some(run) = self.store.get_run(run).await? else {
             return Ok(Vec::new());
         };
-        if run.status != RunStatus::Succeeded || run.output_images.is_empty() {
+        if !run.status.is_terminal() {
             return Ok(Vec::new());
         }
         let deps = UpdateDeps {
@@ -95,7 +95,7 @@ impl App {
             registry: self.registry.as_deref(),
         };
         let mut ids = Vec::new();
-        for mut next in reghook::cascade(&deps, &run).await? {
+        for mut next in reghook::after_run(&deps, &run).await? {
             ids.push(next.run_id.clone());
             if let Err(e) =
                 crtask_core::runs::dispatch(self.store.as_ref(), self.builder.as_ref(), &mut next)

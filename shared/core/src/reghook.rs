@@ -414,6 +414,99 @@ pub async fn cascade(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>
     Ok(new_runs)
 }
 
+/// What a finished run means for base-image triggers: a `Succeeded` run's
+/// pushes rebuild what is built on them ([`cascade`]); a run that ended any
+/// other way releases the tasks that were waiting for it ([`release_waiters`]).
+/// Call it once the run's final status is stored. Returns the runs recorded
+/// (`Queued`), for the caller to dispatch.
+pub async fn after_run(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>> {
+    match run.status {
+        RunStatus::Succeeded => cascade(deps, run).await,
+        s if s.is_terminal() => release_waiters(deps, run).await,
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A task built on the outputs of several tasks waits while any of them is
+/// rebuilding, because that one's push will trigger it ([`process_update`]).
+/// When that rebuild fails (or is canceled) there is no push: this decides
+/// again, for every task built on the failed task's images, the updates its
+/// other upstream tasks pushed meanwhile, so a diamond's bottom still
+/// rebuilds on the side that succeeded. Updates already acted on find their
+/// runs recorded (dedupe keys).
+pub async fn release_waiters(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>> {
+    let Some(name) = run.task.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let all = deps.store.list_tasks().await?;
+    let Some(failed) = all.iter().find(|t| t.name == name) else {
+        return Ok(Vec::new());
+    };
+    let mut waiting = BTreeSet::new();
+    for image in produced_images(failed, deps.registry) {
+        for (task, _) in deps.store.dependents_of(&image).await? {
+            if task != name {
+                waiting.insert(task);
+            }
+        }
+    }
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut producers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in &all {
+        for image in produced_images(t, deps.registry) {
+            producers.entry(image).or_default().push(t.name.clone());
+        }
+    }
+    // The updates to decide again: each upstream's last push that a waiting
+    // task has not built on.
+    let mut updates: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    for task in &waiting {
+        for base in deps.store.dependencies_of(task).await? {
+            let ups: Vec<String> = producers
+                .get(&base.image)
+                .into_iter()
+                .flatten()
+                .filter(|p| *p != task && p.as_str() != name)
+                .cloned()
+                .collect();
+            for last in deps.store.last_succeeded_runs(&ups).await? {
+                let pushed = last
+                    .output_images
+                    .iter()
+                    .find(|o| format!("{}/{}:{}", o.registry, o.repository, o.tag) == base.image);
+                if let Some(out) = pushed {
+                    if base.digest.as_deref() != Some(out.digest.as_str()) {
+                        updates.insert(
+                            (base.image.clone(), out.digest.clone()),
+                            (last.run_id.clone(), last.task.clone().unwrap_or_default()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut new_runs = Vec::new();
+    for ((image, digest), (by_run, by_task)) in updates {
+        let update = TagUpdate {
+            image,
+            digest,
+            media_type: None,
+            event_id: None,
+        };
+        let cause = format!(
+            "pushed by run {by_run} of task {by_task}; decided again when run {} of task {name} ended {}",
+            run.run_id, run.status
+        );
+        let detail = json!({"via": "release", "run": run.run_id});
+        let (_, runs) =
+            process_and_record(deps, &update, EventSource::Registry, &cause, detail).await?;
+        new_runs.extend(runs);
+    }
+    Ok(new_runs)
+}
+
 /// Credentials for `POST /webhooks/registry`.
 pub struct RegistryAuth<'a> {
     pub tokens: &'a [String],

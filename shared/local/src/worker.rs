@@ -365,19 +365,18 @@ impl Inner {
         // Secret volumes live in the scratch directory: never leave it behind.
         let _ = tokio::fs::remove_dir_all(work.with_extension("scratch")).await;
         self.store.update_run(&run).await?;
-        if run.status == RunStatus::Succeeded {
-            if let Err(e) = self.after_success(&run).await {
-                tracing::error!(run = %run_id, error = %e, "dependency tracking after the run failed");
-            }
+        if let Err(e) = self.after_run(&run).await {
+            tracing::error!(run = %run_id, error = %e, "dependency tracking after the run failed");
         }
         Ok(())
     }
 
     /// Records the bases a task's successful run used (the dependency index)
     /// and feeds its pushed images back as tag updates, so tasks built on
-    /// them rebuild next (cascades).
-    async fn after_success(&self, run: &Run) -> Result<()> {
-        if let Some(task) = &run.task {
+    /// them rebuild next (cascades); a run that did not succeed releases the
+    /// tasks that waited for its push.
+    async fn after_run(&self, run: &Run) -> Result<()> {
+        if let (Some(task), RunStatus::Succeeded) = (&run.task, run.status) {
             let deps = crtask_core::buildstatus::dependencies_from_run(run);
             if !deps.is_empty() {
                 self.store.set_dependencies(task, &deps).await?;
@@ -388,7 +387,7 @@ impl Inner {
             clock: self.clock.as_ref(),
             registry: self.cfg.registry.as_deref(),
         };
-        let runs = reghook::cascade(&deps, run).await?;
+        let runs = reghook::after_run(&deps, run).await?;
         dispatch_later(
             self.tx.clone(),
             runs.into_iter().map(|r| r.run_id).collect(),

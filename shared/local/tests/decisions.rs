@@ -71,6 +71,16 @@ async fn decide(store: &SqliteStore, u: &TagUpdate) -> reghook::UpdateResult {
     reghook::process_update(&deps, u, "test").await.unwrap()
 }
 
+async fn after_run(store: &SqliteStore, run: &Run) -> Vec<Run> {
+    let clock = clock();
+    let deps = UpdateDeps {
+        store,
+        clock: &clock,
+        registry: Some(REG),
+    };
+    reghook::after_run(&deps, run).await.unwrap()
+}
+
 async fn cascade(store: &SqliteStore, run: &Run) -> Vec<Run> {
     let clock = clock();
     let deps = UpdateDeps {
@@ -243,10 +253,44 @@ async fn a_failed_side_does_not_hold_the_diamond_forever() {
         cascade(&store, &left_done).await.is_empty(),
         "right is still under way"
     );
-    // right fails: it pushes nothing, and left's push still stands.
-    finish(&store, &right, RunStatus::Failed, 'x').await;
-    let again = decide(&store, &update("left:latest", 'L')).await;
-    assert_eq!(tasks_of(&again.new_runs), ["bottom"], "{}", again.reason);
+    // right fails: it pushes nothing, and left's push still stands. The
+    // failure itself decides again what waited for right.
+    let right_failed = finish(&store, &right, RunStatus::Failed, 'x').await;
+    let released = after_run(&store, &right_failed).await;
+    assert_eq!(tasks_of(&released), ["bottom"]);
+    match &released[0].trigger {
+        Trigger::ImageUpdate {
+            image,
+            new_digest,
+            cause,
+            ..
+        } => {
+            assert_eq!(image, &format!("{REG}/left:latest"));
+            assert_eq!(new_digest, &digest('L'));
+            let cause = cause.as_deref().unwrap();
+            assert!(
+                cause.contains(&left.run_id) && cause.contains(&right.run_id),
+                "{cause}"
+            );
+        }
+        t => panic!("trigger {t:?}"),
+    }
+    // Ending again (a redelivered status event) starts nothing more.
+    assert!(after_run(&store, &right_failed).await.is_empty());
+    // A failure that nobody waited for releases nothing.
+    let solo = decide(&store, &update("base:1", 'c')).await;
+    let left2 = solo
+        .new_runs
+        .iter()
+        .find(|r| r.task.as_deref() == Some("left"))
+        .unwrap()
+        .clone();
+    let left2_failed = finish(&store, &left2, RunStatus::Failed, 'x').await;
+    let none = after_run(&store, &left2_failed).await;
+    assert!(
+        none.iter().all(|r| r.task.as_deref() != Some("bottom")),
+        "{none:?}"
+    );
 }
 
 #[tokio::test]
