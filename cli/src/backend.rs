@@ -8,7 +8,9 @@
 use crate::client::{Client, RunJson};
 use anyhow::{anyhow, bail, Context, Result};
 use crtask_aws::scheduler::{check_task_timers, ScheduleSettings, TimerSchedules};
-use crtask_aws::{CodeBuildBuilder, DynamoStore, S3Contexts, SecretsManagerSecrets};
+use crtask_aws::{
+    BuildLogs, CodeBuildBuilder, DynamoStore, ExecutorWindow, S3Contexts, SecretsManagerSecrets,
+};
 use crtask_core::api::{QuickBuildRequest, TaskRunRequest, UploadResponse};
 use crtask_core::model::{
     BaseDependency, ContextSource, EventRecord, EventSource, RunFilter, RunStatus, Task,
@@ -42,6 +44,9 @@ pub struct AwsSettings {
     pub schedule_secret: Option<String>,
     /// `FailedEventsQueueArn`: where undeliverable timer payloads go (optional).
     pub schedule_dlq: Option<String>,
+    /// `BuilderLogGroupName`: the builder's CloudWatch log group; when set,
+    /// following a run streams its build log live (optional).
+    pub log_group: Option<String>,
 }
 
 /// One timer setting: its flag, its environment variable and the stack
@@ -261,8 +266,15 @@ fn buildable_on_aws(t: &Task) -> Result<()> {
     Ok(())
 }
 
-/// How often the AWS backend polls a run (DynamoDB) and its log (S3).
+/// How often the AWS backend polls a run (DynamoDB) and its build log
+/// (CloudWatch Logs).
 const AWS_POLL: Duration = Duration::from_secs(2);
+
+/// After the run ended without the executor's last line in the build's
+/// stream: how many more times to read it, [`LATE_LINES_WAIT`] apart
+/// (CloudWatch Logs can receive the last lines after the build ended).
+const LATE_LINES_TRIES: u32 = 3;
+const LATE_LINES_WAIT: Duration = Duration::from_secs(1);
 
 /// The AWS platform, called directly: DynamoDB for tasks and runs,
 /// CodeBuild to start builds, S3 for contexts and logs.
@@ -275,6 +287,7 @@ pub struct AwsBackend {
     settings: AwsSettings,
     scheduler: crtask_aws::scheduler::Client,
     secrets: SecretsManagerSecrets,
+    build_logs: Option<BuildLogs>,
 }
 
 impl AwsBackend {
@@ -321,6 +334,11 @@ impl AwsBackend {
             settings: settings.clone(),
             scheduler: crtask_aws::config::scheduler(&conf),
             secrets: SecretsManagerSecrets::new(crtask_aws::config::secretsmanager(&conf)),
+            build_logs: settings
+                .log_group
+                .clone()
+                .filter(|g| !g.trim().is_empty())
+                .map(|g| BuildLogs::new(crtask_aws::config::cloudwatchlogs(&conf), g)),
         })
     }
 
@@ -554,41 +572,136 @@ impl AwsBackend {
         self.run(id).await
     }
 
-    /// The run's log from S3 (`logs/<run>.log`, which the buildspec uploads
-    /// in `post_build`, when the build ends); with `follow`, first waits
-    /// (polling the run) until the run has ended.
+    /// The run's log. With `follow` and a run in progress: with the log
+    /// group set, streams the executor's lines from the build's CloudWatch
+    /// Logs stream as they come until the run ends ([`Self::stream`]);
+    /// without it, waits (polling the run) until the run ended. Then, unless
+    /// lines were streamed, prints the log from S3 (`logs/<run>.log`, which
+    /// the buildspec uploads in `post_build`, when the build ends).
     async fn log(&self, id: &str, follow: bool, out: &mut (dyn Write + Send)) -> Result<()> {
         let mut run = self.get_run(id).await?;
-        let s3 = self.s3()?;
-        let mut told = false;
-        while follow && !run.status.is_terminal() {
-            if !told {
-                eprintln!(
-                    "Waiting for run {id} ({}): the builder uploads its log when the build ends",
-                    run.status
-                );
-                told = true;
-            }
-            tokio::time::sleep(AWS_POLL).await;
-            match self.store.get_run(id).await? {
-                Some(r) => run = r,
-                None => break,
+        if follow && !run.status.is_terminal() {
+            match &self.build_logs {
+                Some(logs) => {
+                    if self.stream(logs, &mut run, out).await? {
+                        return Ok(());
+                    }
+                }
+                None => {
+                    eprintln!(
+                        "Waiting for run {id} ({}) to end: the builder uploads its log when the build ends (set --aws-log-group to see it live)",
+                        run.status
+                    );
+                    while !run.status.is_terminal() {
+                        tokio::time::sleep(AWS_POLL).await;
+                        match self.store.get_run(id).await? {
+                            Some(r) => run = r,
+                            None => break,
+                        }
+                    }
+                }
             }
         }
+        let s3 = self.s3()?;
         let where_ = format!("s3://{}/{}", s3.bucket(), crtask_aws::s3::log_key(id));
         match s3.get_log(id, 0).await {
             Ok(Some(log)) => {
                 out.write_all(&log)?;
                 out.flush()?;
             }
-            Ok(None) => eprintln!("note: run {id} has no log yet ({where_})"),
+            Ok(None) => {
+                eprintln!("note: run {id} has no log yet ({where_})");
+                self.point_at_build_log(&run);
+            }
             // Without s3:ListBucket, S3 answers a missing key with 403.
             Err(crtask_aws::Error::S3 { message, .. }) if message.contains("AccessDenied") => {
-                eprintln!("note: run {id} has no readable log ({where_}: access denied: missing, or not readable with your credentials)")
+                eprintln!("note: run {id} has no readable log ({where_}: access denied: missing, or not readable with your credentials)");
+                self.point_at_build_log(&run);
             }
             Err(e) => return Err(e.into()),
         }
         Ok(())
+    }
+
+    /// Says where the build's whole log is (CodeBuild's phases included),
+    /// when the log group is known and the run has a build.
+    fn point_at_build_log(&self, run: &crtask_core::model::Run) {
+        if let (Some(logs), Some(build)) = (&self.build_logs, run.builder_ref.as_deref()) {
+            eprintln!(
+                "note: the build's own log is in CloudWatch Logs group {}, stream {}",
+                logs.group(),
+                crtask_aws::logs::stream_name(build)
+            );
+        }
+    }
+
+    /// Streams the executor's lines of `run`'s build (its CloudWatch Logs
+    /// stream, polled every [`AWS_POLL`]) to `out` until the run ends,
+    /// keeping `run` current. CodeBuild's phase lines and the buildspec's
+    /// own commands are left out ([`ExecutorWindow`]): what is shown is
+    /// what `crtask exec` printed, the run log with secrets masked.
+    ///
+    /// True when lines were streamed (the run's log was shown); false when
+    /// none were (the build never reached the executor, the stream is
+    /// gone, or it could not be read), and the caller prints the S3 log.
+    async fn stream(
+        &self,
+        logs: &BuildLogs,
+        run: &mut crtask_core::model::Run,
+        out: &mut (dyn Write + Send),
+    ) -> Result<bool> {
+        let id = run.run_id.clone();
+        eprintln!(
+            "Waiting for run {id} ({}): its build log streams here from CloudWatch Logs group {} as the build runs",
+            run.status,
+            logs.group()
+        );
+        let mut window = ExecutorWindow::new(&id);
+        let mut token: Option<String> = None;
+        let mut late_tries = 0;
+        loop {
+            let ended = run.status.is_terminal();
+            if let Some(build) = run.builder_ref.as_deref() {
+                match logs.next(build, token.clone()).await {
+                    Ok((lines, next)) => {
+                        token = next;
+                        for line in lines.iter().filter(|l| window.accept(l)) {
+                            writeln!(out, "{line}")?;
+                        }
+                        out.flush()?;
+                    }
+                    Err(e) => {
+                        if window.opened() {
+                            eprintln!("warning: the live log stopped: {e}; the run's whole log follows when the build ends");
+                        } else {
+                            eprintln!("warning: cannot stream the build log: {e}; the run's log follows when the build ends");
+                        }
+                        while !run.status.is_terminal() {
+                            tokio::time::sleep(AWS_POLL).await;
+                            match self.store.get_run(&id).await? {
+                                Some(r) => *run = r,
+                                None => break,
+                            }
+                        }
+                        return Ok(false);
+                    }
+                }
+            }
+            if ended {
+                // The last lines can reach CloudWatch Logs after the build ended.
+                if window.opened() && !window.closed() && late_tries < LATE_LINES_TRIES {
+                    late_tries += 1;
+                    tokio::time::sleep(LATE_LINES_WAIT).await;
+                    continue;
+                }
+                return Ok(window.opened());
+            }
+            tokio::time::sleep(AWS_POLL).await;
+            match self.store.get_run(&id).await? {
+                Some(r) => *run = r,
+                None => return Ok(window.opened()),
+            }
+        }
     }
 
     async fn events(&self, source: Option<&str>, top: usize) -> Result<Vec<EventRecord>> {

@@ -59,6 +59,10 @@ struct Cli {
     /// (output FailedEventsQueueArn; optional).
     #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_DLQ")]
     aws_schedule_dlq: Option<String>,
+    /// AWS: the builder's CloudWatch log group (output BuilderLogGroupName);
+    /// with it, following a run streams its build log as the build runs.
+    #[arg(long, global = true, env = "CRTASK_AWS_LOG_GROUP")]
+    aws_log_group: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, env = "CRTASK_OUTPUT", value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -140,6 +144,7 @@ async fn run(cli: Cli) -> Result<i32> {
             scheduler_role: cli.aws_scheduler_role,
             schedule_secret: cli.aws_schedule_secret,
             schedule_dlq: cli.aws_schedule_dlq,
+            log_group: cli.aws_log_group,
         },
     };
     match cli.command {
@@ -192,6 +197,20 @@ mod tests {
         let cli = Cli::try_parse_from(["crtask", "task", "list", "--aws-bucket", "b"])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cli.aws_bucket.as_deref(), Some("b"));
+        let cli = Cli::try_parse_from([
+            "crtask",
+            "task",
+            "logs",
+            "--run-id",
+            "ca1",
+            "--aws-log-group",
+            "/aws/codebuild/crtask-builder",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cli.aws_log_group.as_deref(),
+            Some("/aws/codebuild/crtask-builder")
+        );
         assert!(Cli::try_parse_from(["crtask", "task", "list", "--platform", "aws"]).is_err());
     }
 }

@@ -50,6 +50,12 @@ pub fn codebuild(config: &SdkConfig) -> aws_sdk_codebuild::Client {
     aws_sdk_codebuild::Client::from_conf(conf)
 }
 
+/// A CloudWatch Logs client for `config` (reading builds' logs,
+/// [`crate::logs::BuildLogs`]).
+pub fn cloudwatchlogs(config: &SdkConfig) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::new(config)
+}
+
 /// An EventBridge Scheduler client for `config`.
 pub fn scheduler(config: &SdkConfig) -> aws_sdk_scheduler::Client {
     aws_sdk_scheduler::Client::new(config)

@@ -3,8 +3,8 @@
 use thiserror::Error;
 
 /// Every failure the AWS adapters report. Converts into [`crtask_core::Error`]
-/// at the port boundary: DynamoDB and S3 failures become `Store`, CodeBuild
-/// failures become `Builder`.
+/// at the port boundary: DynamoDB, S3 and CloudWatch Logs failures become
+/// `Store`, CodeBuild failures become `Builder`.
 #[derive(Debug, Error)]
 pub enum Error {
     #[error(transparent)]
@@ -32,6 +32,14 @@ pub enum Error {
     Scheduler {
         op: &'static str,
         name: String,
+        message: String,
+    },
+    /// A CloudWatch Logs call failed (names the operation and the
+    /// `group/stream` read).
+    #[error("cloudwatch logs {op} {stream}: {message}")]
+    Logs {
+        op: &'static str,
+        stream: String,
         message: String,
     },
     /// A secret that cannot be read (names the secret, never its value).
@@ -103,7 +111,8 @@ impl From<Error> for crtask_core::Error {
             e @ (Error::Dynamo { .. }
             | Error::S3 { .. }
             | Error::Corrupt { .. }
-            | Error::Scheduler { .. }) => crtask_core::Error::Store(e.to_string()),
+            | Error::Scheduler { .. }
+            | Error::Logs { .. }) => crtask_core::Error::Store(e.to_string()),
             e @ (Error::CodeBuild { .. } | Error::Secrets { .. }) => {
                 crtask_core::Error::Builder(e.to_string())
             }

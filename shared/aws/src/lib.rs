@@ -1,7 +1,8 @@
 //! crtask on AWS: the core ports implemented with DynamoDB ([`DynamoStore`]),
 //! CodeBuild ([`CodeBuildBuilder`]), S3 ([`S3Contexts`]), Secrets Manager
-//! ([`SecretsManagerSecrets`]), and EventBridge Scheduler for timers
-//! ([`TimerSchedules`]).
+//! ([`SecretsManagerSecrets`]), EventBridge Scheduler for timers
+//! ([`TimerSchedules`]), and CloudWatch Logs for live build logs
+//! ([`BuildLogs`]).
 //!
 //! Clients are built from one [`aws_config::SdkConfig`] ([`config::load`]),
 //! which honours `AWS_ENDPOINT_URL`, so the same code runs against AWS and
@@ -11,6 +12,7 @@ pub mod codebuild;
 pub mod config;
 pub mod dynamo;
 pub mod error;
+pub mod logs;
 pub mod s3;
 pub mod scheduler;
 pub mod secrets;
@@ -18,6 +20,7 @@ pub mod secrets;
 pub use codebuild::{start_build_request, CodeBuildBuilder, StartBuildRequest};
 pub use dynamo::{create_table, DynamoStore};
 pub use error::{Error, Result};
+pub use logs::{BuildLogs, ExecutorWindow};
 pub use s3::S3Contexts;
 pub use scheduler::{ScheduleSettings, TimerSchedules};
 pub use secrets::SecretsManagerSecrets;

@@ -524,3 +524,271 @@ async fn cli_on_aws_keeps_timer_schedules_in_step() {
     stack.json(&["task", "create", "-n", "plain", "-c", "/dev/null"]);
     stack.json(&["task", "delete", "-n", "plain"]);
 }
+
+/// Appends `lines` to a build's log stream as CodeBuild does: one event a
+/// line, each message ending with a line break.
+async fn put_build_log(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    lines: &[&str],
+) {
+    use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+    let now = chrono::Utc::now().timestamp_millis();
+    let events = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            InputLogEvent::builder()
+                .timestamp(now + i as i64)
+                .message(format!("{l}\n"))
+                .build()
+                .expect("log event")
+        })
+        .collect();
+    client
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("PutLogEvents");
+}
+
+/// A follower's stdout, line by line as it comes.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_on_aws_streams_the_build_log_from_cloudwatch() {
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let cwl = crtask_aws::config::cloudwatchlogs(&conf);
+    let store = harness::store().await;
+    let (s3_client, bucket) = harness::bucket().await;
+    let s3 = S3Contexts::new(s3_client, bucket.clone());
+    let group = format!("/aws/codebuild/{}", harness::unique("crtask-builder"));
+    cwl.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .expect("create log group");
+    let stack = Stack {
+        table: store.table().to_string(),
+        bucket,
+        project: codebuild_project(&cb).await,
+    };
+    stack.json(&[
+        "task",
+        "create",
+        "-n",
+        "web",
+        "-c",
+        "https://github.com/acme/app.git#main",
+        "-t",
+        "app:{{.Run.ID}}",
+    ]);
+    let start = |stack: &Stack| -> String {
+        let run = stack.json(&["task", "run", "-n", "web", "--no-wait"]);
+        run["runId"].as_str().expect("run id").to_string()
+    };
+
+    // A run in progress whose build has not written its stream yet.
+    let run_id = start(&stack);
+    let build_id = store
+        .get_run(&run_id)
+        .await
+        .unwrap()
+        .and_then(|r| r.builder_ref)
+        .expect("builder_ref recorded");
+    let stream = build_id
+        .split_once(':')
+        .map(|(_, uuid)| uuid.to_string())
+        .expect("build ids are <project>:<uuid>");
+    // The S3 log must not be printed again after the streamed lines.
+    s3.put_log(&run_id, b"the uploaded copy\n".to_vec())
+        .await
+        .unwrap();
+    let mut follower = stack
+        .command(&["task", "logs", "--run-id", &run_id])
+        .env("CRTASK_AWS_LOG_GROUP", &group)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = lines_of(&mut follower);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // The build starts: CodeBuild's lines, the buildspec's, then the executor's.
+    cwl.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name(&stream)
+        .send()
+        .await
+        .expect("create log stream");
+    let first_marker = format!("crtask: run {run_id} on docker (linux/amd64)");
+    put_build_log(
+        &cwl,
+        &group,
+        &stream,
+        &[
+            "[Container] 2024/05/01 10:00:00.000000 Running on CodeBuild On-demand",
+            "[Container] 2024/05/01 10:00:01.000000 Entering phase INSTALL",
+            "crtask 0.1.0",
+            "Login Succeeded",
+            "[Container] 2024/05/01 10:00:05.000000 Running command crtask exec",
+            &first_marker,
+            "Step 1/2 : FROM alpine:3.20",
+        ],
+    )
+    .await;
+    // The lines arrive while the run is still going.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut shown = Vec::new();
+    while shown.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match got.recv_timeout(left) {
+            Ok(l) => shown.push(l),
+            Err(e) => panic!("the first lines were not streamed ({e}): {shown:?}"),
+        }
+    }
+    assert_eq!(
+        shown,
+        [first_marker.as_str(), "Step 1/2 : FROM alpine:3.20"]
+    );
+    assert!(!store
+        .get_run(&run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .is_terminal());
+
+    let last_marker = format!("crtask: run {run_id} Succeeded after 9s");
+    put_build_log(
+        &cwl,
+        &group,
+        &stream,
+        &[
+            "Step 2/2 : RUN echo token=*****",
+            "",
+            &last_marker,
+            "[Container] 2024/05/01 10:00:14.000000 Phase complete: BUILD State: SUCCEEDED",
+            "[Container] 2024/05/01 10:00:15.000000 Entering phase POST_BUILD",
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut r = store.get_run(&run_id).await.unwrap().unwrap();
+    r.status = RunStatus::Succeeded;
+    store.update_run(&r).await.unwrap();
+
+    let o = follower.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    shown.extend(got.iter());
+    assert_eq!(
+        shown,
+        [
+            first_marker.as_str(),
+            "Step 1/2 : FROM alpine:3.20",
+            "Step 2/2 : RUN echo token=*****",
+            "",
+            last_marker.as_str(),
+        ]
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Waiting for run {run_id} (Queued): its build log streams here from CloudWatch Logs group {group}"
+        )),
+        "{err}"
+    );
+
+    // A build that never reached the executor: the S3 log, as without the group.
+    let run2 = start(&stack);
+    let build2 = store
+        .get_run(&run2)
+        .await
+        .unwrap()
+        .and_then(|r| r.builder_ref)
+        .expect("builder_ref recorded");
+    let stream2 = build2.split_once(':').map(|(_, u)| u.to_string()).unwrap();
+    cwl.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name(&stream2)
+        .send()
+        .await
+        .unwrap();
+    put_build_log(
+        &cwl,
+        &group,
+        &stream2,
+        &[
+            "[Container] 2024/05/01 11:00:00.000000 Entering phase PRE_BUILD",
+            "crtask: CRTASK_RUN_ID is missing or malformed",
+        ],
+    )
+    .await;
+    s3.put_log(&run2, b"from s3\n".to_vec()).await.unwrap();
+    let follower = stack
+        .command(&["task", "logs", "--run-id", &run2])
+        .env("CRTASK_AWS_LOG_GROUP", &group)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut r = store.get_run(&run2).await.unwrap().unwrap();
+    r.status = RunStatus::Failed;
+    store.update_run(&r).await.unwrap();
+    let o = follower.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from s3\n");
+
+    // A run that already ended, without an uploaded log: a note, and where
+    // the build's own log is.
+    let run3 = start(&stack);
+    let mut r = store.get_run(&run3).await.unwrap().unwrap();
+    r.status = RunStatus::Canceled;
+    store.update_run(&r).await.unwrap();
+    let o = stack
+        .command(&["task", "logs", "--run-id", &run3])
+        .env("CRTASK_AWS_LOG_GROUP", "/aws/codebuild/no-such-group")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("note: run {run3} has no log yet")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the build's own log is in CloudWatch Logs group /aws/codebuild/no-such-group, stream {}",
+            store
+                .get_run(&run3)
+                .await
+                .unwrap()
+                .and_then(|r| r.builder_ref)
+                .and_then(|b| b.split_once(':').map(|(_, u)| u.to_string()))
+                .unwrap()
+        )),
+        "{err}"
+    );
+}
