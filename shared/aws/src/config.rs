@@ -2,6 +2,11 @@
 
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// Loads the AWS configuration the usual way (environment, profile,
 /// container or instance credentials). `endpoint_url` overrides every
@@ -23,7 +28,33 @@ pub fn loader() -> ConfigLoader {
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
+    aws_config::defaults(BehaviorVersion::latest()).http_client(RootsOnce(http))
+}
+
+/// The HTTPS client all SDK clients of a process share, with its root
+/// certificates loaded once.
+///
+/// The SDK's client builds (and drops) a whole TLS connector each time a
+/// service client is constructed, to load the system's root certificates
+/// early; a function constructing four clients loaded them five times before
+/// its first event (see docs/BENCHMARKS.md, Lambda cold start). This wrapper
+/// skips that early check: the shared connector cache loads the roots once,
+/// with the first connector a request needs.
+#[derive(Debug)]
+struct RootsOnce(SharedHttpClient);
+
+impl HttpClient for RootsOnce {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// A DynamoDB client for `config`.
