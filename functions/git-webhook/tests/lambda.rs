@@ -89,18 +89,8 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let store = harness::store().await;
     store.create_task(&task("web")).await.unwrap();
-    let conf = harness::sdk_config().await;
-    let sm = crtask_aws::config::secretsmanager(&conf);
     let secret = "whsec-0123456789abcdefghijklmnopqrstuvwxyzABCDEF".to_string();
-    let arn = sm
-        .create_secret()
-        .name(harness::unique("crtask/git-webhook"))
-        .secret_string(&secret)
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let arn = harness::secret("crtask/git-webhook", &secret).await;
     let codebuild = RecordingStub::codebuild();
     let function = Function::start(
         Path::new(env!("CARGO_BIN_EXE_git-webhook")),

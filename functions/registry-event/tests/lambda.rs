@@ -98,16 +98,7 @@ async fn fixture_with(base: &str) -> Fixture {
         )
         .await
         .unwrap();
-    let conf = harness::sdk_config().await;
-    let arn = crtask_aws::config::secretsmanager(&conf)
-        .create_secret()
-        .name(harness::unique("crtask/registry-webhook"))
-        .secret_string(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let arn = harness::secret("crtask/registry-webhook", TOKEN).await;
     let codebuild = RecordingStub::codebuild();
     let function = Function::start(
         Path::new(env!("CARGO_BIN_EXE_registry-event")),

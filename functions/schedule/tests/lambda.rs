@@ -39,15 +39,7 @@ struct Fixture {
 
 async fn fixture_env() -> Fixture {
     let store = harness::store().await;
-    let conf = harness::sdk_config().await;
-    let sm = crtask_aws::config::secretsmanager(&conf);
-    let secret = sm
-        .create_secret()
-        .name(harness::unique("crtask/schedule/signing"))
-        .secret_string(KEY)
-        .send()
-        .await
-        .unwrap();
+    let secret_arn = harness::secret("crtask/schedule/signing", KEY).await;
     let codebuild = RecordingStub::codebuild();
     let function = Function::start(
         Path::new(env!("CARGO_BIN_EXE_schedule")),
@@ -57,7 +49,7 @@ async fn fixture_env() -> Fixture {
             ("CRTASK_TABLE", store.table()),
             ("CRTASK_BUCKET", "crtask-ctx"),
             ("CRTASK_BUILDER_PROJECT", "crtask-builder"),
-            ("CRTASK_SCHEDULE_SECRET_ARN", secret.arn().unwrap()),
+            ("CRTASK_SCHEDULE_SECRET_ARN", &secret_arn),
             ("CRTASK_SCHEDULE_GROUP", "crtask-timers"),
             ("CRTASK_POLL_INTERVAL", "300"),
             ("CRTASK_SETTLE_WINDOW", "0"),

@@ -173,3 +173,16 @@ pub fn timers(list: &[(&str, &str, bool)]) -> Vec<crtask_core::model::TimerTrigg
         })
         .collect()
 }
+
+/// A new Secrets Manager secret (name `prefix-<unique>`) holding `value`; its ARN.
+pub async fn secret(prefix: &str, value: &str) -> String {
+    crtask_aws::config::secretsmanager(&sdk_config().await)
+        .create_secret()
+        .name(unique(prefix))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret")
+        .arn
+        .expect("secret arn")
+}
