@@ -257,7 +257,21 @@ impl Backend {
 
 /// The AWS builder reads a git repository or an uploaded context, never a
 /// directory on this machine.
+/// Secret build arguments would have to reach CodeBuild as plaintext
+/// environment overrides (readable by anyone who can read the build) or as
+/// Secrets Manager references, which crtask does not create yet: refused.
+fn no_secret_args_on_aws(args: &[crtask_core::model::BuildArg]) -> Result<()> {
+    if let Some(a) = args.iter().find(|a| a.secret) {
+        bail!(
+            "secret build argument '{}' cannot be used on AWS yet: the builder would receive it as a plaintext CodeBuild environment override; pass it as a normal --arg only if it is not secret, or build locally",
+            a.name
+        );
+    }
+    Ok(())
+}
+
 fn buildable_on_aws(t: &Task) -> Result<()> {
+    no_secret_args_on_aws(&t.build_args)?;
     if let Ok(ContextSource::LocalDir { path }) = ContextSource::parse_task_context(&t.context) {
         bail!(
             "task context '{path}' is a local directory, which the AWS builder cannot read: use a git URL (#ref[:subdir]) or /dev/null (or `crtask build` to upload a directory)"
@@ -515,6 +529,7 @@ impl AwsBackend {
     }
 
     async fn quick_build(&self, req: &QuickBuildRequest) -> Result<RunJson> {
+        no_secret_args_on_aws(&req.build_args)?;
         let builder = self.builder()?;
         let run = service::quick_build(
             self.store(),

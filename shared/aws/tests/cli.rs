@@ -158,6 +158,26 @@ async fn cli_on_aws_tasks_runs_builds_and_logs() {
         project: codebuild_project(&cb).await,
     };
 
+    // A secret build argument would reach CodeBuild as plaintext: refused,
+    // nothing stored.
+    let o = stack.run(&[
+        "task",
+        "create",
+        "-n",
+        "web",
+        "-c",
+        "https://github.com/acme/app.git#main",
+        "--secret-build-arg",
+        "TOKEN=s3cret",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("secret build argument 'TOKEN' cannot be used on AWS yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(store.get_task("web").await.unwrap().is_none());
+
     // Create: the task is in DynamoDB.
     let t = stack.json(&[
         "task",
@@ -168,8 +188,8 @@ async fn cli_on_aws_tasks_runs_builds_and_logs() {
         "https://github.com/acme/app.git#main",
         "-t",
         "app:{{.Run.ID}}",
-        "--secret-build-arg",
-        "TOKEN=s3cret",
+        "--build-arg",
+        "MODE=release",
     ]);
     assert_eq!(t["name"], "web");
     let stored = store
@@ -178,19 +198,25 @@ async fn cli_on_aws_tasks_runs_builds_and_logs() {
         .unwrap()
         .expect("task in DynamoDB");
     assert_eq!(stored.context, "https://github.com/acme/app.git#main");
-    assert_eq!(stored.build_args[0].value, "s3cret");
+    assert_eq!(stored.build_args[0].value, "release");
     let list = stack.json(&["task", "list"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["name"], "web");
-    assert!(!list.to_string().contains("s3cret"), "{list}");
     let shown = stack.json(&["task", "show", "-n", "web"]);
     assert_eq!(shown["context"], "https://github.com/acme/app.git#main");
     assert_eq!(shown["dependencies"], serde_json::json!([]));
-    // Update keeps the secret the client only saw masked.
     let up = stack.json(&["task", "update", "-n", "web", "--branch", "release"]);
     assert_eq!(up["branch"], "release");
     let stored = store.get_task("web").await.unwrap().expect("task");
-    assert_eq!(stored.build_args[0].value, "s3cret");
+    assert_eq!(stored.build_args[0].value, "release");
+    // Nor can an update add one.
+    let o = stack.run(&["task", "update", "-n", "web", "--secret-build-arg", "K=v"]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot be used on AWS yet"),
+        "{}",
+        stderr(&o)
+    );
 
     // A local directory cannot be a task context on AWS.
     let dir = std::env::temp_dir().join(harness::unique("crtask-cli-ctx"));
