@@ -300,7 +300,7 @@ steps:
     cmd: {img} id -u
     user: "1234"
   - id: server
-    cmd: {img} sleep 30
+    cmd: {img} sleep 3597
     detach: true
   - id: after
     cmd: {img} echo after-detached
@@ -336,7 +336,9 @@ steps:
     assert!(s1 - s0 < 10_000, "detach returns once started: {run}");
     // The detached container ends with the run.
     let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 30"])
+        // Exactly the step's command line: any other `sleep 3...` on the
+        // machine (a shell waiting, another test) must not count.
+        .args(["-f", "^sleep 3597$"])
         .output()
         .unwrap();
     assert!(
