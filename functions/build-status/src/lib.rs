@@ -13,6 +13,11 @@ use crtask_aws::S3Contexts;
 use crtask_core::buildstatus::{self, Applied, ExecResult};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::reghook::{self, UpdateDeps};
+use crtask_core::runs;
+
+/// How long build-status waits before dispatching the runs a finished run
+/// triggers (see [`runs::dispatch_unless_superseded`]).
+pub const CASCADE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -78,10 +83,10 @@ impl App {
     }
 
     /// Rebuilds what `run`'s pushes feed when it succeeded, or what waited for
-    /// it when it did not ([`reghook::after_run`]), and dispatches
-    /// those runs at once (all of one run's images are decided in this one
-    /// call, so there is nothing to wait for). Safe to repeat on a
-    /// redelivered event: the runs' dedupe keys hold. Returns the new run ids.
+    /// it when it did not ([`reghook::after_run`]), and dispatches those runs
+    /// after [`CASCADE_SETTLE`], unless a run of the same task decided at the
+    /// same moment elsewhere supersedes them. Safe to repeat on a redelivered
+    /// event: the runs' dedupe keys hold. Returns the run ids dispatched.
     async fn cascade(&self, run: &str) -> crtask_aws::Result<Vec<String>> {
         let Some(run) = self.store.get_run(run).await? else {
             return Ok(Vec::new());
@@ -94,15 +99,32 @@ impl App {
             clock: self.clock.as_ref(),
             registry: self.registry.as_deref(),
         };
+        let mut next_runs = reghook::after_run(&deps, &run).await?;
+        if next_runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The other side of a diamond may be deciding in another invocation
+        // right now: let both runs be visible, then the older one wins.
+        tokio::time::sleep(CASCADE_SETTLE).await;
         let mut ids = Vec::new();
-        for mut next in reghook::after_run(&deps, &run).await? {
-            ids.push(next.run_id.clone());
-            if let Err(e) =
-                crtask_core::runs::dispatch(self.store.as_ref(), self.builder.as_ref(), &mut next)
-                    .await
-            {
-                // The run stays Queued with the reason; it is not lost.
-                tracing::error!(run = %next.run_id, error = %e, "cascade run not dispatched");
+        for next in &mut next_runs {
+            let handed = crtask_core::runs::dispatch_unless_superseded(
+                self.store.as_ref(),
+                self.builder.as_ref(),
+                self.clock.as_ref(),
+                next,
+            )
+            .await;
+            match handed {
+                Ok(runs::Handover::Dispatched) => ids.push(next.run_id.clone()),
+                Ok(runs::Handover::Merged(into)) => {
+                    tracing::info!(run = %next.run_id, %into, "cascade run merged into an older queued run");
+                }
+                // The run stays Queued with the reason; the tick resumes it.
+                Err(e) => {
+                    tracing::error!(run = %next.run_id, error = %e, "cascade run not dispatched");
+                    ids.push(next.run_id.clone());
+                }
             }
         }
         if !ids.is_empty() {

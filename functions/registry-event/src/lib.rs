@@ -306,8 +306,13 @@ impl App {
             if current.status != RunStatus::Queued || current.builder_ref.is_some() {
                 continue;
             }
-            crtask_core::runs::dispatch(self.store.as_ref(), self.builder.as_ref(), &mut current)
-                .await?;
+            crtask_core::runs::dispatch_unless_superseded(
+                self.store.as_ref(),
+                self.builder.as_ref(),
+                self.clock.as_ref(),
+                &mut current,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -321,3 +321,86 @@ async fn redeliveries_and_repeated_updates_start_one_run() {
         "process_update alone records no event"
     );
 }
+
+/// Records which runs were handed over.
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl crtask_core::ports::Builder for Recording {
+    async fn dispatch(&self, run_id: &str) -> crtask_core::Result<()> {
+        self.0.lock().unwrap().push(run_id.to_string());
+        Ok(())
+    }
+    async fn cancel(&self, _run_id: &str) -> crtask_core::Result<bool> {
+        Ok(false)
+    }
+}
+
+#[tokio::test]
+async fn two_deciders_at_once_hand_over_one_run() {
+    use crtask_core::runs::{self, Handover, NewRun};
+    let store = SqliteStore::in_memory().unwrap();
+    task(&store, "left", &[("base:1", 'a')]).await;
+    task(&store, "right", &[("base:1", 'a')]).await;
+    task(
+        &store,
+        "bottom",
+        &[("left:latest", 'l'), ("right:latest", 'r')],
+    )
+    .await;
+    let t = store.get_task("bottom").await.unwrap().unwrap();
+    let spec = runs::spec_from_task(&t, &Default::default()).unwrap();
+    // What two build-status invocations record when both sides finish at
+    // once and neither sees the other's run yet: one run per side's push.
+    let record = |image: &str, d: char, at: DateTime<Utc>| {
+        let new = NewRun {
+            task: Some("bottom".into()),
+            run_type: crtask_core::model::RunType::AutoBuild,
+            trigger: Trigger::ImageUpdate {
+                image: format!("{REG}/{image}"),
+                old_digest: None,
+                new_digest: digest(d),
+                cause: None,
+            },
+            spec: spec.clone(),
+            dedupe_key: Some(format!("image:bottom@{image}@{d}")),
+        };
+        let store = &store;
+        async move {
+            match runs::record(store, &Fixed(at), new).await.unwrap() {
+                runs::Recorded::New(r) => r,
+                runs::Recorded::Existing(r) => panic!("not new: {r:?}"),
+            }
+        }
+    };
+    let now = clock().0;
+    let mut a = record("left:latest", 'L', now).await;
+    let mut b = record("right:latest", 'R', now).await;
+    let builder = Recording::default();
+    // Each decider hands over its own run, in either order.
+    let hb = runs::dispatch_unless_superseded(&store, &builder, &clock(), &mut b)
+        .await
+        .unwrap();
+    let ha = runs::dispatch_unless_superseded(&store, &builder, &clock(), &mut a)
+        .await
+        .unwrap();
+    assert_eq!(ha, Handover::Dispatched);
+    assert_eq!(hb, Handover::Merged(a.run_id.clone()));
+    assert_eq!(*builder.0.lock().unwrap(), vec![a.run_id.clone()]);
+    let merged = store.get_run(&b.run_id).await.unwrap().unwrap();
+    assert_eq!(merged.status, RunStatus::Canceled);
+    assert!(merged.error.unwrap().contains(&a.run_id));
+
+    // A queued run recorded well before (a build that may be under way
+    // already) does not stand for a new one.
+    let mut late = record("left:latest", 'M', now + chrono::Duration::seconds(60)).await;
+    let h = runs::dispatch_unless_superseded(&store, &builder, &clock(), &mut late)
+        .await
+        .unwrap();
+    assert_eq!(h, Handover::Dispatched);
+    assert_eq!(
+        *builder.0.lock().unwrap(),
+        vec![a.run_id.clone(), late.run_id.clone()]
+    );
+}
