@@ -60,6 +60,21 @@ fn produced_images(task: &Task, registry: Option<&str>) -> Vec<String> {
 }
 
 /// The run each task has under way, read in one go: its newest `Queued`
+/// Which tasks push which images (tagged references), as far as their
+/// image templates tell without running them.
+fn producers<'a>(
+    tasks: impl IntoIterator<Item = &'a Task>,
+    registry: Option<&str>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in tasks {
+        for image in produced_images(t, registry) {
+            out.entry(image).or_default().push(t.name.clone());
+        }
+    }
+    out
+}
+
 /// run, else its newest `Started`, else its newest `Running` one.
 async fn pending_runs(store: &dyn Store) -> crate::Result<BTreeMap<String, Run>> {
     let order = [RunStatus::Queued, RunStatus::Started, RunStatus::Running];
@@ -132,12 +147,7 @@ pub async fn process_update(
         tasks.insert(name, task);
     }
     // Which tasks produce which images, computed once per update.
-    let mut producers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in all.values() {
-        for image in produced_images(t, deps.registry) {
-            producers.entry(image).or_default().push(t.name.clone());
-        }
-    }
+    let producers = producers(all.values(), deps.registry);
     let pending = pending_runs(deps.store).await?;
     // Images that a task with a run under way will push again.
     let pending_images: BTreeSet<&String> = producers
@@ -453,12 +463,7 @@ pub async fn release_waiters(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<
     if waiting.is_empty() {
         return Ok(Vec::new());
     }
-    let mut producers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in &all {
-        for image in produced_images(t, deps.registry) {
-            producers.entry(image).or_default().push(t.name.clone());
-        }
-    }
+    let producers = producers(&all, deps.registry);
     // The updates to decide again: each upstream's last push that a waiting
     // task has not built on.
     let mut updates: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
