@@ -113,6 +113,26 @@ async fn set_status(store: &SqliteStore, run: &Run, status: RunStatus) {
     store.update_run(&r).await.unwrap();
 }
 
+/// `left` and `right` built on `base:1` (at `a`), `bottom` on both of them.
+async fn diamond(store: &SqliteStore) {
+    task(store, "left", &[("base:1", 'a')]).await;
+    task(store, "right", &[("base:1", 'a')]).await;
+    task(
+        store,
+        "bottom",
+        &[("left:latest", 'l'), ("right:latest", 'r')],
+    )
+    .await;
+}
+
+/// The run of `task` among `runs`.
+fn run_of(runs: &[Run], task: &str) -> Run {
+    runs.iter()
+        .find(|r| r.task.as_deref() == Some(task))
+        .unwrap_or_else(|| panic!("no run of {task} in {runs:?}"))
+        .clone()
+}
+
 fn tasks_of(runs: &[Run]) -> Vec<String> {
     let mut t: Vec<String> = runs.iter().filter_map(|r| r.task.clone()).collect();
     t.sort();
@@ -148,31 +168,14 @@ async fn chains_rebuild_in_order_and_diamonds_once_after_both_sides() {
     //   left  right
     //     \    /
     //     bottom        and   left -> next (a chain)
-    task(&store, "left", &[("base:1", 'a')]).await;
-    task(&store, "right", &[("base:1", 'a')]).await;
-    task(
-        &store,
-        "bottom",
-        &[("left:latest", 'l'), ("right:latest", 'r')],
-    )
-    .await;
+    diamond(&store).await;
     task(&store, "next", &[("left:latest", 'l')]).await;
 
     let r = decide(&store, &update("base:1", 'b')).await;
     assert_eq!(r.outcome, Outcome::Triggered);
     assert_eq!(tasks_of(&r.new_runs), ["left", "right"]);
-    let left = &r
-        .new_runs
-        .iter()
-        .find(|r| r.task.as_deref() == Some("left"))
-        .unwrap()
-        .clone();
-    let right = &r
-        .new_runs
-        .iter()
-        .find(|r| r.task.as_deref() == Some("right"))
-        .unwrap()
-        .clone();
+    let left = &run_of(&r.new_runs, "left");
+    let right = &run_of(&r.new_runs, "right");
     set_status(&store, left, RunStatus::Running).await;
     set_status(&store, right, RunStatus::Running).await;
 
@@ -227,27 +230,10 @@ async fn chains_rebuild_in_order_and_diamonds_once_after_both_sides() {
 #[tokio::test]
 async fn a_failed_side_does_not_hold_the_diamond_forever() {
     let store = SqliteStore::in_memory().unwrap();
-    task(&store, "left", &[("base:1", 'a')]).await;
-    task(&store, "right", &[("base:1", 'a')]).await;
-    task(
-        &store,
-        "bottom",
-        &[("left:latest", 'l'), ("right:latest", 'r')],
-    )
-    .await;
+    diamond(&store).await;
     let r = decide(&store, &update("base:1", 'b')).await;
-    let left = r
-        .new_runs
-        .iter()
-        .find(|r| r.task.as_deref() == Some("left"))
-        .unwrap()
-        .clone();
-    let right = r
-        .new_runs
-        .iter()
-        .find(|r| r.task.as_deref() == Some("right"))
-        .unwrap()
-        .clone();
+    let left = run_of(&r.new_runs, "left");
+    let right = run_of(&r.new_runs, "right");
     let left_done = finish(&store, &left, RunStatus::Succeeded, 'L').await;
     assert!(
         cascade(&store, &left_done).await.is_empty(),
@@ -279,12 +265,7 @@ async fn a_failed_side_does_not_hold_the_diamond_forever() {
     assert!(after_run(&store, &right_failed).await.is_empty());
     // A failure that nobody waited for releases nothing.
     let solo = decide(&store, &update("base:1", 'c')).await;
-    let left2 = solo
-        .new_runs
-        .iter()
-        .find(|r| r.task.as_deref() == Some("left"))
-        .unwrap()
-        .clone();
+    let left2 = run_of(&solo.new_runs, "left");
     let left2_failed = finish(&store, &left2, RunStatus::Failed, 'x').await;
     let none = after_run(&store, &left2_failed).await;
     assert!(
@@ -341,14 +322,7 @@ impl crtask_core::ports::Builder for Recording {
 async fn two_deciders_at_once_hand_over_one_run() {
     use crtask_core::runs::{self, Handover, NewRun};
     let store = SqliteStore::in_memory().unwrap();
-    task(&store, "left", &[("base:1", 'a')]).await;
-    task(&store, "right", &[("base:1", 'a')]).await;
-    task(
-        &store,
-        "bottom",
-        &[("left:latest", 'l'), ("right:latest", 'r')],
-    )
-    .await;
+    diamond(&store).await;
     let t = store.get_task("bottom").await.unwrap().unwrap();
     let spec = runs::spec_from_task(&t, &Default::default()).unwrap();
     // What two build-status invocations record when both sides finish at
