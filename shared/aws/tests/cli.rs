@@ -4,6 +4,8 @@
 //!
 //! Needs `cargo build -p crtask` first (or `CRTASK_BIN`).
 
+#[path = "harness/logs.rs"]
+mod build_logs;
 mod harness;
 
 use crtask_aws::S3Contexts;
@@ -551,37 +553,6 @@ async fn cli_on_aws_keeps_timer_schedules_in_step() {
     stack.json(&["task", "delete", "-n", "plain"]);
 }
 
-/// Appends `lines` to a build's log stream as CodeBuild does: one event a
-/// line, each message ending with a line break.
-async fn put_build_log(
-    client: &aws_sdk_cloudwatchlogs::Client,
-    group: &str,
-    stream: &str,
-    lines: &[&str],
-) {
-    use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-    let now = chrono::Utc::now().timestamp_millis();
-    let events = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            InputLogEvent::builder()
-                .timestamp(now + i as i64)
-                .message(format!("{l}\n"))
-                .build()
-                .expect("log event")
-        })
-        .collect();
-    client
-        .put_log_events()
-        .log_group_name(group)
-        .log_stream_name(stream)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .expect("PutLogEvents");
-}
-
 /// A follower's stdout, line by line as it comes.
 fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
@@ -668,7 +639,7 @@ async fn cli_on_aws_streams_the_build_log_from_cloudwatch() {
         .await
         .expect("create log stream");
     let first_marker = format!("crtask: run {run_id} on docker (linux/amd64)");
-    put_build_log(
+    build_logs::put_build_log(
         &cwl,
         &group,
         &stream,
@@ -706,7 +677,7 @@ async fn cli_on_aws_streams_the_build_log_from_cloudwatch() {
         .is_terminal());
 
     let last_marker = format!("crtask: run {run_id} Succeeded after 9s");
-    put_build_log(
+    build_logs::put_build_log(
         &cwl,
         &group,
         &stream,
@@ -760,7 +731,7 @@ async fn cli_on_aws_streams_the_build_log_from_cloudwatch() {
         .send()
         .await
         .unwrap();
-    put_build_log(
+    build_logs::put_build_log(
         &cwl,
         &group,
         &stream2,

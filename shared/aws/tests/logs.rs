@@ -1,9 +1,10 @@
 //! [`BuildLogs`] against `moto_server`'s CloudWatch Logs: a build's stream
 //! read in order, page by page, and from where the last read stopped.
 
+#[path = "harness/logs.rs"]
+mod build_logs;
 mod harness;
 
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use crtask_aws::BuildLogs;
 
 /// A fresh log group and a client for it.
@@ -18,31 +19,6 @@ async fn group() -> (aws_sdk_cloudwatchlogs::Client, String) {
         .await
         .expect("create log group");
     (client, group)
-}
-
-/// Appends `lines` to `stream` as CodeBuild does: one event per line, each
-/// message ending with a line break.
-async fn put(client: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, lines: &[&str]) {
-    let now = chrono::Utc::now().timestamp_millis();
-    let events: Vec<InputLogEvent> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            InputLogEvent::builder()
-                .timestamp(now + i as i64)
-                .message(format!("{l}\n"))
-                .build()
-                .expect("log event")
-        })
-        .collect();
-    client
-        .put_log_events()
-        .log_group_name(group)
-        .log_stream_name(stream)
-        .set_log_events(Some(events))
-        .send()
-        .await
-        .expect("PutLogEvents");
 }
 
 async fn create_stream(client: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str) {
@@ -72,7 +48,7 @@ async fn build_logs_reads_a_stream_in_order_and_goes_on_from_the_token() {
     let (lines, token) = logs.next(build, None).await.expect("empty stream");
     assert!(lines.is_empty(), "{lines:?}");
 
-    put(
+    build_logs::put_build_log(
         &client,
         &group,
         "4b6f3d2a-1111-2222-3333-444455556666",
@@ -92,7 +68,7 @@ async fn build_logs_reads_a_stream_in_order_and_goes_on_from_the_token() {
     assert_eq!(again.as_deref(), Some(token.as_str()));
 
     // New lines only, from where the last read stopped.
-    put(
+    build_logs::put_build_log(
         &client,
         &group,
         "4b6f3d2a-1111-2222-3333-444455556666",
@@ -114,7 +90,7 @@ async fn build_logs_follows_next_forward_tokens_across_pages() {
     create_stream(&client, &group, stream).await;
     let want: Vec<String> = (1..=7).map(|i| format!("line {i}")).collect();
     let refs: Vec<&str> = want.iter().map(String::as_str).collect();
-    put(&client, &group, stream, &refs).await;
+    build_logs::put_build_log(&client, &group, stream, &refs).await;
 
     // Two events a page: one call reads all four pages, in order.
     let logs = BuildLogs::new(client.clone(), &group).with_page_limit(2);
@@ -125,7 +101,7 @@ async fn build_logs_follows_next_forward_tokens_across_pages() {
     assert!(lines.is_empty(), "{lines:?}");
     assert_eq!(same, token);
 
-    put(&client, &group, stream, &["line 8", "line 9", "line 10"]).await;
+    build_logs::put_build_log(&client, &group, stream, &["line 8", "line 9", "line 10"]).await;
     let (lines, _) = logs.next(&build, token).await.expect("more pages");
     assert_eq!(lines, ["line 8", "line 9", "line 10"]);
 }
@@ -146,7 +122,7 @@ async fn build_logs_reports_unreadable_input() {
     );
     // A token the service rejects: the error names the group and stream.
     create_stream(&client, &group, "s1").await;
-    put(&client, &group, "s1", &["x"]).await;
+    build_logs::put_build_log(&client, &group, "s1", &["x"]).await;
     let e = logs
         .next("proj:s1", Some("not-a-token".into()))
         .await
