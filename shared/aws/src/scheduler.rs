@@ -91,6 +91,22 @@ pub struct TimerSchedules {
     signing_key: Vec<u8>,
 }
 
+/// The fields CreateSchedule and UpdateSchedule share (UpdateSchedule
+/// replaces the whole definition), set on either request builder.
+macro_rules! with_definition {
+    ($call:expr, $self:ident, $def:ident) => {
+        $call
+            .name(&$def.name)
+            .group_name(&$self.settings.group)
+            .description(&$def.description)
+            .schedule_expression(&$def.expression)
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window($self.window(&$def.name)?)
+            .state(Self::state($def))
+            .target($self.target($def)?)
+    };
+}
+
 impl TimerSchedules {
     /// Schedules in `settings.group`, signed with `signing_key` (the
     /// current value of the stack's schedule signing secret).
@@ -178,19 +194,8 @@ impl TimerSchedules {
 
     /// Creates the schedule; `false` when one of that name exists already.
     async fn create(&self, def: &ScheduleDefinition) -> Result<bool> {
-        let r = self
-            .client
-            .create_schedule()
-            .name(&def.name)
-            .group_name(&self.settings.group)
-            .description(&def.description)
-            .schedule_expression(&def.expression)
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(self.window(&def.name)?)
-            .state(Self::state(def))
-            .target(self.target(def)?)
-            .send()
-            .await;
+        let call = self.client.create_schedule();
+        let r = with_definition!(call, self, def).send().await;
         match r {
             Ok(_) => Ok(true),
             Err(e)
@@ -205,19 +210,8 @@ impl TimerSchedules {
 
     /// Replaces the schedule; `false` when there is none of that name.
     async fn update(&self, def: &ScheduleDefinition) -> Result<bool> {
-        let r = self
-            .client
-            .update_schedule()
-            .name(&def.name)
-            .group_name(&self.settings.group)
-            .description(&def.description)
-            .schedule_expression(&def.expression)
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(self.window(&def.name)?)
-            .state(Self::state(def))
-            .target(self.target(def)?)
-            .send()
-            .await;
+        let call = self.client.update_schedule();
+        let r = with_definition!(call, self, def).send().await;
         match r {
             Ok(_) => Ok(true),
             Err(e)
