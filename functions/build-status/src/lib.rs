@@ -16,7 +16,7 @@ use crtask_core::reghook::{self, UpdateDeps};
 use crtask_core::runs;
 
 /// How long build-status waits before dispatching the runs a finished run
-/// triggers (see [`runs::dispatch_unless_superseded`]).
+/// triggers (see [`runs::hand_over`]).
 pub const CASCADE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -85,7 +85,7 @@ impl App {
     /// Rebuilds what `run`'s pushes feed when it succeeded, or what waited for
     /// it when it did not ([`reghook::after_run`]), and dispatches those runs
     /// after [`CASCADE_SETTLE`], unless a run of the same task decided at the
-    /// same moment elsewhere supersedes them. Safe to repeat on a redelivered
+    /// same moment elsewhere supersedes them ([`runs::hand_over`]). Safe to repeat on a redelivered
     /// event: the runs' dedupe keys hold. Returns the run ids dispatched.
     async fn cascade(&self, run: &str) -> crtask_aws::Result<Vec<String>> {
         let Some(run) = self.store.get_run(run).await? else {
@@ -99,7 +99,7 @@ impl App {
             clock: self.clock.as_ref(),
             registry: self.registry.as_deref(),
         };
-        let mut next_runs = reghook::after_run(&deps, &run).await?;
+        let next_runs = reghook::after_run(&deps, &run).await?;
         if next_runs.is_empty() {
             return Ok(Vec::new());
         }
@@ -107,24 +107,20 @@ impl App {
         // right now: let both runs be visible, then the older one wins.
         tokio::time::sleep(CASCADE_SETTLE).await;
         let mut ids = Vec::new();
-        for next in &mut next_runs {
-            let handed = crtask_core::runs::dispatch_unless_superseded(
-                self.store.as_ref(),
-                self.builder.as_ref(),
-                self.clock.as_ref(),
-                next,
-            )
-            .await;
+        for (id, handed) in runs::hand_over(
+            self.store.as_ref(),
+            self.builder.as_ref(),
+            self.clock.as_ref(),
+            &next_runs,
+        )
+        .await?
+        {
             match handed {
-                Ok(runs::Handover::Dispatched) => ids.push(next.run_id.clone()),
-                Ok(runs::Handover::Merged(into)) => {
-                    tracing::info!(run = %next.run_id, %into, "cascade run merged into an older queued run");
+                runs::Handover::Dispatched => ids.push(id),
+                runs::Handover::Merged(into) => {
+                    tracing::info!(run = %id, %into, "cascade run merged into an older queued run");
                 }
-                // The run stays Queued with the reason; the tick resumes it.
-                Err(e) => {
-                    tracing::error!(run = %next.run_id, error = %e, "cascade run not dispatched");
-                    ids.push(next.run_id.clone());
-                }
+                runs::Handover::Skipped => {}
             }
         }
         if !ids.is_empty() {

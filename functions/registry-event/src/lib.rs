@@ -21,7 +21,7 @@ use base64::Engine as _;
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
 use crtask_core::githook::HookAnswer;
-use crtask_core::model::{EventSource, Run, RunStatus};
+use crtask_core::model::{EventSource, Run};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::regevent;
 use crtask_core::reghook::{self, RegistryAuth, UpdateDeps};
@@ -299,21 +299,13 @@ impl App {
             return Ok(());
         }
         tokio::time::sleep(self.settle).await;
-        for run in runs {
-            let Some(mut current) = self.store.get_run(&run.run_id).await? else {
-                continue;
-            };
-            if current.status != RunStatus::Queued || current.builder_ref.is_some() {
-                continue;
-            }
-            crtask_core::runs::dispatch_unless_superseded(
-                self.store.as_ref(),
-                self.builder.as_ref(),
-                self.clock.as_ref(),
-                &mut current,
-            )
-            .await?;
-        }
+        crtask_core::runs::hand_over(
+            self.store.as_ref(),
+            self.builder.as_ref(),
+            self.clock.as_ref(),
+            &runs,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -131,68 +131,87 @@ pub async fn dispatch(store: &dyn Store, builder: &dyn Builder, run: &mut Run) -
 }
 
 /// How much older than a run another queued run of its task may be and
-/// still stand for it ([`dispatch_unless_superseded`]): runs decided this
+/// still stand for it ([`hand_over`]): runs decided this
 /// close together saw the same pushes, and a build dispatched this recently
 /// has not reached its base images yet.
 pub const SUPERSEDE_WINDOW: chrono::Duration = chrono::Duration::seconds(10);
 
-/// What [`dispatch_unless_superseded`] did.
+/// What [`hand_over`] did with one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handover {
     /// Handed to the builder (or left queued with the builder's reason).
     Dispatched,
     /// Recorded as canceled, merged into this older queued run.
     Merged(String),
+    /// No longer waiting (started, finished, or dispatched meanwhile).
+    Skipped,
 }
 
-/// Hands an image-update run to the builder, unless an older image-update
-/// run of the same task, recorded at most [`SUPERSEDE_WINDOW`] before it, is
-/// still `Queued`: that run builds the same thing (base tags are resolved
-/// when a build starts), so this one is recorded `Canceled`, merged into it.
+/// Hands recorded runs to the builder after their settle window, with one
+/// listing of the queued runs however many there are.
 ///
-/// This closes the window in which two processes decide for the same task
-/// at once (on AWS, two build-status invocations for both sides of a
-/// diamond finishing together), each not yet seeing the other's run. Call it
-/// after a short wait, so both runs are visible; the oldest one wins on
-/// every side. Runs of other kinds are simply dispatched.
-pub async fn dispatch_unless_superseded(
+/// A run that is no longer `Queued` without a build is skipped. An
+/// image-update run is not dispatched when an older image-update run of the
+/// same task, recorded at most [`SUPERSEDE_WINDOW`] before it, is still
+/// queued: that run builds the same thing (base tags are resolved when a
+/// build starts), so this one is recorded `Canceled`, merged into it. That
+/// closes the window in which two processes decide for the same task at once
+/// (on AWS, two build-status invocations for both sides of a diamond
+/// finishing together), each not seeing the other's run yet: called after a
+/// short wait, both see both runs, and the oldest wins on every side.
+pub async fn hand_over(
     store: &dyn Store,
     builder: &dyn Builder,
     clock: &dyn Clock,
-    run: &mut Run,
-) -> Result<Handover> {
-    if let (Some(task), Trigger::ImageUpdate { .. }) = (run.task.clone(), &run.trigger) {
-        let mine = crate::runid::sort_key(&run.run_id);
-        let older = store
-            .runs_in_status(&[RunStatus::Queued])
-            .await?
-            .into_iter()
-            .filter(|r| {
-                r.task.as_deref() == Some(task.as_str())
-                    && matches!(r.trigger, Trigger::ImageUpdate { .. })
-                    && crate::runid::sort_key(&r.run_id) < mine
-                    && run.create_time - r.create_time <= SUPERSEDE_WINDOW
-            })
-            .min_by_key(|r| crate::runid::sort_key(&r.run_id));
-        if let Some(first) = older {
-            // Read again: only a run still queued is merged away.
-            if let Some(mut current) = store.get_run(&run.run_id).await? {
-                if current.status == RunStatus::Queued && current.builder_ref.is_none() {
-                    current.status = RunStatus::Canceled;
-                    current.finish_time = Some(clock.now());
-                    current.error = Some(format!(
-                        "merged into run {}, queued earlier for task {task}: it builds the same bases",
-                        first.run_id
-                    ));
-                    store.update_run(&current).await?;
-                    *run = current;
-                    return Ok(Handover::Merged(first.run_id));
-                }
-            }
+    runs: &[Run],
+) -> Result<Vec<(String, Handover)>> {
+    let queued = store.runs_in_status(&[RunStatus::Queued]).await?;
+    let mut out = Vec::with_capacity(runs.len());
+    for wanted in runs {
+        let Some(current) = queued.iter().find(|r| r.run_id == wanted.run_id) else {
+            out.push((wanted.run_id.clone(), Handover::Skipped));
+            continue;
+        };
+        if current.builder_ref.is_some() {
+            out.push((wanted.run_id.clone(), Handover::Skipped));
+            continue;
         }
+        let mut run = current.clone();
+        let older = match (&run.task, &run.trigger) {
+            (Some(task), Trigger::ImageUpdate { .. }) => {
+                let mine = crate::runid::sort_key(&run.run_id);
+                queued
+                    .iter()
+                    .filter(|r| {
+                        r.task.as_deref() == Some(task.as_str())
+                            && matches!(r.trigger, Trigger::ImageUpdate { .. })
+                            && crate::runid::sort_key(&r.run_id) < mine
+                            && run.create_time - r.create_time <= SUPERSEDE_WINDOW
+                    })
+                    .min_by_key(|r| crate::runid::sort_key(&r.run_id))
+            }
+            _ => None,
+        };
+        let handed = match older {
+            Some(first) => {
+                run.status = RunStatus::Canceled;
+                run.finish_time = Some(clock.now());
+                run.error = Some(format!(
+                    "merged into run {}, queued earlier for task {}: it builds the same bases",
+                    first.run_id,
+                    run.task.as_deref().unwrap_or_default()
+                ));
+                store.update_run(&run).await?;
+                Handover::Merged(first.run_id.clone())
+            }
+            None => {
+                dispatch(store, builder, &mut run).await?;
+                Handover::Dispatched
+            }
+        };
+        out.push((run.run_id, handed));
     }
-    dispatch(store, builder, run).await?;
-    Ok(Handover::Dispatched)
+    Ok(out)
 }
 
 /// Hands to the builder every run that was recorded but never reached it:

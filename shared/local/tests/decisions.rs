@@ -318,6 +318,20 @@ impl crtask_core::ports::Builder for Recording {
     }
 }
 
+/// What one decider's hand-over did with its own run.
+async fn hand_over(
+    store: &SqliteStore,
+    builder: &Recording,
+    run: &Run,
+) -> crtask_core::runs::Handover {
+    let mut out = crtask_core::runs::hand_over(store, builder, &clock(), std::slice::from_ref(run))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, run.run_id);
+    out.remove(0).1
+}
+
 #[tokio::test]
 async fn two_deciders_at_once_hand_over_one_run() {
     use crtask_core::runs::{self, Handover, NewRun};
@@ -349,16 +363,12 @@ async fn two_deciders_at_once_hand_over_one_run() {
         }
     };
     let now = clock().0;
-    let mut a = record("left:latest", 'L', now).await;
-    let mut b = record("right:latest", 'R', now).await;
+    let a = record("left:latest", 'L', now).await;
+    let b = record("right:latest", 'R', now).await;
     let builder = Recording::default();
     // Each decider hands over its own run, in either order.
-    let hb = runs::dispatch_unless_superseded(&store, &builder, &clock(), &mut b)
-        .await
-        .unwrap();
-    let ha = runs::dispatch_unless_superseded(&store, &builder, &clock(), &mut a)
-        .await
-        .unwrap();
+    let hb = hand_over(&store, &builder, &b).await;
+    let ha = hand_over(&store, &builder, &a).await;
     assert_eq!(ha, Handover::Dispatched);
     assert_eq!(hb, Handover::Merged(a.run_id.clone()));
     assert_eq!(*builder.0.lock().unwrap(), vec![a.run_id.clone()]);
@@ -368,13 +378,14 @@ async fn two_deciders_at_once_hand_over_one_run() {
 
     // A queued run recorded well before (a build that may be under way
     // already) does not stand for a new one.
-    let mut late = record("left:latest", 'M', now + chrono::Duration::seconds(60)).await;
-    let h = runs::dispatch_unless_superseded(&store, &builder, &clock(), &mut late)
-        .await
-        .unwrap();
+    let late = record("left:latest", 'M', now + chrono::Duration::seconds(60)).await;
+    let h = hand_over(&store, &builder, &late).await;
     assert_eq!(h, Handover::Dispatched);
     assert_eq!(
         *builder.0.lock().unwrap(),
         vec![a.run_id.clone(), late.run_id.clone()]
     );
+    // Handing the merged run over again does nothing: it is no longer waiting.
+    assert_eq!(hand_over(&store, &builder, &b).await, Handover::Skipped);
+    assert_eq!(builder.0.lock().unwrap().len(), 2);
 }
