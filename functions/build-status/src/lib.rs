@@ -37,7 +37,7 @@ impl App {
         App {
             store,
             builder,
-            bucket: S3Contexts::new(config::s3(sdk), env.bucket.clone()),
+            bucket: S3Contexts::new(config::Lazy::new(sdk, config::s3), env.bucket.clone()),
             clock: Arc::new(SystemClock),
             registry: env.registry_host.clone(),
         }

@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .without_time()
         .init();
     let env = crtask_aws::config::FunctionEnv::from_env()?;
-    let sdk = crtask_aws::config::load(None).await;
+    let sdk = crtask_aws::config::load_for_function().await;
     let app = &build_status::App::new(&env, &sdk);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         Ok::<_, lambda_runtime::Error>(app.handle(&event.payload).await?)

@@ -54,7 +54,7 @@ impl App {
             store,
             builder,
             clock: Arc::new(SystemClock),
-            secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
+            secrets: SecretsManagerSecrets::new(config::Lazy::new(sdk, config::secretsmanager)),
             secret_arn: config.secret_arn.clone(),
             body_limit: DEFAULT_BODY_LIMIT,
         }

@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
     let config = git_webhook::Config::from_env()?;
-    let sdk = crtask_aws::config::load(None).await;
+    let sdk = crtask_aws::config::load_for_function().await;
     let app = Arc::new(git_webhook::App::new(&config, &sdk));
     lambda_http::run(git_webhook::router(app)).await
 }

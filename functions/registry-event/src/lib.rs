@@ -164,7 +164,7 @@ impl App {
             store,
             builder,
             clock: Arc::new(SystemClock),
-            secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
+            secrets: SecretsManagerSecrets::new(config::Lazy::new(sdk, config::secretsmanager)),
             secret_arn: config.secret_arn.clone(),
             registry: config.env.registry_host.clone(),
             settle: config.settle,

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .without_time()
         .init();
     let config = registry_event::Config::from_env()?;
-    let sdk = crtask_aws::config::load(None).await;
+    let sdk = crtask_aws::config::load_for_function().await;
     let app = &registry_event::App::new(&config, &sdk);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         Ok::<_, lambda_runtime::Error>(app.handle(&event.payload).await?)

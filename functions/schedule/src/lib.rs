@@ -99,7 +99,7 @@ impl App {
             store,
             builder,
             clock: Arc::new(SystemClock),
-            secrets: SecretsManagerSecrets::new(config::secretsmanager(sdk)),
+            secrets: SecretsManagerSecrets::new(config::Lazy::new(sdk, config::secretsmanager)),
             secret_arn: config.secret_arn.clone(),
             skew: Skew::default(),
             poll: poll::PollState::new(config),
@@ -167,6 +167,7 @@ mod poll {
     use crtask_core::runs;
     use crtask_registry::{PollConfig, Poller};
     use serde_json::{json, Value};
+    use std::sync::OnceLock;
     use std::time::Duration;
     use tokio::sync::Mutex;
 
@@ -176,9 +177,11 @@ mod poll {
     /// lost its dispatcher (the longest function timeout is 60 s).
     const STALLED_AFTER: Duration = Duration::from_secs(120);
 
-    /// The poller kept across warm invocations.
+    /// The poller kept across warm invocations, built by the first poll
+    /// tick (a timer invocation never needs its HTTP client).
     pub struct PollState {
-        poller: Mutex<Poller>,
+        cfg: PollConfig,
+        poller: OnceLock<Mutex<Poller>>,
         settle: Duration,
     }
 
@@ -193,7 +196,8 @@ mod poll {
                 ..PollConfig::default()
             };
             PollState {
-                poller: Mutex::new(Poller::new(cfg)),
+                cfg,
+                poller: OnceLock::new(),
                 settle: config.settle_window,
             }
         }
@@ -208,7 +212,10 @@ mod poll {
             clock: &dyn Clock,
             remaining: Option<Duration>,
         ) -> crtask_aws::Result<Value> {
-            let round = self.poller.lock().await.round(store, clock).await;
+            let poller = self
+                .poller
+                .get_or_init(|| Mutex::new(Poller::new(self.cfg.clone())));
+            let round = poller.lock().await.round(store, clock).await;
             let mut new_runs = round.new_runs;
             if !new_runs.is_empty() {
                 let mut wait = self.settle;

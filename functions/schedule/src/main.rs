@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .without_time()
         .init();
     let config = schedule::Config::from_env()?;
-    let sdk = crtask_aws::config::load(None).await;
+    let sdk = crtask_aws::config::load_for_function().await;
     let app = &schedule::App::new(&config, &sdk);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let remaining = std::time::UNIX_EPOCH

@@ -16,6 +16,7 @@
 //! A local directory cannot be built on AWS. Secret build arguments are not
 //! sent (a plaintext override is visible to anyone who can read the build).
 
+use crate::config::Lazy;
 use crate::error::{Error, Result};
 use crate::s3::context_key;
 use async_trait::async_trait;
@@ -392,7 +393,7 @@ pub async fn send_start_build(client: &Client, req: &StartBuildRequest) -> Resul
 /// Runs on CodeBuild. See the module docs.
 #[derive(Clone)]
 pub struct CodeBuildBuilder {
-    client: Client,
+    client: Lazy<Client>,
     store: Arc<dyn Store>,
     project: String,
     registry: Option<String>,
@@ -406,9 +407,13 @@ impl CodeBuildBuilder {
     /// A builder starting builds of `project` for runs in `store`. Build the
     /// client with [`crate::config::codebuild`] (SDK retries off: this
     /// builder retries throttling itself).
-    pub fn new(client: Client, store: Arc<dyn Store>, project: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<Lazy<Client>>,
+        store: Arc<dyn Store>,
+        project: impl Into<String>,
+    ) -> Self {
         CodeBuildBuilder {
-            client,
+            client: client.into(),
             store,
             project: project.into(),
             registry: None,

@@ -61,6 +61,7 @@
 //! for a build system's write rate (far below an index partition's ~1000
 //! writes per second).
 
+use crate::config::Lazy;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -98,7 +99,7 @@ const META_SK: &str = "COUNTERS";
 /// The DynamoDB store. Cheap to clone.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: Lazy<Client>,
     table: String,
     run_prefix: String,
     delivery_ttl: Duration,
@@ -107,9 +108,9 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     /// A store on `table` (which must exist: see [`create_table`]).
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Lazy<Client>>, table: impl Into<String>) -> Self {
         DynamoStore {
-            client,
+            client: client.into(),
             table: table.into(),
             run_prefix: runid::DEFAULT_PREFIX.to_string(),
             delivery_ttl: DEFAULT_DELIVERY_TTL,

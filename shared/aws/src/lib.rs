@@ -4,9 +4,10 @@
 //! ([`TimerSchedules`]), and CloudWatch Logs for live build logs
 //! ([`BuildLogs`]).
 //!
-//! Clients are built from one [`aws_config::SdkConfig`] ([`config::load`]),
-//! which honours `AWS_ENDPOINT_URL`, so the same code runs against AWS and
-//! against an emulator such as `moto_server`.
+//! Clients are built from one [`aws_config::SdkConfig`] ([`config::load`];
+//! the functions use [`config::load_for_function`] and build each client on
+//! first use, [`config::Lazy`]), which honours `AWS_ENDPOINT_URL`, so the
+//! same code runs against AWS and against an emulator such as `moto_server`.
 
 pub mod codebuild;
 pub mod config;

@@ -2,6 +2,7 @@
 //! (`logs/<run-id>.log`) and executor results (`logs/<run-id>.result.json`)
 //! in one bucket.
 
+use crate::config::Lazy;
 use crate::error::{Error, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
@@ -25,15 +26,15 @@ pub fn result_key(run_id: &str) -> String {
 /// Contexts and logs in one bucket. Cheap to clone.
 #[derive(Clone)]
 pub struct S3Contexts {
-    client: Client,
+    client: Lazy<Client>,
     bucket: String,
 }
 
 impl S3Contexts {
     /// Build the client with [`crate::config::s3`].
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Lazy<Client>>, bucket: impl Into<String>) -> Self {
         S3Contexts {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

@@ -7,6 +7,7 @@
 //! a short time (default 5 minutes) so a busy function does not call
 //! Secrets Manager per event.
 
+use crate::config::Lazy;
 use crate::error::{Error, Result};
 use aws_sdk_secretsmanager::Client;
 use crtask_core::verify::Secret;
@@ -22,15 +23,15 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Reads secrets, caching each secret's valid values.
 pub struct SecretsManagerSecrets {
-    client: Client,
+    client: Lazy<Client>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Vec<Secret>)>>,
 }
 
 impl SecretsManagerSecrets {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: impl Into<Lazy<Client>>) -> Self {
         SecretsManagerSecrets {
-            client,
+            client: client.into(),
             ttl: DEFAULT_CACHE_TTL,
             cache: Mutex::new(HashMap::new()),
         }
