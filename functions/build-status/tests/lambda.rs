@@ -326,3 +326,9 @@ async fn failed_run_rebuilds_nothing() {
         1
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn binary_is_linked_position_dependent() {
+    lambda::assert_position_dependent(Path::new(env!("CARGO_BIN_EXE_build-status")));
+}

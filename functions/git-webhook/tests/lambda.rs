@@ -247,3 +247,9 @@ async fn unsigned_push_is_rejected_and_starts_nothing() {
         .unwrap()
         .is_empty());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn binary_is_linked_position_dependent() {
+    lambda::assert_position_dependent(Path::new(env!("CARGO_BIN_EXE_git-webhook")));
+}

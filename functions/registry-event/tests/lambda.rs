@@ -311,3 +311,9 @@ async fn distribution_notification_through_the_function_url() {
         .count();
     assert_eq!(rejected, 3, "{events:?}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn binary_is_linked_position_dependent() {
+    lambda::assert_position_dependent(Path::new(env!("CARGO_BIN_EXE_registry-event")));
+}

@@ -418,3 +418,9 @@ async fn poll_tick_hands_over_runs_that_never_reached_codebuild() {
     assert_eq!(answer["resumed"], json!([]), "{answer}");
     assert_eq!(f.starts(), 1);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn binary_is_linked_position_dependent() {
+    lambda::assert_position_dependent(Path::new(env!("CARGO_BIN_EXE_schedule")));
+}

@@ -369,3 +369,28 @@ impl Drop for Function {
         let _ = self.child.wait();
     }
 }
+
+/// Fails unless `binary` is a position-dependent executable (ELF type
+/// `ET_EXEC`): the functions' build script, `functions/link.rs`, links them
+/// so to keep the dynamic loader's relocations out of every cold start.
+#[cfg(target_os = "linux")]
+pub fn assert_position_dependent(binary: &Path) {
+    let mut header = [0u8; 18];
+    std::fs::File::open(binary)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", binary.display()));
+    assert_eq!(
+        &header[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        binary.display()
+    );
+    // e_type, little-endian on every target the functions build for.
+    let e_type = u16::from_le_bytes([header[16], header[17]]);
+    assert_eq!(
+        e_type,
+        2,
+        "{} is not linked position-dependent (e_type {e_type}; 3 is a PIE): is `build = \"../link.rs\"` in its Cargo.toml?",
+        binary.display()
+    );
+}
