@@ -1243,19 +1243,24 @@ fn real_main() -> Res<()> {
     let Some((_, hello)) = results.first() else {
         return Err(format!("the hello baseline failed: {}", skipped.join("; ")));
     };
-    let (hello_cold, hello_cold_excl) = (pct(&hello.cold, 50.0), pct(&hello.cold_excl, 50.0));
+    let (hello_init, hello_cold, hello_cold_excl) = (
+        pct(&hello.init, 50.0),
+        pct(&hello.cold, 50.0),
+        pct(&hello.cold_excl, 50.0),
+    );
     println!(
         "{} cold starts and {} warm invocations per row; times in ms.\n",
         args.cold, args.warm
     );
-    println!("| function (event) | binary | init p50 | cold start min / p50 / p90 | cold p50 excl. AWS | cold ratio to hello (raw / excl. AWS) | warm p50 / p99 | warm excl. AWS p50 / p99 | AWS calls (cold / warm) |");
+    println!("| function (event) | binary | init p50 (x hello) | cold start min / p50 / p90 | cold p50 excl. AWS | cold ratio to hello (raw / excl. AWS) | warm p50 / p99 | warm excl. AWS p50 / p99 | AWS calls (cold / warm) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for (case, m) in &results {
         println!(
-            "| {} | {} | {:.2} | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {:.3} / {:.3} | {:.3} / {:.3} | {:.1} / {:.1} |",
+            "| {} | {} | {:.2} ({:.2}) | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {:.3} / {:.3} | {:.3} / {:.3} | {:.1} / {:.1} |",
             case.label,
             size(&case.binary),
             pct(&m.init, 50.0),
+            pct(&m.init, 50.0) / hello_init,
             pct(&m.cold, 0.0),
             pct(&m.cold, 50.0),
             pct(&m.cold, 90.0),
