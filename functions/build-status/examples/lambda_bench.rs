@@ -570,7 +570,10 @@ fn expect_response(check: impl Fn(&Value) -> Res<()> + 'static) -> CheckFn {
 
 const PUSH_SECRET: &str = "whsec-bench-0123456789abcdefghijklmnopqrstuvwxyz";
 const REPO_URL: &str = "https://github.com/acme/app.git";
-const BUILD: &str = "arn:aws:codebuild:us-east-1:123456789012:build/crtask-builder:0f1e2d3c-4b5a-4697-8899-aabbccddeeff";
+/// The build as `StartBuild` names it (kept on the run) and as its
+/// state-change events name it (the ARN).
+const BUILD: &str = "crtask-builder:0f1e2d3c-4b5a-4697-8899-aabbccddeeff";
+const BUILD_ARN: &str = "arn:aws:codebuild:us-east-1:123456789012:build/crtask-builder:0f1e2d3c-4b5a-4697-8899-aabbccddeeff";
 
 /// A signed GitHub push to a branch the task does not track, as a Function
 /// URL event (payload 2.0); delivery `i` is unique so it is not a replay.
@@ -638,8 +641,8 @@ fn run_id(i: usize) -> String {
 /// The fixture's IN_PROGRESS event for run `i` (queued in the store).
 fn in_progress_event(template: &Value, i: usize) -> Value {
     let mut e = template.clone();
-    e["detail"]["build-id"] = BUILD.into();
-    e["resources"] = json!([BUILD]);
+    e["detail"]["build-id"] = BUILD_ARN.into();
+    e["resources"] = json!([BUILD_ARN]);
     if let Some(vars) = e
         .pointer_mut("/detail/additional-information/environment/environment-variables")
         .and_then(Value::as_array_mut)

@@ -24,11 +24,13 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// The fixture event for `run_id`'s build.
+/// The fixture event for `run_id`'s build `build` (StartBuild's `build.id`):
+/// the event names it by its ARN, as CodeBuild's events do.
 fn event(name: &str, run_id: &str, build: &str) -> Value {
     let mut e: Value = serde_json::from_slice(&fixture(name)).unwrap();
-    e["detail"]["build-id"] = build.into();
-    e["resources"] = serde_json::json!([build]);
+    let arn = format!("arn:aws:codebuild:us-east-1:123456789012:build/{build}");
+    e["detail"]["build-id"] = arn.clone().into();
+    e["resources"] = serde_json::json!([arn]);
     for v in e["detail"]["additional-information"]["environment"]["environment-variables"]
         .as_array_mut()
         .unwrap()
@@ -133,7 +135,8 @@ impl Fixture {
     }
 }
 
-const BUILD: &str = "arn:aws:codebuild:us-east-1:123456789012:build/crtask-builder:0f1e2d3c-4b5a-4697-8899-aabbccddeeff";
+/// A build as `StartBuild` answers it (`build.id`); [`event`] names it by ARN.
+const BUILD: &str = "crtask-builder:0f1e2d3c-4b5a-4697-8899-aabbccddeeff";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_progress_then_succeeded_records_digests_and_dependencies() {

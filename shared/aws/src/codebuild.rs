@@ -490,7 +490,7 @@ impl Builder for CodeBuildBuilder {
         tracing::info!(run = run_id, build = %build_id, "codebuild build started");
         // Re-read: keep whatever changed meanwhile, add the build id.
         let mut run = self.store.get_run(run_id).await?.unwrap_or(run);
-        run.builder_ref = Some(build_id);
+        run.builder_ref = Some(crtask_core::buildstatus::build_id(&build_id).to_string());
         if run
             .error
             .as_deref()
@@ -517,7 +517,7 @@ impl Builder for CodeBuildBuilder {
                 with_backoff(&self.backoff, &*self.sleeper, || async {
                     self.client
                         .stop_build()
-                        .id(&build_id)
+                        .id(crtask_core::buildstatus::build_id(&build_id))
                         .send()
                         .await
                         .map_err(|e| codebuild_error("StopBuild", e))

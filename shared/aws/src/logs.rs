@@ -18,7 +18,9 @@ const MAX_PAGES: usize = 50;
 
 /// The stream CodeBuild writes build `build_id`'s log to (no stream prefix
 /// configured): the id's part after the colon, or the whole id without one.
+/// `build_id` may be the id or the build's ARN.
 pub fn stream_name(build_id: &str) -> &str {
+    let build_id = crtask_core::buildstatus::build_id(build_id);
     build_id
         .split_once(':')
         .map(|(_, uuid)| uuid)
@@ -205,6 +207,10 @@ mod tests {
     fn stream_is_the_build_ids_uuid() {
         assert_eq!(
             stream_name("crtask-builder:0f1e2d3c-aaaa-bbbb-cccc-123456789012"),
+            "0f1e2d3c-aaaa-bbbb-cccc-123456789012"
+        );
+        assert_eq!(
+            stream_name("arn:aws:codebuild:us-east-1:123456789012:build/crtask-builder:0f1e2d3c-aaaa-bbbb-cccc-123456789012"),
             "0f1e2d3c-aaaa-bbbb-cccc-123456789012"
         );
         assert_eq!(stream_name("no-colon"), "no-colon");

@@ -6,6 +6,8 @@
 
 #[path = "harness/logs.rs"]
 mod build_logs;
+#[path = "harness/codebuild.rs"]
+mod codebuild;
 mod harness;
 
 use crtask_aws::S3Contexts;
@@ -94,45 +96,6 @@ impl Stack {
     }
 }
 
-async fn codebuild_project(client: &aws_sdk_codebuild::Client) -> String {
-    use aws_sdk_codebuild::types::{
-        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-        ProjectSource, SourceType,
-    };
-    let name = harness::unique("crtask-cli");
-    client
-        .create_project()
-        .name(&name)
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Github)
-                .location("https://github.com/acme/app.git")
-                .buildspec("version: 0.2\nphases:\n  build:\n    commands:\n      - crtask exec\n")
-                .build()
-                .expect("source"),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::NoArtifacts)
-                .build()
-                .expect("artifacts"),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::LinuxContainer)
-                .image("aws/codebuild/amazonlinux2-x86_64-standard:5.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .privileged_mode(true)
-                .build()
-                .expect("environment"),
-        )
-        .service_role("arn:aws:iam::123456789012:role/crtask-builder")
-        .send()
-        .await
-        .expect("create codebuild project");
-    name
-}
-
 async fn builds_of(cb: &aws_sdk_codebuild::Client, project: &str) -> Vec<String> {
     cb.list_builds_for_project()
         .project_name(project)
@@ -157,7 +120,7 @@ async fn cli_on_aws_tasks_runs_builds_and_logs() {
     let stack = Stack {
         table: store.table().to_string(),
         bucket: bucket.clone(),
-        project: codebuild_project(&cb).await,
+        project: codebuild::project(&cb, "crtask-cli").await,
     };
 
     // A secret build argument would reach CodeBuild as plaintext: refused,
@@ -588,7 +551,7 @@ async fn cli_on_aws_streams_the_build_log_from_cloudwatch() {
     let stack = Stack {
         table: store.table().to_string(),
         bucket,
-        project: codebuild_project(&cb).await,
+        project: codebuild::project(&cb, "crtask-cli").await,
     };
     stack.json(&[
         "task",

@@ -1,6 +1,8 @@
 //! The AWS platform against `moto_server`: the Store contract on DynamoDB,
 //! S3 contexts and logs, and CodeBuild dispatch.
 
+#[path = "harness/codebuild.rs"]
+mod codebuild;
 mod harness;
 
 use harness::task;
@@ -508,51 +510,11 @@ async fn s3_contexts_and_logs() {
     assert_eq!(s3.get_log("ca1", 100).await.unwrap(), Some(Vec::new()));
 }
 
-async fn codebuild_project(client: &aws_sdk_codebuild::Client) -> String {
-    use aws_sdk_codebuild::types::{
-        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-        ProjectSource, SourceType,
-    };
-    let name = harness::unique("crtask-builder");
-    client
-        .create_project()
-        .name(&name)
-        .source(
-            ProjectSource::builder()
-                // moto insists on a location even where AWS does not.
-                .r#type(SourceType::Github)
-                .location("https://github.com/acme/app.git")
-                .buildspec("version: 0.2\nphases:\n  build:\n    commands:\n      - crtask exec\n")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::NoArtifacts)
-                .build()
-                .unwrap(),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::LinuxContainer)
-                .image("aws/codebuild/amazonlinux2-x86_64-standard:5.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .privileged_mode(true)
-                .build()
-                .unwrap(),
-        )
-        .service_role("arn:aws:iam::123456789012:role/crtask-builder")
-        .send()
-        .await
-        .expect("create codebuild project");
-    name
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn codebuild_dispatch_starts_a_build_with_the_run_as_env() {
     let conf = harness::sdk_config().await;
     let cb = crtask_aws::config::codebuild(&conf);
-    let project = codebuild_project(&cb).await;
+    let project = codebuild::project(&cb, "crtask-builder").await;
     let store = Arc::new(harness::store().await);
     let r = run("ca1", Some("web"), RunStatus::Queued, Some("web@0123"));
     store.insert_run(&r).await.unwrap();

@@ -76,12 +76,37 @@ impl BuildState {
     }
 }
 
+/// The one form crtask keeps of a CodeBuild build's identity.
+///
+/// CodeBuild names a build two ways: `StartBuild` answers `build.id`
+/// (`<project>:<uuid>`), while a "Build State Change" event carries the
+/// build's ARN in `detail.build-id`
+/// (`arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`). Both are
+/// reduced here to the id form, which `StopBuild`, `BatchGetBuilds` and the
+/// log stream lookup all accept; anything else is returned unchanged.
+pub fn build_id(reference: &str) -> &str {
+    match reference.strip_prefix("arn:") {
+        Some(rest) => rest
+            .split_once(":build/")
+            .map(|(_, id)| id)
+            .filter(|id| !id.is_empty())
+            .unwrap_or(reference),
+        None => reference,
+    }
+}
+
+/// True when `a` and `b` name the same build, whichever form each is in.
+pub fn same_build(a: &str, b: &str) -> bool {
+    build_id(a) == build_id(b)
+}
+
 /// What one state-change event says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildStateChange {
     pub state: BuildState,
-    /// The build ARN (what `StartBuild` answered, kept as the run's
-    /// `builder_ref`).
+    /// The build's id (`<project>:<uuid>`: the event's ARN reduced by
+    /// [`build_id`], the form `StartBuild` answered and the run's
+    /// `builder_ref` keeps).
     pub build_id: String,
     pub project: String,
     /// `CRTASK_RUN_ID` among the build's environment variables; `None` for a
@@ -112,8 +137,9 @@ pub fn parse(event: &Value) -> Result<BuildStateChange> {
         .ok_or_else(|| Error::invalid("the event has no detail.build-status"))?;
     let state = BuildState::parse(&status)
         .ok_or_else(|| Error::invalid(format!("unknown build status '{status}'")))?;
-    let build_id =
-        text("build-id").ok_or_else(|| Error::invalid("the event has no detail.build-id"))?;
+    let build_id = text("build-id")
+        .map(|b| build_id(&b).to_string())
+        .ok_or_else(|| Error::invalid("the event has no detail.build-id"))?;
     let project = text("project-name").unwrap_or_default();
     let run_id = detail
         .pointer("/additional-information/environment/environment-variables")
@@ -197,7 +223,7 @@ pub fn apply(
     now: DateTime<Utc>,
 ) -> Applied {
     if let Some(b) = &run.builder_ref {
-        if b != &change.build_id {
+        if !same_build(b, &change.build_id) {
             return Applied::Ignored(format!(
                 "run {} belongs to build {b}, not {}",
                 run.run_id, change.build_id
@@ -211,7 +237,7 @@ pub fn apply(
         ));
     }
     let at = change.time.unwrap_or(now);
-    run.builder_ref = Some(change.build_id.clone());
+    run.builder_ref = Some(build_id(&change.build_id).to_string());
     if !change.state.is_final() {
         if run.status == RunStatus::Running {
             return Applied::Ignored(format!("run {} is running already", run.run_id));

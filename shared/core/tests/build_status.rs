@@ -4,13 +4,17 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use crtask_core::buildstatus::{
-    apply, dependencies_from_run, parse, Applied, BuildState, ExecResult,
+    apply, build_id, dependencies_from_run, parse, same_build, Applied, BuildState, ExecResult,
 };
 use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-const BUILD: &str =
+/// The build as `StartBuild` names it (`build.id`), kept as the run's
+/// `builder_ref`.
+const BUILD: &str = "crtask-builder:7f3c9a52-1d2e-4b8f-9c61-0a4e5b6c7d8e";
+/// The same build as the fixtures' state-change events name it (its ARN).
+const BUILD_ARN: &str =
     "arn:aws:codebuild:eu-west-1:123456789012:build/crtask-builder:7f3c9a52-1d2e-4b8f-9c61-0a4e5b6c7d8e";
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -82,6 +86,7 @@ fn parses_every_fixture() {
         assert_eq!(c.state, state, "{file}");
         assert_eq!(c.run_id.as_deref(), run_id, "{file}");
         assert_eq!(c.build_id, BUILD, "{file}");
+        assert_eq!(event(file)["detail"]["build-id"], BUILD_ARN, "{file}");
         assert_eq!(c.project, "crtask-builder", "{file}");
         assert!(c.time.is_some(), "{file}");
     }
@@ -238,6 +243,11 @@ fn stale_or_foreign_events_are_ignored() {
         apply(&mut r, &c, None, Utc::now()),
         Applied::Ignored(_)
     ));
+    r.builder_ref = Some("crtask-builder:other".into());
+    assert!(matches!(
+        apply(&mut r, &c, None, Utc::now()),
+        Applied::Ignored(_)
+    ));
     assert_eq!(r.status, RunStatus::Running);
     // Canceled by the user before CodeBuild reported.
     let mut r = run(RunStatus::Canceled);
@@ -252,4 +262,50 @@ fn stale_or_foreign_events_are_ignored() {
     apply(&mut r, &c, Some(&res), Utc::now());
     assert_eq!(r.status, RunStatus::Succeeded);
     assert!(r.output_images.is_empty());
+}
+
+#[test]
+fn build_ids_and_arns_name_the_same_build() {
+    assert_eq!(build_id(BUILD_ARN), BUILD);
+    assert_eq!(build_id(BUILD), BUILD);
+    assert!(same_build(BUILD, BUILD_ARN));
+    assert!(same_build(BUILD_ARN, BUILD));
+    assert!(!same_build(BUILD, "crtask-builder:other"));
+    // Another partition keeps the same shape.
+    assert_eq!(
+        build_id("arn:aws-cn:codebuild:cn-north-1:123456789012:build/p:u"),
+        "p:u"
+    );
+    // Not a build ARN: unchanged.
+    assert_eq!(
+        build_id("arn:aws:codebuild:eu-west-1:1:project/p"),
+        "arn:aws:codebuild:eu-west-1:1:project/p"
+    );
+    assert_eq!(
+        build_id("arn:aws:codebuild:r:1:build/"),
+        "arn:aws:codebuild:r:1:build/"
+    );
+}
+
+/// The run keeps what `StartBuild` answered (`build.id`), the event carries
+/// the ARN: the event still finishes the run (before, every real event was
+/// ignored and no run on AWS ever finished).
+#[test]
+fn an_event_naming_the_build_by_arn_finishes_the_run_started_by_id() {
+    let c = parse(&event("succeeded.json")).unwrap();
+    let res = result("result-succeeded.json");
+    let mut r = run(RunStatus::Running);
+    assert_eq!(r.builder_ref.as_deref(), Some(BUILD));
+    assert_eq!(
+        apply(&mut r, &c, Some(&res), Utc::now()),
+        Applied::Updated(RunStatus::Succeeded)
+    );
+    assert_eq!(r.builder_ref.as_deref(), Some(BUILD));
+    // A run stored with the ARN (as an older build-status recorded it) too.
+    let mut r = run(RunStatus::Running);
+    r.builder_ref = Some(BUILD_ARN.into());
+    assert_eq!(
+        apply(&mut r, &c, Some(&res), Utc::now()),
+        Applied::Updated(RunStatus::Succeeded)
+    );
 }
