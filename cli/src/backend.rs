@@ -11,8 +11,8 @@ use crtask_aws::scheduler::{check_task_timers, ScheduleSettings, TimerSchedules}
 use crtask_aws::{
     BuildLogs, CodeBuildBuilder, DynamoStore, ExecutorWindow, S3Contexts, SecretsManagerSecrets,
 };
-use crtask_core::api::{QuickBuildRequest, TaskRunRequest, UploadResponse};
-use crtask_core::model::{
+use crtask_core::domain::api::{QuickBuildRequest, TaskRunRequest, UploadResponse};
+use crtask_core::domain::model::{
     BaseDependency, ContextSource, EventRecord, EventSource, RunFilter, RunStatus, Task,
 };
 use crtask_core::ports::{Builder, Store, SystemClock};
@@ -260,7 +260,7 @@ impl Backend {
 /// Secret build arguments would have to reach CodeBuild as plaintext
 /// environment overrides (readable by anyone who can read the build) or as
 /// Secrets Manager references, which crtask does not create yet: refused.
-fn no_secret_args_on_aws(args: &[crtask_core::model::BuildArg]) -> Result<()> {
+fn no_secret_args_on_aws(args: &[crtask_core::domain::model::BuildArg]) -> Result<()> {
     if let Some(a) = args.iter().find(|a| a.secret) {
         bail!(
             "secret build argument '{}' cannot be used on AWS yet: the builder would receive it as a plaintext CodeBuild environment override; pass it as a normal --arg only if it is not secret, or build locally",
@@ -480,7 +480,7 @@ impl AwsBackend {
             .redacted())
     }
 
-    async fn get_run(&self, id: &str) -> Result<crtask_core::model::Run> {
+    async fn get_run(&self, id: &str) -> Result<crtask_core::domain::model::Run> {
         Ok(self
             .store
             .get_run(id)
@@ -518,7 +518,7 @@ impl AwsBackend {
     }
 
     /// Warns when CodeBuild did not take the run (it stays queued).
-    fn queued(&self, run: &crtask_core::model::Run) -> RunJson {
+    fn queued(&self, run: &crtask_core::domain::model::Run) -> RunJson {
         if let Some(e) = &run.error {
             eprintln!(
                 "warning: run {} is recorded but not started: {e}",
@@ -640,7 +640,7 @@ impl AwsBackend {
 
     /// Says where the build's whole log is (CodeBuild's phases included),
     /// when the log group is known and the run has a build.
-    fn point_at_build_log(&self, run: &crtask_core::model::Run) {
+    fn point_at_build_log(&self, run: &crtask_core::domain::model::Run) {
         if let (Some(logs), Some(build)) = (&self.build_logs, run.builder_ref.as_deref()) {
             eprintln!(
                 "note: the build's own log is in CloudWatch Logs group {}, stream {}",
@@ -662,7 +662,7 @@ impl AwsBackend {
     async fn stream(
         &self,
         logs: &BuildLogs,
-        run: &mut crtask_core::model::Run,
+        run: &mut crtask_core::domain::model::Run,
         out: &mut (dyn Write + Send),
     ) -> Result<bool> {
         let id = run.run_id.clone();

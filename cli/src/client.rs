@@ -1,8 +1,8 @@
 //! The HTTP client of the local server's `/api/v1/`.
 
 use anyhow::{anyhow, bail, Context, Result};
-use crtask_core::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
-use crtask_core::model::Task;
+use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
+use crtask_core::domain::model::Task;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -159,7 +159,7 @@ impl Client {
         &self,
         source: Option<&str>,
         top: usize,
-    ) -> Result<Vec<crtask_core::model::EventRecord>> {
+    ) -> Result<Vec<crtask_core::domain::model::EventRecord>> {
         let mut q: Vec<(&str, String)> = vec![("top", top.to_string())];
         if let Some(s) = source {
             q.push(("source", s.to_string()));
@@ -184,7 +184,7 @@ impl Client {
     pub async fn task_dependencies(
         &self,
         name: &str,
-    ) -> Result<Vec<crtask_core::model::BaseDependency>> {
+    ) -> Result<Vec<crtask_core::domain::model::BaseDependency>> {
         self.json(
             Method::GET,
             &format!("/tasks/{}/dependencies", enc(name)),

@@ -3,8 +3,8 @@
 use super::{wait, Ctx};
 use anyhow::{bail, Result};
 use clap::Args;
-use crtask_core::api::QuickBuildRequest;
-use crtask_core::model::{is_git_url, ContextSource};
+use crtask_core::domain::api::QuickBuildRequest;
+use crtask_core::domain::model::{is_git_url, ContextSource};
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 
@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         eprintln!("warning: no image given with -t: the image will be built but not pushed");
     }
     if let Some(p) = &a.platform {
-        crtask_core::quickbuild::validate_platform(p)?;
+        crtask_core::domain::platform::validate(p)?;
     }
     let context = if a.context == "/dev/null" {
         ContextSource::None

@@ -24,7 +24,7 @@ pub struct ListArgs {
 pub async fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<i32> {
     let EventsCommand::List(a) = cmd;
     if let Some(s) = &a.source {
-        s.parse::<crtask_core::model::EventSource>()?;
+        s.parse::<crtask_core::domain::model::EventSource>()?;
     }
     let events = ctx
         .client()
@@ -41,7 +41,7 @@ pub async fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<i32> {
             vec![
                 e.id.clone(),
                 e.source.as_str().to_string(),
-                crtask_core::time::rfc3339(e.received_at),
+                crtask_core::domain::time::rfc3339(e.received_at),
                 e.outcome.as_str().to_string(),
                 if e.runs.is_empty() {
                     "-".into()

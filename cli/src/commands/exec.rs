@@ -11,12 +11,12 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseImageUse, BuildSpec, ContextSource, OutputImage, RunStatus, StepRecord,
 };
+use crtask_core::domain::time::serde_millis;
 use crtask_core::ports::{Clock, Engine, LogSink, SystemClock};
 use crtask_core::template::RunVars;
-use crtask_core::time::serde_millis;
 use crtask_local::buildah::{Buildah, BuildahConfig};
 use crtask_local::docker::{Docker, DockerConfig};
 use crtask_local::logs::RunLog;
@@ -144,11 +144,11 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
     };
     let platform = match var("CRTASK_PLATFORM")?.or_else(|| spec.platform.clone()) {
         Some(p) => {
-            crtask_core::quickbuild::validate_platform(&p)
+            crtask_core::domain::platform::validate(&p)
                 .map_err(|e| anyhow!("CRTASK_PLATFORM: {e}"))?;
             p
         }
-        None => crtask_core::quickbuild::host_platform(),
+        None => crtask_core::domain::platform::host(),
     };
     let context_limit = match var("CRTASK_CONTEXT_LIMIT")? {
         None => crtask_local::config::DEFAULT_CONTEXT_LIMIT,
@@ -225,7 +225,7 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         log: log.clone(),
         cancel: cancel.clone(),
     });
-    let ended = |status: RunStatus, msg: String| crtask_core::quickbuild::BuildResult {
+    let ended = |status: RunStatus, msg: String| crtask_core::build::quick::BuildResult {
         status,
         error: Some(msg),
         output_images: Vec::new(),

@@ -88,14 +88,17 @@ fn scalar(v: &serde_yaml::Value) -> Option<String> {
 }
 
 /// `--build-arg K[=V]`: without `=V` the value comes from the environment.
-pub fn build_args(args: &[String], secret: bool) -> Result<Vec<crtask_core::model::BuildArg>> {
+pub fn build_args(
+    args: &[String],
+    secret: bool,
+) -> Result<Vec<crtask_core::domain::model::BuildArg>> {
     args.iter()
         .map(|a| {
             if a.contains('=') {
-                Ok(crtask_core::model::BuildArg::parse(a, secret)?)
+                Ok(crtask_core::domain::model::BuildArg::parse(a, secret)?)
             } else {
                 match std::env::var(a) {
-                    Ok(v) => Ok(crtask_core::model::BuildArg::parse(
+                    Ok(v) => Ok(crtask_core::domain::model::BuildArg::parse(
                         &format!("{a}={v}"),
                         secret,
                     )?),

@@ -3,9 +3,9 @@
 use super::{wait, Ctx};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use crtask_core::api::QuickBuildRequest;
-use crtask_core::model::{is_git_url, ContextSource};
-use crtask_core::taskfile;
+use crtask_core::build::taskfile;
+use crtask_core::domain::api::QuickBuildRequest;
+use crtask_core::domain::model::{is_git_url, ContextSource};
 use std::path::PathBuf;
 
 #[derive(Args)]

@@ -5,9 +5,9 @@ use crate::output;
 use crate::Format;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
-use crtask_core::api::TaskRunRequest;
-use crtask_core::cron;
-use crtask_core::model::{
+use crtask_core::domain::api::TaskRunRequest;
+use crtask_core::domain::cron;
+use crtask_core::domain::model::{
     is_git_url, BaseImageTriggerType, Task, TimerTrigger, DEFAULT_TASK_TIMEOUT,
 };
 use std::path::PathBuf;
@@ -324,7 +324,10 @@ fn show_task(ctx: &Ctx, t: Task) {
     }
     kv("Push:", if t.push { "yes".into() } else { "no".into() });
     kv("Timeout:", format!("{}s", t.timeout));
-    kv("Created:", crtask_core::time::rfc3339(t.create_time));
+    kv(
+        "Created:",
+        crtask_core::domain::time::rfc3339(t.create_time),
+    );
 }
 
 fn on(b: bool) -> String {
@@ -395,7 +398,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
                             t.name.clone(),
                             t.platform
                                 .clone()
-                                .unwrap_or_else(crtask_core::quickbuild::host_platform),
+                                .unwrap_or_else(crtask_core::domain::platform::host),
                             t.context.clone(),
                             trig.join(", "),
                         ]
@@ -419,7 +422,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
         }
         TaskCommand::ListRuns(a) => {
             if let Some(s) = &a.run_status {
-                s.parse::<crtask_core::model::RunStatus>()?;
+                s.parse::<crtask_core::domain::model::RunStatus>()?;
             }
             let runs = client
                 .runs(a.name.as_deref(), a.run_status.as_deref(), Some(a.top))

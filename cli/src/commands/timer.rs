@@ -10,8 +10,8 @@ use crate::Format;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use crtask_core::cron::{self, Cron};
-use crtask_core::model::{Task, TimerTrigger};
+use crtask_core::domain::cron::{self, Cron};
+use crtask_core::domain::model::{Task, TimerTrigger};
 use serde::Serialize;
 
 #[derive(Subcommand)]
@@ -71,7 +71,7 @@ pub fn rows(task: &Task, now: DateTime<Utc>) -> Vec<TimerRow> {
                 .enabled
                 .then(|| Cron::parse(&t.schedule).ok()?.next_after(now))
                 .flatten()
-                .map(crtask_core::time::rfc3339),
+                .map(crtask_core::domain::time::rfc3339),
         })
         .collect()
 }

@@ -27,7 +27,7 @@
 
 use aws_sdk_dynamodb::config::Credentials;
 use chrono::{TimeZone, Utc};
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseImageTriggerType, BuildSpec, ContextSource, Run, RunStatus, RunType, Task, Trigger,
 };
 use crtask_core::ports::Store;

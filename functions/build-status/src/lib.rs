@@ -1,22 +1,23 @@
 //! The `build-status` function: CodeBuild "Build State Change" events from
 //! EventBridge -> run status, steps, output digests and base-image digests
-//! in the store ([`crtask_core::buildstatus`] decides; this wires AWS).
+//! in the store ([`crtask_core::trigger::build_status`] decides; this wires AWS).
 //!
 //! A run that succeeded also feeds the images it pushed back in
-//! ([`crtask_core::reghook::cascade`]), so tasks built on them rebuild next.
+//! ([`crtask_core::trigger::registry::handler::cascade`]), so tasks built on them rebuild next.
 //! This must happen here, after the run is stored as `Succeeded`: the
 //! registry's own push event arrives while the build is still running, when
 //! a dependent task would rightly wait for it.
 
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::S3Contexts;
-use crtask_core::buildstatus::{self, Applied, ExecResult};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
-use crtask_core::reghook::{self, UpdateDeps};
-use crtask_core::runs;
+use crtask_core::run::queue;
+use crtask_core::trigger::build_status::{self, Applied, ExecResult};
+use crtask_core::trigger::registry;
+use crtask_core::trigger::registry::handler::UpdateDeps;
 
 /// How long build-status waits before dispatching the runs a finished run
-/// triggers (see [`runs::hand_over`]).
+/// triggers (see [`queue::hand_over`]).
 pub const CASCADE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -47,7 +48,7 @@ impl App {
     /// run is answered (and ignored); a store or S3 failure is an error, so
     /// the asynchronous invocation is retried.
     pub async fn handle(&self, event: &Value) -> crtask_aws::Result<Value> {
-        let change = match buildstatus::parse(event) {
+        let change = match build_status::parse(event) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "event ignored");
@@ -58,7 +59,7 @@ impl App {
             (Some(run), true) => self.result(run).await?,
             _ => None,
         };
-        let (run, applied) = buildstatus::record(
+        let (run, applied) = build_status::record(
             self.store.as_ref(),
             &change,
             result.as_ref(),
@@ -83,9 +84,9 @@ impl App {
     }
 
     /// Rebuilds what `run`'s pushes feed when it succeeded, or what waited for
-    /// it when it did not ([`reghook::after_run`]), and dispatches those runs
+    /// it when it did not ([`registry::handler::after_run`]), and dispatches those runs
     /// after [`CASCADE_SETTLE`], unless a run of the same task decided at the
-    /// same moment elsewhere supersedes them ([`runs::hand_over`]). Safe to repeat on a redelivered
+    /// same moment elsewhere supersedes them ([`queue::hand_over`]). Safe to repeat on a redelivered
     /// event: the runs' dedupe keys hold. Returns the run ids dispatched.
     async fn cascade(&self, run: &str) -> crtask_aws::Result<Vec<String>> {
         let Some(run) = self.store.get_run(run).await? else {
@@ -99,7 +100,7 @@ impl App {
             clock: self.clock.as_ref(),
             registry: self.registry.as_deref(),
         };
-        let next_runs = reghook::after_run(&deps, &run).await?;
+        let next_runs = registry::handler::after_run(&deps, &run).await?;
         if next_runs.is_empty() {
             return Ok(Vec::new());
         }
@@ -107,7 +108,7 @@ impl App {
         // right now: let both runs be visible, then the older one wins.
         tokio::time::sleep(CASCADE_SETTLE).await;
         let mut ids = Vec::new();
-        for (id, handed) in runs::hand_over(
+        for (id, handed) in queue::hand_over(
             self.store.as_ref(),
             self.builder.as_ref(),
             self.clock.as_ref(),
@@ -116,11 +117,11 @@ impl App {
         .await?
         {
             match handed {
-                runs::Handover::Dispatched => ids.push(id),
-                runs::Handover::Merged(into) => {
+                queue::Handover::Dispatched => ids.push(id),
+                queue::Handover::Merged(into) => {
                     tracing::info!(run = %id, %into, "cascade run merged into an older queued run");
                 }
-                runs::Handover::Skipped => {}
+                queue::Handover::Skipped => {}
             }
         }
         if !ids.is_empty() {

@@ -22,7 +22,7 @@ mod harness;
 #[path = "../../../shared/aws/tests/harness/lambda.rs"]
 mod lambda;
 
-use crtask_core::model::{BaseDependency, RunFilter, RunStatus, Trigger};
+use crtask_core::domain::model::{BaseDependency, RunFilter, RunStatus, Trigger};
 use crtask_core::ports::Store;
 use hmac::{Hmac, Mac};
 use lambda::{Function, Outcome};

@@ -10,7 +10,7 @@ mod harness;
 mod lambda;
 
 use chrono::{TimeZone, Utc};
-use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
+use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
 use crtask_core::ports::Store;
 use lambda::{Function, Outcome, RecordingStub};
 use serde_json::Value;
@@ -235,7 +235,7 @@ async fn builds_crtask_did_not_start_are_ignored() {
 
 /// Task `app`, built on what task `web` pushes, last built on `old`.
 async fn downstream_task(store: &crtask_aws::DynamoStore, base: &str, old: &str) {
-    use crtask_core::model::BaseDependency;
+    use crtask_core::domain::model::BaseDependency;
     let app = harness::task("app");
     store.create_task(&app).await.unwrap();
     store
@@ -300,7 +300,7 @@ async fn succeeded_run_rebuilds_the_tasks_built_on_its_push() {
     assert_eq!(f.codebuild.calls("StartBuild").len(), 1);
     let runs = f
         .store
-        .list_runs(&crtask_core::model::RunFilter {
+        .list_runs(&crtask_core::domain::model::RunFilter {
             task: Some("app".into()),
             ..Default::default()
         })

@@ -1,6 +1,6 @@
 //! The `git-webhook` function: git provider webhooks through a Lambda
 //! Function URL, served by the same core handler as `POST /webhooks/git` of
-//! the local server ([`crtask_core::githook::handle`]), on the AWS ports:
+//! the local server ([`crtask_core::trigger::git::handler::handle`]), on the AWS ports:
 //! DynamoDB store, CodeBuild builder, Secrets Manager secrets.
 
 use axum::body::Bytes;
@@ -11,8 +11,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
-use crtask_core::githook::{self, GitHookDeps, DEFAULT_BODY_LIMIT};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
+use crtask_core::trigger::git;
+use crtask_core::trigger::git::handler::{GitHookDeps, DEFAULT_BODY_LIMIT};
 use std::sync::Arc;
 
 /// The environment variable naming the webhook secret (its ARN).
@@ -95,7 +96,7 @@ async fn git_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         secrets: &secrets,
         body_limit: app.body_limit,
     };
-    let answer = githook::handle(&deps, &pairs, &body).await;
+    let answer = git::handler::handle(&deps, &pairs, &body).await;
     tracing::info!(status = answer.status, outcome = %answer.body["outcome"], "git webhook handled");
     let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, Json(answer.body)).into_response()

@@ -10,7 +10,7 @@ mod lambda;
 
 use harness::task;
 
-use crtask_core::model::{RunFilter, RunStatus};
+use crtask_core::domain::model::{RunFilter, RunStatus};
 use crtask_core::ports::Store;
 use hmac::{Hmac, Mac};
 use lambda::{Function, Outcome, RecordingStub};

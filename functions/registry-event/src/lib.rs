@@ -1,6 +1,6 @@
 //! The `registry-event` function: base-image updates from registries, on
 //! the AWS ports, decided by the same core handler as the local server's
-//! `POST /webhooks/registry` ([`crtask_core::reghook`]).
+//! `POST /webhooks/registry` ([`crtask_core::trigger::registry::handler`]).
 //!
 //! It takes two kinds of invocation:
 //!
@@ -20,11 +20,12 @@
 use base64::Engine as _;
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
-use crtask_core::githook::HookAnswer;
-use crtask_core::model::{EventSource, Run};
+use crtask_core::domain::model::{EventSource, Run};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
-use crtask_core::regevent;
-use crtask_core::reghook::{self, RegistryAuth, UpdateDeps};
+use crtask_core::trigger::git::handler::HookAnswer;
+use crtask_core::trigger::registry;
+use crtask_core::trigger::registry::event;
+use crtask_core::trigger::registry::handler::{RegistryAuth, UpdateDeps};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,7 +200,7 @@ impl App {
     /// An ECR push through EventBridge.
     async fn handle_eventbridge(&self, event: &Value) -> crtask_aws::Result<Value> {
         let body = event.to_string();
-        let parsed = match regevent::parse_ecr(body.as_bytes()) {
+        let parsed = match event::parse_ecr(body.as_bytes()) {
             Ok(p) => p,
             Err(e) => {
                 // Not retried: the same event would fail the same way.
@@ -218,7 +219,7 @@ impl App {
         let mut new_runs = Vec::new();
         for update in &parsed.updates {
             let detail = json!({"mediaType": update.media_type, "via": "ecr"});
-            let (event, created) = reghook::process_and_record(
+            let (event, created) = registry::handler::process_and_record(
                 &deps,
                 update,
                 EventSource::Registry,
@@ -281,7 +282,7 @@ impl App {
             registry_host: None,
         };
         let (HookAnswer { status, body }, new_runs) =
-            reghook::handle(&self.deps(), &auth, &headers, &body).await;
+            registry::handler::handle(&self.deps(), &auth, &headers, &body).await;
         tracing::info!(status, outcome = %body["outcome"], "registry notification handled");
         if let Err(e) = self.dispatch_after_settle(new_runs).await {
             // The runs are recorded (Queued, with the reason): answered 202.
@@ -299,7 +300,7 @@ impl App {
             return Ok(());
         }
         tokio::time::sleep(self.settle).await;
-        crtask_core::runs::hand_over(
+        crtask_core::run::queue::hand_over(
             self.store.as_ref(),
             self.builder.as_ref(),
             self.clock.as_ref(),

@@ -11,7 +11,7 @@ mod lambda;
 
 use harness::task;
 
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseDependency, EventSource, Outcome as EventOutcome, RunFilter, RunStatus, Trigger,
 };
 use crtask_core::ports::Store;
@@ -139,7 +139,7 @@ impl Fixture {
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
-    async fn runs(&self) -> Vec<crtask_core::model::Run> {
+    async fn runs(&self) -> Vec<crtask_core::domain::model::Run> {
         self.store.list_runs(&RunFilter::default()).await.unwrap()
     }
 }

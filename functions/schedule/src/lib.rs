@@ -1,9 +1,9 @@
 //! The `schedule` function: invoked by EventBridge Scheduler with
 //!
-//! - a timer's signed payload (see [`crtask_core::timers`]): verified against
+//! - a timer's signed payload (see [`crtask_core::trigger::timer::decide`]): verified against
 //!   every valid version of the signing secret and turned into at most one
 //!   run per (task, timer, scheduled time) by
-//!   [`crtask_core::timerhook::fire_scheduled`], which also records the
+//!   [`crtask_core::trigger::timer::handler::fire_scheduled`], which also records the
 //!   event; forged, malformed and stale payloads are answered `rejected`
 //!   (never an error, so Lambda does not retry them);
 //! - the stack's poll tick (`{"kind":"poll-tick",...}`): one round of the
@@ -18,8 +18,9 @@
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
-use crtask_core::timerhook::{self, ScheduledDeps};
-use crtask_core::timers::Skew;
+use crtask_core::trigger::timer;
+use crtask_core::trigger::timer::decide::Skew;
+use crtask_core::trigger::timer::handler::ScheduledDeps;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,7 +137,7 @@ impl App {
             secrets: &keys,
             skew: self.skew,
         };
-        let fired = timerhook::fire_scheduled(&deps, &body).await?;
+        let fired = timer::handler::fire_scheduled(&deps, &body).await?;
         let e = &fired.event;
         tracing::info!(event = %e.id, outcome = e.outcome.as_str(), reason = %e.reason, "timer payload handled");
         Ok(fired.answer())
@@ -164,7 +165,7 @@ mod poll {
 
     use super::Config;
     use crtask_core::ports::{Builder, Clock, Store};
-    use crtask_core::runs;
+    use crtask_core::run::queue;
     use crtask_registry::{PollConfig, Poller};
     use serde_json::{json, Value};
     use std::sync::OnceLock;
@@ -234,13 +235,13 @@ mod poll {
             }
             let mut ids = Vec::new();
             for run in &mut new_runs {
-                runs::dispatch(store, builder, run).await?;
+                queue::dispatch(store, builder, run).await?;
                 ids.push(run.run_id.clone());
             }
             // Runs whose dispatcher died before handing them over (or that
             // CodeBuild refused) are not lost: every tick resumes them.
             let stalled = self.settle + STALLED_AFTER;
-            let resumed = runs::resume_stalled(store, builder, clock, stalled).await?;
+            let resumed = queue::resume_stalled(store, builder, clock, stalled).await?;
             if !resumed.is_empty() {
                 tracing::warn!(runs = ?resumed, "queued runs that never reached CodeBuild handed over");
             }

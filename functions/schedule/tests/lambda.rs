@@ -20,10 +20,12 @@ fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
 }
 
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
-use crtask_core::model::{EventSource, RunFilter, RunType, Task, Trigger};
+use crtask_core::domain::model::{EventSource, RunFilter, RunType, Task, Trigger};
 use crtask_core::ports::Store;
-use crtask_core::timerhook::occurrence_key;
-use crtask_core::timers::{schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER};
+use crtask_core::trigger::timer::decide::{
+    schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER,
+};
+use crtask_core::trigger::timer::handler::occurrence_key;
 use lambda::{Function, Outcome, RecordingStub};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -74,7 +76,7 @@ impl Fixture {
         self.codebuild.calls("StartBuild").len()
     }
 
-    async fn timer_events(&self) -> Vec<crtask_core::model::EventRecord> {
+    async fn timer_events(&self) -> Vec<crtask_core::domain::model::EventRecord> {
         self.store
             .list_events(Some(EventSource::Timer), 100)
             .await
@@ -342,7 +344,7 @@ async fn poll_tick_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_tick_hands_over_runs_that_never_reached_codebuild() {
-    use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus};
+    use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus};
     let f = fixture_env().await;
     let run = |id: &str, age_min: i64, builder_ref: Option<&str>, status: RunStatus| Run {
         run_id: id.into(),

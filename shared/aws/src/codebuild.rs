@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use aws_sdk_codebuild::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, SourceType};
 use aws_sdk_codebuild::Client;
-use crtask_core::model::{ContextSource, Run, RunStatus, Trigger};
+use crtask_core::domain::model::{ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::Error as CoreError;
 use serde::Serialize;
@@ -99,7 +99,7 @@ pub fn start_build_request(
     // {{.Run.Date}} is the run's creation time, on every platform.
     set(
         "CRTASK_RUN_DATE",
-        &crtask_core::time::rfc3339(run.create_time),
+        &crtask_core::domain::time::rfc3339(run.create_time),
     );
     set("CRTASK_RUN_TYPE", run.run_type.as_str());
     set("CRTASK_TRIGGER", run.trigger.kind());
@@ -466,7 +466,7 @@ impl CodeBuildBuilder {
 impl Builder for CodeBuildBuilder {
     /// Starts the build and records its id on the run (`builder_ref`). On
     /// failure (after retries) the error is returned and the run is left as
-    /// it is: `runs::dispatch` keeps it `Queued` with the reason.
+    /// it is: `queue::dispatch` keeps it `Queued` with the reason.
     async fn dispatch(&self, run_id: &str) -> crtask_core::Result<()> {
         let run = self
             .store
@@ -490,7 +490,7 @@ impl Builder for CodeBuildBuilder {
         tracing::info!(run = run_id, build = %build_id, "codebuild build started");
         // Re-read: keep whatever changed meanwhile, add the build id.
         let mut run = self.store.get_run(run_id).await?.unwrap_or(run);
-        run.builder_ref = Some(crtask_core::buildstatus::build_id(&build_id).to_string());
+        run.builder_ref = Some(crtask_core::trigger::build_status::build_id(&build_id).to_string());
         if run
             .error
             .as_deref()
@@ -517,7 +517,7 @@ impl Builder for CodeBuildBuilder {
                 with_backoff(&self.backoff, &*self.sleeper, || async {
                     self.client
                         .stop_build()
-                        .id(crtask_core::buildstatus::build_id(&build_id))
+                        .id(crtask_core::trigger::build_status::build_id(&build_id))
                         .send()
                         .await
                         .map_err(|e| codebuild_error("StopBuild", e))

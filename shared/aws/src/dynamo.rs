@@ -72,11 +72,11 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
 };
 use crtask_core::ports::{Clock, Store, SystemClock};
-use crtask_core::{runid, Error as CoreError};
+use crtask_core::{domain::runid, Error as CoreError};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1037,7 +1037,7 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .item("pk", s(&task_pk(task)))
             .item("sk", s(&format!("TIMER#{timer}")))
-            .item("last_fired", s(&crtask_core::time::rfc3339(t)))
+            .item("last_fired", s(&crtask_core::domain::time::rfc3339(t)))
             .send()
             .await
             .map_err(|e| Error::dynamo("PutItem", e))?;

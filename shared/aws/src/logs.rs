@@ -10,7 +10,7 @@
 
 use crate::error::{describe, Error, Result};
 use aws_sdk_cloudwatchlogs::Client;
-use crtask_core::model::RunStatus;
+use crtask_core::domain::model::RunStatus;
 
 /// Pages read by one [`BuildLogs::next`] call at most; the returned token
 /// goes on from there.
@@ -20,7 +20,7 @@ const MAX_PAGES: usize = 50;
 /// configured): the id's part after the colon, or the whole id without one.
 /// `build_id` may be the id or the build's ARN.
 pub fn stream_name(build_id: &str) -> &str {
-    let build_id = crtask_core::buildstatus::build_id(build_id);
+    let build_id = crtask_core::trigger::build_status::build_id(build_id);
     build_id
         .split_once(':')
         .map(|(_, uuid)| uuid)

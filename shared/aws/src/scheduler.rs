@@ -1,10 +1,10 @@
 //! EventBridge Scheduler: one schedule per (task, timer), in the stack's
 //! schedule group, invoking the schedule function with a signed payload.
 //!
-//! A schedule is named [`crtask_core::timers::schedule_name`], fires at
-//! [`crtask_core::timers::scheduler_expression`] of the timer's cron in UTC
+//! A schedule is named [`crtask_core::trigger::timer::decide::schedule_name`], fires at
+//! [`crtask_core::trigger::timer::decide::scheduler_expression`] of the timer's cron in UTC
 //! with no flexible window, is `ENABLED` or `DISABLED` as the timer is, and
-//! carries [`crtask_core::timers::schedule_input`] as its `Input` (signed
+//! carries [`crtask_core::trigger::timer::decide::schedule_input`] as its `Input` (signed
 //! with the stack's signing secret; Scheduler fills in the scheduled time).
 //! Retries stop after [`MAX_EVENT_AGE_SECS`], the past edge of the schedule
 //! function's default skew window, since later deliveries are rejected.
@@ -19,8 +19,8 @@ use aws_sdk_scheduler::types::{
     DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState,
     Target,
 };
-use crtask_core::model::{Task, TimerTrigger};
-use crtask_core::timers::{schedule_input, schedule_name, scheduler_expression};
+use crtask_core::domain::model::{Task, TimerTrigger};
+use crtask_core::trigger::timer::decide::{schedule_input, schedule_name, scheduler_expression};
 
 /// The EventBridge Scheduler client ([`crate::config::scheduler`] builds one).
 pub use aws_sdk_scheduler::Client;

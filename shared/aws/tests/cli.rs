@@ -11,7 +11,7 @@ mod codebuild;
 mod harness;
 
 use crtask_aws::S3Contexts;
-use crtask_core::model::{ContextSource, RunStatus, RunType};
+use crtask_core::domain::model::{ContextSource, RunStatus, RunType};
 use crtask_core::ports::Store;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -350,7 +350,7 @@ async fn schedule(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cli_on_aws_keeps_timer_schedules_in_step() {
-    use crtask_core::timers::{verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER};
+    use crtask_core::trigger::timer::decide::{verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER};
     let conf = harness::sdk_config().await;
     let store = harness::store().await;
     let sched = crtask_aws::config::scheduler(&conf);

@@ -10,7 +10,7 @@ use harness::task;
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use crtask_aws::codebuild::{start_build_request, Backoff};
 use crtask_aws::{CodeBuildBuilder, S3Contexts};
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseDependency, BuildArg, BuildSpec, ContextSource, EventRecord, EventSource, Outcome, Run,
     RunFilter, RunStatus, RunType, Trigger,
 };
@@ -540,7 +540,7 @@ async fn codebuild_dispatch_starts_a_build_with_the_run_as_env() {
     assert_eq!(req.env("CRTASK_RUN_ID"), Some("ca1"));
     assert_eq!(
         req.env("CRTASK_RUN_DATE"),
-        Some(crtask_core::time::rfc3339(r.create_time).as_str()),
+        Some(crtask_core::domain::time::rfc3339(r.create_time).as_str()),
         "{{{{.Run.Date}}}} on the builder is the run's creation time"
     );
     assert_eq!(req.env("CRTASK_TASK"), Some("web"));
@@ -651,7 +651,7 @@ async fn failed_dispatch_leaves_the_run_queued_with_the_reason() {
             base: std::time::Duration::from_millis(1),
             max: std::time::Duration::from_millis(2),
         });
-    crtask_core::runs::dispatch(&*store, &builder, &mut r)
+    crtask_core::run::queue::dispatch(&*store, &builder, &mut r)
         .await
         .unwrap();
     let stored = store.get_run("ca1").await.unwrap().unwrap();
@@ -671,7 +671,7 @@ async fn failed_dispatch_leaves_the_run_queued_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secrets_manager_values_during_rotation_and_cache() {
     use crtask_aws::SecretsManagerSecrets;
-    use crtask_core::verify::Secret;
+    use crtask_core::trigger::git::verify::Secret;
     let conf = harness::sdk_config().await;
     let sm = crtask_aws::config::secretsmanager(&conf);
     let name = harness::unique("crtask/github-webhook");

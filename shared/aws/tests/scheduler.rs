@@ -21,8 +21,10 @@ fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
 
 use chrono::{DateTime, Utc};
 use crtask_aws::scheduler::{ScheduleSettings, SyncReport, TimerSchedules};
-use crtask_core::model::Task;
-use crtask_core::timers::{schedule_name, verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER};
+use crtask_core::domain::model::Task;
+use crtask_core::trigger::timer::decide::{
+    schedule_name, verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER,
+};
 use serde_json::Value;
 
 const KEY: &[u8] = b"schedule-signing-key-for-tests";

@@ -2,33 +2,36 @@
 //!
 //! Nothing here talks to the world except through the traits in [`ports`]:
 //! no SQLite, no AWS SDK, no process spawning. The local platform
-//! (`crtask-local`) and the AWS platform implement those ports.
+//! (`crtask-local`) and the AWS platform (`crtask-aws`) implement those
+//! ports.
+//!
+//! The folders follow one event through the system:
+//!
+//! ```text
+//! trigger/{git,registry,timer}   verify -> parse -> decide -> handler
+//!        |                        (a delivery becomes runs and an event record)
+//!        v
+//! run/                           record the run, dispatch it to the Builder
+//!        |
+//!        v
+//! build/                         what a builder executes: quick builds,
+//!        |                        multi-step task files, Dockerfile scan
+//!        v
+//! trigger/build_status           the builder's report finishes the run
+//! run/finish                     and what it pushed may trigger the next
+//! ```
+//!
+//! [`domain`] holds the records and value types every stage shares;
+//! [`service`] the operations behind the CLI's API (create a task, queue a
+//! run, show runs), the same on every platform.
 
-pub mod api;
-pub mod buildstatus;
-pub mod cron;
-pub mod dockerfile;
-pub mod dockerignore;
+pub mod build;
+pub mod domain;
 pub mod error;
-pub mod gitevent;
-pub mod githook;
-pub mod gitmatch;
-pub mod imageref;
-pub mod model;
-pub mod multistep;
-pub mod poll;
 pub mod ports;
-pub mod quickbuild;
-pub mod regevent;
-pub mod reghook;
-pub mod runid;
-pub mod runs;
+pub mod run;
 pub mod service;
-pub mod taskfile;
 pub mod template;
-pub mod time;
-pub mod timerhook;
-pub mod timers;
-pub mod verify;
+pub mod trigger;
 
 pub use error::{Error, Result};

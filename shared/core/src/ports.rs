@@ -1,7 +1,9 @@
 //! The ports: how core talks to the world. Each platform implements them
 //! (`crtask-local`: SQLite, worker pool, buildah; `crtask-aws`: DynamoDB, CodeBuild).
 
-use crate::model::{BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task};
+use crate::domain::model::{
+    BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
+};
 use crate::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

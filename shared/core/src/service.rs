@@ -2,13 +2,13 @@
 //! HTTP handlers and the CLI's direct AWS backend both call these, so a task
 //! is validated, a run is queued and a run is shown the same way everywhere.
 
-use crate::api::QuickBuildRequest;
-use crate::imageref::ImageRef;
-use crate::model::{
+use crate::domain::api::QuickBuildRequest;
+use crate::domain::imageref::ImageRef;
+use crate::domain::model::{
     BuildSpec, ContextSource, Run, RunType, Task, Trigger, DEFAULT_TASK_TIMEOUT, TASK_TIMEOUT_RANGE,
 };
 use crate::ports::{Builder, Clock, Store};
-use crate::runs::{queue_run, spec_from_task, NewRun};
+use crate::run::queue::{queue_run, spec_from_task, NewRun};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ pub fn check_images(spec: &BuildSpec, registry: Option<&str>, now: DateTime<Utc>
         ..Default::default()
     };
     let data = vars.to_data(&spec.values);
-    crate::quickbuild::render_tags(&spec.images, &data, registry)?;
+    crate::build::quick::render_tags(&spec.images, &data, registry)?;
     Ok(())
 }
 
@@ -46,8 +46,8 @@ pub async fn create_task(store: &dyn Store, clock: &dyn Clock, mut task: Task) -
     task.create_time = clock.now();
     task.validate()?;
     store.create_task(&task).await?;
-    // Timers count from now (see crate::timerhook).
-    crate::timerhook::reset_timers(store, clock, None, &task).await?;
+    // Timers count from now (see crate::trigger::timer::handler).
+    crate::trigger::timer::handler::reset_timers(store, clock, None, &task).await?;
     Ok(task)
 }
 
@@ -72,7 +72,7 @@ pub async fn update_task(
     task.validate()?;
     // Before the task is stored, so the scheduler never sees them with
     // older state.
-    crate::timerhook::reset_timers(store, clock, Some(&old), &task).await?;
+    crate::trigger::timer::handler::reset_timers(store, clock, Some(&old), &task).await?;
     store.update_task(&task).await?;
     Ok(task)
 }
@@ -92,7 +92,7 @@ pub async fn run_task(
         .ok_or_else(|| Error::not_found("task", name))?;
     let spec = spec_from_task(&task, values)?;
     check_images(&spec, registry, clock.now())?;
-    let run_type = if crate::taskfile::is_task_file(&spec.file) {
+    let run_type = if crate::build::taskfile::is_task_file(&spec.file) {
         RunType::AutoRun
     } else {
         RunType::AutoBuild
@@ -127,7 +127,7 @@ pub async fn quick_build(
         ));
     }
     if let Some(p) = &req.platform {
-        crate::quickbuild::validate_platform(p)?;
+        crate::domain::platform::validate(p)?;
     }
     let timeout = req.timeout.unwrap_or(DEFAULT_TASK_TIMEOUT);
     if timeout == 0 || timeout > *TASK_TIMEOUT_RANGE.end() {
@@ -148,7 +148,7 @@ pub async fn quick_build(
         values: req.values,
     };
     check_images(&spec, registry, clock.now())?;
-    let run_type = if crate::taskfile::is_task_file(&spec.file) {
+    let run_type = if crate::build::taskfile::is_task_file(&spec.file) {
         RunType::QuickRun
     } else {
         RunType::QuickBuild

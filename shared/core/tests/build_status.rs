@@ -3,10 +3,10 @@
 //! run status updates.
 
 use chrono::{DateTime, TimeZone, Utc};
-use crtask_core::buildstatus::{
+use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
+use crtask_core::trigger::build_status::{
     apply, build_id, dependencies_from_run, parse, same_build, Applied, BuildState, ExecResult,
 };
-use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

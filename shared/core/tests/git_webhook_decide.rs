@@ -1,10 +1,10 @@
-//! `gitmatch::decide` over branches, globs, tags, deletions, path filters,
+//! `decide::decide` over branches, globs, tags, deletions, path filters,
 //! pull requests, forks and repository URL variants; shell syntax in branch
 //! names; a form-encoded GitHub delivery from raw bytes to decision.
 
-use crtask_core::gitevent::{self, GitEvent, PullRequest, Push, RepoUrls};
-use crtask_core::gitmatch::{decide, normalize_repo_url, Decision, SourceTrigger};
-use crtask_core::verify::{self, Headers, Provider, Secret};
+use crtask_core::trigger::git::decide::{decide, normalize_repo_url, Decision, SourceTrigger};
+use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push, RepoUrls};
+use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -256,7 +256,7 @@ fn shell_syntax_in_branch_names_is_plain_data() {
             verify::verify(Provider::GitHub, &h, &body, &[Secret::new("k")]),
             Ok(())
         );
-        let event = gitevent::parse(Provider::GitHub, &h, Some("application/json"), &body).unwrap();
+        let event = event::parse(Provider::GitHub, &h, Some("application/json"), &body).unwrap();
         let GitEvent::Push(p) = &event else {
             panic!("{event:?}")
         };
@@ -326,8 +326,8 @@ fn form_encoded_github_delivery_from_raw_bytes_to_decision() {
         verify::verify(Provider::GitHub, &h, json.as_bytes(), &secrets),
         Err(verify::VerifyError::Mismatch)
     );
-    let event = gitevent::parse(Provider::GitHub, &h, Some(ct), body).unwrap();
-    let from_json = gitevent::parse(
+    let event = event::parse(Provider::GitHub, &h, Some(ct), body).unwrap();
+    let from_json = event::parse(
         Provider::GitHub,
         &h,
         Some("application/json"),

@@ -9,9 +9,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crtask_core::gitevent::{self, GitEvent};
-use crtask_core::gitmatch::{decide, Decision, SourceTrigger};
-use crtask_core::verify::{self, Headers, Provider, Secret, VerifyError};
+use crtask_core::trigger::git::decide::{decide, Decision, SourceTrigger};
+use crtask_core::trigger::git::event::{self, GitEvent};
+use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret, VerifyError};
 use serde_json::Value;
 
 const SECRETS: [&str; 2] = ["It's a Secret to Everybody", "sécret ✓ with spaces"];
@@ -209,7 +209,7 @@ fn every_octokit_example_verifies_with_the_reference_signature_and_not_when_alte
             "delivery {n}: truncated signature"
         );
         assert_eq!(
-            gitevent::delivery_id(Provider::GitHub, &h),
+            event::delivery_id(Provider::GitHub, &h),
             Some(format!("72d3162e-cc78-11e3-81ab-{n:012}"))
         );
     }
@@ -229,7 +229,7 @@ fn every_octokit_example_parses_to_the_right_outcome() {
     };
     for (n, d) in deliveries().iter().enumerate() {
         let h = headers(&d.event, d.content_type, "unused", n);
-        let event = gitevent::parse(
+        let event = event::parse(
             Provider::GitHub,
             &Headers::new(&h),
             Some(d.content_type),

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use crtask_core::gitevent::{self, GitEvent, PullRequest, Push};
-use crtask_core::gitmatch::{decide, Decision, SourceTrigger};
-use crtask_core::verify::{self, Headers, Provider, Secret, VerifyError};
+use crtask_core::trigger::git::decide::{decide, Decision, SourceTrigger};
+use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push};
+use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret, VerifyError};
 
 const HMAC_SECRET: &str = "fixture-secret";
 const GITLAB_TOKEN: &str = "gitlab-fixture-token";
@@ -54,7 +54,7 @@ impl Fixture {
 
     fn events(&self) -> Vec<GitEvent> {
         let ct = verify::HeaderLookup::get(&self.h(), "content-type").map(str::to_string);
-        gitevent::parse_all(self.provider(), &self.h(), ct.as_deref(), &self.body)
+        event::parse_all(self.provider(), &self.h(), ct.as_deref(), &self.body)
             .unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }
 
@@ -148,7 +148,7 @@ fn every_fixture_is_detected_verified_and_rejected_when_tampered() {
             other => panic!("{name}: expected missing header, got {other:?}"),
         }
         assert!(
-            gitevent::delivery_id(*provider, &f.h()).is_some(),
+            event::delivery_id(*provider, &f.h()).is_some(),
             "{name}: delivery id"
         );
         assert!(!f.events().is_empty(), "{name}");
@@ -249,7 +249,7 @@ fn gitea_and_forgejo() {
     assert_eq!(p.branch.as_deref(), Some("release/2.0"));
     assert!(!p.commits_complete, "total_commits 6, one listed");
     assert_eq!(
-        gitevent::delivery_id(Provider::Forgejo, &fj.h()).as_deref(),
+        event::delivery_id(Provider::Forgejo, &fj.h()).as_deref(),
         Some("5eed0005-4e1a-4b2c-9d3e-000000000005")
     );
 }
@@ -456,7 +456,7 @@ fn truncated_and_mangled_bodies_never_panic() {
         let f = Fixture::load(name);
         for cut in (0..f.body.len()).step_by(f.body.len() / 97 + 1) {
             let body = &f.body[..cut];
-            match gitevent::parse_all(*provider, &f.h(), Some("application/json"), body) {
+            match event::parse_all(*provider, &f.h(), Some("application/json"), body) {
                 Ok(events) => assert!(!events.is_empty(), "{name} cut at {cut}"),
                 Err(e) => assert!(!e.to_string().is_empty()),
             }
@@ -465,7 +465,7 @@ fn truncated_and_mangled_bodies_never_panic() {
         let mut v: serde_json::Value = serde_json::from_slice(&f.body).unwrap();
         mangle(&mut v);
         let body = serde_json::to_vec(&v).unwrap();
-        let _ = gitevent::parse_all(*provider, &f.h(), None, &body);
+        let _ = event::parse_all(*provider, &f.h(), None, &body);
     }
 }
 

@@ -15,7 +15,7 @@
 //! build from and delete the tree); ownership is not restored.
 
 use crate::{Error, Result};
-use crtask_core::dockerignore::DockerIgnore;
+use crtask_core::build::dockerignore::DockerIgnore;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;

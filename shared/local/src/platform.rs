@@ -8,7 +8,7 @@ use crate::server::{router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
 use crate::{Error, Result};
-use crtask_core::model::RunStatus;
+use crtask_core::domain::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -168,7 +168,7 @@ impl Platform {
             queue,
             webhook_body_limit: s
                 .webhook_body_limit
-                .unwrap_or(crtask_core::githook::DEFAULT_BODY_LIMIT),
+                .unwrap_or(crtask_core::trigger::git::handler::DEFAULT_BODY_LIMIT),
         };
         recover(&state).await?;
         crate::poller::start(
@@ -177,8 +177,9 @@ impl Platform {
             state.queue.clone(),
             crate::poller::PollConfig {
                 interval: std::time::Duration::from_secs(
-                    s.poll_interval
-                        .unwrap_or(crtask_core::poll::DEFAULT_INTERVAL.as_secs()),
+                    s.poll_interval.unwrap_or(
+                        crtask_core::trigger::registry::poll::DEFAULT_INTERVAL.as_secs(),
+                    ),
                 ),
                 per_registry: crate::poller::PollConfig::parse_per_registry(&s.poll_interval_for)?,
                 insecure: s.insecure_registry.clone(),
@@ -258,7 +259,7 @@ pub async fn recover(state: &AppState) -> Result<()> {
     let keep: Vec<String> = queued
         .iter()
         .filter_map(|r| match &r.spec.context {
-            crtask_core::model::ContextSource::Uploaded { id } => Some(id.clone()),
+            crtask_core::domain::model::ContextSource::Uploaded { id } => Some(id.clone()),
             _ => None,
         })
         .collect();

@@ -1,12 +1,12 @@
 //! The in-process timer scheduler of `crtask serve`.
 //!
-//! A tokio task that calls [`crtask_core::timerhook::tick`] once at start-up
+//! A tokio task that calls [`crtask_core::trigger::timer::handler::tick`] once at start-up
 //! (the catch-up after downtime) and then shortly after each minute boundary
 //! (UTC). Everything it decides is in core; here are only the wake-ups and the
 //! logging. Errors are logged and the next minute tries again.
 
 use crate::worker::RunEvents;
-use crtask_core::model::Outcome;
+use crtask_core::domain::model::Outcome;
 use crtask_core::ports::{Builder, Clock, Store};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -76,7 +76,7 @@ impl Scheduler {
 
     /// One tick: fire what is due, record what was missed, log it.
     pub async fn tick_once(&self) {
-        match crtask_core::timerhook::tick(
+        match crtask_core::trigger::timer::handler::tick(
             self.store.as_ref(),
             self.builder.as_ref(),
             self.clock.as_ref(),
@@ -120,7 +120,9 @@ mod tests {
     use crate::store::SqliteStore;
     use async_trait::async_trait;
     use chrono::{DateTime, Duration, Utc};
-    use crtask_core::model::{BaseImageTriggerType, EventSource, RunFilter, Task, TimerTrigger};
+    use crtask_core::domain::model::{
+        BaseImageTriggerType, EventSource, RunFilter, Task, TimerTrigger,
+    };
     use std::sync::Mutex;
 
     struct FixedClock(Mutex<DateTime<Utc>>);
@@ -213,9 +215,13 @@ mod tests {
             }
         }
 
-        async fn tick(&self, now: &str, grace_secs: i64) -> Vec<crtask_core::model::EventRecord> {
+        async fn tick(
+            &self,
+            now: &str,
+            grace_secs: i64,
+        ) -> Vec<crtask_core::domain::model::EventRecord> {
             self.clock.set(now);
-            crtask_core::timerhook::tick(
+            crtask_core::trigger::timer::handler::tick(
                 self.store.as_ref(),
                 self.builder.as_ref(),
                 self.clock.as_ref(),
@@ -234,12 +240,12 @@ mod tests {
             let mut out: Vec<(String, String)> = runs
                 .iter()
                 .filter_map(|r| match &r.trigger {
-                    crtask_core::model::Trigger::Timer {
+                    crtask_core::domain::model::Trigger::Timer {
                         timer_name,
                         scheduled_time,
                     } => Some((
                         timer_name.clone(),
-                        crtask_core::time::rfc3339(*scheduled_time),
+                        crtask_core::domain::time::rfc3339(*scheduled_time),
                     )),
                     _ => None,
                 })
@@ -261,9 +267,14 @@ mod tests {
             &[("a", "* * * * *"), ("b", "* * * * *")],
         );
         f.store.create_task(&t).await.unwrap_or_default();
-        crtask_core::timerhook::reset_timers(f.store.as_ref(), f.clock.as_ref(), None, &t)
-            .await
-            .unwrap_or_default();
+        crtask_core::trigger::timer::handler::reset_timers(
+            f.store.as_ref(),
+            f.clock.as_ref(),
+            None,
+            &t,
+        )
+        .await
+        .unwrap_or_default();
         // Nothing is due in the minute the timers were added.
         assert!(f.tick("2026-01-01T12:00:40Z", 300).await.is_empty());
         let ev = f.tick("2026-01-01T12:01:02Z", 300).await;
@@ -289,7 +300,7 @@ mod tests {
             .ok()
             .flatten()
             .unwrap_or_else(|| panic!("run missing"));
-        assert_eq!(run.run_type, crtask_core::model::RunType::AutoBuild);
+        assert_eq!(run.run_type, crtask_core::domain::model::RunType::AutoBuild);
         assert_eq!(
             run.dedupe_key.as_deref(),
             Some("timer:app:a:2026-01-01T12:01:00Z")
@@ -369,16 +380,21 @@ mod tests {
         f.store.create_task(&t).await.unwrap_or_default();
         let old = t.clone();
         t.timers[0].enabled = false;
-        crtask_core::timerhook::reset_timers(f.store.as_ref(), f.clock.as_ref(), Some(&old), &t)
-            .await
-            .unwrap_or_default();
+        crtask_core::trigger::timer::handler::reset_timers(
+            f.store.as_ref(),
+            f.clock.as_ref(),
+            Some(&old),
+            &t,
+        )
+        .await
+        .unwrap_or_default();
         f.store.update_task(&t).await.unwrap_or_default();
         assert!(f.tick("2026-01-01T12:05:01Z", 300).await.is_empty());
         // Re-enabled at 12:05:30: 12:01-12:05 are neither fired nor reported.
         let old = t.clone();
         t.timers[0].enabled = true;
         f.clock.set("2026-01-01T12:05:30Z");
-        let reset = crtask_core::timerhook::reset_timers(
+        let reset = crtask_core::trigger::timer::handler::reset_timers(
             f.store.as_ref(),
             f.clock.as_ref(),
             Some(&old),

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crtask_core::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
-use crtask_core::model::{ContextSource, RunFilter, RunStatus, Task};
+use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
+use crtask_core::domain::model::{ContextSource, RunFilter, RunStatus, Task};
 use crtask_core::ports::{Builder, Clock, Store};
 use crtask_core::Error as CoreError;
 use futures_util::StreamExt;
@@ -59,11 +59,13 @@ fn read_secret_files(files: &[PathBuf], what: &str) -> Vec<String> {
 }
 
 impl AppState {
-    fn git_secrets(&self) -> Vec<crtask_core::verify::Secret> {
+    fn git_secrets(&self) -> Vec<crtask_core::trigger::git::verify::Secret> {
         self.git_secret_files
             .iter()
             .filter_map(|p| match std::fs::read_to_string(p) {
-                Ok(t) => Some(crtask_core::verify::Secret::from_file_text(&t)),
+                Ok(t) => Some(crtask_core::trigger::git::verify::Secret::from_file_text(
+                    &t,
+                )),
                 Err(e) => {
                     tracing::warn!("cannot read git webhook secret file {}: {e}", p.display());
                     None
@@ -227,7 +229,7 @@ async fn quick_build(
     Ok((StatusCode::CREATED, Json(run_json(&run))))
 }
 
-fn run_json(run: &crtask_core::model::Run) -> serde_json::Value {
+fn run_json(run: &crtask_core::domain::model::Run) -> serde_json::Value {
     crtask_core::service::run_json(run)
 }
 
@@ -258,7 +260,7 @@ async fn list_runs(
     Ok(Json(runs.iter().map(run_json).collect()))
 }
 
-async fn get_run(s: &AppState, id: &str) -> ApiResult<crtask_core::model::Run> {
+async fn get_run(s: &AppState, id: &str) -> ApiResult<crtask_core::domain::model::Run> {
     s.store
         .get_run(id)
         .await?
@@ -467,7 +469,7 @@ fn header_pairs(h: &axum::http::HeaderMap) -> Vec<(String, String)> {
 /// the refused delivery is recorded like any other.
 async fn body_bytes(
     s: &AppState,
-    source: crtask_core::model::EventSource,
+    source: crtask_core::domain::model::EventSource,
     body: Body,
     limit: usize,
 ) -> Result<bytes::Bytes, Response> {
@@ -478,12 +480,12 @@ async fn body_bytes(
         tokio::spawn(async move {
             if let Ok(id) = store.next_event_id().await {
                 let _ = store
-                    .record_event(&crtask_core::model::EventRecord {
+                    .record_event(&crtask_core::domain::model::EventRecord {
                         id,
                         source,
                         delivery_id: None,
                         received_at,
-                        outcome: crtask_core::model::Outcome::Rejected,
+                        outcome: crtask_core::domain::model::Outcome::Rejected,
                         reason,
                         runs: Vec::new(),
                         detail: serde_json::json!({}),
@@ -506,7 +508,7 @@ async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match body_bytes(
         &s,
-        crtask_core::model::EventSource::Git,
+        crtask_core::domain::model::EventSource::Git,
         body,
         s.webhook_body_limit,
     )
@@ -516,14 +518,16 @@ async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
         Err(r) => return r,
     };
     let secrets = s.git_secrets();
-    let deps = crtask_core::githook::GitHookDeps {
+    let deps = crtask_core::trigger::git::handler::GitHookDeps {
         store: s.store.as_ref(),
         builder: s.builder.as_ref(),
         clock: s.clock.as_ref(),
         secrets: &secrets,
         body_limit: s.webhook_body_limit,
     };
-    let answer = crtask_core::githook::handle(&deps, &header_pairs(&parts.headers), &body).await;
+    let answer =
+        crtask_core::trigger::git::handler::handle(&deps, &header_pairs(&parts.headers), &body)
+            .await;
     s.events.changed();
     let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, Json(answer.body)).into_response()
@@ -538,11 +542,11 @@ struct EventsQuery {
 async fn list_events(
     State(s): State<AppState>,
     Query(q): Query<EventsQuery>,
-) -> ApiResult<Json<Vec<crtask_core::model::EventRecord>>> {
+) -> ApiResult<Json<Vec<crtask_core::domain::model::EventRecord>>> {
     let source = q
         .source
         .as_deref()
-        .map(str::parse::<crtask_core::model::EventSource>)
+        .map(str::parse::<crtask_core::domain::model::EventSource>)
         .transpose()?;
     Ok(Json(
         s.store.list_events(source, q.top.unwrap_or(50)).await?,
@@ -557,7 +561,7 @@ async fn prescan(s: &AppState, task: &Task) {
     else {
         return;
     };
-    if crtask_core::taskfile::is_task_file(&task.file) {
+    if crtask_core::build::taskfile::is_task_file(&task.file) {
         return;
     }
     let Some(file) = crate::fsutil::resolve_inside(std::path::Path::new(&path), &task.file) else {
@@ -571,7 +575,8 @@ async fn prescan(s: &AppState, task: &Task) {
         .iter()
         .map(|a| (a.name.clone(), a.value.clone()))
         .collect();
-    let Ok(bases) = crtask_core::dockerfile::scan(&text, &args, task.target.as_deref()) else {
+    let Ok(bases) = crtask_core::build::dockerfile::scan(&text, &args, task.target.as_deref())
+    else {
         return;
     };
     let old = s
@@ -579,7 +584,7 @@ async fn prescan(s: &AppState, task: &Task) {
         .dependencies_of(&task.name)
         .await
         .unwrap_or_default();
-    let mut deps: Vec<crtask_core::model::BaseDependency> = Vec::new();
+    let mut deps: Vec<crtask_core::domain::model::BaseDependency> = Vec::new();
     let wanted = bases
         .runtime
         .iter()
@@ -594,7 +599,7 @@ async fn prescan(s: &AppState, task: &Task) {
             .iter()
             .find(|o| o.image == image)
             .and_then(|o| o.digest.clone());
-        deps.push(crtask_core::model::BaseDependency {
+        deps.push(crtask_core::domain::model::BaseDependency {
             image,
             digest,
             runtime,
@@ -611,7 +616,7 @@ async fn registry_webhook(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match body_bytes(
         &s,
-        crtask_core::model::EventSource::Registry,
+        crtask_core::domain::model::EventSource::Registry,
         body,
         s.webhook_body_limit,
     )
@@ -622,18 +627,23 @@ async fn registry_webhook(State(s): State<AppState>, req: Request) -> Response {
     };
     let tokens = read_secret_files(&s.registry_token_files, "registry webhook token");
     let secrets = read_secret_files(&s.registry_secret_files, "registry webhook secret");
-    let deps = crtask_core::reghook::UpdateDeps {
+    let deps = crtask_core::trigger::registry::handler::UpdateDeps {
         store: s.store.as_ref(),
         clock: s.clock.as_ref(),
         registry: s.workers.registry.as_deref(),
     };
-    let auth = crtask_core::reghook::RegistryAuth {
+    let auth = crtask_core::trigger::registry::handler::RegistryAuth {
         tokens: &tokens,
         hmac_secrets: &secrets,
         registry_host: s.registry_host.as_deref(),
     };
-    let (answer, runs) =
-        crtask_core::reghook::handle(&deps, &auth, &header_pairs(&parts.headers), &body).await;
+    let (answer, runs) = crtask_core::trigger::registry::handler::handle(
+        &deps,
+        &auth,
+        &header_pairs(&parts.headers),
+        &body,
+    )
+    .await;
     crate::worker::dispatch_later(
         s.queue.clone(),
         runs.into_iter().map(|r| r.run_id).collect(),
@@ -662,7 +672,7 @@ async fn image_dependents(
 async fn task_dependencies(
     State(s): State<AppState>,
     UrlPath(name): UrlPath<String>,
-) -> ApiResult<Json<Vec<crtask_core::model::BaseDependency>>> {
+) -> ApiResult<Json<Vec<crtask_core::domain::model::BaseDependency>>> {
     s.store
         .get_task(&name)
         .await?

@@ -6,11 +6,11 @@
 use crate::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
 };
 use crtask_core::ports::Store;
-use crtask_core::{runid, Error as CoreError};
+use crtask_core::{domain::runid, Error as CoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -567,7 +567,7 @@ impl Store for SqliteStore {
         let (task, timer, t) = (
             task.to_string(),
             timer.to_string(),
-            crtask_core::time::rfc3339(t),
+            crtask_core::domain::time::rfc3339(t),
         );
         self.with(move |c| {
             c.execute(
@@ -592,7 +592,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod batch_tests {
     use super::*;
-    use crtask_core::model::{BuildSpec, ContextSource, RunType, Trigger};
+    use crtask_core::domain::model::{BuildSpec, ContextSource, RunType, Trigger};
 
     fn run(id: String, key: &str) -> Run {
         Run {

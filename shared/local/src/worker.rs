@@ -6,12 +6,12 @@ use crate::context;
 use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
-use crtask_core::model::{BuildSpec, ContextSource, Run, RunStatus, Trigger};
+use crtask_core::build::quick::{self, BuildInputs};
+use crtask_core::build::taskfile;
+use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
-use crtask_core::quickbuild::{self, BuildInputs};
-use crtask_core::reghook;
-use crtask_core::taskfile;
 use crtask_core::template::RunVars;
+use crtask_core::trigger::registry;
 use crtask_core::{Error as CoreError, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -377,17 +377,17 @@ impl Inner {
     /// tasks that waited for its push.
     async fn after_run(&self, run: &Run) -> Result<()> {
         if let (Some(task), RunStatus::Succeeded) = (&run.task, run.status) {
-            let deps = crtask_core::buildstatus::dependencies_from_run(run);
+            let deps = crtask_core::trigger::build_status::dependencies_from_run(run);
             if !deps.is_empty() {
                 self.store.set_dependencies(task, &deps).await?;
             }
         }
-        let deps = reghook::UpdateDeps {
+        let deps = registry::handler::UpdateDeps {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             registry: self.cfg.registry.as_deref(),
         };
-        let runs = reghook::after_run(&deps, run).await?;
+        let runs = registry::handler::after_run(&deps, run).await?;
         dispatch_later(
             self.tx.clone(),
             runs.into_iter().map(|r| r.run_id).collect(),
@@ -531,10 +531,10 @@ pub struct ContextRun<'a> {
 }
 
 /// Reads the run's Dockerfile or acr-task.yaml from the context and runs the
-/// core executor for it ([`quickbuild::execute_build`] or
-/// [`crtask_core::multistep::execute_task_file`]).
-pub async fn execute_in_context(r: ContextRun<'_>) -> quickbuild::BuildResult {
-    let failed = |msg: String| quickbuild::BuildResult {
+/// core executor for it ([`quick::execute_build`] or
+/// [`crtask_core::build::multistep::execute_task_file`]).
+pub async fn execute_in_context(r: ContextRun<'_>) -> quick::BuildResult {
+    let failed = |msg: String| quick::BuildResult {
         status: RunStatus::Failed,
         error: Some(msg),
         output_images: Vec::new(),
@@ -565,7 +565,7 @@ pub async fn execute_in_context(r: ContextRun<'_>) -> quickbuild::BuildResult {
     }
     let log: &dyn LogSink = r.log.as_ref();
     let data = r.vars.to_data(&r.spec.values);
-    let tags = match quickbuild::render_tags(&r.spec.images, &data, r.registry) {
+    let tags = match quick::render_tags(&r.spec.images, &data, r.registry) {
         Ok(t) => t,
         Err(e) => {
             log.line(&format!("crtask: {e}"));
@@ -580,8 +580,8 @@ pub async fn execute_in_context(r: ContextRun<'_>) -> quickbuild::BuildResult {
     };
     // Cancellation drops the build, which kills its process group.
     tokio::select! {
-        res = quickbuild::execute_build(r.engine.as_ref(), r.spec, &inputs, log, r.clock) => res,
-        _ = r.cancel.cancelled() => quickbuild::BuildResult {
+        res = quick::execute_build(r.engine.as_ref(), r.spec, &inputs, log, r.clock) => res,
+        _ = r.cancel.cancelled() => quick::BuildResult {
             status: RunStatus::Canceled,
             error: Some("stopped".into()),
             output_images: Vec::new(),
@@ -593,7 +593,7 @@ pub async fn execute_in_context(r: ContextRun<'_>) -> quickbuild::BuildResult {
 
 /// A run whose file is an acr-task.yaml: load it (every error, with its
 /// line, before any step runs), then execute the step graph.
-async fn multi_step(r: ContextRun<'_>, text: &str) -> quickbuild::BuildResult {
+async fn multi_step(r: ContextRun<'_>, text: &str) -> quick::BuildResult {
     let mut aliases = taskfile::default_image_aliases();
     aliases.extend(r.image_aliases.clone());
     let opts = taskfile::ParseOptions {
@@ -611,7 +611,7 @@ async fn multi_step(r: ContextRun<'_>, text: &str) -> quickbuild::BuildResult {
             } else {
                 String::new()
             };
-            return quickbuild::BuildResult {
+            return quick::BuildResult {
                 status: RunStatus::Failed,
                 error: Some(format!("{}: {first}{more}", r.spec.file)),
                 output_images: Vec::new(),
@@ -620,9 +620,9 @@ async fn multi_step(r: ContextRun<'_>, text: &str) -> quickbuild::BuildResult {
             };
         }
     };
-    let result = crtask_core::multistep::execute_task_file(
+    let result = crtask_core::build::multistep::execute_task_file(
         &tf,
-        crtask_core::multistep::TaskFileRun {
+        crtask_core::build::multistep::TaskFileRun {
             engine: r.engine.clone(),
             workspace: r.context_dir.to_path_buf(),
             scratch: r.scratch.clone(),
@@ -634,7 +634,7 @@ async fn multi_step(r: ContextRun<'_>, text: &str) -> quickbuild::BuildResult {
     )
     .await;
     let _ = tokio::fs::remove_dir_all(&r.scratch).await;
-    quickbuild::BuildResult {
+    quick::BuildResult {
         status: result.status,
         error: result.error,
         steps: result.steps,

@@ -1,16 +1,17 @@
-//! Base-image decisions ([`crtask_core::reghook`]) on the real SQLite store,
+//! Base-image decisions ([`crtask_core::trigger::registry::handler`]) on the real SQLite store,
 //! in the orders events arrive on a live system: a registry's notification
 //! of a task's own push while that task is still running, cascades decided
 //! when a run succeeds, a diamond whose sides finish one after the other,
 //! and redeliveries.
 
 use chrono::{DateTime, TimeZone, Utc};
-use crtask_core::model::{
+use crtask_core::domain::model::{
     BaseDependency, EventSource, Outcome, OutputImage, Run, RunStatus, Task, Trigger,
 };
 use crtask_core::ports::{Clock, Store};
-use crtask_core::regevent::TagUpdate;
-use crtask_core::reghook::{self, UpdateDeps};
+use crtask_core::trigger::registry;
+use crtask_core::trigger::registry::event::TagUpdate;
+use crtask_core::trigger::registry::handler::UpdateDeps;
 use crtask_local::store::SqliteStore;
 
 const REG: &str = "registry.test:5000";
@@ -61,14 +62,16 @@ fn update(image: &str, d: char) -> TagUpdate {
     }
 }
 
-async fn decide(store: &SqliteStore, u: &TagUpdate) -> reghook::UpdateResult {
+async fn decide(store: &SqliteStore, u: &TagUpdate) -> registry::handler::UpdateResult {
     let clock = clock();
     let deps = UpdateDeps {
         store,
         clock: &clock,
         registry: Some(REG),
     };
-    reghook::process_update(&deps, u, "test").await.unwrap()
+    registry::handler::process_update(&deps, u, "test")
+        .await
+        .unwrap()
 }
 
 async fn after_run(store: &SqliteStore, run: &Run) -> Vec<Run> {
@@ -78,7 +81,7 @@ async fn after_run(store: &SqliteStore, run: &Run) -> Vec<Run> {
         clock: &clock,
         registry: Some(REG),
     };
-    reghook::after_run(&deps, run).await.unwrap()
+    registry::handler::after_run(&deps, run).await.unwrap()
 }
 
 async fn cascade(store: &SqliteStore, run: &Run) -> Vec<Run> {
@@ -88,7 +91,7 @@ async fn cascade(store: &SqliteStore, run: &Run) -> Vec<Run> {
         clock: &clock,
         registry: Some(REG),
     };
-    reghook::cascade(&deps, run).await.unwrap()
+    registry::handler::cascade(&deps, run).await.unwrap()
 }
 
 /// Marks `run` finished with `status`, pushing `{task}:latest` at `d`.
@@ -218,7 +221,7 @@ async fn chains_rebuild_in_order_and_diamonds_once_after_both_sides() {
         assert!(late.new_runs.is_empty(), "{image}: {late:?}");
     }
     let bottoms = store
-        .list_runs(&crtask_core::model::RunFilter {
+        .list_runs(&crtask_core::domain::model::RunFilter {
             task: Some("bottom".into()),
             ..Default::default()
         })
@@ -323,10 +326,11 @@ async fn hand_over(
     store: &SqliteStore,
     builder: &Recording,
     run: &Run,
-) -> crtask_core::runs::Handover {
-    let mut out = crtask_core::runs::hand_over(store, builder, &clock(), std::slice::from_ref(run))
-        .await
-        .unwrap();
+) -> crtask_core::run::queue::Handover {
+    let mut out =
+        crtask_core::run::queue::hand_over(store, builder, &clock(), std::slice::from_ref(run))
+            .await
+            .unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, run.run_id);
     out.remove(0).1
@@ -334,17 +338,17 @@ async fn hand_over(
 
 #[tokio::test]
 async fn two_deciders_at_once_hand_over_one_run() {
-    use crtask_core::runs::{self, Handover, NewRun};
+    use crtask_core::run::queue::{self, Handover, NewRun};
     let store = SqliteStore::in_memory().unwrap();
     diamond(&store).await;
     let t = store.get_task("bottom").await.unwrap().unwrap();
-    let spec = runs::spec_from_task(&t, &Default::default()).unwrap();
+    let spec = queue::spec_from_task(&t, &Default::default()).unwrap();
     // What two build-status invocations record when both sides finish at
     // once and neither sees the other's run yet: one run per side's push.
     let record = |image: &str, d: char, at: DateTime<Utc>| {
         let new = NewRun {
             task: Some("bottom".into()),
-            run_type: crtask_core::model::RunType::AutoBuild,
+            run_type: crtask_core::domain::model::RunType::AutoBuild,
             trigger: Trigger::ImageUpdate {
                 image: format!("{REG}/{image}"),
                 old_digest: None,
@@ -356,9 +360,9 @@ async fn two_deciders_at_once_hand_over_one_run() {
         };
         let store = &store;
         async move {
-            match runs::record(store, &Fixed(at), new).await.unwrap() {
-                runs::Recorded::New(r) => r,
-                runs::Recorded::Existing(r) => panic!("not new: {r:?}"),
+            match queue::record(store, &Fixed(at), new).await.unwrap() {
+                queue::Recorded::New(r) => r,
+                queue::Recorded::Existing(r) => panic!("not new: {r:?}"),
             }
         }
     };

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crtask_core::imageref::ImageRef;
-use crtask_core::poll;
-use crtask_core::verify::Headers;
+use crtask_core::domain::imageref::ImageRef;
+use crtask_core::trigger::git::verify::Headers;
+use crtask_core::trigger::registry::poll;
 
 /// Connect timeout of every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,7 +17,7 @@ pub struct PollConfig {
     /// Registries spoken to over plain HTTP.
     pub insecure: Vec<String>,
     /// Registry for rendering task image templates when finding which task
-    /// produces an image (see [`crtask_core::reghook::UpdateDeps`]).
+    /// produces an image (see [`crtask_core::trigger::registry::handler::UpdateDeps`]).
     pub registry: Option<String>,
     /// How long the caller waits before dispatching the runs a round
     /// recorded, so that several base images moving together start one run.
@@ -32,11 +32,11 @@ pub struct PollConfig {
 }
 
 impl Default for PollConfig {
-    /// [`crtask_core::poll::DEFAULT_INTERVAL`] everywhere, HTTPS only, no
+    /// [`crtask_core::trigger::registry::poll::DEFAULT_INTERVAL`] everywhere, HTTPS only, no
     /// settle window.
     fn default() -> Self {
         PollConfig {
-            interval: crtask_core::poll::DEFAULT_INTERVAL,
+            interval: crtask_core::trigger::registry::poll::DEFAULT_INTERVAL,
             per_registry: BTreeMap::new(),
             insecure: Vec::new(),
             registry: None,

@@ -5,8 +5,8 @@
 //! [`Poller::round`] is one pass: one `HEAD` per distinct tracked reference
 //! of every registry whose (jittered) interval is due, honouring per-registry
 //! backoff; a moved digest goes down the same path as a registry notification
-//! ([`crtask_core::reghook`]). The decisions (planning, URLs, header parsing,
-//! backoff arithmetic) live in [`crtask_core::poll`]; this crate does the I/O.
+//! ([`crtask_core::trigger::registry::handler`]). The decisions (planning, URLs, header parsing,
+//! backoff arithmetic) live in [`crtask_core::trigger::registry::poll`]; this crate does the I/O.
 
 pub mod client;
 pub mod config;

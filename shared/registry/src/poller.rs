@@ -4,10 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use crtask_core::model::{EventRecord, EventSource, Outcome, Run};
-use crtask_core::poll::{self, Backoff};
+use crtask_core::domain::model::{EventRecord, EventSource, Outcome, Run};
 use crtask_core::ports::{Clock, Store};
-use crtask_core::reghook::{self, UpdateDeps};
+use crtask_core::trigger::registry;
+use crtask_core::trigger::registry::handler::UpdateDeps;
+use crtask_core::trigger::registry::poll::{self, Backoff};
 
 use crate::client::{Probe, RegistryClient};
 use crate::config::PollConfig;
@@ -25,7 +26,7 @@ pub struct PollRound {
 /// The poller and its in-memory state: the last digest seen per reference,
 /// per-registry backoff and when each registry is next due. The state lives
 /// as long as the value (a process, or a warm Lambda); after a restart the
-/// first answer per reference is handed to [`crtask_core::reghook`], which
+/// first answer per reference is handed to [`crtask_core::trigger::registry::handler`], which
 /// compares it with the digest each task last built from.
 #[derive(Debug)]
 pub struct Poller {
@@ -68,7 +69,7 @@ impl Poller {
     /// One pass at `clock.now()`: polls every registry whose interval is due
     /// (jittered ±10 %), honouring backoff; records events as the local
     /// poller always has (`Unchanged`, `Ignored` with the reason, and changed
-    /// digests through [`reghook::process_and_record`] with
+    /// digests through [`registry::handler::process_and_record`] with
     /// [`EventSource::Poll`], cause `poll`); returns the runs recorded
     /// (`Queued`) that the caller must dispatch after its settle window,
     /// plus how many `HEAD` requests were made. A registry that asks us to
@@ -147,7 +148,7 @@ impl Poller {
                     .await;
                     return true;
                 }
-                let Ok(r) = crtask_core::imageref::ImageRef::parse(image) else {
+                let Ok(r) = crtask_core::domain::imageref::ImageRef::parse(image) else {
                     return true;
                 };
                 let update = poll::poll_update(&r, &digest, media_type.as_deref());
@@ -156,7 +157,7 @@ impl Poller {
                     clock,
                     registry: self.cfg.registry.as_deref(),
                 };
-                match reghook::process_and_record(
+                match registry::handler::process_and_record(
                     &deps,
                     &update,
                     EventSource::Poll,

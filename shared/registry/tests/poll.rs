@@ -15,7 +15,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use crtask_core::model::{BaseDependency, EventRecord, EventSource, Outcome, Task, Trigger};
+use crtask_core::domain::model::{
+    BaseDependency, EventRecord, EventSource, Outcome, Task, Trigger,
+};
 use crtask_core::ports::{Clock, Store};
 use crtask_local::store::SqliteStore;
 use crtask_registry::{PollConfig, Poller, Probe, RegistryClient};
@@ -295,7 +297,7 @@ async fn real_registry_one_head_per_reference_per_interval_and_changes_start_run
             t => panic!("unexpected trigger {t:?}"),
         }
         let stored = store.get_run(&run.run_id).await.unwrap().unwrap();
-        assert_eq!(stored.status, crtask_core::model::RunStatus::Queued);
+        assert_eq!(stored.status, crtask_core::domain::model::RunStatus::Queued);
     }
     let events = poll_events(&store).await;
     let triggered = events

@@ -134,9 +134,9 @@ pub async fn bucket() -> (aws_sdk_s3::Client, String) {
 
 /// A task as the tests use it: git context on main, pushes `app:{{.Run.ID}}`,
 /// commit and (runtime) base-image triggers on, no timers.
-pub fn task(name: &str) -> crtask_core::model::Task {
+pub fn task(name: &str) -> crtask_core::domain::model::Task {
     use chrono::TimeZone;
-    crtask_core::model::Task {
+    crtask_core::domain::model::Task {
         name: name.into(),
         context: "https://github.com/acme/app.git#main".into(),
         file: "Dockerfile".into(),
@@ -147,7 +147,7 @@ pub fn task(name: &str) -> crtask_core::model::Task {
         tag_trigger_enabled: false,
         pull_request_push_enabled: false,
         base_image_trigger_enabled: true,
-        base_image_trigger_type: crtask_core::model::BaseImageTriggerType::Runtime,
+        base_image_trigger_type: crtask_core::domain::model::BaseImageTriggerType::Runtime,
         timers: Vec::new(),
         build_args: Vec::new(),
         values: std::collections::BTreeMap::new(),
@@ -164,9 +164,9 @@ pub fn task(name: &str) -> crtask_core::model::Task {
 }
 
 /// Timers from `(name, cron, enabled)`.
-pub fn timers(list: &[(&str, &str, bool)]) -> Vec<crtask_core::model::TimerTrigger> {
+pub fn timers(list: &[(&str, &str, bool)]) -> Vec<crtask_core::domain::model::TimerTrigger> {
     list.iter()
-        .map(|(n, s, e)| crtask_core::model::TimerTrigger {
+        .map(|(n, s, e)| crtask_core::domain::model::TimerTrigger {
             name: n.to_string(),
             schedule: s.to_string(),
             enabled: *e,

@@ -17,7 +17,7 @@
 //!   exit code is kept) so its dependents run.
 
 use super::{plan, Step, TaskFile};
-use crate::model::{RunStatus, StepRecord};
+use crate::domain::model::{RunStatus, StepRecord};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::future::Future;

@@ -5,12 +5,14 @@
 //! bytes, redelivery check, parse, match every task, record runs, record the
 //! event (durably), and only then hand the runs to the builder.
 
-use crate::gitevent::{self, GitEvent};
-use crate::gitmatch::{self, Decision, SourceTrigger};
-use crate::model::{ContextSource, EventRecord, EventSource, Outcome, RunType, Task, Trigger};
+use crate::domain::model::{
+    ContextSource, EventRecord, EventSource, Outcome, RunType, Task, Trigger,
+};
 use crate::ports::{Builder, Clock, Store};
-use crate::runs::{self, NewRun, Recorded};
-use crate::verify::{self, Headers, Secret};
+use crate::run::queue::{self, NewRun, Recorded};
+use crate::trigger::git::decide::{self, Decision, SourceTrigger};
+use crate::trigger::git::event::{self, GitEvent};
+use crate::trigger::git::verify::{self, Headers, Secret};
 use serde_json::{json, Value};
 
 /// Default largest body accepted (GitHub caps payloads at 25 MB).
@@ -51,7 +53,7 @@ pub async fn handle(
     let h = Headers::new(headers);
     let received_at = deps.clock.now();
     let provider = verify::detect_provider(&h);
-    let delivery = provider.and_then(|p| gitevent::delivery_id(p, &h));
+    let delivery = provider.and_then(|p| event::delivery_id(p, &h));
     let mut detail = json!({
         "provider": provider.map(|p| p.as_str()),
         "deliveryId": delivery,
@@ -135,7 +137,7 @@ pub async fn handle(
     }
 
     let content_type = h_get(headers, "content-type");
-    let events = match gitevent::parse_all(provider, &h, content_type.as_deref(), body) {
+    let events = match event::parse_all(provider, &h, content_type.as_deref(), body) {
         Ok(ev) => ev,
         Err(e) => return reject(400, e.to_string(), detail).await,
     };
@@ -176,7 +178,7 @@ pub async fn handle(
                 tags_enabled: task.tag_trigger_enabled,
                 path_filters: &task.path_filters,
             };
-            let decision = gitmatch::decide(event, &trigger);
+            let decision = decide::decide(event, &trigger);
             let new = match new_run(task, &url, &decision) {
                 Ok(Some(n)) => n,
                 Ok(None) => {
@@ -190,7 +192,7 @@ pub async fn handle(
                     continue;
                 }
             };
-            match runs::record(deps.store, deps.clock, new).await {
+            match queue::record(deps.store, deps.clock, new).await {
                 Ok(Recorded::New(run)) => created.push(run),
                 Ok(Recorded::Existing(run)) => {
                     reasons.push(format!(
@@ -256,7 +258,7 @@ pub async fn handle(
     };
     // The event and its runs are durable; now the builds may start.
     for run in &mut created {
-        if let Err(e) = runs::dispatch(deps.store, deps.builder, run).await {
+        if let Err(e) = queue::dispatch(deps.store, deps.builder, run).await {
             return HookAnswer::error(500, e.to_string());
         }
     }
@@ -317,7 +319,7 @@ fn source_of(task: &Task) -> Option<(String, String)> {
                 .branch
                 .clone()
                 .or(reference)
-                .unwrap_or_else(|| gitmatch::DEFAULT_BRANCH.to_string());
+                .unwrap_or_else(|| decide::DEFAULT_BRANCH.to_string());
             Some((url, branch))
         }
         _ => None,
@@ -326,15 +328,15 @@ fn source_of(task: &Task) -> Option<(String, String)> {
 
 fn event_repo_matches(event: &GitEvent, url: &str) -> bool {
     match event {
-        GitEvent::Push(p) => gitmatch::repo_matches(&p.repository, url),
-        GitEvent::PullRequest(pr) => gitmatch::repo_matches(&pr.repository, url),
+        GitEvent::Push(p) => decide::repo_matches(&p.repository, url),
+        GitEvent::PullRequest(pr) => decide::repo_matches(&pr.repository, url),
         _ => false,
     }
 }
 
 /// The run a decision asks for; `None` when it says to ignore.
 fn new_run(task: &Task, url: &str, decision: &Decision) -> crate::Result<Option<NewRun>> {
-    let mut spec = runs::spec_from_task(task, &Default::default())?;
+    let mut spec = queue::spec_from_task(task, &Default::default())?;
     let (trigger, key) = match decision {
         Decision::Ignore(_) => return Ok(None),
         Decision::Build {
@@ -376,7 +378,7 @@ fn new_run(task: &Task, url: &str, decision: &Decision) -> crate::Result<Option<
     };
     Ok(Some(NewRun {
         task: Some(task.name.clone()),
-        run_type: if crate::taskfile::is_task_file(&task.file) {
+        run_type: if crate::build::taskfile::is_task_file(&task.file) {
             RunType::AutoRun
         } else {
             RunType::AutoBuild
@@ -387,7 +389,7 @@ fn new_run(task: &Task, url: &str, decision: &Decision) -> crate::Result<Option<
     }))
 }
 
-fn repo_name(r: &gitevent::RepoUrls) -> Option<String> {
+fn repo_name(r: &event::RepoUrls) -> Option<String> {
     r.urls.first().cloned().or_else(|| r.full_name.clone())
 }
 

@@ -2,42 +2,14 @@
 //! scan the Dockerfile, pull and pin its bases, build, push, record.
 //! It drives an [`Engine`]; the platform supplies the context directory.
 
-use crate::dockerfile::{self, BaseImages};
-use crate::imageref::ImageRef;
-use crate::model::{BaseImageUse, BuildSpec, OutputImage, RunStatus, StepRecord};
+use crate::build::dockerfile::{self, BaseImages};
+use crate::domain::imageref::ImageRef;
+use crate::domain::model::{BaseImageUse, BuildSpec, OutputImage, RunStatus, StepRecord};
 use crate::ports::{BuildRequest, Clock, Engine, LogSink, PullOutcome, PushOutcome};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
-
-/// Checks `os/arch[/variant]`.
-pub fn validate_platform(p: &str) -> Result<()> {
-    let parts: Vec<&str> = p.split('/').collect();
-    let ok = (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "invalid platform '{p}': write os/arch[/variant], e.g. linux/amd64"
-        )))
-    }
-}
-
-/// The `os/arch` of this machine in OCI terms.
-pub fn host_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        other => other,
-    };
-    format!("{}/{arch}", std::env::consts::OS)
-}
 
 /// Renders image templates with the run's data and qualifies them: a name
 /// without a registry host gets `default_registry`.
@@ -59,7 +31,7 @@ pub fn render_tags(
             None => {
                 let r = ImageRef::parse(rendered)?;
                 if !rendered.contains('/')
-                    || !crate::imageref::is_registry_host(rendered.split('/').next().unwrap_or(""))
+                    || !crate::domain::imageref::is_registry_host(rendered.split('/').next().unwrap_or(""))
                 {
                     return Err(Error::invalid(format!(
                         "image '{rendered}' names no registry and no default registry is configured (start the server with --registry)"

@@ -1,6 +1,6 @@
 //! Git provider webhook payloads turned into one domain event.
 //!
-//! Call [`crate::verify::verify`] on the raw body first; then [`parse`] (or
+//! Call [`crate::trigger::git::verify::verify`] on the raw body first; then [`parse`] (or
 //! [`parse_all`] for Bitbucket, which may report several ref changes in one
 //! delivery) reads the event header and the body. Unknown fields are ignored
 //! everywhere; event types and pull request actions that never start a build
@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::verify::{header, HeaderLookup, Provider};
+use crate::trigger::git::verify::{header, HeaderLookup, Provider};
 
 /// GitHub lists at most this many commits in a push payload.
 const GITHUB_MAX_COMMITS: usize = 2048;
@@ -772,7 +772,7 @@ fn bitbucket_push(v: &Value) -> Result<Vec<GitEvent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::Headers;
+    use crate::trigger::git::verify::Headers;
     use serde_json::json;
 
     fn hdrs(list: &[(&str, &str)]) -> Vec<(String, String)> {

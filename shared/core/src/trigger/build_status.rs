@@ -11,9 +11,9 @@
 //! Everything here is pure except [`record`], which reads and writes the
 //! store only.
 
-use crate::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
+use crate::domain::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
+use crate::domain::time::serde_millis;
 use crate::ports::Store;
-use crate::time::serde_millis;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -286,7 +286,7 @@ pub fn dependencies_from_run(run: &Run) -> Vec<BaseDependency> {
     run.base_images
         .iter()
         .filter_map(|b| {
-            let r = crate::imageref::ImageRef::parse(&b.image).ok()?;
+            let r = crate::domain::imageref::ImageRef::parse(&b.image).ok()?;
             Some(BaseDependency {
                 image: r.tagged(),
                 digest: Some(b.digest.clone()),

@@ -5,13 +5,13 @@
 //! `/workspace`, `push` -> push with ACR's retries); [`execute_task_file`]
 //! runs the step graph and collects what a run records.
 
-use crate::dockerfile;
-use crate::imageref::ImageRef;
-use crate::model::{BaseImageUse, OutputImage, RunStatus, StepRecord};
-use crate::ports::{BuildRequest, ContainerRequest, Engine, LogSink, PullOutcome, PushOutcome};
-use crate::taskfile::{
+use crate::build::dockerfile;
+use crate::build::taskfile::{
     self, BuildContext, ExecOptions, PushBackoff, Step, StepEvent, StepKind, StepRunner, TaskFile,
 };
+use crate::domain::imageref::ImageRef;
+use crate::domain::model::{BaseImageUse, OutputImage, RunStatus, StepRecord};
+use crate::ports::{BuildRequest, ContainerRequest, Engine, LogSink, PullOutcome, PushOutcome};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};

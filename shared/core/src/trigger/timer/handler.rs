@@ -31,11 +31,11 @@
 //! Within one process, [`tick`] and [`reset_timers`] are serialized, so a
 //! tick in flight cannot move a timer's state back behind a reset.
 
-use crate::cron::Cron;
-use crate::model::{EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger};
+use crate::domain::cron::Cron;
+use crate::domain::model::{EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger};
 use crate::ports::{Builder, Clock, Store};
-use crate::runs::{self, NewRun, Recorded};
-use crate::timers::{
+use crate::run::queue::{self, NewRun, Recorded};
+use crate::trigger::timer::decide::{
     plan, schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES, MISSED_CAP,
 };
 use crate::Result;
@@ -214,7 +214,7 @@ pub async fn tick(
                 .await?;
             // Everything that prevents a second run is durable: start the builds.
             for run in &mut created {
-                runs::dispatch(store, builder, run).await?;
+                queue::dispatch(store, builder, run).await?;
             }
         }
     }
@@ -258,11 +258,11 @@ async fn fire(
     at: DateTime<Utc>,
     key: &str,
 ) -> Result<Fired> {
-    let spec = match runs::spec_from_task(task, &Default::default()) {
+    let spec = match queue::spec_from_task(task, &Default::default()) {
         Ok(s) => s,
         Err(e) => return Ok(Fired::Failed(e)),
     };
-    let run_type = if crate::taskfile::is_task_file(&spec.file) {
+    let run_type = if crate::build::taskfile::is_task_file(&spec.file) {
         RunType::AutoRun
     } else {
         RunType::AutoBuild
@@ -277,7 +277,7 @@ async fn fire(
         spec,
         dedupe_key: Some(key.to_string()),
     };
-    Ok(match runs::record(store, clock, new).await? {
+    Ok(match queue::record(store, clock, new).await? {
         Recorded::New(run) => Fired::New(run),
         Recorded::Existing(run) => Fired::Existing(run),
     })
@@ -387,7 +387,7 @@ fn claimed(body: &[u8]) -> Value {
 }
 
 /// Handles one payload EventBridge Scheduler delivered for a timer (see
-/// [`crate::timers`] for its shape) and records exactly one event.
+/// [`crate::trigger::timer::decide`] for its shape) and records exactly one event.
 ///
 /// In order:
 /// 1. **Rejected**, nothing started: payloads that [`verify_schedule`]
@@ -433,7 +433,7 @@ pub async fn fire_scheduled(deps: &ScheduledDeps<'_>, body: &[u8]) -> Result<Sch
     let mut run = decision.run;
     // Everything that prevents a second run is durable: start the build.
     if let Some(r) = run.as_mut() {
-        runs::dispatch(deps.store, deps.builder, r).await?;
+        queue::dispatch(deps.store, deps.builder, r).await?;
     }
     Ok(ScheduledFire { event, run })
 }
@@ -601,7 +601,7 @@ async fn decide(deps: &ScheduledDeps<'_>, p: &SchedulePayload) -> Result<Decisio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BaseImageTriggerType, TimerTrigger, DEFAULT_TASK_TIMEOUT};
+    use crate::domain::model::{BaseImageTriggerType, TimerTrigger, DEFAULT_TASK_TIMEOUT};
 
     fn task(timers: &[(&str, &str, bool)]) -> Task {
         Task {

@@ -1,6 +1,6 @@
 //! Tasks and runs: the records users see (`-o json`) and the store keeps.
 
-use crate::time::serde_millis;
+use crate::domain::time::serde_millis;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -425,14 +425,14 @@ impl Task {
                 .map_err(|e| Error::invalid(format!("image '{image}': {e}")))?;
         }
         if let Some(p) = &self.platform {
-            crate::quickbuild::validate_platform(p)?;
+            crate::domain::platform::validate(p)?;
         }
         if let Some(b) = &self.branch {
-            crate::gitmatch::validate_pattern(b)
+            crate::domain::pattern::validate(b)
                 .map_err(|e| Error::invalid(format!("branch '{b}': {e}")))?;
         }
         for f in &self.path_filters {
-            crate::gitmatch::validate_pattern(f)
+            crate::domain::pattern::validate(f)
                 .map_err(|e| Error::invalid(format!("path filter '{f}': {e}")))?;
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -444,7 +444,7 @@ impl Task {
                     t.name
                 )));
             }
-            crate::cron::Cron::parse(&t.schedule)
+            crate::domain::cron::Cron::parse(&t.schedule)
                 .map_err(|e| Error::invalid(format!("timer '{}': {e}", t.name)))?;
         }
         Ok(())

@@ -41,7 +41,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use crate::cron::Cron;
+use crate::domain::cron::Cron;
 use crate::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;

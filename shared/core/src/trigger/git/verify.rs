@@ -20,7 +20,7 @@
 //!
 //! ```text
 //! struct HttpHeaders<'a>(&'a http::HeaderMap);
-//! impl crtask_core::verify::HeaderLookup for HttpHeaders<'_> {
+//! impl crtask_core::trigger::git::verify::HeaderLookup for HttpHeaders<'_> {
 //!     fn get(&self, name: &str) -> Option<&str> {
 //!         self.0.get(name).and_then(|v| v.to_str().ok())
 //!     }

@@ -1,7 +1,7 @@
 //! Bodies of the server's own HTTP API (`/api/v1/`), shared by the CLI and
 //! the servers so both sides agree on names. Documented in docs/API.md.
 
-use crate::model::{BuildArg, ContextSource};
+use crate::domain::model::{BuildArg, ContextSource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

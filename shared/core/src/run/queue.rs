@@ -1,8 +1,8 @@
 //! Turning a request, a task or an event into a queued run.
 
-use crate::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Task, Trigger};
+use crate::domain::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Task, Trigger};
+use crate::domain::platform;
 use crate::ports::{Builder, Clock, Store};
-use crate::quickbuild::host_platform;
 use crate::Result;
 use std::collections::BTreeMap;
 
@@ -53,7 +53,7 @@ pub async fn record(store: &dyn Store, clock: &dyn Clock, new: NewRun) -> Result
         run_type: new.run_type,
         status: RunStatus::Queued,
         trigger: new.trigger,
-        platform: new.spec.platform.clone().unwrap_or_else(host_platform),
+        platform: new.spec.platform.clone().unwrap_or_else(platform::host),
         create_time: clock.now(),
         start_time: None,
         finish_time: None,
@@ -96,7 +96,7 @@ pub async fn record_many(
             run_type: new.run_type,
             status: RunStatus::Queued,
             trigger: new.trigger,
-            platform: new.spec.platform.clone().unwrap_or_else(host_platform),
+            platform: new.spec.platform.clone().unwrap_or_else(platform::host),
             create_time: now,
             start_time: None,
             finish_time: None,
@@ -179,16 +179,16 @@ pub async fn hand_over(
         let mut run = current.clone();
         let older = match (&run.task, &run.trigger) {
             (Some(task), Trigger::ImageUpdate { .. }) => {
-                let mine = crate::runid::sort_key(&run.run_id);
+                let mine = crate::domain::runid::sort_key(&run.run_id);
                 queued
                     .iter()
                     .filter(|r| {
                         r.task.as_deref() == Some(task.as_str())
                             && matches!(r.trigger, Trigger::ImageUpdate { .. })
-                            && crate::runid::sort_key(&r.run_id) < mine
+                            && crate::domain::runid::sort_key(&r.run_id) < mine
                             && run.create_time - r.create_time <= SUPERSEDE_WINDOW
                     })
-                    .min_by_key(|r| crate::runid::sort_key(&r.run_id))
+                    .min_by_key(|r| crate::domain::runid::sort_key(&r.run_id))
             }
             _ => None,
         };

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::imageref::ImageRef;
+use crate::domain::imageref::ImageRef;
 use crate::{Error, Result};
 
 /// Platform assumed for the predefined platform args when the caller does not

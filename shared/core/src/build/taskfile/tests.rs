@@ -1,7 +1,7 @@
 //! Tests of the whole task-file pipeline: parse/validate, samples, graph, executor.
 
 use super::*;
-use crate::model::RunStatus;
+use crate::domain::model::RunStatus;
 use chrono::TimeZone;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -6,13 +6,15 @@
 //! images through [`process_update`] too, so cascades (A -> B -> C) do not
 //! depend on the registry sending notifications.
 
-use crate::githook::HookAnswer;
-use crate::imageref::ImageRef;
-use crate::model::{EventRecord, EventSource, Outcome, Run, RunStatus, RunType, Task, Trigger};
+use crate::domain::imageref::ImageRef;
+use crate::domain::model::{
+    EventRecord, EventSource, Outcome, Run, RunStatus, RunType, Task, Trigger,
+};
 use crate::ports::{Clock, Store};
-use crate::regevent::{self, Dependent, TagUpdate, Verdict};
-use crate::runs::{self, NewRun, Recorded};
-use crate::verify::Headers;
+use crate::run::queue::{self, NewRun, Recorded};
+use crate::trigger::git::handler::HookAnswer;
+use crate::trigger::git::verify::Headers;
+use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,7 +51,7 @@ fn produced_images(task: &Task, registry: Option<&str>) -> Vec<String> {
         ..Default::default()
     };
     let data = vars.to_data(&task.values);
-    crate::quickbuild::render_tags(&task.images, &data, registry)
+    crate::build::quick::render_tags(&task.images, &data, registry)
         .map(|tags| {
             tags.iter()
                 .map(ImageRef::tagged)
@@ -168,7 +170,7 @@ pub async fn process_update(
     let mut new_runs = Vec::new();
     let mut run_ids = Vec::new();
     let (mut debounced, mut duplicate, mut unchanged, mut other) = (false, false, false, false);
-    for verdict in regevent::decide(update, &dependents) {
+    for verdict in event::decide(update, &dependents) {
         let Verdict::Trigger {
             task: name,
             image,
@@ -291,8 +293,8 @@ pub async fn process_update(
             }
         }
 
-        let spec = runs::spec_from_task(task, &BTreeMap::new())?;
-        let run_type = if crate::taskfile::is_task_file(&spec.file) {
+        let spec = queue::spec_from_task(task, &BTreeMap::new())?;
+        let run_type = if crate::build::taskfile::is_task_file(&spec.file) {
             RunType::AutoRun
         } else {
             RunType::AutoBuild
@@ -322,7 +324,7 @@ pub async fn process_update(
         .into_iter()
         .map(|(why, name, image, digest, new)| ((why, name, image, digest), new))
         .unzip();
-    let recorded = runs::record_many(deps.store, deps.clock, news).await?;
+    let recorded = queue::record_many(deps.store, deps.clock, news).await?;
     for ((verdict, name, image, new_digest), rec) in whys.into_iter().zip(recorded) {
         match rec {
             Recorded::New(run) => {
@@ -550,10 +552,10 @@ pub async fn handle(
         let body = json!({"outcome": "rejected", "reason": reason, "error": reason, "runs": []});
         (HookAnswer { status, body }, Vec::new())
     };
-    if let Err(e) = regevent::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
+    if let Err(e) = event::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
         return reject(401, e.to_string()).await;
     }
-    let parsed = match regevent::parse_registry_event(body, auth.registry_host) {
+    let parsed = match event::parse_registry_event(body, auth.registry_host) {
         Ok(p) => p,
         Err(e) => return reject(400, e.to_string()).await,
     };

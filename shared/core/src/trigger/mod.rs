@@ -1,0 +1,16 @@
+//! Every way a build starts, one folder per source. Each takes a delivery
+//! through the same stages: verify it on the raw bytes, parse it into a
+//! domain event, decide what it builds (pure), and a handler that applies
+//! the decision to the ports.
+//!
+//! - [`git`]: signed webhooks of GitHub, GitLab, Gitea/Forgejo, Bitbucket.
+//! - [`registry`]: registry notifications, ECR events and digest polling
+//!   (base-image updates and cascades).
+//! - [`timer`]: cron timers, in-process or through EventBridge Scheduler.
+//! - [`build_status`]: the builder's own state changes (CodeBuild), which
+//!   finish runs.
+
+pub mod build_status;
+pub mod git;
+pub mod registry;
+pub mod timer;
