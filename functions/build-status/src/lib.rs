@@ -10,16 +10,17 @@
 
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::S3Contexts;
+use crtask_core::domain::model::Outcome;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::run::queue;
-use crtask_core::trigger::build_status::{self, Applied, ExecResult};
-use crtask_core::trigger::registry;
+use crtask_core::trigger::answer::{Answer, OtherVerdict};
+use crtask_core::trigger::build_status::{self, finish, Applied, ExecResult};
 use crtask_core::trigger::registry::handler::UpdateDeps;
 
 /// How long build-status waits before dispatching the runs a finished run
 /// triggers (see [`queue::hand_over`]).
 pub const CASCADE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// The clients, built once per process.
@@ -52,7 +53,7 @@ impl App {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "event ignored");
-                return Ok(json!({"outcome": "ignored", "reason": e.to_string()}));
+                return Ok(Answer::new(Outcome::Ignored, e.to_string()).body());
             }
         };
         let result = match (&change.run_id, change.state.is_final()) {
@@ -70,21 +71,25 @@ impl App {
             Some(id) if change.state.is_final() => self.cascade(id).await?,
             _ => Vec::new(),
         };
-        let answer = match &applied {
+        let answer = match applied {
             Applied::Updated(status) => {
                 tracing::info!(run = ?run, build = %change.build_id, %status, "run updated");
-                json!({"outcome": "updated", "run": run, "status": status, "cascaded": cascaded})
+                let mut a = Answer::new(OtherVerdict::Updated, format!("run is {status}"));
+                a.run_status = Some(status);
+                a.cascaded = Some(cascaded);
+                a
             }
             Applied::Ignored(reason) => {
                 tracing::info!(run = ?run, build = %change.build_id, %reason, "event ignored");
-                json!({"outcome": "ignored", "run": run, "reason": reason})
+                Answer::new(Outcome::Ignored, reason)
             }
         };
-        Ok(answer)
+        Ok(Answer { run, ..answer }.body())
     }
 
-    /// Rebuilds what `run`'s pushes feed when it succeeded, or what waited for
-    /// it when it did not ([`registry::handler::after_run`]), and dispatches those runs
+    /// What the finished `run` sets off ([`finish::after_run`]: its
+    /// dependency index, the rebuilds of what its pushes feed, or the
+    /// release of what waited for it), and dispatches those runs
     /// after [`CASCADE_SETTLE`], unless a run of the same task decided at the
     /// same moment elsewhere supersedes them ([`queue::hand_over`]). Safe to repeat on a redelivered
     /// event: the runs' dedupe keys hold. Returns the run ids dispatched.
@@ -100,7 +105,7 @@ impl App {
             clock: self.clock.as_ref(),
             registry: self.registry.as_deref(),
         };
-        let next_runs = registry::handler::after_run(&deps, &run).await?;
+        let next_runs = finish::after_run(&deps, &run).await?;
         if next_runs.is_empty() {
             return Ok(Vec::new());
         }

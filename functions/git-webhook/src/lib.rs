@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
+use crtask_core::trigger::answer::Answer;
 use crtask_core::trigger::git;
 use crtask_core::trigger::git::handler::{GitHookDeps, DEFAULT_BODY_LIMIT};
 use std::sync::Arc;
@@ -78,11 +79,7 @@ async fn git_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         Err(e) => {
             tracing::error!(error = %e, "cannot read the webhook secret");
             let msg = "the webhook secret cannot be read: see the function's log";
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"outcome": "rejected", "reason": msg, "error": msg, "runs": []})),
-            )
-                .into_response();
+            return answer_response(Answer::rejected(503, msg));
         }
     };
     let pairs: Vec<(String, String)> = headers
@@ -97,7 +94,12 @@ async fn git_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         body_limit: app.body_limit,
     };
     let answer = git::handler::handle(&deps, &pairs, &body).await;
-    tracing::info!(status = answer.status, outcome = %answer.body["outcome"], "git webhook handled");
+    tracing::info!(status = answer.status, outcome = ?answer.outcome, "git webhook handled");
+    answer_response(answer)
+}
+
+/// A handler's answer as the Function URL's HTTP response.
+fn answer_response(answer: Answer) -> Response {
     let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, Json(answer.body)).into_response()
+    (code, Json(answer.body())).into_response()
 }

@@ -20,9 +20,9 @@
 use base64::Engine as _;
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
-use crtask_core::domain::model::{EventSource, Run};
+use crtask_core::domain::model::{EventSource, Outcome, Run};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
-use crtask_core::trigger::git::handler::HookAnswer;
+use crtask_core::trigger::answer::{Answer, EventSummary, OtherVerdict};
 use crtask_core::trigger::registry;
 use crtask_core::trigger::registry::event;
 use crtask_core::trigger::registry::handler::{RegistryAuth, UpdateDeps};
@@ -140,12 +140,12 @@ pub fn url_request(event: &Value) -> Result<RawRequest, String> {
     Ok((headers, body))
 }
 
-/// A Function URL response carrying `body` as JSON.
-pub fn url_response(status: u16, body: &Value) -> Value {
+/// A Function URL response carrying `answer`'s body as JSON.
+pub fn url_response(answer: &Answer) -> Value {
     json!({
-        "statusCode": status,
+        "statusCode": answer.status,
         "headers": {"content-type": "application/json"},
-        "body": body.to_string(),
+        "body": answer.body().to_string(),
         "isBase64Encoded": false,
     })
 }
@@ -189,10 +189,11 @@ impl App {
                 tracing::warn!(
                     "invocation is neither a Function URL request nor an EventBridge event"
                 );
-                Ok(json!({
-                    "outcome": "ignored",
-                    "reason": "the invocation is neither a function url request nor an eventbridge event",
-                }))
+                Ok(Answer::new(
+                    Outcome::Ignored,
+                    "the invocation is neither a function url request nor an eventbridge event",
+                )
+                .body())
             }
         }
     }
@@ -205,13 +206,13 @@ impl App {
             Err(e) => {
                 // Not retried: the same event would fail the same way.
                 tracing::warn!(error = %e, "eventbridge event ignored");
-                return Ok(json!({"outcome": "ignored", "reason": e.to_string()}));
+                return Ok(Answer::new(Outcome::Ignored, e.to_string()).body());
             }
         };
         if parsed.updates.is_empty() {
             let reason = parsed.ignored.join("; ");
             tracing::info!(%reason, "no tag moved");
-            return Ok(json!({"outcome": "ignored", "reason": reason, "runs": []}));
+            return Ok(Answer::new(Outcome::Ignored, reason).body());
         }
         let deps = self.deps();
         let mut runs = Vec::new();
@@ -229,50 +230,44 @@ impl App {
             .await?;
             tracing::info!(image = %update.image, outcome = ?event.outcome, reason = %event.reason, "ecr push decided");
             runs.extend(event.runs.iter().cloned());
-            events.push(json!({"id": event.id, "outcome": event.outcome, "reason": event.reason}));
+            events.push(EventSummary::from(&event));
             new_runs.extend(created);
         }
         self.dispatch_after_settle(new_runs).await?;
-        Ok(json!({"outcome": "recorded", "events": events, "runs": runs}))
+        let reason = events
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(Answer::new(OtherVerdict::Recorded, reason)
+            .with_runs(runs)
+            .with_events(events)
+            .body())
     }
 
     /// A distribution notification through the Function URL.
     async fn handle_url(&self, event: &Value) -> Value {
         if http_method(event) != "POST" {
             let msg = "only POST is accepted: point the registry's notifications at this url";
-            return url_response(
-                405,
-                &json!({"outcome": "rejected", "reason": msg, "error": msg}),
-            );
+            return url_response(&Answer::rejected(405, msg));
         }
         let (headers, body) = match url_request(event) {
             Ok(r) => r,
-            Err(msg) => {
-                return url_response(
-                    400,
-                    &json!({"outcome": "rejected", "reason": msg, "error": msg}),
-                )
-            }
+            Err(msg) => return url_response(&Answer::rejected(400, msg)),
         };
         if body.len() > BODY_LIMIT {
             let msg = format!(
                 "the notification is {} bytes, more than the {BODY_LIMIT} accepted",
                 body.len()
             );
-            return url_response(
-                413,
-                &json!({"outcome": "rejected", "reason": msg, "error": msg}),
-            );
+            return url_response(&Answer::rejected(413, msg));
         }
         let secrets = match self.secrets.valid_values(&self.secret_arn).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the registry webhook secret");
                 let msg = "the registry webhook secret cannot be read: see the function's log";
-                return url_response(
-                    503,
-                    &json!({"outcome": "rejected", "reason": msg, "error": msg}),
-                );
+                return url_response(&Answer::rejected(503, msg));
             }
         };
         let values: Vec<String> = secrets.iter().map(|s| s.expose().to_string()).collect();
@@ -281,14 +276,14 @@ impl App {
             hmac_secrets: &values,
             registry_host: None,
         };
-        let (HookAnswer { status, body }, new_runs) =
+        let (answer, new_runs) =
             registry::handler::handle(&self.deps(), &auth, &headers, &body).await;
-        tracing::info!(status, outcome = %body["outcome"], "registry notification handled");
+        tracing::info!(status = answer.status, outcome = ?answer.outcome, "registry notification handled");
         if let Err(e) = self.dispatch_after_settle(new_runs).await {
             // The runs are recorded (Queued, with the reason): answered 202.
             tracing::error!(error = %e, "runs not dispatched");
         }
-        url_response(status, &body)
+        url_response(&answer)
     }
 
     /// Waits the settle window (later deliveries of the same push fold into
@@ -390,7 +385,7 @@ mod tests {
 
     #[test]
     fn responses_carry_json_bodies() {
-        let r = url_response(401, &json!({"outcome": "rejected"}));
+        let r = url_response(&Answer::rejected(401, "no"));
         assert_eq!(r["statusCode"], 401);
         assert_eq!(r["headers"]["content-type"], "application/json");
         let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();

@@ -140,7 +140,7 @@ impl App {
         let fired = timer::handler::fire_scheduled(&deps, &body).await?;
         let e = &fired.event;
         tracing::info!(event = %e.id, outcome = e.outcome.as_str(), reason = %e.reason, "timer payload handled");
-        Ok(fired.answer())
+        Ok(fired.answer().body())
     }
 
     /// One poller round; its runs are dispatched after the settle window.
@@ -166,8 +166,9 @@ mod poll {
     use super::Config;
     use crtask_core::ports::{Builder, Clock, Store};
     use crtask_core::run::queue;
+    use crtask_core::trigger::answer::{Answer, OtherVerdict};
     use crtask_registry::{PollConfig, Poller};
-    use serde_json::{json, Value};
+    use serde_json::Value;
     use std::sync::OnceLock;
     use std::time::Duration;
     use tokio::sync::Mutex;
@@ -245,9 +246,11 @@ mod poll {
             if !resumed.is_empty() {
                 tracing::warn!(runs = ?resumed, "queued runs that never reached CodeBuild handed over");
             }
-            Ok(
-                json!({"outcome": "polled", "requests": round.requests, "runs": ids, "resumed": resumed}),
-            )
+            let mut answer = Answer::new(OtherVerdict::Polled, "").with_runs(ids);
+            answer.reason = None;
+            answer.requests = Some(round.requests as u64);
+            answer.resumed = Some(resumed);
+            Ok(answer.body())
         }
     }
 }

@@ -16,6 +16,7 @@
 //! | event | `EVENT#<id>` | `EVENT` | `body`; `gsi1pk=EVSRC#<source>`, `gsi2pk=EVENTS`, `gsiNsk=<seq>` |
 //! | delivery dedupe | `DELIVERY#<source>#<delivery id>` | `DELIVERY` | `event_id`, `expires_at` (N, epoch seconds: the table's TTL attribute) |
 //! | counters | `META` | `COUNTERS` | `run_counter`, `event_counter` (N) |
+//! | decision lease | `LEASE#<name>` | `LEASE` | `holder`, `until_ms` (N); taken with a conditional put (free, expired, or ours), `expires_at` an hour after it lapses |
 //!
 //! Global secondary indexes (all project ALL; `gsiN` keys are overloaded):
 //!
@@ -480,6 +481,10 @@ fn event_pk(id: &str) -> String {
 
 fn dedupe_pk(key: &str) -> String {
     format!("DEDUPE#{key}")
+}
+
+fn lease_pk(name: &str) -> String {
+    format!("LEASE#{name}")
 }
 
 fn delivery_pk(source: EventSource, id: &str) -> String {
@@ -1047,6 +1052,72 @@ impl Store for DynamoStore {
     async fn ping(&self) -> crtask_core::Result<()> {
         self.get(META_PK, META_SK).await?;
         Ok(())
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> crtask_core::Result<bool> {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let item: Item = [
+            ("pk".to_string(), s(&lease_pk(name))),
+            ("sk".to_string(), s("LEASE")),
+            ("holder".to_string(), s(holder)),
+            ("until_ms".to_string(), n(until.timestamp_millis())),
+            // A lease nobody gave back is deleted by TTL once long expired.
+            (TTL_ATTRIBUTE.to_string(), n(until.timestamp() + 3600)),
+        ]
+        .into_iter()
+        .collect();
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR until_ms <= :now OR holder = :holder",
+            )
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::dynamo("PutItem", e).into()),
+        }
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> crtask_core::Result<()> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&lease_pk(name)))
+            .key("sk", s("LEASE"))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // Expired and taken by another holder meanwhile: not ours to delete.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::dynamo("DeleteItem", e).into()),
+        }
     }
 }
 

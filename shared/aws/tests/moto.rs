@@ -747,3 +747,75 @@ fn other_git_hosts_and_pull_requests() {
     assert_eq!(spec.build_args.len(), 1, "secret build args are dropped");
     assert_eq!(spec.build_args[0].name, "MODE");
 }
+
+/// The decision lease on DynamoDB: a conditional put, refused to another
+/// holder until it is released or expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_is_refused_to_others_until_released_or_expired() {
+    let store = harness::store().await;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+    let until = t0 + ChronoDuration::seconds(30);
+    assert!(store.try_lease("decide", "a", t0, until).await.unwrap());
+    assert!(!store.try_lease("decide", "b", t0, until).await.unwrap());
+    assert!(store.try_lease("decide", "a", t0, until).await.unwrap());
+    store.release_lease("decide", "b").await.unwrap();
+    assert!(!store.try_lease("decide", "b", t0, until).await.unwrap());
+    store.release_lease("decide", "a").await.unwrap();
+    assert!(store.try_lease("decide", "b", t0, until).await.unwrap());
+    assert!(!store
+        .try_lease("decide", "a", until - ChronoDuration::seconds(1), until)
+        .await
+        .unwrap());
+    assert!(store
+        .try_lease("decide", "a", until, until + ChronoDuration::seconds(30))
+        .await
+        .unwrap());
+}
+
+/// Two deciders at once (both sides of a diamond pushed together, decided
+/// by two function instances): the store's lease serializes them, so the
+/// bottom task gets one run, not one per side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_deciders_at_once_record_one_run_of_the_bottom_task() {
+    use crtask_core::domain::model::BaseDependency;
+    use crtask_core::trigger::registry::event::TagUpdate;
+    use crtask_core::trigger::registry::handler::{process_update, UpdateDeps};
+    const REG: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let store = harness::store().await;
+    let mut bottom = task("bottom");
+    bottom.images = vec!["bottom:latest".into()];
+    store.create_task(&bottom).await.unwrap();
+    let old = format!("sha256:{}", "0".repeat(64));
+    let bases: Vec<BaseDependency> = ["left", "right"]
+        .iter()
+        .map(|side| BaseDependency {
+            image: format!("{REG}/{side}:latest"),
+            digest: Some(old.clone()),
+            runtime: true,
+        })
+        .collect();
+    store.set_dependencies("bottom", &bases).await.unwrap();
+    let clock = FixedClock(Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap());
+    let decide = |side: &'static str, d: char| {
+        let (store, clock) = (store.clone(), &clock);
+        async move {
+            let deps = UpdateDeps {
+                store: &store,
+                clock,
+                registry: Some(REG),
+            };
+            let update = TagUpdate {
+                image: format!("{REG}/{side}:latest"),
+                digest: format!("sha256:{}", d.to_string().repeat(64)),
+                media_type: None,
+                event_id: None,
+            };
+            process_update(&deps, &update, "test").await.unwrap()
+        }
+    };
+    let (l, r) = tokio::join!(decide("left", 'l'), decide("right", 'r'));
+    let started = l.new_runs.len() + r.new_runs.len();
+    assert_eq!(started, 1, "{l:?}\n{r:?}");
+    let runs = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+}

@@ -101,6 +101,21 @@ pub trait Store: Send + Sync {
     async fn set_timer_last_fired(&self, task: &str, timer: &str, t: DateTime<Utc>) -> Result<()>;
     /// True when the store answers (for `/healthz`).
     async fn ping(&self) -> Result<()>;
+
+    /// Takes the lease `name` for `holder` until `until` when it is free,
+    /// expired at `now`, or held by `holder` already; true when taken.
+    /// Atomic for every process that shares the store (one SQLite
+    /// statement locally, a conditional write on DynamoDB): the lock behind
+    /// decisions that read and then write ([`crate::run::lease`]).
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Gives the lease back when `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 }
 
 /// Hands runs to something that executes them.

@@ -493,14 +493,14 @@ async fn body_bytes(
                     .await;
             }
         });
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(
-                serde_json::json!({"outcome": "rejected", "reason": msg, "error": msg, "runs": []}),
-            ),
-        )
-            .into_response()
+        answer_response(crtask_core::trigger::answer::Answer::rejected(413, msg))
     })
+}
+
+/// A trigger handler's answer as an HTTP response.
+fn answer_response(answer: crtask_core::trigger::answer::Answer) -> Response {
+    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(answer.body())).into_response()
 }
 
 /// `POST /webhooks/git`: GitHub, GitLab, Gitea/Forgejo and Bitbucket deliveries.
@@ -529,8 +529,7 @@ async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
         crtask_core::trigger::git::handler::handle(&deps, &header_pairs(&parts.headers), &body)
             .await;
     s.events.changed();
-    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, Json(answer.body)).into_response()
+    answer_response(answer)
 }
 
 #[derive(Deserialize)]
@@ -650,8 +649,7 @@ async fn registry_webhook(State(s): State<AppState>, req: Request) -> Response {
         s.workers.settle_window,
     );
     s.events.changed();
-    let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, Json(answer.body)).into_response()
+    answer_response(answer)
 }
 
 #[derive(Deserialize)]

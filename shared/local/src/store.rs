@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS timer_state (
 CREATE INDEX IF NOT EXISTS runs_by_task ON runs (task, seq);
 CREATE INDEX IF NOT EXISTS runs_by_task_status ON runs (task, status, seq);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);
 "#;
 
 /// The local store. Cheap to clone; all clones share one connection.
@@ -587,6 +592,40 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> crtask_core::Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let (now, until) = (now.timestamp_millis(), until.timestamp_millis());
+        self.with(move |c| {
+            // One statement: taken when free, expired, or already ours.
+            let changed = c.execute(
+                "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?4)
+                 ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+                 WHERE leases.until_ms <= ?3 OR leases.holder = excluded.holder",
+                params![name, holder, now, until],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> crtask_core::Result<()> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -650,5 +689,44 @@ mod batch_tests {
             .await
             .unwrap();
         assert_eq!(again[0].as_ref().map(|r| r.run_id.as_str()), Some("ca3"));
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Two stores on one file stand for two processes: a lease one holds is
+    /// refused to the other until it is released or expires.
+    #[tokio::test]
+    async fn a_lease_is_held_across_connections_until_released_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crtask.db");
+        let (a, b) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let until = t0 + chrono::Duration::seconds(30);
+        assert!(a.try_lease("decide", "a", t0, until).await.unwrap());
+        assert!(!b.try_lease("decide", "b", t0, until).await.unwrap());
+        // The holder may take it again (renew); another name is free.
+        assert!(a.try_lease("decide", "a", t0, until).await.unwrap());
+        assert!(b.try_lease("other", "b", t0, until).await.unwrap());
+        // Only the holder releases it.
+        b.release_lease("decide", "b").await.unwrap();
+        assert!(!b.try_lease("decide", "b", t0, until).await.unwrap());
+        a.release_lease("decide", "a").await.unwrap();
+        assert!(b.try_lease("decide", "b", t0, until).await.unwrap());
+        // A holder that never gives it back loses it when it expires.
+        assert!(!a
+            .try_lease("decide", "a", until - chrono::Duration::seconds(1), until)
+            .await
+            .unwrap());
+        assert!(a
+            .try_lease("decide", "a", until, until + chrono::Duration::seconds(30))
+            .await
+            .unwrap());
     }
 }

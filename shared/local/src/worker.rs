@@ -11,6 +11,7 @@ use crtask_core::build::taskfile;
 use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::template::RunVars;
+use crtask_core::trigger::build_status::finish;
 use crtask_core::trigger::registry;
 use crtask_core::{Error as CoreError, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -371,23 +372,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Records the bases a task's successful run used (the dependency index)
-    /// and feeds its pushed images back as tag updates, so tasks built on
-    /// them rebuild next (cascades); a run that did not succeed releases the
-    /// tasks that waited for its push.
+    /// What the finished run sets off ([`finish::after_run`], the same on
+    /// AWS): its dependency index, the rebuilds of what it pushed, or the
+    /// release of the tasks that waited for its push; those runs are
+    /// dispatched after the settle window.
     async fn after_run(&self, run: &Run) -> Result<()> {
-        if let (Some(task), RunStatus::Succeeded) = (&run.task, run.status) {
-            let deps = crtask_core::trigger::build_status::dependencies_from_run(run);
-            if !deps.is_empty() {
-                self.store.set_dependencies(task, &deps).await?;
-            }
-        }
         let deps = registry::handler::UpdateDeps {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             registry: self.cfg.registry.as_deref(),
         };
-        let runs = registry::handler::after_run(&deps, run).await?;
+        let runs = finish::after_run(&deps, run).await?;
         dispatch_later(
             self.tx.clone(),
             runs.into_iter().map(|r| r.run_id).collect(),

@@ -1,4 +1,6 @@
 //! Runs: turning a request, a task or an event into a queued run and
-//! dispatching it to the builder ([`queue`]).
+//! dispatching it to the builder ([`queue`]), and the store-held leases
+//! that serialize decisions across processes ([`lease`]).
 
+pub mod lease;
 pub mod queue;

@@ -10,6 +10,7 @@
 //! - [`build_status`]: the builder's own state changes (CodeBuild), which
 //!   finish runs.
 
+pub mod answer;
 pub mod build_status;
 pub mod git;
 pub mod registry;

@@ -10,6 +10,7 @@ use crate::domain::model::{
 };
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::trigger::answer::Answer;
 use crate::trigger::git::decide::{self, Decision, SourceTrigger};
 use crate::trigger::git::event::{self, GitEvent};
 use crate::trigger::git::verify::{self, Headers, Secret};
@@ -28,141 +29,159 @@ pub struct GitHookDeps<'a> {
     pub body_limit: usize,
 }
 
-/// The HTTP answer: a status and a JSON body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookAnswer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl HookAnswer {
-    fn error(status: u16, message: String) -> Self {
-        HookAnswer {
-            status,
-            body: json!({"outcome": "rejected", "reason": message, "error": message, "runs": []}),
-        }
-    }
-}
-
-/// Handles one delivery. Never panics on input; 5xx only when the store fails.
-pub async fn handle(
-    deps: &GitHookDeps<'_>,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> HookAnswer {
-    let h = Headers::new(headers);
+/// Handles one delivery: [`intake`] (verify and parse, or refuse), a
+/// redelivery check, [`plan`] (pure: which task builds what), then
+/// [`apply`] (record the runs and the event, then dispatch). Never panics on
+/// input; 5xx only when the store fails.
+pub async fn handle(deps: &GitHookDeps<'_>, headers: &[(String, String)], body: &[u8]) -> Answer {
     let received_at = deps.clock.now();
-    let provider = verify::detect_provider(&h);
-    let delivery = provider.and_then(|p| event::delivery_id(p, &h));
-    let mut detail = json!({
-        "provider": provider.map(|p| p.as_str()),
-        "deliveryId": delivery,
-    });
-
-    let reject = |status: u16, reason: String, detail: Value| async move {
-        // Rejections are recorded too; failing to record one changes nothing.
-        if let Ok(id) = deps.store.next_event_id().await {
-            let _ = deps
-                .store
-                .record_event(&EventRecord {
-                    id,
-                    source: EventSource::Git,
-                    delivery_id: None,
-                    received_at,
-                    outcome: Outcome::Rejected,
-                    reason: reason.clone(),
-                    runs: Vec::new(),
-                    detail,
-                })
-                .await;
+    let delivery = match intake(deps, headers, body) {
+        Ok(d) => d,
+        Err(refused) => {
+            // Rejections are recorded too; failing to record one changes nothing.
+            let _ = record(
+                deps,
+                Outcome::Rejected,
+                refused.reason.clone(),
+                Vec::new(),
+                None,
+                received_at,
+                refused.detail,
+            )
+            .await;
+            return Answer::rejected(refused.status, refused.reason);
         }
-        HookAnswer::error(status, reason)
     };
-
-    if body.len() > deps.body_limit {
-        return reject(
-            413,
-            format!(
-                "body of {} bytes is over the limit of {} bytes",
-                body.len(),
-                deps.body_limit
-            ),
-            detail,
-        )
-        .await;
-    }
-    let Some(provider) = provider else {
-        return reject(
-            400,
-            "unknown sender: expected a GitHub, GitLab, Gitea, Forgejo or Bitbucket event header"
-                .into(),
-            detail,
-        )
-        .await;
-    };
-    if let Err(e) = verify::verify(provider, &h, body, deps.secrets) {
-        return reject(401, e.to_string(), detail).await;
-    }
 
     // A redelivery answers with what the first delivery did and starts nothing.
-    if let Some(d) = &delivery {
+    if let Some(d) = &delivery.id {
         match deps.store.find_delivery(EventSource::Git, d).await {
             Ok(Some(prev)) => {
                 let reason = format!("delivery {d} was already handled (event {})", prev.id);
-                let answer = json!({
-                    "outcome": prev.outcome, "reason": prev.reason, "runs": prev.runs,
-                    "duplicate": true, "event": prev.id,
-                });
-                if let Err(e) = record(
+                let answer = Answer::new(prev.outcome, prev.reason.clone())
+                    .with_runs(prev.runs.clone())
+                    .with_event(prev.id.clone())
+                    .duplicate();
+                return match record(
                     deps,
                     Outcome::Duplicate,
                     reason,
-                    prev.runs.clone(),
+                    prev.runs,
                     None,
                     received_at,
-                    detail,
+                    delivery.detail,
                 )
                 .await
                 {
-                    return HookAnswer::error(500, e.to_string());
-                }
-                return HookAnswer {
-                    status: 202,
-                    body: answer,
+                    Ok(_) => answer,
+                    Err(e) => Answer::rejected(500, e.to_string()),
                 };
             }
             Ok(None) => {}
-            Err(e) => return HookAnswer::error(500, e.to_string()),
+            Err(e) => return Answer::rejected(500, e.to_string()),
         }
-    }
-
-    let content_type = h_get(headers, "content-type");
-    let events = match event::parse_all(provider, &h, content_type.as_deref(), body) {
-        Ok(ev) => ev,
-        Err(e) => return reject(400, e.to_string(), detail).await,
-    };
-    if let Some(first) = events.first() {
-        describe(first, &mut detail);
     }
 
     let tasks = match deps.store.list_tasks().await {
         Ok(t) => t,
-        Err(e) => return HookAnswer::error(500, e.to_string()),
+        Err(e) => return Answer::rejected(500, e.to_string()),
     };
-    let mut created = Vec::new();
-    let mut existing = Vec::new();
-    let mut reasons = Vec::new();
-    for event in &events {
+    let plan = plan(&delivery, &tasks);
+    match apply(deps, delivery, plan, received_at).await {
+        Ok(answer) => answer,
+        Err(e) => Answer::rejected(500, e.to_string()),
+    }
+}
+
+/// A delivery that passed [`intake`]: its events and what the event record
+/// says about it.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The provider's delivery id (`X-GitHub-Delivery`, ...), for dedupe.
+    pub id: Option<String>,
+    pub events: Vec<GitEvent>,
+    /// Provider, delivery id, and what the first event is about.
+    pub detail: Value,
+}
+
+/// Why a delivery was refused: the status, the reason, and the detail the
+/// rejection is recorded with.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub reason: String,
+    pub detail: Value,
+}
+
+/// Checks a delivery before anything is decided: size limit, provider,
+/// signature on the raw bytes, then parsing. Reads no store.
+pub fn intake(
+    deps: &GitHookDeps<'_>,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Delivery, Refused> {
+    let h = Headers::new(headers);
+    let provider = verify::detect_provider(&h);
+    let id = provider.and_then(|p| event::delivery_id(p, &h));
+    let mut detail = json!({
+        "provider": provider.map(|p| p.as_str()),
+        "deliveryId": id,
+    });
+    let refuse = |status: u16, reason: String, detail: Value| Refused {
+        status,
+        reason,
+        detail,
+    };
+    if body.len() > deps.body_limit {
+        let reason = format!(
+            "body of {} bytes is over the limit of {} bytes",
+            body.len(),
+            deps.body_limit
+        );
+        return Err(refuse(413, reason, detail));
+    }
+    let Some(provider) = provider else {
+        let reason =
+            "unknown sender: expected a GitHub, GitLab, Gitea, Forgejo or Bitbucket event header";
+        return Err(refuse(400, reason.into(), detail));
+    };
+    if let Err(e) = verify::verify(provider, &h, body, deps.secrets) {
+        return Err(refuse(401, e.to_string(), detail));
+    }
+    let content_type = h_get(headers, "content-type");
+    let events = match event::parse_all(provider, &h, content_type.as_deref(), body) {
+        Ok(ev) => ev,
+        Err(e) => return Err(refuse(400, e.to_string(), detail)),
+    };
+    if let Some(first) = events.first() {
+        describe(first, &mut detail);
+    }
+    Ok(Delivery { id, events, detail })
+}
+
+/// What a delivery asks for, decided without the world: the runs to record
+/// and the reasons for everything else.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub runs: Vec<NewRun>,
+    pub reasons: Vec<String>,
+}
+
+/// Decides, for every event of `delivery` and every task, what it builds.
+pub fn plan(delivery: &Delivery, tasks: &[Task]) -> Plan {
+    let mut plan = Plan::default();
+    for event in &delivery.events {
         if let GitEvent::Ping { .. } = event {
-            reasons.push("ping: the webhook works, nothing to build".to_string());
+            plan.reasons
+                .push("ping: the webhook works, nothing to build".to_string());
             continue;
         }
         if let GitEvent::Ignored { reason, .. } = event {
-            reasons.push(reason.clone());
+            plan.reasons.push(reason.clone());
             continue;
         }
         let mut tracked_any = false;
-        for task in &tasks {
+        for task in tasks {
             let Some((url, branch)) = source_of(task) else {
                 continue;
             };
@@ -179,47 +198,59 @@ pub async fn handle(
                 path_filters: &task.path_filters,
             };
             let decision = decide::decide(event, &trigger);
-            let new = match new_run(task, &url, &decision) {
-                Ok(Some(n)) => n,
+            match new_run(task, &url, &decision) {
+                Ok(Some(n)) => plan.runs.push(n),
                 Ok(None) => {
                     if let Decision::Ignore(r) = decision {
-                        reasons.push(format!("task {}: {r}", task.name));
+                        plan.reasons.push(format!("task {}: {r}", task.name));
                     }
-                    continue;
                 }
-                Err(e) => {
-                    reasons.push(format!("task {}: {e}", task.name));
-                    continue;
-                }
-            };
-            match queue::record(deps.store, deps.clock, new).await {
-                Ok(Recorded::New(run)) => created.push(run),
-                Ok(Recorded::Existing(run)) => {
-                    reasons.push(format!(
-                        "task {}: commit {} is already {} (run {})",
-                        task.name,
-                        short(run_commit(&run.trigger)),
-                        if run.status.is_terminal() {
-                            "built"
-                        } else {
-                            "queued or building"
-                        },
-                        run.run_id
-                    ));
-                    existing.push(run);
-                }
-                Err(e) => return HookAnswer::error(500, e.to_string()),
+                Err(e) => plan.reasons.push(format!("task {}: {e}", task.name)),
             }
         }
         if !tracked_any {
-            if let Some(repo) = detail["repository"].as_str() {
-                reasons.push(format!("no task tracks repository {repo}"));
-            } else {
-                reasons.push("no task tracks this repository".into());
+            match delivery.detail["repository"].as_str() {
+                Some(repo) => plan
+                    .reasons
+                    .push(format!("no task tracks repository {repo}")),
+                None => plan.reasons.push("no task tracks this repository".into()),
             }
         }
     }
+    plan
+}
 
+/// Applies `plan`: records its runs (a run whose dedupe key already stands
+/// is not recorded again), records the event durably, and only then hands
+/// the new runs to the builder.
+pub async fn apply(
+    deps: &GitHookDeps<'_>,
+    delivery: Delivery,
+    plan: Plan,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> crate::Result<Answer> {
+    let mut reasons = plan.reasons;
+    let mut created = Vec::new();
+    let mut existing = Vec::new();
+    for new in plan.runs {
+        let task = new.task.clone().unwrap_or_default();
+        match queue::record(deps.store, deps.clock, new).await? {
+            Recorded::New(run) => created.push(run),
+            Recorded::Existing(run) => {
+                reasons.push(format!(
+                    "task {task}: commit {} is already {} (run {})",
+                    short(run_commit(&run.trigger)),
+                    if run.status.is_terminal() {
+                        "built"
+                    } else {
+                        "queued or building"
+                    },
+                    run.run_id
+                ));
+                existing.push(run);
+            }
+        }
+    }
     let (outcome, reason, run_ids) = if !created.is_empty() {
         let ids: Vec<String> = created.iter().map(|r| r.run_id.clone()).collect();
         let what: Vec<String> = created
@@ -241,31 +272,23 @@ pub async fn handle(
     } else {
         (Outcome::Ignored, reasons.join("; "), Vec::new())
     };
-
-    let event_id = match record(
+    let event_id = record(
         deps,
         outcome,
         reason.clone(),
         run_ids.clone(),
-        delivery.clone(),
+        delivery.id,
         received_at,
-        detail,
+        delivery.detail,
     )
-    .await
-    {
-        Ok(id) => id,
-        Err(e) => return HookAnswer::error(500, e.to_string()),
-    };
+    .await?;
     // The event and its runs are durable; now the builds may start.
     for run in &mut created {
-        if let Err(e) = queue::dispatch(deps.store, deps.builder, run).await {
-            return HookAnswer::error(500, e.to_string());
-        }
+        queue::dispatch(deps.store, deps.builder, run).await?;
     }
-    HookAnswer {
-        status: 202,
-        body: json!({"outcome": outcome, "reason": reason, "runs": run_ids, "event": event_id}),
-    }
+    Ok(Answer::new(outcome, reason)
+        .with_runs(run_ids)
+        .with_event(event_id))
 }
 
 async fn record(

@@ -11,14 +11,13 @@ use crate::domain::model::{
     EventRecord, EventSource, Outcome, Run, RunStatus, RunType, Task, Trigger,
 };
 use crate::ports::{Clock, Store};
+use crate::run::lease;
 use crate::run::queue::{self, NewRun, Recorded};
-use crate::trigger::git::handler::HookAnswer;
+use crate::trigger::answer::{Answer, EventSummary};
 use crate::trigger::git::verify::Headers;
 use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-
-static DECIDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What deciding on updates needs.
 pub struct UpdateDeps<'a> {
@@ -104,16 +103,28 @@ async fn pending_runs(store: &dyn Store) -> crate::Result<BTreeMap<String, Run>>
 
 /// Decides what `update` means for every dependent task and records the
 /// runs it starts (not dispatched). `cause` is stored on each run's trigger.
+///
+/// Decisions read state (pending runs, queued runs) and then write runs:
+/// two updates decided at once (both sides of a diamond finishing
+/// together, in one process or in two function instances) must not both
+/// see "nothing pending". Each decision holds the store's base-image lease
+/// ([`lease::BASE_IMAGE_DECISIONS`]) from its first read to its last write.
 pub async fn process_update(
     deps: &UpdateDeps<'_>,
     update: &TagUpdate,
     cause: &str,
 ) -> crate::Result<UpdateResult> {
-    // Decisions read state (pending runs, queued runs) and then write runs:
-    // two updates decided at once (both sides of a diamond finishing
-    // together) must not both see "nothing pending". One decision at a time
-    // per process; across processes the dedupe keys still hold.
-    let _one_at_a_time = DECIDING.lock().await;
+    let held = lease::acquire(deps.store, deps.clock, lease::BASE_IMAGE_DECISIONS).await?;
+    let result = decide_and_record(deps, update, cause).await;
+    held.release().await;
+    result
+}
+
+async fn decide_and_record(
+    deps: &UpdateDeps<'_>,
+    update: &TagUpdate,
+    cause: &str,
+) -> crate::Result<UpdateResult> {
     let indexed = deps.store.dependents_of(&update.image).await?;
     if indexed.is_empty() {
         return Ok(UpdateResult {
@@ -530,7 +541,7 @@ pub async fn handle(
     auth: &RegistryAuth<'_>,
     headers: &[(String, String)],
     body: &[u8],
-) -> (HookAnswer, Vec<Run>) {
+) -> (Answer, Vec<Run>) {
     let h = Headers::new(headers);
     let received_at = deps.clock.now();
     let reject = |status: u16, reason: String| async move {
@@ -549,8 +560,7 @@ pub async fn handle(
                 })
                 .await;
         }
-        let body = json!({"outcome": "rejected", "reason": reason, "error": reason, "runs": []});
-        (HookAnswer { status, body }, Vec::new())
+        (Answer::rejected(status, reason), Vec::new())
     };
     if let Err(e) = event::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
         return reject(401, e.to_string()).await;
@@ -562,7 +572,6 @@ pub async fn handle(
     let mut all_runs = Vec::new();
     let mut new_runs = Vec::new();
     let mut events = Vec::new();
-    let mut outcomes = Vec::new();
     let mut reasons = Vec::new();
     for update in &parsed.updates {
         let detail = json!({"mediaType": update.media_type});
@@ -577,15 +586,11 @@ pub async fn handle(
         {
             Ok((event, runs)) => {
                 all_runs.extend(event.runs.iter().cloned());
-                outcomes.push(event.outcome);
                 reasons.push(format!("{}: {}", update.image, event.reason));
-                events.push(event.id);
+                events.push(EventSummary::from(&event));
                 new_runs.extend(runs);
             }
-            Err(e) => {
-                let body = json!({"outcome": "rejected", "reason": e.to_string(), "error": e.to_string(), "runs": []});
-                return (HookAnswer { status: 500, body }, new_runs);
-            }
+            Err(e) => return (Answer::rejected(500, e.to_string()), new_runs),
         }
     }
     if parsed.updates.is_empty() {
@@ -595,18 +600,25 @@ pub async fn handle(
             parsed.ignored.join("; ")
         };
         // Blob pushes and pulls arrive constantly; they are answered, not recorded.
-        let body = json!({"outcome": "ignored", "reason": reason, "runs": []});
-        return (HookAnswer { status: 202, body }, Vec::new());
+        return (Answer::new(Outcome::Ignored, reason), Vec::new());
     }
-    let outcome = [
+    let outcome = summary_outcome(&events);
+    let answer = Answer::new(outcome, reasons.join("; "))
+        .with_runs(all_runs)
+        .with_events(events);
+    (answer, new_runs)
+}
+
+/// The outcome that sums up several recorded events: the most consequential
+/// one (a run started, then debounced, duplicate, unchanged, else ignored).
+pub fn summary_outcome(events: &[EventSummary]) -> Outcome {
+    [
         Outcome::Triggered,
         Outcome::Debounced,
         Outcome::Duplicate,
         Outcome::Unchanged,
     ]
     .into_iter()
-    .find(|o| outcomes.contains(o))
-    .unwrap_or(Outcome::Ignored);
-    let body = json!({"outcome": outcome, "reason": reasons.join("; "), "runs": all_runs, "events": events});
-    (HookAnswer { status: 202, body }, new_runs)
+    .find(|o| events.iter().any(|e| e.outcome == *o))
+    .unwrap_or(Outcome::Ignored)
 }

@@ -35,6 +35,7 @@ use crate::domain::cron::Cron;
 use crate::domain::model::{EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger};
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::trigger::answer::Answer;
 use crate::trigger::timer::decide::{
     plan, schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES, MISSED_CAP,
 };
@@ -353,13 +354,10 @@ pub struct ScheduledFire {
 
 impl ScheduledFire {
     /// The function's answer: `{"outcome", "reason", "event", "runs"}`.
-    pub fn answer(&self) -> Value {
-        json!({
-            "outcome": self.event.outcome.as_str(),
-            "reason": self.event.reason,
-            "event": self.event.id,
-            "runs": self.event.runs,
-        })
+    pub fn answer(&self) -> Answer {
+        Answer::new(self.event.outcome, self.event.reason.clone())
+            .with_runs(self.event.runs.clone())
+            .with_event(self.event.id.clone())
     }
 }
 

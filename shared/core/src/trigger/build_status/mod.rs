@@ -9,7 +9,10 @@
 //! steps, output digests, base-image digests and error.
 //!
 //! Everything here is pure except [`record`], which reads and writes the
-//! store only.
+//! store only. What the finished run then sets off is [`finish`], shared
+//! with the local worker.
+
+pub mod finish;
 
 use crate::domain::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
 use crate::domain::time::serde_millis;
@@ -296,10 +299,10 @@ pub fn dependencies_from_run(run: &Run) -> Vec<BaseDependency> {
         .collect()
 }
 
-/// Applies one event to its run in `store`: the status update, then, for a
-/// successful task run, the task's dependency index. `result` is the
-/// executor's report when it could be read. Returns the run id (when the
-/// event names one) and what was done.
+/// Applies one event to its run in `store` (the status update). `result`
+/// is the executor's report when it could be read. Returns the run id (when
+/// the event names one) and what was done. Once the run is final, the
+/// caller follows with [`finish::after_run`].
 pub async fn record(
     store: &dyn Store,
     change: &BuildStateChange,
@@ -322,16 +325,8 @@ pub async fn record(
         ));
     };
     let applied = apply(&mut run, change, result, now);
-    if let Applied::Updated(status) = applied {
+    if let Applied::Updated(_) = applied {
         store.update_run(&run).await?;
-        if status == RunStatus::Succeeded {
-            if let Some(task) = &run.task {
-                let deps = dependencies_from_run(&run);
-                if !deps.is_empty() {
-                    store.set_dependencies(task, &deps).await?;
-                }
-            }
-        }
     }
     Ok((Some(run_id.clone()), applied))
 }
