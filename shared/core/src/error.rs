@@ -25,9 +25,9 @@ pub enum Error {
     /// The builder or engine failed for a reason outside the user's input.
     #[error("builder: {0}")]
     Builder(String),
-    /// A template could not be parsed or executed.
-    #[error("template: {0}")]
-    Template(String),
+    /// A template could not be parsed or executed (`template: line:col: ...`).
+    #[error(transparent)]
+    Template(#[from] crtask_gotemplate::Error),
 }
 
 impl Error {

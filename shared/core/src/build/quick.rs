@@ -20,7 +20,7 @@ pub fn render_tags(
 ) -> Result<Vec<ImageRef>> {
     let mut out: Vec<ImageRef> = Vec::new();
     for raw in images {
-        let rendered = crate::template::render(raw, data)
+        let rendered = crtask_gotemplate::render(raw, data)
             .map_err(|e| Error::invalid(format!("image '{raw}': {e}")))?;
         let rendered = rendered.trim();
         if rendered.is_empty() {

@@ -421,7 +421,7 @@ impl Task {
             )));
         }
         for image in &self.images {
-            crate::template::Template::parse(image)
+            crtask_gotemplate::Template::parse(image)
                 .map_err(|e| Error::invalid(format!("image '{image}': {e}")))?;
         }
         if let Some(p) = &self.platform {

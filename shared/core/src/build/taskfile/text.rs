@@ -4,7 +4,8 @@
 
 use super::alias::{alias_from_node, AliasDef};
 use super::{yaml, TaskFileError, TaskFileErrors};
-use crate::template::{render, RunVars};
+use crate::template::RunVars;
+use crtask_gotemplate::render;
 use std::collections::BTreeMap;
 
 /// Maps lines of the processed text (1-based) to lines of the user's file.
@@ -239,7 +240,7 @@ fn render_lines(
         for (n, l) in lines {
             let out = if l.contains("{{") {
                 render(l, data).map_err(|e| {
-                    TaskFileErrors(vec![TaskFileError::at(Some(*n), None, template_msg(e))])
+                    TaskFileErrors(vec![TaskFileError::at(Some(*n), None, e.to_string())])
                 })?
             } else {
                 l.clone()
@@ -259,7 +260,7 @@ fn render_lines(
             TaskFileErrors(vec![TaskFileError::at(
                 guess_error_line(lines, data),
                 None,
-                template_msg(e),
+                e.to_string(),
             )])
         })?;
         // Same number of lines: map one to one; otherwise the best we can do
@@ -297,13 +298,6 @@ fn has_block_action(line: &str) -> bool {
         let a = a.trim_start_matches('-').trim_start();
         BLOCK.iter().any(|k| a.starts_with(k)) || a.starts_with('$')
     })
-}
-
-fn template_msg(e: crate::Error) -> String {
-    match e {
-        crate::Error::Template(m) => format!("template: {m}"),
-        other => format!("template: {other}"),
-    }
 }
 
 #[cfg(test)]
