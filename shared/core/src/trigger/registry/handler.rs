@@ -125,124 +125,114 @@ async fn decide_and_record(
     update: &TagUpdate,
     cause: &str,
 ) -> crate::Result<UpdateResult> {
-    let indexed = deps.store.dependents_of(&update.image).await?;
-    if indexed.is_empty() {
+    let Some(snapshot) = Snapshot::read(deps, update).await? else {
         return Ok(UpdateResult {
             outcome: Outcome::Ignored,
             reason: format!("no task depends on {}", update.image),
             new_runs: Vec::new(),
             runs: Vec::new(),
         });
+    };
+    let plan = plan(update, cause, &snapshot)?;
+    apply(deps, plan).await
+}
+
+/// Everything a decision on one update reads, read up front in a few
+/// queries however many tasks depend on the image (no per-dependent reads
+/// but for the few tasks that wait on an upstream: see docs/BENCHMARKS.md).
+pub struct Snapshot {
+    /// The tasks that depend on the image, with what the index says.
+    pub dependents: Vec<Dependent>,
+    pub tasks: BTreeMap<String, Task>,
+    /// Which tasks push which images.
+    pub producers: BTreeMap<String, Vec<String>>,
+    /// The run each task has under way.
+    pub pending: BTreeMap<String, Run>,
+    /// Each dependent's newest successful run.
+    pub last_ok: BTreeMap<String, Run>,
+    /// For dependents with a base that a task under way will push again:
+    /// the upstream task and run they wait for (confirmed by a direct read,
+    /// since listings may lag).
+    pub waiting_for: BTreeMap<String, (String, String)>,
+}
+
+impl Snapshot {
+    /// Reads what deciding `update` needs; `None` when no task depends on
+    /// the image.
+    pub async fn read(deps: &UpdateDeps<'_>, update: &TagUpdate) -> crate::Result<Option<Self>> {
+        let indexed = deps.store.dependents_of(&update.image).await?;
+        if indexed.is_empty() {
+            return Ok(None);
+        }
+        let all: BTreeMap<String, Task> = deps
+            .store
+            .list_tasks()
+            .await?
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        let mut dependents = Vec::new();
+        let mut tasks = BTreeMap::new();
+        for (name, dep) in indexed {
+            let Some(task) = all.get(&name) else {
+                continue;
+            };
+            dependents.push(Dependent {
+                task: name.clone(),
+                image: dep.image,
+                last_digest: dep.digest,
+                runtime: dep.runtime,
+                trigger_enabled: task.base_image_trigger_enabled,
+                trigger_type: task.base_image_trigger_type,
+            });
+            tasks.insert(name, task.clone());
+        }
+        let producers = producers(all.values(), deps.registry);
+        let pending = pending_runs(deps.store).await?;
+        let names: Vec<String> = tasks.keys().cloned().collect();
+        let last_ok = deps
+            .store
+            .last_succeeded_runs(&names)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.task.clone()?, r)))
+            .collect();
+        let waiting_for = waits(deps, &names, &producers, &pending).await?;
+        Ok(Some(Snapshot {
+            dependents,
+            tasks,
+            producers,
+            pending,
+            last_ok,
+            waiting_for,
+        }))
     }
-    // Everything the decisions read, in a few queries however many tasks
-    // depend on the image (no per-dependent reads: see docs/BENCHMARKS.md).
-    let all: BTreeMap<String, Task> = deps
-        .store
-        .list_tasks()
-        .await?
-        .into_iter()
-        .map(|t| (t.name.clone(), t))
-        .collect();
-    let mut tasks: BTreeMap<String, &Task> = BTreeMap::new();
-    let mut dependents = Vec::new();
-    for (name, dep) in indexed {
-        let Some(task) = all.get(&name) else {
-            continue;
-        };
-        dependents.push(Dependent {
-            task: name.clone(),
-            image: dep.image,
-            last_digest: dep.digest,
-            runtime: dep.runtime,
-            trigger_enabled: task.base_image_trigger_enabled,
-            trigger_type: task.base_image_trigger_type,
-        });
-        tasks.insert(name, task);
-    }
-    // Which tasks produce which images, computed once per update.
-    let producers = producers(all.values(), deps.registry);
-    let pending = pending_runs(deps.store).await?;
+}
+
+/// For each of `names`, the upstream task (and its run) it waits for: one
+/// that is rebuilding an image the task is also built on, so its push will
+/// trigger the task once, after both.
+async fn waits(
+    deps: &UpdateDeps<'_>,
+    names: &[String],
+    producers: &BTreeMap<String, Vec<String>>,
+    pending: &BTreeMap<String, Run>,
+) -> crate::Result<BTreeMap<String, (String, String)>> {
+    let mut out = BTreeMap::new();
     // Images that a task with a run under way will push again.
     let pending_images: BTreeSet<&String> = producers
         .iter()
         .filter(|(_, tasks)| tasks.iter().any(|t| pending.contains_key(t)))
         .map(|(image, _)| image)
         .collect();
-    let names: Vec<String> = tasks.keys().cloned().collect();
-    let last_ok: BTreeMap<String, Run> = deps
-        .store
-        .last_succeeded_runs(&names)
-        .await?
-        .into_iter()
-        .filter_map(|r| Some((r.task.clone()?, r)))
-        .collect();
-    let mut reasons = Vec::new();
-    let mut to_record = Vec::new();
-    let mut new_runs = Vec::new();
-    let mut run_ids = Vec::new();
-    let (mut debounced, mut duplicate, mut unchanged, mut other) = (false, false, false, false);
-    for verdict in event::decide(update, &dependents) {
-        let Verdict::Trigger {
-            task: name,
-            image,
-            old_digest,
-            new_digest,
-        } = &verdict
-        else {
-            match verdict {
-                Verdict::Unchanged { .. } => unchanged = true,
-                _ => other = true,
-            }
-            reasons.push(verdict.to_string());
-            continue;
-        };
-        let Some(task) = tasks.get(name) else {
-            continue;
-        };
-
-        // A task never rebuilds for a tag it pushes itself (no loops). This
-        // holds while its run is still pushing (the registry's notification
-        // arrives before the run ends) and does not depend on how fresh a
-        // listing of its runs is.
-        if producers
-            .get(image.as_str())
-            .is_some_and(|ts| ts.iter().any(|t| t == name))
-        {
-            other = true;
-            reasons.push(format!(
-                "task {name}: {image} is its own output (it pushes that tag)"
-            ));
-            continue;
-        }
-        // Nor for a digest its last run pushed under another tag.
-        if let Some(r) = last_ok.get(name) {
-            if r.output_images.iter().any(|o| &o.digest == new_digest) {
-                other = true;
-                reasons.push(format!(
-                    "task {name}: {image} {new_digest} is its own output (run {})",
-                    r.run_id
-                ));
-                continue;
-            }
-        }
-
-        // Wait for an upstream task that is rebuilding one of this task's
-        // other bases: its push will trigger this task once, after both.
-        let my_bases = if pending_images.is_empty() {
-            Vec::new()
-        } else {
-            deps.store.dependencies_of(name).await?
-        };
-        let mut waiting_for = None;
-        for base in my_bases
-            .iter()
-            .filter(|b| pending_images.contains(&b.image))
-        {
+    if pending_images.is_empty() {
+        return Ok(out);
+    }
+    'task: for name in names {
+        let bases = deps.store.dependencies_of(name).await?;
+        for base in bases.iter().filter(|b| pending_images.contains(&b.image)) {
             for up in producers.get(&base.image).into_iter().flatten() {
-                if up == name {
-                    continue;
-                }
-                let Some(r) = pending.get(up) else {
+                let Some(r) = pending.get(up).filter(|_| up != name) else {
                     continue;
                 };
                 // Listings may lag (a DynamoDB index): the run itself decides.
@@ -253,31 +243,99 @@ async fn decide_and_record(
                     )
                 });
                 if still {
-                    waiting_for = Some((up.clone(), r.run_id.clone()));
-                    break;
+                    out.insert(name.clone(), (up.clone(), r.run_id.clone()));
+                    continue 'task;
                 }
             }
-            if waiting_for.is_some() {
-                break;
+        }
+    }
+    Ok(out)
+}
+
+/// What one update decides, before anything is written: the runs to
+/// record (with the verdict each comes from) and what became of the rest.
+#[derive(Debug, Default)]
+pub struct UpdatePlan {
+    /// `(verdict, task, image, new digest, run)`.
+    pub record: Vec<(String, String, String, String, NewRun)>,
+    /// Runs under way that stand for this update.
+    pub runs: Vec<String>,
+    pub reasons: Vec<String>,
+    pub debounced: bool,
+    pub duplicate: bool,
+    pub unchanged: bool,
+    pub other: bool,
+}
+
+/// Decides, without the world, what `update` means for every dependent
+/// task in `snap`. `cause` is stored on each run's trigger.
+pub fn plan(update: &TagUpdate, cause: &str, snap: &Snapshot) -> crate::Result<UpdatePlan> {
+    let mut p = UpdatePlan::default();
+    for verdict in event::decide(update, &snap.dependents) {
+        let Verdict::Trigger {
+            task: name,
+            image,
+            old_digest,
+            new_digest,
+        } = &verdict
+        else {
+            match verdict {
+                Verdict::Unchanged { .. } => p.unchanged = true,
+                _ => p.other = true,
+            }
+            p.reasons.push(verdict.to_string());
+            continue;
+        };
+        let Some(task) = snap.tasks.get(name) else {
+            continue;
+        };
+
+        // A task never rebuilds for a tag it pushes itself (no loops). This
+        // holds while its run is still pushing (the registry's notification
+        // arrives before the run ends) and does not depend on how fresh a
+        // listing of its runs is.
+        if snap
+            .producers
+            .get(image.as_str())
+            .is_some_and(|ts| ts.iter().any(|t| t == name))
+        {
+            p.other = true;
+            p.reasons.push(format!(
+                "task {name}: {image} is its own output (it pushes that tag)"
+            ));
+            continue;
+        }
+        // Nor for a digest its last run pushed under another tag.
+        if let Some(r) = snap.last_ok.get(name) {
+            if r.output_images.iter().any(|o| &o.digest == new_digest) {
+                p.other = true;
+                p.reasons.push(format!(
+                    "task {name}: {image} {new_digest} is its own output (run {})",
+                    r.run_id
+                ));
+                continue;
             }
         }
-        if let Some((up, run)) = waiting_for {
-            debounced = true;
-            reasons.push(format!("task {name}: waits for task {up} (run {run}) to finish rebuilding; its push will trigger {name} once"));
+
+        // Wait for an upstream task that is rebuilding one of this task's
+        // other bases: its push will trigger this task once, after both.
+        if let Some((up, run)) = snap.waiting_for.get(name) {
+            p.debounced = true;
+            p.reasons.push(format!("task {name}: waits for task {up} (run {run}) to finish rebuilding; its push will trigger {name} once"));
             continue;
         }
 
         // Several updates in a row (tags, architectures, cascades) fold into
         // one queued run; a task never built yet whose first run is under
         // way gets the current image from that run.
-        if let Some(r) = pending.get(name).cloned() {
+        if let Some(r) = snap.pending.get(name) {
             if old_digest.is_none() {
-                debounced = true;
-                reasons.push(format!(
+                p.debounced = true;
+                p.reasons.push(format!(
                     "task {name}: run {} is under way and builds on the current {image}",
                     r.run_id
                 ));
-                run_ids.push(r.run_id);
+                p.runs.push(r.run_id.clone());
                 continue;
             }
             if let Trigger::ImageUpdate {
@@ -287,19 +345,20 @@ async fn decide_and_record(
             } = &r.trigger
             {
                 if queued_image == image && queued_digest == new_digest {
-                    duplicate = true;
-                    reasons.push(format!(
+                    p.duplicate = true;
+                    p.reasons.push(format!(
                         "task {name}: {image} {new_digest} already has run {}",
                         r.run_id
                     ));
-                    run_ids.push(r.run_id);
+                    p.runs.push(r.run_id.clone());
                     continue;
                 }
             }
             if r.status == RunStatus::Queued && matches!(r.trigger, Trigger::ImageUpdate { .. }) {
-                debounced = true;
-                reasons.push(format!("task {name}: merged into queued run {}", r.run_id));
-                run_ids.push(r.run_id);
+                p.debounced = true;
+                p.reasons
+                    .push(format!("task {name}: merged into queued run {}", r.run_id));
+                p.runs.push(r.run_id.clone());
                 continue;
             }
         }
@@ -322,7 +381,7 @@ async fn decide_and_record(
             spec,
             dedupe_key: Some(format!("image:{name}@{image}@{new_digest}")),
         };
-        to_record.push((
+        p.record.push((
             verdict.to_string(),
             name.clone(),
             image.clone(),
@@ -330,8 +389,23 @@ async fn decide_and_record(
             new,
         ));
     }
-    // Every run of this update in one go: one durable commit for the fan-out.
-    let (whys, news): (Vec<_>, Vec<_>) = to_record
+    Ok(p)
+}
+
+/// Records `plan`'s runs (every run of the update in one go: one durable
+/// commit for the fan-out) and sums up the outcome.
+pub async fn apply(deps: &UpdateDeps<'_>, plan: UpdatePlan) -> crate::Result<UpdateResult> {
+    let UpdatePlan {
+        record,
+        runs: mut run_ids,
+        mut reasons,
+        debounced,
+        mut duplicate,
+        unchanged,
+        other,
+    } = plan;
+    let mut new_runs = Vec::new();
+    let (whys, news): (Vec<_>, Vec<_>) = record
         .into_iter()
         .map(|(why, name, image, digest, new)| ((why, name, image, digest), new))
         .unzip();
