@@ -66,11 +66,7 @@ use crate::config::Lazy;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use crtask_core::domain::model::{
@@ -83,6 +79,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
+
+mod items;
+mod table;
+
+use items::*;
+pub use table::create_table;
 
 /// Index names and their key attributes (for templates and table creation).
 pub const GSI_BY_IMAGE: &str = "by-image";
@@ -449,188 +451,6 @@ impl<'a> Query<'a> {
 
 /// True when a run with this status keeps a new run with its key from
 /// being queued (queued, running or succeeded).
-fn blocks_dedupe(status: RunStatus) -> bool {
-    !status.is_terminal() || status == RunStatus::Succeeded
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_string())
-}
-
-fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(|v| v.as_str())
-}
-
-fn seq20(n: u64) -> String {
-    format!("{n:020}")
-}
-
-fn task_pk(name: &str) -> String {
-    format!("TASK#{name}")
-}
-
-fn run_pk(id: &str) -> String {
-    format!("RUN#{id}")
-}
-
-fn event_pk(id: &str) -> String {
-    format!("EVENT#{id}")
-}
-
-fn dedupe_pk(key: &str) -> String {
-    format!("DEDUPE#{key}")
-}
-
-fn lease_pk(name: &str) -> String {
-    format!("LEASE#{name}")
-}
-
-fn delivery_pk(source: EventSource, id: &str) -> String {
-    format!("DELIVERY#{}#{id}", source.as_str())
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| CoreError::Store(e.to_string()).into())
-}
-
-/// Decodes an item's `body`.
-fn body<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
-    let key = format!(
-        "{}/{}",
-        str_attr(item, "pk").unwrap_or("?"),
-        str_attr(item, "sk").unwrap_or("?")
-    );
-    let b = str_attr(item, "body").ok_or_else(|| Error::corrupt(&key, "no body"))?;
-    serde_json::from_str(b).map_err(|e| Error::corrupt(key, e))
-}
-
-fn task_item(task: &Task) -> Result<Item> {
-    Ok(HashMap::from([
-        ("pk".to_string(), s(&task_pk(&task.name))),
-        ("sk".to_string(), s("TASK")),
-        ("body".to_string(), s(&to_json(task)?)),
-        ("gsi2pk".to_string(), s("TASKS")),
-        ("gsi2sk".to_string(), s(&task.name)),
-    ]))
-}
-
-fn run_item(run: &Run) -> Result<Item> {
-    let seq = runid::parse(&run.run_id).map(|(_, n)| n).unwrap_or(0);
-    let sk = seq20(seq);
-    let mut item = HashMap::from([
-        ("pk".to_string(), s(&run_pk(&run.run_id))),
-        ("sk".to_string(), s("RUN")),
-        ("body".to_string(), s(&to_json(run)?)),
-        ("status".to_string(), s(run.status.as_str())),
-        ("seq".to_string(), AttributeValue::N(seq.to_string())),
-        ("gsi2pk".to_string(), s("RUNS")),
-        ("gsi2sk".to_string(), s(&sk)),
-        (
-            "gsi3pk".to_string(),
-            s(&format!("STATUS#{}", run.status.as_str())),
-        ),
-        ("gsi3sk".to_string(), s(&sk)),
-    ]);
-    if let Some(task) = &run.task {
-        item.insert("gsi1pk".into(), s(&format!("TASKRUNS#{task}")));
-        item.insert("gsi1sk".into(), s(&sk));
-    }
-    if let Some(key) = &run.dedupe_key {
-        item.insert("dedupe".into(), s(key));
-    }
-    Ok(item)
-}
-
-fn event_seq(id: &str) -> u64 {
-    id.strip_prefix("ev")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn event_item(event: &EventRecord) -> Result<Item> {
-    let sk = seq20(event_seq(&event.id));
-    Ok(HashMap::from([
-        ("pk".to_string(), s(&event_pk(&event.id))),
-        ("sk".to_string(), s("EVENT")),
-        ("body".to_string(), s(&to_json(event)?)),
-        (
-            "gsi1pk".to_string(),
-            s(&format!("EVSRC#{}", event.source.as_str())),
-        ),
-        ("gsi1sk".to_string(), s(&sk)),
-        ("gsi2pk".to_string(), s("EVENTS")),
-        ("gsi2sk".to_string(), s(&sk)),
-    ]))
-}
-
-fn dep_item(task: &str, d: &BaseDependency) -> Item {
-    let mut item = HashMap::from([
-        ("pk".to_string(), s(&task_pk(task))),
-        ("sk".to_string(), s(&format!("DEP#{}", d.image))),
-        ("dep_image".to_string(), s(&d.image)),
-        ("dep_task".to_string(), s(task)),
-        ("runtime".to_string(), AttributeValue::Bool(d.runtime)),
-    ]);
-    if let Some(digest) = &d.digest {
-        item.insert("digest".into(), s(digest));
-    }
-    item
-}
-
-fn dep_from(item: &Item) -> Result<(String, BaseDependency)> {
-    let task = str_attr(item, "dep_task").unwrap_or_default().to_string();
-    let image = str_attr(item, "dep_image")
-        .ok_or_else(|| Error::corrupt(format!("TASK#{task}/DEP"), "no dep_image"))?
-        .to_string();
-    Ok((
-        task,
-        BaseDependency {
-            image,
-            digest: str_attr(item, "digest").map(str::to_string),
-            runtime: item
-                .get("runtime")
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false),
-        },
-    ))
-}
-
-fn key_of(item: &Item) -> Item {
-    item.iter()
-        .filter(|(k, _)| *k == "pk" || *k == "sk")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn delete_request(key: Item) -> Result<WriteRequest> {
-    Ok(WriteRequest::builder()
-        .delete_request(
-            DeleteRequest::builder()
-                .set_key(Some(key))
-                .build()
-                .map_err(|e| Error::dynamo("BatchWriteItem", e))?,
-        )
-        .build())
-}
-
-fn put_request(item: Item) -> Result<WriteRequest> {
-    Ok(WriteRequest::builder()
-        .put_request(
-            aws_sdk_dynamodb::types::PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| Error::dynamo("BatchWriteItem", e))?,
-        )
-        .build())
-}
-
-fn runs_of(items: &[Item]) -> Result<Vec<Run>> {
-    items.iter().map(body).collect()
-}
-
 #[async_trait]
 impl Store for DynamoStore {
     async fn create_task(&self, task: &Task) -> crtask_core::Result<()> {
@@ -1119,92 +939,6 @@ impl Store for DynamoStore {
             Err(e) => Err(Error::dynamo("DeleteItem", e).into()),
         }
     }
-}
-
-/// Creates the table with its indexes and TTL (for tests, emulators and
-/// `crtask` set-up; the SAM template declares the same table). Waits until
-/// the table is active.
-pub async fn create_table(client: &Client, table: &str) -> Result<()> {
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| Error::dynamo("CreateTable", e))
-    };
-    let key = |name: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(t)
-            .build()
-            .map_err(|e| Error::dynamo("CreateTable", e))
-    };
-    let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex> {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(pk, KeyType::Hash)?)
-            .key_schema(key(sk, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| Error::dynamo("CreateTable", e))
-    };
-    let mut req = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(gsi(GSI_BY_IMAGE, "dep_image", "dep_task")?);
-    for a in ["pk", "sk", "dep_image", "dep_task"] {
-        req = req.attribute_definitions(attr(a)?);
-    }
-    for (index, pk, sk) in [
-        (GSI1, "gsi1pk", "gsi1sk"),
-        (GSI2, "gsi2pk", "gsi2sk"),
-        (GSI3, "gsi3pk", "gsi3sk"),
-    ] {
-        req = req
-            .global_secondary_indexes(gsi(index, pk, sk)?)
-            .attribute_definitions(attr(pk)?)
-            .attribute_definitions(attr(sk)?);
-    }
-    req.send()
-        .await
-        .map_err(|e| Error::dynamo("CreateTable", e))?;
-    for _ in 0..120 {
-        let d = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| Error::dynamo("DescribeTable", e))?;
-        let active = d
-            .table
-            .and_then(|t| t.table_status)
-            .is_some_and(|s| s == aws_sdk_dynamodb::types::TableStatus::Active);
-        if active {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name(TTL_ATTRIBUTE)
-                .build()
-                .map_err(|e| Error::dynamo("UpdateTimeToLive", e))?,
-        )
-        .send()
-        .await
-        .map_err(|e| Error::dynamo("UpdateTimeToLive", e))?;
-    Ok(())
 }
 
 #[cfg(test)]
