@@ -9,6 +9,8 @@
 //! - [`payload`]: a GitHub push body, a Lambda Function URL request;
 //!   [`model`]: [`Run`](crtask_core::domain::model::Run) and
 //!   [`Task`](crtask_core::domain::model::Task) builders with defaults.
+//! - `aws` (feature `aws`): `moto_server`, the Lambda Runtime API emulator
+//!   and the function process runner, CodeBuild and CloudWatch Logs helpers.
 
 pub mod builder;
 pub mod clock;
@@ -16,6 +18,9 @@ pub mod model;
 pub mod payload;
 pub mod sign;
 pub mod store;
+
+#[cfg(feature = "aws")]
+pub mod aws;
 
 pub use builder::RecordingBuilder;
 pub use clock::FixedClock;
