@@ -26,15 +26,12 @@
 //! a missing binary is skipped with a note.
 
 use aws_sdk_dynamodb::config::Credentials;
-use chrono::{TimeZone, Utc};
-use crtask_core::domain::model::{
-    BaseImageTriggerType, BuildSpec, ContextSource, Run, RunStatus, RunType, Task, Trigger,
-};
+use chrono::Utc;
+use crtask_core::domain::model::Run;
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
+use crtask_testkit::{sign, GithubPush, RunBuilder};
 use serde_json::{json, Value};
-use sha2::Sha256;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -579,25 +576,11 @@ const BUILD_ARN: &str = "arn:aws:codebuild:us-east-1:123456789012:build/crtask-b
 /// URL event (payload 2.0); delivery `i` is unique so it is not a replay.
 fn push_event(i: usize) -> Value {
     let commit = "5a1f3c9e0b7d4e2f8a6c1b3d5e7f9a0b2c4d6e8f";
-    let head = json!({"id": commit, "message": "change", "added": [], "removed": [], "modified": ["app.go"]});
-    let body = json!({
-        "ref": "refs/heads/bench",
-        "before": "0000000000000000000000000000000000000001",
-        "after": commit,
-        "created": false, "deleted": false, "forced": false,
-        "commits": [head],
-        "head_commit": head,
-        "repository": {"full_name": "acme/app", "clone_url": REPO_URL,
-            "html_url": "https://github.com/acme/app", "default_branch": "main"},
-        "pusher": {"name": "bench"}
-    })
-    .to_string();
-    let mut mac = match Hmac::<Sha256>::new_from_slice(PUSH_SECRET.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("hmac takes keys of any length"),
-    };
-    mac.update(body.as_bytes());
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let body = GithubPush::new(REPO_URL, "bench", commit)
+        .pusher("bench")
+        .body();
+    let signature = sign::github(PUSH_SECRET, &body);
+    let body = String::from_utf8_lossy(&body);
     let delivery = format!("{:08x}-cc78-11e3-81ab-{:012x}", std::process::id(), i);
     json!({
         "version": "2.0",
@@ -657,70 +640,10 @@ fn in_progress_event(template: &Value, i: usize) -> Value {
 }
 
 fn queued_run(i: usize) -> Run {
-    Run {
-        run_id: run_id(i),
-        task: Some("web".into()),
-        run_type: RunType::AutoBuild,
-        status: RunStatus::Queued,
-        trigger: Trigger::Commit {
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            branch: "main".into(),
-            repository: "acme/app".into(),
-        },
-        platform: "linux/amd64".into(),
-        create_time: Utc::now(),
-        start_time: None,
-        finish_time: None,
-        output_images: Vec::new(),
-        base_images: Vec::new(),
-        steps: Vec::new(),
-        error: None,
-        dedupe_key: None,
-        builder_ref: Some(BUILD.into()),
-        spec: BuildSpec {
-            context: ContextSource::Git {
-                url: REPO_URL.into(),
-                reference: Some("main".into()),
-                subdir: None,
-            },
-            file: "Dockerfile".into(),
-            images: vec!["web:{{.Run.ID}}".into()],
-            build_args: Vec::new(),
-            target: None,
-            platform: None,
-            push: true,
-            timeout: 3600,
-            values: BTreeMap::new(),
-        },
-    }
-}
-
-fn task() -> Task {
-    Task {
-        name: "web".into(),
-        context: format!("{REPO_URL}#main"),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: true,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: true,
-        base_image_trigger_type: BaseImageTriggerType::Runtime,
-        timers: Vec::new(),
-        build_args: Vec::new(),
-        values: BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: Utc
-            .timestamp_millis_opt(1_700_000_000_000)
-            .single()
-            .unwrap_or_else(Utc::now),
-    }
+    RunBuilder::new(&run_id(i))
+        .created(Utc::now())
+        .builder_ref(Some(BUILD))
+        .build()
 }
 
 /// What moto holds for the functions: a table (with task `web` and the
@@ -740,7 +663,7 @@ async fn setup(moto: &str, runs: usize) -> Res<Vec<(String, String)>> {
         .map_err(|e| format!("create table: {e}"))?;
     let store = crtask_aws::DynamoStore::new(dynamo, table.clone());
     store
-        .create_task(&task())
+        .create_task(&crtask_testkit::task("web"))
         .await
         .map_err(|e| format!("create task: {e}"))?;
     for i in 0..runs {

@@ -15,19 +15,12 @@
 //! Needs the `git-webhook` binary beside `build-status` (a workspace build
 //! makes both: `cargo nextest run --workspace`, `infra/test.sh`).
 
-#[path = "../../../shared/aws/tests/harness/codebuild.rs"]
-mod codebuild;
-#[path = "../../../shared/aws/tests/harness/mod.rs"]
-mod harness;
-#[path = "../../../shared/aws/tests/harness/lambda.rs"]
-mod lambda;
-
 use crtask_core::domain::model::{BaseDependency, RunFilter, RunStatus, Trigger};
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
-use lambda::{Function, Outcome};
+use crtask_testkit::aws::lambda::{Function, Outcome};
+use crtask_testkit::aws::{self as harness, codebuild};
+use crtask_testkit::{function_url_event, sign, GithubPush};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::path::{Path, PathBuf};
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -55,49 +48,14 @@ fn git_webhook_binary() -> PathBuf {
 }
 
 fn signed_push() -> Value {
-    let commit = json!({"id": COMMIT, "message": "change", "added": [], "removed": [], "modified": ["app.go"]});
-    let body = serde_json::to_vec(&json!({
-        "ref": "refs/heads/main",
-        "before": "0000000000000000000000000000000000000001",
-        "after": COMMIT,
-        "created": false, "deleted": false, "forced": false,
-        "commits": [commit],
-        "head_commit": commit,
-        "repository": {"full_name": "acme/app", "clone_url": "https://github.com/acme/app.git", "html_url": "https://github.com/acme/app", "default_branch": "main"},
-        "pusher": {"name": "tester"}
-    }))
-    .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/webhooks/git",
-        "rawQueryString": "",
-        "headers": {
-            "content-type": "application/json",
-            "x-github-event": "push",
-            "x-github-delivery": "0b6e1d2c-cc78-11e3-81ab-4c9367dc0958",
-            "x-hub-signature-256": signature,
-            "user-agent": "GitHub-Hookshot/7e5a3b1"
-        },
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefghijklmnop",
-            "domainName": "abcdefghijklmnop.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abcdefghijklmnop",
-            "http": {"method": "POST", "path": "/webhooks/git", "protocol": "HTTP/1.1",
-                     "sourceIp": "192.0.2.10", "userAgent": "GitHub-Hookshot/7e5a3b1"},
-            "requestId": "d1b3f7a2-0c4e-4f6a-9b8d-2e1f3a5c7b9e",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "27/Nov/2026:08:00:00 +0000",
-            "timeEpoch": 1_795_766_400_000u64
-        },
-        "body": String::from_utf8(body).unwrap(),
-        "isBase64Encoded": false
-    })
+    let body = GithubPush::new("https://github.com/acme/app.git", "main", COMMIT).body();
+    let headers = sign::github_headers(
+        "push",
+        "0b6e1d2c-cc78-11e3-81ab-4c9367dc0958",
+        SECRET,
+        &body,
+    );
+    function_url_event("POST", "/webhooks/git", &headers, &body)
 }
 
 /// A state-change event for `build` (as moto describes it) running `run_id`.
@@ -120,10 +78,7 @@ fn state_change(fixture: &str, build: &aws_sdk_codebuild::types::Build, run_id: 
 }
 
 fn answer(outcome: Outcome) -> Value {
-    match outcome {
-        Outcome::Response(v) => v,
-        other => panic!("the function did not answer: {other:?}"),
-    }
+    outcome.response()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,10 +91,10 @@ async fn a_signed_push_ends_succeeded_and_cascades_with_real_build_shapes() {
     let arn = harness::secret("crtask/git-webhook", SECRET).await;
 
     // `web` builds on commits and pushes web:latest; `app` is built on it.
-    let mut web = harness::task("web");
+    let mut web = crtask_testkit::task("web");
     web.images = vec!["web:latest".into()];
     store.create_task(&web).await.unwrap();
-    let mut app = harness::task("app");
+    let mut app = crtask_testkit::task("app");
     app.context = "https://github.com/acme/other.git#main".into();
     store.create_task(&app).await.unwrap();
     let pushed = format!("{REGISTRY}/web:latest");

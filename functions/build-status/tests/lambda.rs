@@ -4,17 +4,12 @@
 //! move runs to Running, Succeeded (with digests and the dependency index)
 //! and Failed.
 
-#[path = "../../../shared/aws/tests/harness/mod.rs"]
-mod harness;
-#[path = "../../../shared/aws/tests/harness/lambda.rs"]
-mod lambda;
-
-use chrono::{TimeZone, Utc};
-use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
+use crtask_core::domain::model::{Run, RunStatus, Trigger};
 use crtask_core::ports::Store;
-use lambda::{Function, Outcome, RecordingStub};
+use crtask_testkit::aws as harness;
+use crtask_testkit::aws::lambda::{self, Function, RecordingStub};
+use crtask_testkit::RunBuilder;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -42,43 +37,9 @@ fn event(name: &str, run_id: &str, build: &str) -> Value {
     e
 }
 
+/// A queued build of task `web`, dispatched as `build`.
 fn run(id: &str, build: &str) -> Run {
-    Run {
-        run_id: id.into(),
-        task: Some("web".into()),
-        run_type: RunType::AutoBuild,
-        status: RunStatus::Queued,
-        trigger: Trigger::Commit {
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            branch: "main".into(),
-            repository: "acme/app".into(),
-        },
-        platform: "linux/amd64".into(),
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-        start_time: None,
-        finish_time: None,
-        output_images: Vec::new(),
-        base_images: Vec::new(),
-        steps: Vec::new(),
-        error: None,
-        dedupe_key: None,
-        builder_ref: Some(build.into()),
-        spec: BuildSpec {
-            context: ContextSource::Git {
-                url: "https://github.com/acme/app.git".into(),
-                reference: Some("main".into()),
-                subdir: None,
-            },
-            file: "Dockerfile".into(),
-            images: vec!["web:{{.Run.ID}}".into()],
-            build_args: Vec::new(),
-            target: None,
-            platform: None,
-            push: true,
-            timeout: 3600,
-            values: BTreeMap::new(),
-        },
-    }
+    RunBuilder::new(id).builder_ref(Some(build)).build()
 }
 
 struct Fixture {
@@ -128,10 +89,7 @@ impl Fixture {
     }
 
     async fn invoke(&self, event: &Value) -> Value {
-        match tokio::task::block_in_place(|| self.function.invoke(event)) {
-            Outcome::Response(v) => v,
-            other => panic!("the function did not answer: {other:?}"),
-        }
+        tokio::task::block_in_place(|| self.function.invoke(event)).response()
     }
 }
 
@@ -236,7 +194,7 @@ async fn builds_crtask_did_not_start_are_ignored() {
 /// Task `app`, built on what task `web` pushes, last built on `old`.
 async fn downstream_task(store: &crtask_aws::DynamoStore, base: &str, old: &str) {
     use crtask_core::domain::model::BaseDependency;
-    let app = harness::task("app");
+    let app = crtask_testkit::task("app");
     store.create_task(&app).await.unwrap();
     store
         .set_dependencies(

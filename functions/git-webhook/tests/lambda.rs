@@ -3,19 +3,13 @@
 //! CodeBuild on a recording stub (moto's StartBuild ignores overrides, so
 //! the request itself is asserted).
 
-#[path = "../../../shared/aws/tests/harness/mod.rs"]
-mod harness;
-#[path = "../../../shared/aws/tests/harness/lambda.rs"]
-mod lambda;
-
-use harness::task;
-
 use crtask_core::domain::model::{RunFilter, RunStatus};
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
-use lambda::{Function, Outcome, RecordingStub};
-use serde_json::{json, Value};
-use sha2::Sha256;
+use crtask_testkit::aws as harness;
+use crtask_testkit::aws::lambda::{self, Function, Outcome, RecordingStub};
+use crtask_testkit::payload::function_url_answer;
+use crtask_testkit::{function_url_event, sign, task, GithubPush};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,59 +18,12 @@ const REPO_URL: &str = "https://github.com/acme/app.git";
 
 /// A GitHub push of one commit to main.
 fn push_body() -> Vec<u8> {
-    let commit = json!({"id": COMMIT, "message": "change", "added": [], "removed": [], "modified": ["app.go"]});
-    serde_json::to_vec(&json!({
-        "ref": "refs/heads/main",
-        "before": "0000000000000000000000000000000000000001",
-        "after": COMMIT,
-        "created": false, "deleted": false, "forced": false,
-        "commits": [commit],
-        "head_commit": commit,
-        "repository": {"full_name": "acme/app", "clone_url": REPO_URL, "html_url": "https://github.com/acme/app", "default_branch": "main"},
-        "pusher": {"name": "tester"}
-    }))
-    .unwrap()
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    GithubPush::new(REPO_URL, "main", COMMIT).body()
 }
 
 /// A Function URL request (payload format 2.0) for `POST /webhooks/git`.
 fn url_event(headers: &[(&str, String)], body: &[u8]) -> Value {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/webhooks/git",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefghijklmnop",
-            "domainName": "abcdefghijklmnop.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abcdefghijklmnop",
-            "http": {
-                "method": "POST",
-                "path": "/webhooks/git",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "192.0.2.10",
-                "userAgent": "GitHub-Hookshot/7e5a3b1"
-            },
-            "requestId": "d1b3f7a2-0c4e-4f6a-9b8d-2e1f3a5c7b9d",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "27/Nov/2026:08:00:00 +0000",
-            "timeEpoch": 1_795_766_400_000u64
-        },
-        "body": String::from_utf8(body.to_vec()).unwrap(),
-        "isBase64Encoded": false
-    })
+    function_url_event("POST", "/webhooks/git", headers, body)
 }
 
 struct Fixture {
@@ -116,12 +63,7 @@ async fn fixture() -> Fixture {
 }
 
 fn http_answer(outcome: Outcome) -> (u16, Value) {
-    let Outcome::Response(r) = outcome else {
-        panic!("the function did not answer: {outcome:?}");
-    };
-    let status = r["statusCode"].as_u64().unwrap_or(0) as u16;
-    let body = r["body"].as_str().unwrap_or("null");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    function_url_answer(&outcome.response())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +78,7 @@ async fn signed_push_creates_the_run_and_starts_the_build() {
                 "X-GitHub-Delivery",
                 "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
             ),
-            ("X-Hub-Signature-256", sign(&f.secret, &body)),
+            ("X-Hub-Signature-256", sign::github(&f.secret, &body)),
             ("User-Agent", "GitHub-Hookshot/7e5a3b1".into()),
         ],
         &body,
@@ -233,7 +175,7 @@ async fn unsigned_push_is_rejected_and_starts_nothing() {
     // Signed with another secret: rejected too.
     let mut headers = headers.to_vec();
     headers[2].1 = "9b2d3f5a-cc78-11e3-81ab-4c9367dc0958".into();
-    headers.push(("X-Hub-Signature-256", sign("not-the-secret", &body)));
+    headers.push(("X-Hub-Signature-256", sign::github("not-the-secret", &body)));
     let outcome = tokio::task::block_in_place(|| f.function.invoke(&url_event(&headers, &body)));
     let (status, answer) = http_answer(outcome);
     assert_eq!(status, 401, "{answer}");

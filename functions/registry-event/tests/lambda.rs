@@ -4,21 +4,15 @@
 //! the request itself is asserted). Events are the real shapes kept in
 //! crtask-core's fixtures (tests/fixtures/registry).
 
-#[path = "../../../shared/aws/tests/harness/mod.rs"]
-mod harness;
-#[path = "../../../shared/aws/tests/harness/lambda.rs"]
-mod lambda;
-
-use harness::task;
-
 use crtask_core::domain::model::{
     BaseDependency, EventSource, Outcome as EventOutcome, RunFilter, RunStatus, Trigger,
 };
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
-use lambda::{Function, Outcome, RecordingStub};
+use crtask_testkit::aws as harness;
+use crtask_testkit::aws::lambda::{self, Function, RecordingStub};
+use crtask_testkit::payload::function_url_answer;
+use crtask_testkit::{function_url_event, sign, task};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::path::{Path, PathBuf};
 
 const OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -50,30 +44,7 @@ fn ecr_image(event: &Value) -> (String, String) {
 
 /// A Function URL request (payload format 2.0).
 fn url_event(method: &str, headers: &[(&str, String)], body: &[u8]) -> Value {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefghijklmnop",
-            "domainName": "abcdefghijklmnop.lambda-url.us-east-1.on.aws",
-            "http": {"method": method, "path": "/", "protocol": "HTTP/1.1",
-                     "sourceIp": "192.0.2.20", "userAgent": "Go-http-client/1.1"},
-            "requestId": "5b0e3f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": 1_795_766_400_000u64
-        },
-        "body": String::from_utf8(body.to_vec()).unwrap(),
-        "isBase64Encoded": false
-    })
+    function_url_event(method, "/", headers, body)
 }
 
 struct Fixture {
@@ -125,18 +96,12 @@ async fn fixture_with(base: &str) -> Fixture {
 
 impl Fixture {
     fn invoke(&self, event: &Value) -> Value {
-        match tokio::task::block_in_place(|| self.function.invoke(event)) {
-            Outcome::Response(v) => v,
-            other => panic!("the function did not answer: {other:?}"),
-        }
+        tokio::task::block_in_place(|| self.function.invoke(event)).response()
     }
 
     /// A Function URL invocation: status and JSON body.
     fn invoke_url(&self, event: &Value) -> (u16, Value) {
-        let r = self.invoke(event);
-        let status = r["statusCode"].as_u64().unwrap_or(0) as u16;
-        let body = r["body"].as_str().unwrap_or("null");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        function_url_answer(&self.invoke(event))
     }
 
     async fn runs(&self) -> Vec<crtask_core::domain::model::Run> {
@@ -283,9 +248,7 @@ async fn distribution_notification_through_the_function_url() {
     assert!(f.codebuild.calls("StartBuild").is_empty());
 
     // The genuine notification, signed with the secret instead of a token.
-    let mut mac = Hmac::<Sha256>::new_from_slice(TOKEN.as_bytes()).unwrap();
-    mac.update(&body);
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let sig = sign::registry(TOKEN, &body);
     let (status, answer) = f.invoke_url(&url_event(
         "POST",
         &[json_type, ("X-Crtask-Signature", sig)],

@@ -4,19 +4,13 @@
 //! them (the schedule's input with the scheduled time filled in), replays,
 //! forgeries, stale and malformed payloads.
 
-#[path = "../../../shared/aws/tests/harness/mod.rs"]
-mod harness;
-#[path = "../../../shared/aws/tests/harness/lambda.rs"]
-mod lambda;
-
 fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
-    Task {
-        commit_trigger_enabled: false,
-        base_image_trigger_enabled: false,
-        timers: harness::timers(timers),
-        create_time: Utc::now(),
-        ..harness::task(name)
-    }
+    TaskBuilder::new(name)
+        .commit_trigger(false)
+        .base_image_trigger(false)
+        .timers(timers)
+        .created(Utc::now())
+        .build()
 }
 
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
@@ -26,9 +20,10 @@ use crtask_core::trigger::timer::decide::{
     schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER,
 };
 use crtask_core::trigger::timer::handler::occurrence_key;
-use lambda::{Function, Outcome, RecordingStub};
+use crtask_testkit::aws as harness;
+use crtask_testkit::aws::lambda::{self, Function, RecordingStub};
+use crtask_testkit::{RunBuilder, TaskBuilder};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 const KEY: &str = "the-schedule-signing-secret-in-moto";
@@ -66,10 +61,7 @@ async fn fixture_env() -> Fixture {
 
 impl Fixture {
     async fn invoke(&self, event: &Value) -> Value {
-        match tokio::task::block_in_place(|| self.function.invoke(event)) {
-            Outcome::Response(v) => v,
-            other => panic!("the function did not answer: {other:?}"),
-        }
+        tokio::task::block_in_place(|| self.function.invoke(event)).response()
     }
 
     fn starts(&self) -> usize {
@@ -344,39 +336,17 @@ async fn poll_tick_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_tick_hands_over_runs_that_never_reached_codebuild() {
-    use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus};
+    use crtask_core::domain::model::{Run, RunStatus};
     let f = fixture_env().await;
-    let run = |id: &str, age_min: i64, builder_ref: Option<&str>, status: RunStatus| Run {
-        run_id: id.into(),
-        task: Some("app".into()),
-        run_type: RunType::AutoBuild,
-        status,
-        trigger: Trigger::Manual,
-        platform: "linux/amd64".into(),
-        create_time: Utc::now() - Duration::minutes(age_min),
-        start_time: None,
-        finish_time: None,
-        output_images: Vec::new(),
-        base_images: Vec::new(),
-        steps: Vec::new(),
-        error: None,
-        dedupe_key: None,
-        builder_ref: builder_ref.map(str::to_string),
-        spec: BuildSpec {
-            context: ContextSource::Git {
-                url: "https://github.com/acme/app.git".into(),
-                reference: Some("main".into()),
-                subdir: None,
-            },
-            file: "Dockerfile".into(),
-            images: vec!["app:{{.Run.ID}}".into()],
-            build_args: Vec::new(),
-            target: None,
-            platform: None,
-            push: true,
-            timeout: 3600,
-            values: BTreeMap::new(),
-        },
+    let run = |id: &str, age_min: i64, builder_ref: Option<&str>, status: RunStatus| -> Run {
+        RunBuilder::new(id)
+            .task(Some("app"))
+            .status(status)
+            .trigger(Trigger::Manual)
+            .created(Utc::now() - Duration::minutes(age_min))
+            .builder_ref(builder_ref)
+            .images(&["app:{{.Run.ID}}"])
+            .build()
     };
     // Lost: queued 10 minutes ago, never handed to CodeBuild.
     f.store

@@ -4,15 +4,10 @@
 //!
 //! Needs `cargo build -p crtask` first (or `CRTASK_BIN`).
 
-#[path = "harness/logs.rs"]
-mod build_logs;
-#[path = "harness/codebuild.rs"]
-mod codebuild;
-mod harness;
-
 use crtask_aws::S3Contexts;
 use crtask_core::domain::model::{ContextSource, RunStatus, RunType};
 use crtask_core::ports::Store;
+use crtask_testkit::aws::{self as harness, codebuild, logs as build_logs};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -1,11 +1,8 @@
 //! [`BuildLogs`] against `moto_server`'s CloudWatch Logs: a build's stream
 //! read in order, page by page, and from where the last read stopped.
 
-#[path = "harness/logs.rs"]
-mod build_logs;
-mod harness;
-
 use crtask_aws::BuildLogs;
+use crtask_testkit::aws::{self as harness, logs as build_logs};
 
 /// A fresh log group and a client for it.
 async fn group() -> (aws_sdk_cloudwatchlogs::Client, String) {

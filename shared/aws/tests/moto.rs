@@ -1,76 +1,31 @@
 //! The AWS platform against `moto_server`: the Store contract on DynamoDB,
 //! S3 contexts and logs, and CodeBuild dispatch.
 
-#[path = "harness/codebuild.rs"]
-mod codebuild;
-mod harness;
-
-use harness::task;
-
-use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use crtask_aws::codebuild::{start_build_request, Backoff};
 use crtask_aws::{CodeBuildBuilder, S3Contexts};
 use crtask_core::domain::model::{
-    BaseDependency, BuildArg, BuildSpec, ContextSource, EventRecord, EventSource, Outcome, Run,
-    RunFilter, RunStatus, RunType, Trigger,
+    BaseDependency, BuildSpec, ContextSource, EventRecord, EventSource, Outcome, Run, RunFilter,
+    RunStatus, RunType, Trigger,
 };
-use crtask_core::ports::{Builder, Clock, Store};
+use crtask_core::ports::{Builder, Store};
 use crtask_core::Error as CoreError;
-use std::collections::{BTreeMap, BTreeSet};
+use crtask_testkit::aws::{self as harness, codebuild};
+use crtask_testkit::model::{arg, secret_arg};
+use crtask_testkit::{task, FixedClock, RunBuilder};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-fn spec(context: ContextSource) -> BuildSpec {
-    BuildSpec {
-        context,
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        build_args: vec![
-            BuildArg {
-                name: "MODE".into(),
-                value: "prod".into(),
-                secret: false,
-            },
-            BuildArg {
-                name: "TOKEN".into(),
-                value: "s3cret".into(),
-                secret: true,
-            },
-        ],
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        values: BTreeMap::new(),
-    }
-}
-
+/// A run of `task` building `app:{{.Run.ID}}` with a plain and a secret
+/// build argument.
 fn run(id: &str, task: Option<&str>, status: RunStatus, dedupe: Option<&str>) -> Run {
-    Run {
-        run_id: id.into(),
-        task: task.map(str::to_string),
-        run_type: RunType::AutoBuild,
-        status,
-        trigger: Trigger::Commit {
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            branch: "main".into(),
-            repository: "acme/app".into(),
-        },
-        platform: "linux/amd64".into(),
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-        start_time: None,
-        finish_time: None,
-        output_images: Vec::new(),
-        base_images: Vec::new(),
-        steps: Vec::new(),
-        error: None,
-        dedupe_key: dedupe.map(str::to_string),
-        builder_ref: None,
-        spec: spec(ContextSource::Git {
-            url: "https://github.com/acme/app.git".into(),
-            reference: Some("main".into()),
-            subdir: None,
-        }),
-    }
+    RunBuilder::new(id)
+        .task(task)
+        .status(status)
+        .dedupe(dedupe)
+        .images(&["app:{{.Run.ID}}"])
+        .build_args(vec![arg("MODE", "prod"), secret_arg("TOKEN", "s3cret")])
+        .build()
 }
 
 fn event(id: &str, source: EventSource, delivery: Option<&str>, reason: &str) -> EventRecord {
@@ -83,14 +38,6 @@ fn event(id: &str, source: EventSource, delivery: Option<&str>, reason: &str) ->
         reason: reason.into(),
         runs: vec!["ca1".into()],
         detail: serde_json::json!({"provider": "github"}),
-    }
-}
-
-struct FixedClock(DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
     }
 }
 
@@ -394,9 +341,9 @@ async fn events_and_delivery_dedupe() {
 
     // Delivery items carry the TTL attribute; once past it they count as gone
     // (TTL removes them later) and a new event of that delivery takes over.
-    let later = store
-        .clone()
-        .with_clock(Arc::new(FixedClock(Utc::now() + ChronoDuration::days(8))));
+    let later = store.clone().with_clock(Arc::new(FixedClock::new(
+        Utc::now() + ChronoDuration::days(8),
+    )));
     assert_eq!(
         later
             .find_delivery(EventSource::Git, "guid-1")
@@ -614,7 +561,7 @@ async fn uploaded_context_request_names_the_object_for_the_buildspec() {
     let mut r = run("ca5", None, RunStatus::Queued, None);
     r.run_type = RunType::QuickBuild;
     r.trigger = Trigger::Manual;
-    r.spec = spec(ContextSource::Uploaded { id: "ctx42".into() });
+    r.spec.context = ContextSource::Uploaded { id: "ctx42".into() };
     r.spec.timeout = 301;
     let req = start_build_request(&r, "proj", None, Some("ctx-bucket")).unwrap();
     // CodeBuild would unpack an S3 source as a zip; the buildspec copies the
@@ -795,7 +742,7 @@ async fn two_deciders_at_once_record_one_run_of_the_bottom_task() {
         })
         .collect();
     store.set_dependencies("bottom", &bases).await.unwrap();
-    let clock = FixedClock(Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap());
+    let clock = FixedClock::new(Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap());
     let decide = |side: &'static str, d: char| {
         let (store, clock) = (store.clone(), &clock);
         async move {

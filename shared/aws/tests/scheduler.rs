@@ -7,25 +7,24 @@
 //! tests check what crtask sends (the expression conversion itself is
 //! table-tested in crtask-core), and create the group first.
 
-mod harness;
-
-fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
-    Task {
-        context: "/dev/null".into(),
-        commit_trigger_enabled: false,
-        base_image_trigger_enabled: false,
-        timers: harness::timers(timers),
-        ..harness::task(name)
-    }
-}
-
 use chrono::{DateTime, Utc};
 use crtask_aws::scheduler::{ScheduleSettings, SyncReport, TimerSchedules};
 use crtask_core::domain::model::Task;
 use crtask_core::trigger::timer::decide::{
     schedule_name, verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER,
 };
+use crtask_testkit::aws as harness;
+use crtask_testkit::TaskBuilder;
 use serde_json::Value;
+
+fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
+    TaskBuilder::new(name)
+        .context("/dev/null")
+        .commit_trigger(false)
+        .base_image_trigger(false)
+        .timers(timers)
+        .build()
+}
 
 const KEY: &[u8] = b"schedule-signing-key-for-tests";
 const TARGET: &str = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";

@@ -2,12 +2,12 @@
 //! documents them, in tests/fixtures/codebuild/) and executor results ->
 //! run status updates.
 
-use chrono::{DateTime, TimeZone, Utc};
-use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Trigger};
+use chrono::{DateTime, Utc};
+use crtask_core::domain::model::{ContextSource, Run, RunStatus};
 use crtask_core::trigger::build_status::{
     apply, build_id, dependencies_from_run, parse, same_build, Applied, BuildState, ExecResult,
 };
-use std::collections::BTreeMap;
+use crtask_testkit::RunBuilder;
 use std::path::PathBuf;
 
 /// The build as `StartBuild` names it (`build.id`), kept as the run's
@@ -36,39 +36,13 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+/// Run `ca12` of task `web`, dispatched as [`BUILD`].
 fn run(status: RunStatus) -> Run {
-    Run {
-        run_id: "ca12".into(),
-        task: Some("web".into()),
-        run_type: RunType::AutoBuild,
-        status,
-        trigger: Trigger::Commit {
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            branch: "main".into(),
-            repository: "acme/app".into(),
-        },
-        platform: "linux/amd64".into(),
-        create_time: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
-        start_time: None,
-        finish_time: None,
-        output_images: Vec::new(),
-        base_images: Vec::new(),
-        steps: Vec::new(),
-        error: None,
-        dedupe_key: None,
-        builder_ref: Some(BUILD.into()),
-        spec: BuildSpec {
-            context: ContextSource::None,
-            file: "Dockerfile".into(),
-            images: vec!["web:{{.Run.ID}}".into()],
-            build_args: Vec::new(),
-            target: None,
-            platform: None,
-            push: true,
-            timeout: 3600,
-            values: BTreeMap::new(),
-        },
-    }
+    RunBuilder::new("ca12")
+        .status(status)
+        .builder_ref(Some(BUILD))
+        .context(ContextSource::None)
+        .build()
 }
 
 #[test]

@@ -5,9 +5,7 @@
 use crtask_core::trigger::git::decide::{decide, normalize_repo_url, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push, RepoUrls};
 use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret};
-use hmac::{Hmac, Mac};
-use serde_json::json;
-use sha2::Sha256;
+use crtask_testkit::{sign, GithubPush};
 
 const HEAD: &str = "9b2f3c1e5d7a8b6c4d2e0f1a3b5c7d9e1f2a4b6c";
 const ZEROS: &str = "0000000000000000000000000000000000000000";
@@ -213,23 +211,9 @@ fn repository_url_variants_match() {
 }
 
 fn github_push_body(git_ref: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "ref": git_ref,
-        "before": "1111111111111111111111111111111111111111",
-        "after": HEAD,
-        "created": false, "deleted": false, "forced": false,
-        "commits": [{"id": HEAD, "message": "m", "added": [], "modified": ["src/main.rs"], "removed": []}],
-        "head_commit": {"id": HEAD, "message": "m"},
-        "repository": {"full_name": "acme/widget", "clone_url": "https://github.com/acme/widget.git"},
-        "pusher": {"name": "dev"}
-    }))
-    .unwrap()
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    GithubPush::new("https://github.com/acme/widget.git", "main", HEAD)
+        .git_ref(git_ref)
+        .body()
 }
 
 #[test]
@@ -249,7 +233,7 @@ fn shell_syntax_in_branch_names_is_plain_data() {
         let body = github_push_body(&format!("refs/heads/{name}"));
         let h = vec![
             ("X-GitHub-Event".to_string(), "push".to_string()),
-            ("X-Hub-Signature-256".to_string(), sign("k", &body)),
+            ("X-Hub-Signature-256".to_string(), sign::github("k", &body)),
         ];
         let h = Headers::new(&h);
         assert_eq!(
@@ -316,7 +300,10 @@ fn form_encoded_github_delivery_from_raw_bytes_to_decision() {
         ("Content-Type".to_string(), ct.to_string()),
         ("X-GitHub-Event".to_string(), "push".to_string()),
         ("X-GitHub-Delivery".to_string(), "d-1".to_string()),
-        ("X-Hub-Signature-256".to_string(), sign("form-secret", body)),
+        (
+            "X-Hub-Signature-256".to_string(),
+            sign::github("form-secret", body),
+        ),
     ];
     let h = Headers::new(&h);
     let secrets = [Secret::new("form-secret")];

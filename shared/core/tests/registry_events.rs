@@ -10,9 +10,10 @@ use crtask_core::domain::model::BaseImageTriggerType;
 use crtask_core::trigger::git::verify::Headers;
 use crtask_core::trigger::registry::event::{
     decide, decide_cascade, parse_distribution, parse_ecr, parse_registry_event, schedule_cascade,
-    sign_registry_body, verify_registry, Debouncer, Dependent, Offer, RegistryAuthError, TagUpdate,
-    Verdict, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    verify_registry, Debouncer, Dependent, Offer, RegistryAuthError, TagUpdate, Verdict,
+    MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
+use crtask_testkit::sign;
 
 const BASE_V1: &str = "sha256:c7a633f6ae84b63c850122a66de283302a9a427dcc18404684207aa59b643d06";
 const BASE_V2: &str = "sha256:dfe8f2d865b90b3927483bb2cdf352e5a556a1206396280d718309349a59dcb6";
@@ -222,7 +223,7 @@ fn auth_on_real_delivery() {
     let body = fixture("dist-push-manifest-oci-tagged.json");
     let tokens = vec!["rotated-new".to_string(), "capture-token".to_string()];
     let secrets = vec!["hmac-secret".to_string()];
-    let sig = sign_registry_body("hmac-secret", &body);
+    let sig = sign::registry("hmac-secret", &body);
     let cases: Vec<AuthCase> = vec![
         ("real headers, second token", captured_headers(None), Ok(())),
         (
@@ -250,7 +251,7 @@ fn auth_on_real_delivery() {
                 let mut h = captured_headers(Some(""));
                 h.push((
                     "X-Crtask-Signature".to_string(),
-                    sign_registry_body("hmac-secret", b"{}"),
+                    sign::registry("hmac-secret", b"{}"),
                 ));
                 h
             },

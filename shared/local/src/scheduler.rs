@@ -118,88 +118,30 @@ pub fn until_next_minute(now: chrono::DateTime<chrono::Utc>) -> std::time::Durat
 mod tests {
     use super::*;
     use crate::store::SqliteStore;
-    use async_trait::async_trait;
-    use chrono::{DateTime, Duration, Utc};
-    use crtask_core::domain::model::{
-        BaseImageTriggerType, EventSource, RunFilter, Task, TimerTrigger,
-    };
-    use std::sync::Mutex;
+    use chrono::Duration;
+    use crtask_core::domain::model::{EventSource, RunFilter, Task};
+    use crtask_testkit::clock::at;
+    use crtask_testkit::{FixedClock, RecordingBuilder, TaskBuilder};
 
-    struct FixedClock(Mutex<DateTime<Utc>>);
-
-    impl FixedClock {
-        fn set(&self, t: &str) {
-            if let Ok(mut g) = self.0.lock() {
-                *g = at(t);
-            }
-        }
-    }
-
-    impl Clock for FixedClock {
-        fn now(&self) -> DateTime<Utc> {
-            self.0.lock().map(|g| *g).unwrap_or_default()
-        }
-    }
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    #[async_trait]
-    impl Builder for Recorder {
-        async fn dispatch(&self, run_id: &str) -> crtask_core::Result<()> {
-            if let Ok(mut g) = self.0.lock() {
-                g.push(run_id.to_string());
-            }
-            Ok(())
-        }
-        async fn cancel(&self, _run_id: &str) -> crtask_core::Result<bool> {
-            Ok(false)
-        }
-    }
-
-    fn at(t: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(t)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default()
-    }
-
+    /// Task `app` (no images, no push, 600 s) created at `created`, with
+    /// enabled timers `(name, cron)`.
     fn task(created: &str, timers: &[(&str, &str)]) -> Task {
-        Task {
-            name: "app".into(),
-            context: "/dev/null".into(),
-            file: "Dockerfile".into(),
-            images: Vec::new(),
-            branch: None,
-            commit_trigger_enabled: true,
-            pull_request_trigger_enabled: false,
-            tag_trigger_enabled: false,
-            pull_request_push_enabled: false,
-            base_image_trigger_enabled: true,
-            base_image_trigger_type: BaseImageTriggerType::Runtime,
-            timers: timers
-                .iter()
-                .map(|(n, s)| TimerTrigger {
-                    name: n.to_string(),
-                    schedule: s.to_string(),
-                    enabled: true,
-                })
-                .collect(),
-            build_args: Vec::new(),
-            values: Default::default(),
-            path_filters: Vec::new(),
-            target: None,
-            platform: None,
-            push: false,
-            timeout: 600,
-            create_time: at(created),
-        }
+        let timers: Vec<(&str, &str, bool)> = timers.iter().map(|(n, s)| (*n, *s, true)).collect();
+        TaskBuilder::new("app")
+            .context("/dev/null")
+            .images(&[])
+            .push(false)
+            .timeout(600)
+            .timers(&timers)
+            .created(at(created))
+            .build()
     }
 
     struct Fixture {
         _dir: tempfile::TempDir,
         store: Arc<SqliteStore>,
         clock: Arc<FixedClock>,
-        builder: Arc<Recorder>,
+        builder: Arc<RecordingBuilder>,
     }
 
     impl Fixture {
@@ -210,8 +152,8 @@ mod tests {
             Fixture {
                 _dir: dir,
                 store: Arc::new(store),
-                clock: Arc::new(FixedClock(Mutex::new(at(now)))),
-                builder: Arc::new(Recorder::default()),
+                clock: Arc::new(FixedClock::at(now)),
+                builder: Arc::new(RecordingBuilder::new()),
             }
         }
 
@@ -220,7 +162,7 @@ mod tests {
             now: &str,
             grace_secs: i64,
         ) -> Vec<crtask_core::domain::model::EventRecord> {
-            self.clock.set(now);
+            self.clock.set(at(now));
             crtask_core::trigger::timer::handler::tick(
                 self.store.as_ref(),
                 self.builder.as_ref(),
@@ -255,7 +197,7 @@ mod tests {
         }
 
         fn dispatched(&self) -> usize {
-            self.builder.0.lock().map(|g| g.len()).unwrap_or(0)
+            self.builder.dispatched().len()
         }
     }
 
@@ -393,7 +335,7 @@ mod tests {
         // Re-enabled at 12:05:30: 12:01-12:05 are neither fired nor reported.
         let old = t.clone();
         t.timers[0].enabled = true;
-        f.clock.set("2026-01-01T12:05:30Z");
+        f.clock.set(at("2026-01-01T12:05:30Z"));
         let reset = crtask_core::trigger::timer::handler::reset_timers(
             f.store.as_ref(),
             f.clock.as_ref(),

@@ -631,37 +631,13 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod batch_tests {
     use super::*;
-    use crtask_core::domain::model::{BuildSpec, ContextSource, RunType, Trigger};
+    use crtask_testkit::RunBuilder;
 
     fn run(id: String, key: &str) -> Run {
-        Run {
-            run_id: id,
-            task: Some("t".into()),
-            run_type: RunType::AutoBuild,
-            status: RunStatus::Queued,
-            trigger: Trigger::Manual,
-            platform: "linux/amd64".into(),
-            create_time: chrono::Utc::now(),
-            start_time: None,
-            finish_time: None,
-            output_images: Vec::new(),
-            base_images: Vec::new(),
-            steps: Vec::new(),
-            error: None,
-            dedupe_key: Some(key.into()),
-            builder_ref: None,
-            spec: BuildSpec {
-                context: ContextSource::None,
-                file: "Dockerfile".into(),
-                images: Vec::new(),
-                build_args: Vec::new(),
-                target: None,
-                platform: None,
-                push: false,
-                timeout: 600,
-                values: Default::default(),
-            },
-        }
+        RunBuilder::new(&id)
+            .task(Some("t"))
+            .dedupe(Some(key))
+            .build()
     }
 
     #[tokio::test]

@@ -4,28 +4,24 @@
 //! when a run succeeds, a diamond whose sides finish one after the other,
 //! and redeliveries.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use crtask_core::domain::model::{
-    BaseDependency, EventSource, Outcome, OutputImage, Run, RunStatus, Task, Trigger,
+    BaseDependency, EventSource, Outcome, OutputImage, Run, RunStatus, Trigger,
 };
 use crtask_core::ports::{Clock, Store};
 use crtask_core::trigger::registry;
 use crtask_core::trigger::registry::event::TagUpdate;
 use crtask_core::trigger::registry::handler::UpdateDeps;
 use crtask_local::store::SqliteStore;
+use crtask_testkit::clock::at;
+use crtask_testkit::{FixedClock, RecordingBuilder, TaskBuilder};
 
 const REG: &str = "registry.test:5000";
 
-struct Fixed(DateTime<Utc>);
+const NOW: &str = "2026-11-27T10:00:00Z";
 
-impl Clock for Fixed {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
-
-fn clock() -> Fixed {
-    Fixed(Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap())
+fn clock() -> FixedClock {
+    FixedClock::at(NOW)
 }
 
 fn digest(c: char) -> String {
@@ -34,13 +30,11 @@ fn digest(c: char) -> String {
 
 /// Task `name` pushing `{REG}/{name}:latest`, built on `bases` (image, digest).
 async fn task(store: &SqliteStore, name: &str, bases: &[(&str, char)]) {
-    let t: Task = serde_json::from_value(serde_json::json!({
-        "name": name,
-        "context": "/dev/null",
-        "images": [format!("{name}:latest")],
-        "createTime": "2026-01-01T00:00:00Z",
-    }))
-    .unwrap();
+    let t = TaskBuilder::new(name)
+        .context("/dev/null")
+        .images(&[&format!("{name}:latest")])
+        .created(at("2026-01-01T00:00:00Z"))
+        .build();
     store.create_task(&t).await.unwrap();
     let deps: Vec<BaseDependency> = bases
         .iter()
@@ -306,25 +300,10 @@ async fn redeliveries_and_repeated_updates_start_one_run() {
     );
 }
 
-/// Records which runs were handed over.
-#[derive(Default)]
-struct Recording(std::sync::Mutex<Vec<String>>);
-
-#[async_trait::async_trait]
-impl crtask_core::ports::Builder for Recording {
-    async fn dispatch(&self, run_id: &str) -> crtask_core::Result<()> {
-        self.0.lock().unwrap().push(run_id.to_string());
-        Ok(())
-    }
-    async fn cancel(&self, _run_id: &str) -> crtask_core::Result<bool> {
-        Ok(false)
-    }
-}
-
 /// What one decider's hand-over did with its own run.
 async fn hand_over(
     store: &SqliteStore,
-    builder: &Recording,
+    builder: &RecordingBuilder,
     run: &Run,
 ) -> crtask_core::run::queue::Handover {
     let mut out =
@@ -360,22 +339,25 @@ async fn two_deciders_at_once_hand_over_one_run() {
         };
         let store = &store;
         async move {
-            match queue::record(store, &Fixed(at), new).await.unwrap() {
+            match queue::record(store, &FixedClock::new(at), new)
+                .await
+                .unwrap()
+            {
                 queue::Recorded::New(r) => r,
                 queue::Recorded::Existing(r) => panic!("not new: {r:?}"),
             }
         }
     };
-    let now = clock().0;
+    let now = clock().now();
     let a = record("left:latest", 'L', now).await;
     let b = record("right:latest", 'R', now).await;
-    let builder = Recording::default();
+    let builder = RecordingBuilder::new();
     // Each decider hands over its own run, in either order.
     let hb = hand_over(&store, &builder, &b).await;
     let ha = hand_over(&store, &builder, &a).await;
     assert_eq!(ha, Handover::Dispatched);
     assert_eq!(hb, Handover::Merged(a.run_id.clone()));
-    assert_eq!(*builder.0.lock().unwrap(), vec![a.run_id.clone()]);
+    assert_eq!(builder.dispatched(), vec![a.run_id.clone()]);
     let merged = store.get_run(&b.run_id).await.unwrap().unwrap();
     assert_eq!(merged.status, RunStatus::Canceled);
     assert!(merged.error.unwrap().contains(&a.run_id));
@@ -386,10 +368,10 @@ async fn two_deciders_at_once_hand_over_one_run() {
     let h = hand_over(&store, &builder, &late).await;
     assert_eq!(h, Handover::Dispatched);
     assert_eq!(
-        *builder.0.lock().unwrap(),
+        builder.dispatched(),
         vec![a.run_id.clone(), late.run_id.clone()]
     );
     // Handing the merged run over again does nothing: it is no longer waiting.
     assert_eq!(hand_over(&store, &builder, &b).await, Handover::Skipped);
-    assert_eq!(builder.0.lock().unwrap().len(), 2);
+    assert_eq!(builder.dispatched().len(), 2);
 }

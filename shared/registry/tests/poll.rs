@@ -14,37 +14,19 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use crtask_core::domain::model::{
-    BaseDependency, EventRecord, EventSource, Outcome, Task, Trigger,
-};
+use crtask_core::domain::model::{BaseDependency, EventRecord, EventSource, Outcome, Trigger};
 use crtask_core::ports::{Clock, Store};
 use crtask_local::store::SqliteStore;
 use crtask_registry::{PollConfig, Poller, Probe, RegistryClient};
+use crtask_testkit::clock::at;
+use crtask_testkit::{FixedClock, TaskBuilder};
 use sha2::{Digest, Sha256};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 /// A clock the test moves by hand.
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    fn new() -> Self {
-        TestClock(Mutex::new(
-            DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ))
-    }
-    fn advance(&self, secs: i64) {
-        *self.0.lock().unwrap() += chrono::Duration::seconds(secs);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
+fn test_clock() -> FixedClock {
+    FixedClock::at("2026-01-01T00:00:00Z")
 }
 
 fn free_port() -> u16 {
@@ -188,13 +170,11 @@ impl Drop for Registry {
 
 /// A task that depends on `deps` (image, digest it last built from).
 async fn task_with_deps(store: &dyn Store, name: &str, deps: &[(&str, Option<&str>)]) {
-    let task: Task = serde_json::from_value(serde_json::json!({
-        "name": name,
-        "context": "/dev/null",
-        "images": [format!("{name}:1")],
-        "createTime": "2026-01-01T00:00:00Z",
-    }))
-    .unwrap();
+    let task = TaskBuilder::new(name)
+        .context("/dev/null")
+        .images(&[&format!("{name}:1")])
+        .created(at("2026-01-01T00:00:00Z"))
+        .build();
     store.create_task(&task).await.unwrap();
     let deps: Vec<BaseDependency> = deps
         .iter()
@@ -231,7 +211,7 @@ async fn real_registry_one_head_per_reference_per_interval_and_changes_start_run
     let v1 = reg.push("base", "1", "v1").await;
     let other = reg.push("base", "2", "other").await;
     let store = SqliteStore::in_memory().unwrap();
-    let clock = TestClock::new();
+    let clock = test_clock();
     let base1 = format!("{h}/base:1");
     let base2 = format!("{h}/base:2");
     let pinned = format!("{h}/base@{other}");
@@ -251,12 +231,12 @@ async fn real_registry_one_head_per_reference_per_interval_and_changes_start_run
 
     // Not again before the interval (jitter keeps it within 54-66 s).
     for secs in [1, 29, 23] {
-        clock.advance(secs);
+        clock.advance_secs(secs);
         let r = poller.round(&store, &clock).await;
         assert_eq!(r.requests, 0, "polled again {secs} s later");
     }
     assert_eq!(reg.manifest_heads("base", "1", 1).await, 1);
-    clock.advance(14); // 67 s after the first round
+    clock.advance_secs(14); // 67 s after the first round
     let before = poll_events(&store).await.len();
     let r = poller.round(&store, &clock).await;
     assert_eq!((r.requests, r.new_runs.len()), (2, 0));
@@ -275,7 +255,7 @@ async fn real_registry_one_head_per_reference_per_interval_and_changes_start_run
     // The base moves: both dependents get a run, recorded but not dispatched.
     let v2 = reg.push("base", "1", "v2").await;
     assert_ne!(v1, v2);
-    clock.advance(67);
+    clock.advance_secs(67);
     let r = poller.round(&store, &clock).await;
     assert_eq!(r.requests, 2);
     let mut tasks: Vec<String> = r.new_runs.iter().filter_map(|r| r.task.clone()).collect();
@@ -310,7 +290,7 @@ async fn real_registry_one_head_per_reference_per_interval_and_changes_start_run
     assert_eq!(triggered.runs.len(), 2);
 
     // Seen once, the new digest is unchanged on the next round.
-    clock.advance(67);
+    clock.advance_secs(67);
     let before = poll_events(&store).await.len();
     let r = poller.round(&store, &clock).await;
     assert_eq!((r.requests, r.new_runs.len()), (2, 0));
@@ -460,7 +440,7 @@ async fn retry_after_is_honoured_per_registry() {
     let ok = start_fake(true).await;
     let off = start_fake(true).await;
     let store = SqliteStore::in_memory().unwrap();
-    let clock = TestClock::new();
+    let clock = test_clock();
     let (s, o, z) = (&slow.host, &ok.host, &off.host);
     task_with_deps(
         &store,
@@ -499,20 +479,20 @@ async fn retry_after_is_honoured_per_registry() {
     // 12 s and 31 s later (past the interval and past the 30 s the
     // backoff would wait without Retry-After): only `ok` is polled.
     for (step, ok_heads) in [(12, 2), (19, 3)] {
-        clock.advance(step);
+        clock.advance_secs(step);
         let r = poller.round(&store, &clock).await;
         assert_eq!(r.requests, 1, "at +{step} s");
         assert_eq!((slow.all_heads(), ok.all_heads()), (1, ok_heads));
     }
     // 46 s after the 429 the registry is asked again, and has recovered.
     slow.healthy.store(true, Ordering::SeqCst);
-    clock.advance(15);
+    clock.advance_secs(15);
     let r = poller.round(&store, &clock).await;
     assert_eq!(r.requests, 3);
     assert_eq!(slow.heads("/v2/one/manifests/1"), 2);
     assert_eq!(slow.heads("/v2/two/manifests/1"), 1);
     // Healthy again: the plain interval applies, no backoff left.
-    clock.advance(12);
+    clock.advance_secs(12);
     let r = poller.round(&store, &clock).await;
     assert_eq!(r.requests, 3);
     assert_eq!(off.all_heads(), 0, "a zero interval turns a registry off");
@@ -529,9 +509,9 @@ async fn retry_after_is_honoured_per_registry() {
         events[0].reason,
         format!("http://{f}/v2/flaky/manifests/1 answered 503; backing off 30 s")
     );
-    clock.advance(12);
+    clock.advance_secs(12);
     assert_eq!(poller.round(&store, &clock).await.requests, 0);
-    clock.advance(19);
+    clock.advance_secs(19);
     assert_eq!(poller.round(&store, &clock).await.requests, 1);
     let events = poll_events(&store).await;
     assert!(events[1].reason.ends_with("backing off 60 s"), "{events:?}");
@@ -542,7 +522,7 @@ async fn token_flow_and_broken_answers_are_recorded() {
     // One misbehaving registry, one way per repository (see fake_handler).
     let fake = start_fake(true).await;
     let store = SqliteStore::in_memory().unwrap();
-    let clock = TestClock::new();
+    let clock = test_clock();
     let h = &fake.host;
     let dead = format!("127.0.0.1:{}", free_port()); // nothing listens
     let refs: Vec<String> = [
@@ -644,7 +624,7 @@ async fn token_flow_and_broken_answers_are_recorded() {
     assert!(reason("garbled").1.contains("not valid json"));
 
     // The next due round: the private digest is unchanged now.
-    clock.advance(67);
+    clock.advance_secs(67);
     let before = events.len();
     let r = poller.round(&store, &clock).await;
     assert!(r.new_runs.is_empty());
@@ -665,7 +645,7 @@ async fn a_fixed_tick_polls_every_tick_whatever_the_jitter() {
     let h = reg.host.clone();
     let v1 = reg.push("base", "1", "v1").await;
     let store = SqliteStore::in_memory().unwrap();
-    let clock = TestClock::new();
+    let clock = test_clock();
     let base1 = format!("{h}/base:1");
     task_with_deps(&store, "a", &[(&base1, Some(&v1))]).await;
 
@@ -681,7 +661,7 @@ async fn a_fixed_tick_polls_every_tick_whatever_the_jitter() {
         assert_eq!(r.requests, 1, "tick {n}");
         let r = poller.round(&store, &clock).await;
         assert_eq!(r.requests, 0, "tick {n}, same minute");
-        clock.advance(60);
+        clock.advance_secs(60);
     }
     assert_eq!(reg.manifest_heads("base", "1", 8).await, 8);
 
@@ -695,7 +675,7 @@ async fn a_fixed_tick_polls_every_tick_whatever_the_jitter() {
         if poller.round(&store, &clock).await.requests > 0 {
             polled.push(n);
         }
-        clock.advance(60);
+        clock.advance_secs(60);
     }
     assert_eq!(polled, [0, 5, 10]);
 }

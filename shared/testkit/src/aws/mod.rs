@@ -1,9 +1,14 @@
-//! Starts one `moto_server` per test binary and builds clients for it.
+//! The AWS test harness (feature `aws`): one `moto_server` per test binary
+//! and clients, tables, buckets and secrets on it; [`lambda`] runs the
+//! function binaries against a Lambda Runtime API emulator; [`codebuild`]
+//! and [`logs`] stand in for what CodeBuild creates and writes.
 //!
 //! The server runs under `sh`, reading the test process's pipe: when the
 //! test binary exits the pipe closes and the server is stopped.
 
-#![allow(dead_code)]
+pub mod codebuild;
+pub mod lambda;
+pub mod logs;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -130,48 +135,6 @@ pub async fn bucket() -> (aws_sdk_s3::Client, String) {
         .await
         .expect("create bucket");
     (client, bucket)
-}
-
-/// A task as the tests use it: git context on main, pushes `app:{{.Run.ID}}`,
-/// commit and (runtime) base-image triggers on, no timers.
-pub fn task(name: &str) -> crtask_core::domain::model::Task {
-    use chrono::TimeZone;
-    crtask_core::domain::model::Task {
-        name: name.into(),
-        context: "https://github.com/acme/app.git#main".into(),
-        file: "Dockerfile".into(),
-        images: vec!["app:{{.Run.ID}}".into()],
-        branch: None,
-        commit_trigger_enabled: true,
-        pull_request_trigger_enabled: false,
-        tag_trigger_enabled: false,
-        pull_request_push_enabled: false,
-        base_image_trigger_enabled: true,
-        base_image_trigger_type: crtask_core::domain::model::BaseImageTriggerType::Runtime,
-        timers: Vec::new(),
-        build_args: Vec::new(),
-        values: std::collections::BTreeMap::new(),
-        path_filters: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: 3600,
-        create_time: chrono::Utc
-            .timestamp_millis_opt(1_700_000_000_000)
-            .single()
-            .expect("a valid time"),
-    }
-}
-
-/// Timers from `(name, cron, enabled)`.
-pub fn timers(list: &[(&str, &str, bool)]) -> Vec<crtask_core::domain::model::TimerTrigger> {
-    list.iter()
-        .map(|(n, s, e)| crtask_core::domain::model::TimerTrigger {
-            name: n.to_string(),
-            schedule: s.to_string(),
-            enabled: *e,
-        })
-        .collect()
 }
 
 /// A new Secrets Manager secret (name `prefix-<unique>`) holding `value`; its ARN.

@@ -1,6 +1,4 @@
-//! Writing build logs into CloudWatch Logs as CodeBuild does (the tests
-//! that read them back include this file; the function tests do not, so
-//! they need no CloudWatch Logs client).
+//! Writing build logs into CloudWatch Logs as CodeBuild does.
 
 /// Appends `lines` to a build's log stream as CodeBuild does: one event a
 /// line, each message ending with a line break.

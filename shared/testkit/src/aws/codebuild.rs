@@ -1,14 +1,12 @@
 //! The builder's CodeBuild project on moto, as template.yaml defines it.
 
-#![allow(dead_code)]
-
 /// Creates a builder project (named `<prefix>-<unique>`) on moto; its name.
 pub async fn project(client: &aws_sdk_codebuild::Client, prefix: &str) -> String {
     use aws_sdk_codebuild::types::{
         ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
         ProjectSource, SourceType,
     };
-    let name = super::harness::unique(prefix);
+    let name = super::unique(prefix);
     client
         .create_project()
         .name(&name)

@@ -11,8 +11,6 @@
 //!
 //! Plain HTTP/1.1 on std threads: one thread per connection, keep-alive.
 
-#![allow(dead_code)]
-
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -121,6 +119,16 @@ pub enum Outcome {
     Error(serde_json::Value),
     /// `POST /runtime/init/error`: the function failed to start.
     InitError(serde_json::Value),
+}
+
+impl Outcome {
+    /// The handler's answer; panics on an error or init error report.
+    pub fn response(self) -> serde_json::Value {
+        match self {
+            Outcome::Response(v) => v,
+            other => panic!("the function did not answer: {other:?}"),
+        }
+    }
 }
 
 #[derive(Default)]
