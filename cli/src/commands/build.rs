@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         if !dir.is_dir() {
             bail!("context directory '{}' does not exist", a.context);
         }
-        match crtask_local::fsutil::resolve_inside(&dir, &a.file) {
+        match crtask_executor::fsutil::resolve_inside(&dir, &a.file) {
             Some(p) if p.is_file() => {}
             Some(_) => bail!(
                 "Dockerfile '{}' not found in context {}",

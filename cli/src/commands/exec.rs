@@ -17,9 +17,9 @@ use crtask_core::domain::model::{
 use crtask_core::domain::time::serde_millis;
 use crtask_core::ports::{Clock, Engine, LogSink, SystemClock};
 use crtask_core::template::RunVars;
-use crtask_local::buildah::{Buildah, BuildahConfig};
-use crtask_local::docker::{Docker, DockerConfig};
-use crtask_local::logs::RunLog;
+use crtask_executor::buildah::{Buildah, BuildahConfig};
+use crtask_executor::docker::{Docker, DockerConfig};
+use crtask_executor::logs::RunLog;
 use crtask_local::worker::{execute_in_context, human, ContextRun};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -295,7 +295,7 @@ async fn stop_signal() {
 
 fn make_engine(name: &str, work_dir: &Path) -> Result<Arc<dyn Engine>> {
     let insecure = list("CRTASK_INSECURE_REGISTRY")?;
-    let git_auth = crtask_local::gitctx::GitAuth::parse(&list("CRTASK_GIT_TOKEN_FILE")?)
+    let git_auth = crtask_executor::gitctx::GitAuth::parse(&list("CRTASK_GIT_TOKEN_FILE")?)
         .map_err(|e| anyhow!("CRTASK_GIT_TOKEN_FILE: {e}"))?;
     match name {
         "docker" => Ok(Arc::new(Docker::new(DockerConfig {
@@ -310,7 +310,7 @@ fn make_engine(name: &str, work_dir: &Path) -> Result<Arc<dyn Engine>> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| work_dir.join("storage"));
             let registries_conf = work_dir.join("registries.conf");
-            crtask_local::platform::write_registries_conf(&registries_conf, &insecure)
+            crtask_executor::buildah::write_registries_conf(&registries_conf, &insecure)
                 .with_context(|| format!("cannot write {}", registries_conf.display()))?;
             Ok(Arc::new(Buildah::new(BuildahConfig {
                 binary: var("CRTASK_BUILDAH")?
@@ -348,7 +348,7 @@ async fn prepare_context(
     let within = |root: PathBuf| -> Result<PathBuf> {
         match &subdir {
             None => Ok(root),
-            Some(s) => crtask_local::fsutil::resolve_inside(&root, s)
+            Some(s) => crtask_executor::fsutil::resolve_inside(&root, s)
                 .filter(|p| p.is_dir())
                 .ok_or_else(|| {
                     anyhow!("CRTASK_CONTEXT_SUBDIR: directory '{s}' not found in the context")

@@ -70,7 +70,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let context = match (dir, remote) {
         (_, Some(remote)) => remote,
         (Some(dir), None) => {
-            let path = crtask_local::fsutil::resolve_inside(&dir, &file)
+            let path = crtask_executor::fsutil::resolve_inside(&dir, &file)
                 .filter(|p| p.is_file())
                 .ok_or_else(|| {
                     anyhow!(

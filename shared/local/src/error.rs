@@ -6,6 +6,9 @@ use thiserror::Error;
 pub enum Error {
     #[error(transparent)]
     Core(#[from] crtask_core::Error),
+    /// Running a build: engines, git contexts, contexts, run logs.
+    #[error(transparent)]
+    Executor(#[from] crtask_executor::Error),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
@@ -30,6 +33,7 @@ impl From<Error> for crtask_core::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::Core(c) => c,
+            Error::Executor(e) => e.into(),
             Error::Sqlite(e) => crtask_core::Error::Store(e.to_string()),
             Error::TooLarge(m) => crtask_core::Error::TooLarge(m),
             Error::Context(m) => crtask_core::Error::Invalid(format!("context: {m}")),

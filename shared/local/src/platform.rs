@@ -1,17 +1,17 @@
 //! Start-up of the embedded platform: resolve settings, open the store,
 //! recover runs a previous process left behind, start workers, serve HTTP.
 
-use crate::buildah::{Buildah, BuildahConfig};
 use crate::config::{ServerSettings, DEFAULT_CONTEXT_LIMIT, DEFAULT_LISTEN};
-use crate::logs::LogDir;
 use crate::server::{router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
 use crate::{Error, Result};
 use crtask_core::domain::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
+use crtask_executor::buildah::{write_registries_conf, Buildah, BuildahConfig};
+use crtask_executor::logs::LogDir;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `NAME=IMAGE` image aliases for `cmd` steps.
@@ -40,34 +40,6 @@ pub struct Platform {
     pub data_dir: PathBuf,
     /// Grace window of the timer scheduler (`--timer-grace`).
     pub timer_grace: chrono::Duration,
-}
-
-/// Writes the containers-registries.conf(5) buildah uses: Docker Hub for
-/// short names, and the plain-HTTP registries.
-pub fn write_registries_conf(path: &Path, insecure: &[String]) -> std::io::Result<()> {
-    let mut text = String::from(
-        "# written by crtask serve\nunqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n",
-    );
-    for r in insecure {
-        text.push_str(&format!(
-            "\n[[registry]]\nlocation = {}\ninsecure = true\n",
-            toml_string(r)
-        ));
-    }
-    std::fs::write(path, text)
-}
-
-fn toml_string(s: &str) -> String {
-    let escaped: String = s
-        .chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c if c.is_control() => vec![],
-            c => vec![c],
-        })
-        .collect();
-    format!("\"{escaped}\"")
 }
 
 fn valid_host(h: &str) -> bool {
@@ -132,7 +104,7 @@ impl Platform {
             isolation: s.isolation.clone().unwrap_or_else(|| "chroot".into()),
             registries_conf,
             insecure_registries: s.insecure_registry.clone(),
-            git_auth: crate::gitctx::GitAuth::parse(&s.git_token_file)?,
+            git_auth: crtask_executor::gitctx::GitAuth::parse(&s.git_token_file)?,
         }));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = Arc::new(RunEvents::default());

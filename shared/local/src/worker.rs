@@ -3,7 +3,6 @@
 //! and records the outcome.
 
 use crate::context;
-use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
 use crtask_core::build::quick::{self, BuildInputs};
@@ -13,6 +12,7 @@ use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::template::RunVars;
 use crtask_core::trigger::registry;
 use crtask_core::{Error as CoreError, Result};
+use crtask_executor::logs::{LogDir, RunLog};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,58 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a stopped run may take to wind down (its steps' own grace is 10 s).
 const STOP_GRACE: Duration = Duration::from_secs(15);
-
-/// Process-group handling for every child the engine starts.
-#[allow(unsafe_code)]
-pub mod proc {
-    use tokio::process::{Child, Command};
-
-    /// Puts the child in its own process group and asks the kernel to kill
-    /// it if this process dies (so a SIGKILLed server leaves no build behind).
-    pub fn own_group(cmd: &mut Command) {
-        cmd.process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                Ok(())
-            });
-        }
-    }
-
-    /// Kills the child's whole process group when dropped, unless disarmed.
-    pub struct GroupGuard {
-        pgid: Option<i32>,
-    }
-
-    impl GroupGuard {
-        pub fn new(child: &Child) -> Self {
-            GroupGuard {
-                pgid: child.id().map(|p| p as i32),
-            }
-        }
-        pub fn disarm(mut self) {
-            self.pgid = None;
-        }
-    }
-
-    impl Drop for GroupGuard {
-        fn drop(&mut self) {
-            if let Some(pgid) = self.pgid.filter(|p| *p > 1) {
-                // SAFETY: plain syscall; a stale group id at worst hits nothing.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
 
 /// Settings of the worker pool.
 #[derive(Debug, Clone)]
@@ -490,7 +438,7 @@ impl Inner {
                     .await?;
                 match subdir {
                     None => Ok(work.to_path_buf()),
-                    Some(d) => crate::fsutil::resolve_inside(work, d)
+                    Some(d) => crtask_executor::fsutil::resolve_inside(work, d)
                         .filter(|p| p.is_dir())
                         .ok_or_else(|| {
                             CoreError::invalid(format!("directory '{d}' not found in {url}"))
@@ -543,7 +491,7 @@ pub async fn execute_in_context(r: ContextRun<'_>) -> quick::BuildResult {
     };
     let file = r.spec.file.as_str();
     let is_task_file = taskfile::is_task_file(file);
-    let path = match crate::fsutil::resolve_inside(r.context_dir, file) {
+    let path = match crtask_executor::fsutil::resolve_inside(r.context_dir, file) {
         Some(p) if p.is_file() => p,
         _ => {
             let what = if is_task_file {

@@ -1,0 +1,16 @@
+//! `crtask-executor`: what runs a build anywhere. The engines ([`buildah`],
+//! [`docker`]) on the shared process supervision ([`process`]), git
+//! contexts ([`gitctx`]), and per-run logs with secret masking ([`logs`]).
+//! The local workers of `crtask serve` and `crtask exec` (the builder on
+//! AWS) both use it; it holds no store and no cloud SDK.
+
+pub mod buildah;
+pub mod docker;
+pub mod error;
+pub mod fsutil;
+pub mod gitctx;
+pub mod logs;
+pub mod probe;
+pub mod process;
+
+pub use error::{Error, Result};
