@@ -151,7 +151,7 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         None => crtask_core::domain::platform::host(),
     };
     let context_limit = match var("CRTASK_CONTEXT_LIMIT")? {
-        None => crtask_local::config::DEFAULT_CONTEXT_LIMIT,
+        None => crtask_executor::context::DEFAULT_CONTEXT_LIMIT,
         Some(v) => v
             .parse()
             .map_err(|_| anyhow!("CRTASK_CONTEXT_LIMIT '{v}' is not a number of bytes"))?,
@@ -365,7 +365,7 @@ async fn prepare_context(
                 .map_err(|e| anyhow!("CRTASK_CONTEXT_ARCHIVE: cannot open {a}: {e}"))?;
             let to = dest.to_path_buf();
             let stats = tokio::task::spawn_blocking(move || {
-                crtask_local::context::unpack_safe(std::io::BufReader::new(file), &to, limit)
+                crtask_executor::context::unpack_safe(std::io::BufReader::new(file), &to, limit)
             })
             .await?
             .map_err(|e| anyhow!("CRTASK_CONTEXT_ARCHIVE: {e}"))?;

@@ -29,7 +29,7 @@ pub struct RunArgs {
     #[arg(long)]
     timeout: Option<u64>,
     /// Largest context to upload, bytes.
-    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_local::config::DEFAULT_CONTEXT_LIMIT)]
+    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_executor::context::DEFAULT_CONTEXT_LIMIT)]
     context_limit: u64,
     /// A local directory, a git URL (#ref[:subdir]) or /dev/null.
     context: String,

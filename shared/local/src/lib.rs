@@ -3,7 +3,6 @@
 //! log files, and the HTTP server behind `crtask serve`.
 
 pub mod config;
-pub mod context;
 pub mod error;
 pub mod platform;
 pub mod poller;

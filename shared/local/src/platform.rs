@@ -1,7 +1,7 @@
 //! Start-up of the embedded platform: resolve settings, open the store,
 //! recover runs a previous process left behind, start workers, serve HTTP.
 
-use crate::config::{ServerSettings, DEFAULT_CONTEXT_LIMIT, DEFAULT_LISTEN};
+use crate::config::{ServerSettings, DEFAULT_LISTEN};
 use crate::server::{router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
@@ -9,6 +9,7 @@ use crate::{Error, Result};
 use crtask_core::domain::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
 use crtask_executor::buildah::{write_registries_conf, Buildah, BuildahConfig};
+use crtask_executor::context::DEFAULT_CONTEXT_LIMIT;
 use crtask_executor::logs::LogDir;
 use std::net::SocketAddr;
 use std::path::PathBuf;

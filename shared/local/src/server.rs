@@ -98,6 +98,12 @@ impl From<crate::Error> for ApiError {
     }
 }
 
+impl From<crtask_executor::Error> for ApiError {
+    fn from(e: crtask_executor::Error) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(ErrorBody { error: self.1 })).into_response()
@@ -183,7 +189,7 @@ async fn upload_context(
     let dest = dir.path().to_path_buf();
     let stats = tokio::task::spawn_blocking(move || {
         archive.seek(SeekFrom::Start(0))?;
-        crate::context::unpack_safe(std::io::BufReader::new(archive), &dest, limit)
+        crtask_executor::context::unpack_safe(std::io::BufReader::new(archive), &dest, limit)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;

@@ -2,7 +2,6 @@
 //! prepares the run's context, runs the core executor on the buildah engine,
 //! and records the outcome.
 
-use crate::context;
 use async_trait::async_trait;
 use chrono::Utc;
 use crtask_core::build::quick::{self, BuildInputs};
@@ -415,7 +414,8 @@ impl Inner {
                 );
                 tokio::task::spawn_blocking(move || {
                     std::fs::create_dir_all(&dst)?;
-                    context::copy_context(&src, Some(&file), &dst, limit).map(|_| ())
+                    crtask_executor::context::copy_context(&src, Some(&file), &dst, limit)
+                        .map(|_| ())
                 })
                 .await
                 .map_err(|e| CoreError::Builder(e.to_string()))?
