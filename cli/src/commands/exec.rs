@@ -2,7 +2,7 @@
 //! buildspec on AWS). It takes no arguments: everything arrives in `CRTASK_*`
 //! environment variables (see docs/AWS.md, "The buildspec and its contract
 //! with `crtask exec`"). It runs the same executor as the local workers
-//! ([`crtask_local::worker::execute_in_context`]) on the engine named by
+//! ([`crtask_executor::execute::execute_in_context`]) on the engine named by
 //! `CRTASK_ENGINE`, streams the log to stdout and `CRTASK_LOG_FILE` (secrets
 //! masked), and writes the outcome to `CRTASK_RESULT_FILE`.
 //!
@@ -19,8 +19,8 @@ use crtask_core::ports::{Clock, Engine, LogSink, SystemClock};
 use crtask_core::template::RunVars;
 use crtask_executor::buildah::{Buildah, BuildahConfig};
 use crtask_executor::docker::{Docker, DockerConfig};
+use crtask_executor::execute::{execute_in_context, human, parse_aliases, ContextRun};
 use crtask_executor::logs::RunLog;
-use crtask_local::worker::{execute_in_context, human, ContextRun};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -156,7 +156,7 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
             .parse()
             .map_err(|_| anyhow!("CRTASK_CONTEXT_LIMIT '{v}' is not a number of bytes"))?,
     };
-    let image_aliases = crtask_local::platform::parse_aliases(&list("CRTASK_IMAGE_ALIAS")?)
+    let image_aliases = parse_aliases(&list("CRTASK_IMAGE_ALIAS")?)
         .map_err(|e| anyhow!("CRTASK_IMAGE_ALIAS: {e}"))?;
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("CRTASK_WORK_DIR: cannot create {}", work_dir.display()))?;

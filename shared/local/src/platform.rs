@@ -10,29 +10,11 @@ use crtask_core::domain::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
 use crtask_executor::buildah::{write_registries_conf, Buildah, BuildahConfig};
 use crtask_executor::context::DEFAULT_CONTEXT_LIMIT;
+use crtask_executor::execute::parse_aliases;
 use crtask_executor::logs::LogDir;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// `NAME=IMAGE` image aliases for `cmd` steps.
-pub fn parse_aliases(specs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
-    specs
-        .iter()
-        .map(|s| match s.split_once('=') {
-            Some((n, i))
-                if !n.trim().is_empty()
-                    && !i.trim().is_empty()
-                    && !n.contains(char::is_whitespace) =>
-            {
-                Ok((n.trim().to_string(), i.trim().to_string()))
-            }
-            _ => Err(Error::Config(format!(
-                "image alias '{s}' must be NAME=IMAGE"
-            ))),
-        })
-        .collect()
-}
 
 /// The platform, assembled and recovered, ready to serve.
 pub struct Platform {
