@@ -13,15 +13,6 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// A context archive or directory that cannot be used (names the path).
-    #[error("context: {0}")]
-    Context(String),
-    /// Over a configured size limit.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The container engine failed outside the user's build.
-    #[error("engine: {0}")]
-    Engine(String),
     /// The server's configuration is unusable.
     #[error("config: {0}")]
     Config(String),
@@ -35,8 +26,6 @@ impl From<Error> for crtask_core::Error {
             Error::Core(c) => c,
             Error::Executor(e) => e.into(),
             Error::Sqlite(e) => crtask_core::Error::Store(e.to_string()),
-            Error::TooLarge(m) => crtask_core::Error::TooLarge(m),
-            Error::Context(m) => crtask_core::Error::Invalid(format!("context: {m}")),
             other => crtask_core::Error::Builder(other.to_string()),
         }
     }
