@@ -15,7 +15,7 @@ pub struct PackStats {
     /// Bytes of file content, uncompressed.
     pub bytes: u64,
     /// Bytes of the compressed archive written (pack) or read (unpack);
-    /// 0 for [`copy_context`](super::copy_context), which compresses nothing.
+    /// 0 for `copy_context`, which compresses nothing.
     pub compressed: u64,
 }
 
