@@ -42,7 +42,7 @@ pub fn duration(run: &Value) -> String {
     let start = time(&run["startTime"]).or_else(|| time(&run["createTime"]));
     let end = time(&run["finishTime"]).unwrap_or_else(Utc::now);
     match start {
-        Some(s) => crtask_local::worker::human(end - s),
+        Some(s) => crtask_executor::execute::human(end - s),
         None => "-".into(),
     }
 }

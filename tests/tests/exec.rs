@@ -22,10 +22,10 @@ fn dockerfile(host: &str) -> String {
     )
 }
 
-/// Packs `dir` as a quick-build upload (`crtask_local::context::pack_dir`).
+/// Packs `dir` as a quick-build upload (`crtask_executor::context::pack_dir`).
 fn pack(dir: &Path, out: &Path) {
     let file = std::fs::File::create(out).unwrap();
-    crtask_local::context::pack_dir(dir, Some("Dockerfile"), 64 << 20, file, &mut |_| {})
+    crtask_executor::context::pack_dir(dir, Some("Dockerfile"), 64 << 20, file, &mut |_| {})
         .unwrap_or_else(|e| panic!("pack {}: {e}", dir.display()));
 }
 

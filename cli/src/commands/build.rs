@@ -41,7 +41,7 @@ pub struct BuildArgs {
     #[arg(long)]
     timeout: Option<u64>,
     /// Largest context to upload, bytes.
-    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_local::config::DEFAULT_CONTEXT_LIMIT)]
+    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_executor::context::DEFAULT_CONTEXT_LIMIT)]
     context_limit: u64,
     /// A local directory, a git URL (#ref[:subdir]) or /dev/null.
     context: String,
@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         if !dir.is_dir() {
             bail!("context directory '{}' does not exist", a.context);
         }
-        match crtask_local::fsutil::resolve_inside(&dir, &a.file) {
+        match crtask_executor::fsutil::resolve_inside(&dir, &a.file) {
             Some(p) if p.is_file() => {}
             Some(_) => bail!(
                 "Dockerfile '{}' not found in context {}",
@@ -108,7 +108,7 @@ pub async fn upload(
     let (tmp, stats) = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut tmp = tempfile::tempfile()?;
         let stats =
-            crtask_local::context::pack_dir(&dir2, Some(&file2), limit, &mut tmp, &mut |_| {})?;
+            crtask_executor::context::pack_dir(&dir2, Some(&file2), limit, &mut tmp, &mut |_| {})?;
         tmp.seek(SeekFrom::Start(0))?;
         Ok((tmp, stats))
     })

@@ -2,7 +2,7 @@
 //! buildspec on AWS). It takes no arguments: everything arrives in `CRTASK_*`
 //! environment variables (see docs/AWS.md, "The buildspec and its contract
 //! with `crtask exec`"). It runs the same executor as the local workers
-//! ([`crtask_local::worker::execute_in_context`]) on the engine named by
+//! ([`crtask_executor::execute::execute_in_context`]) on the engine named by
 //! `CRTASK_ENGINE`, streams the log to stdout and `CRTASK_LOG_FILE` (secrets
 //! masked), and writes the outcome to `CRTASK_RESULT_FILE`.
 //!
@@ -17,10 +17,10 @@ use crtask_core::domain::model::{
 use crtask_core::domain::time::serde_millis;
 use crtask_core::ports::{Clock, Engine, LogSink, SystemClock};
 use crtask_core::template::RunVars;
-use crtask_local::buildah::{Buildah, BuildahConfig};
-use crtask_local::docker::{Docker, DockerConfig};
-use crtask_local::logs::RunLog;
-use crtask_local::worker::{execute_in_context, human, ContextRun};
+use crtask_executor::buildah::{Buildah, BuildahConfig};
+use crtask_executor::docker::{Docker, DockerConfig};
+use crtask_executor::execute::{execute_in_context, human, parse_aliases, ContextRun};
+use crtask_executor::logs::RunLog;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -151,12 +151,12 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         None => crtask_core::domain::platform::host(),
     };
     let context_limit = match var("CRTASK_CONTEXT_LIMIT")? {
-        None => crtask_local::config::DEFAULT_CONTEXT_LIMIT,
+        None => crtask_executor::context::DEFAULT_CONTEXT_LIMIT,
         Some(v) => v
             .parse()
             .map_err(|_| anyhow!("CRTASK_CONTEXT_LIMIT '{v}' is not a number of bytes"))?,
     };
-    let image_aliases = crtask_local::platform::parse_aliases(&list("CRTASK_IMAGE_ALIAS")?)
+    let image_aliases = parse_aliases(&list("CRTASK_IMAGE_ALIAS")?)
         .map_err(|e| anyhow!("CRTASK_IMAGE_ALIAS: {e}"))?;
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("CRTASK_WORK_DIR: cannot create {}", work_dir.display()))?;
@@ -295,7 +295,7 @@ async fn stop_signal() {
 
 fn make_engine(name: &str, work_dir: &Path) -> Result<Arc<dyn Engine>> {
     let insecure = list("CRTASK_INSECURE_REGISTRY")?;
-    let git_auth = crtask_local::gitctx::GitAuth::parse(&list("CRTASK_GIT_TOKEN_FILE")?)
+    let git_auth = crtask_executor::gitctx::GitAuth::parse(&list("CRTASK_GIT_TOKEN_FILE")?)
         .map_err(|e| anyhow!("CRTASK_GIT_TOKEN_FILE: {e}"))?;
     match name {
         "docker" => Ok(Arc::new(Docker::new(DockerConfig {
@@ -310,7 +310,7 @@ fn make_engine(name: &str, work_dir: &Path) -> Result<Arc<dyn Engine>> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| work_dir.join("storage"));
             let registries_conf = work_dir.join("registries.conf");
-            crtask_local::platform::write_registries_conf(&registries_conf, &insecure)
+            crtask_executor::buildah::write_registries_conf(&registries_conf, &insecure)
                 .with_context(|| format!("cannot write {}", registries_conf.display()))?;
             Ok(Arc::new(Buildah::new(BuildahConfig {
                 binary: var("CRTASK_BUILDAH")?
@@ -348,7 +348,7 @@ async fn prepare_context(
     let within = |root: PathBuf| -> Result<PathBuf> {
         match &subdir {
             None => Ok(root),
-            Some(s) => crtask_local::fsutil::resolve_inside(&root, s)
+            Some(s) => crtask_executor::fsutil::resolve_inside(&root, s)
                 .filter(|p| p.is_dir())
                 .ok_or_else(|| {
                     anyhow!("CRTASK_CONTEXT_SUBDIR: directory '{s}' not found in the context")
@@ -365,7 +365,7 @@ async fn prepare_context(
                 .map_err(|e| anyhow!("CRTASK_CONTEXT_ARCHIVE: cannot open {a}: {e}"))?;
             let to = dest.to_path_buf();
             let stats = tokio::task::spawn_blocking(move || {
-                crtask_local::context::unpack_safe(std::io::BufReader::new(file), &to, limit)
+                crtask_executor::context::unpack_safe(std::io::BufReader::new(file), &to, limit)
             })
             .await?
             .map_err(|e| anyhow!("CRTASK_CONTEXT_ARCHIVE: {e}"))?;

@@ -29,7 +29,7 @@ pub struct RunArgs {
     #[arg(long)]
     timeout: Option<u64>,
     /// Largest context to upload, bytes.
-    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_local::config::DEFAULT_CONTEXT_LIMIT)]
+    #[arg(long, env = "CRTASK_CONTEXT_LIMIT", default_value_t = crtask_executor::context::DEFAULT_CONTEXT_LIMIT)]
     context_limit: u64,
     /// A local directory, a git URL (#ref[:subdir]) or /dev/null.
     context: String,
@@ -70,7 +70,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     let context = match (dir, remote) {
         (_, Some(remote)) => remote,
         (Some(dir), None) => {
-            let path = crtask_local::fsutil::resolve_inside(&dir, &file)
+            let path = crtask_executor::fsutil::resolve_inside(&dir, &file)
                 .filter(|p| p.is_file())
                 .ok_or_else(|| {
                     anyhow!(

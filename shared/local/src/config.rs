@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
-/// Default largest context, bytes (uncompressed; the compressed upload too).
-pub const DEFAULT_CONTEXT_LIMIT: u64 = 512 * 1024 * 1024;
 
 /// Everything `crtask serve` can be told. Every field is optional so that
 /// flags, environment and the config file can be layered (flags win).

@@ -6,19 +6,13 @@ use thiserror::Error;
 pub enum Error {
     #[error(transparent)]
     Core(#[from] crtask_core::Error),
+    /// Running a build: engines, git contexts, contexts, run logs.
+    #[error(transparent)]
+    Executor(#[from] crtask_executor::Error),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// A context archive or directory that cannot be used (names the path).
-    #[error("context: {0}")]
-    Context(String),
-    /// Over a configured size limit.
-    #[error("{0}")]
-    TooLarge(String),
-    /// The container engine failed outside the user's build.
-    #[error("engine: {0}")]
-    Engine(String),
     /// The server's configuration is unusable.
     #[error("config: {0}")]
     Config(String),
@@ -30,9 +24,8 @@ impl From<Error> for crtask_core::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::Core(c) => c,
+            Error::Executor(e) => e.into(),
             Error::Sqlite(e) => crtask_core::Error::Store(e.to_string()),
-            Error::TooLarge(m) => crtask_core::Error::TooLarge(m),
-            Error::Context(m) => crtask_core::Error::Invalid(format!("context: {m}")),
             other => crtask_core::Error::Builder(other.to_string()),
         }
     }

@@ -2,14 +2,8 @@
 //! machine: a SQLite store, a worker pool that runs builds with buildah, per-run
 //! log files, and the HTTP server behind `crtask serve`.
 
-pub mod buildah;
 pub mod config;
-pub mod context;
-pub mod docker;
 pub mod error;
-pub mod fsutil;
-pub mod gitctx;
-pub mod logs;
 pub mod platform;
 pub mod poller;
 pub mod scheduler;

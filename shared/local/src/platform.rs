@@ -1,37 +1,20 @@
 //! Start-up of the embedded platform: resolve settings, open the store,
 //! recover runs a previous process left behind, start workers, serve HTTP.
 
-use crate::buildah::{Buildah, BuildahConfig};
-use crate::config::{ServerSettings, DEFAULT_CONTEXT_LIMIT, DEFAULT_LISTEN};
-use crate::logs::LogDir;
+use crate::config::{ServerSettings, DEFAULT_LISTEN};
 use crate::server::{router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
 use crate::{Error, Result};
 use crtask_core::domain::model::RunStatus;
 use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
+use crtask_executor::buildah::{write_registries_conf, Buildah, BuildahConfig};
+use crtask_executor::context::DEFAULT_CONTEXT_LIMIT;
+use crtask_executor::execute::parse_aliases;
+use crtask_executor::logs::LogDir;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-
-/// `NAME=IMAGE` image aliases for `cmd` steps.
-pub fn parse_aliases(specs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
-    specs
-        .iter()
-        .map(|s| match s.split_once('=') {
-            Some((n, i))
-                if !n.trim().is_empty()
-                    && !i.trim().is_empty()
-                    && !n.contains(char::is_whitespace) =>
-            {
-                Ok((n.trim().to_string(), i.trim().to_string()))
-            }
-            _ => Err(Error::Config(format!(
-                "image alias '{s}' must be NAME=IMAGE"
-            ))),
-        })
-        .collect()
-}
 
 /// The platform, assembled and recovered, ready to serve.
 pub struct Platform {
@@ -40,34 +23,6 @@ pub struct Platform {
     pub data_dir: PathBuf,
     /// Grace window of the timer scheduler (`--timer-grace`).
     pub timer_grace: chrono::Duration,
-}
-
-/// Writes the containers-registries.conf(5) buildah uses: Docker Hub for
-/// short names, and the plain-HTTP registries.
-pub fn write_registries_conf(path: &Path, insecure: &[String]) -> std::io::Result<()> {
-    let mut text = String::from(
-        "# written by crtask serve\nunqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n",
-    );
-    for r in insecure {
-        text.push_str(&format!(
-            "\n[[registry]]\nlocation = {}\ninsecure = true\n",
-            toml_string(r)
-        ));
-    }
-    std::fs::write(path, text)
-}
-
-fn toml_string(s: &str) -> String {
-    let escaped: String = s
-        .chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c if c.is_control() => vec![],
-            c => vec![c],
-        })
-        .collect();
-    format!("\"{escaped}\"")
 }
 
 fn valid_host(h: &str) -> bool {
@@ -132,7 +87,7 @@ impl Platform {
             isolation: s.isolation.clone().unwrap_or_else(|| "chroot".into()),
             registries_conf,
             insecure_registries: s.insecure_registry.clone(),
-            git_auth: crate::gitctx::GitAuth::parse(&s.git_token_file)?,
+            git_auth: crtask_executor::gitctx::GitAuth::parse(&s.git_token_file)?,
         }));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = Arc::new(RunEvents::default());

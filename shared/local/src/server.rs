@@ -1,7 +1,6 @@
 //! The HTTP server behind `crtask serve`: `/healthz`, the CLI's API under
 //! `/api/v1/` (documented in docs/API.md), and the webhook routes.
 
-use crate::logs::LogDir;
 use crate::worker::{RunEvents, WorkerConfig};
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
@@ -13,6 +12,7 @@ use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, Upl
 use crtask_core::domain::model::{ContextSource, RunFilter, RunStatus, Task};
 use crtask_core::ports::{Builder, Clock, Store};
 use crtask_core::Error as CoreError;
+use crtask_executor::logs::LogDir;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -94,6 +94,12 @@ impl From<CoreError> for ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+impl From<crtask_executor::Error> for ApiError {
+    fn from(e: crtask_executor::Error) -> Self {
         CoreError::from(e).into()
     }
 }
@@ -183,7 +189,7 @@ async fn upload_context(
     let dest = dir.path().to_path_buf();
     let stats = tokio::task::spawn_blocking(move || {
         archive.seek(SeekFrom::Start(0))?;
-        crate::context::unpack_safe(std::io::BufReader::new(archive), &dest, limit)
+        crtask_executor::context::unpack_safe(std::io::BufReader::new(archive), &dest, limit)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
@@ -563,7 +569,9 @@ async fn prescan(s: &AppState, task: &Task) {
     if crtask_core::build::taskfile::is_task_file(&task.file) {
         return;
     }
-    let Some(file) = crate::fsutil::resolve_inside(std::path::Path::new(&path), &task.file) else {
+    let Some(file) =
+        crtask_executor::fsutil::resolve_inside(std::path::Path::new(&path), &task.file)
+    else {
         return;
     };
     let Ok(text) = tokio::fs::read_to_string(&file).await else {

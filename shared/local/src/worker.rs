@@ -1,20 +1,19 @@
 //! The local builder: a run queue with a bounded pool of workers. Each worker
-//! prepares the run's context, runs the core executor on the buildah engine,
-//! and records the outcome.
+//! prepares the run's context, runs the step executor
+//! ([`crtask_executor::execute`]) on the buildah engine, and records the
+//! outcome.
 
-use crate::context;
-use crate::logs::{LogDir, RunLog};
 use async_trait::async_trait;
 use chrono::Utc;
-use crtask_core::build::quick::{self, BuildInputs};
-use crtask_core::build::taskfile;
-use crtask_core::domain::model::{BuildSpec, ContextSource, Run, RunStatus, Trigger};
+use crtask_core::domain::model::{ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::template::RunVars;
 use crtask_core::trigger::build_status::finish;
 use crtask_core::trigger::registry;
 use crtask_core::{Error as CoreError, Result};
-use std::collections::{BTreeMap, HashMap};
+use crtask_executor::execute::{execute_in_context, human, ContextRun};
+use crtask_executor::logs::{LogDir, RunLog};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,58 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a stopped run may take to wind down (its steps' own grace is 10 s).
 const STOP_GRACE: Duration = Duration::from_secs(15);
-
-/// Process-group handling for every child the engine starts.
-#[allow(unsafe_code)]
-pub mod proc {
-    use tokio::process::{Child, Command};
-
-    /// Puts the child in its own process group and asks the kernel to kill
-    /// it if this process dies (so a SIGKILLed server leaves no build behind).
-    pub fn own_group(cmd: &mut Command) {
-        cmd.process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                Ok(())
-            });
-        }
-    }
-
-    /// Kills the child's whole process group when dropped, unless disarmed.
-    pub struct GroupGuard {
-        pgid: Option<i32>,
-    }
-
-    impl GroupGuard {
-        pub fn new(child: &Child) -> Self {
-            GroupGuard {
-                pgid: child.id().map(|p| p as i32),
-            }
-        }
-        pub fn disarm(mut self) {
-            self.pgid = None;
-        }
-    }
-
-    impl Drop for GroupGuard {
-        fn drop(&mut self) {
-            if let Some(pgid) = self.pgid.filter(|p| *p > 1) {
-                // SAFETY: plain syscall; a stale group id at worst hits nothing.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
 
 /// Settings of the worker pool.
 #[derive(Debug, Clone)]
@@ -462,7 +409,8 @@ impl Inner {
                 );
                 tokio::task::spawn_blocking(move || {
                     std::fs::create_dir_all(&dst)?;
-                    context::copy_context(&src, Some(&file), &dst, limit).map(|_| ())
+                    crtask_executor::context::copy_context(&src, Some(&file), &dst, limit)
+                        .map(|_| ())
                 })
                 .await
                 .map_err(|e| CoreError::Builder(e.to_string()))?
@@ -485,7 +433,7 @@ impl Inner {
                     .await?;
                 match subdir {
                     None => Ok(work.to_path_buf()),
-                    Some(d) => crate::fsutil::resolve_inside(work, d)
+                    Some(d) => crtask_executor::fsutil::resolve_inside(work, d)
                         .filter(|p| p.is_dir())
                         .ok_or_else(|| {
                             CoreError::invalid(format!("directory '{d}' not found in {url}"))
@@ -501,150 +449,4 @@ enum Outcome {
     Done,
     /// The run ended early with this status and message.
     Ended(RunStatus, Option<String>),
-}
-
-/// A run whose context is prepared: what [`execute_in_context`] needs. The
-/// local workers and `crtask exec` (the builder on AWS) both go through it.
-pub struct ContextRun<'a> {
-    pub engine: Arc<dyn Engine>,
-    pub clock: &'a dyn Clock,
-    pub spec: &'a BuildSpec,
-    /// `{{.Run.X}}` values.
-    pub vars: &'a RunVars,
-    /// Registry for unqualified tags.
-    pub registry: Option<&'a str>,
-    /// Image aliases for `cmd` steps, over ACR's defaults.
-    pub image_aliases: &'a BTreeMap<String, String>,
-    /// The context directory (`/workspace` of a task file's steps).
-    pub context_dir: &'a Path,
-    /// Scratch space of a task file's steps; removed at the end.
-    pub scratch: PathBuf,
-    /// Groups the run's detached containers (the run id).
-    pub group: &'a str,
-    pub log: Arc<dyn LogSink>,
-    pub cancel: CancellationToken,
-}
-
-/// Reads the run's Dockerfile or acr-task.yaml from the context and runs the
-/// core executor for it ([`quick::execute_build`] or
-/// [`crtask_core::build::multistep::execute_task_file`]).
-pub async fn execute_in_context(r: ContextRun<'_>) -> quick::BuildResult {
-    let failed = |msg: String| quick::BuildResult {
-        status: RunStatus::Failed,
-        error: Some(msg),
-        output_images: Vec::new(),
-        base_images: Vec::new(),
-        steps: Vec::new(),
-    };
-    let file = r.spec.file.as_str();
-    let is_task_file = taskfile::is_task_file(file);
-    let path = match crate::fsutil::resolve_inside(r.context_dir, file) {
-        Some(p) if p.is_file() => p,
-        _ => {
-            let what = if is_task_file {
-                "task file"
-            } else {
-                "Dockerfile"
-            };
-            let msg = format!("{what} '{file}' not found in the context");
-            r.log.line(&format!("crtask: {msg}"));
-            return failed(msg);
-        }
-    };
-    let text = match tokio::fs::read(&path).await {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => return failed(format!("cannot read '{file}': {e}")),
-    };
-    if is_task_file {
-        return multi_step(r, &text).await;
-    }
-    let log: &dyn LogSink = r.log.as_ref();
-    let data = r.vars.to_data(&r.spec.values);
-    let tags = match quick::render_tags(&r.spec.images, &data, r.registry) {
-        Ok(t) => t,
-        Err(e) => {
-            log.line(&format!("crtask: {e}"));
-            return failed(e.to_string());
-        }
-    };
-    let inputs = BuildInputs {
-        context_dir: r.context_dir,
-        dockerfile_path: &path,
-        dockerfile_text: &text,
-        tags: &tags,
-    };
-    // Cancellation drops the build, which kills its process group.
-    tokio::select! {
-        res = quick::execute_build(r.engine.as_ref(), r.spec, &inputs, log, r.clock) => res,
-        _ = r.cancel.cancelled() => quick::BuildResult {
-            status: RunStatus::Canceled,
-            error: Some("stopped".into()),
-            output_images: Vec::new(),
-            base_images: Vec::new(),
-            steps: Vec::new(),
-        },
-    }
-}
-
-/// A run whose file is an acr-task.yaml: load it (every error, with its
-/// line, before any step runs), then execute the step graph.
-async fn multi_step(r: ContextRun<'_>, text: &str) -> quick::BuildResult {
-    let mut aliases = taskfile::default_image_aliases();
-    aliases.extend(r.image_aliases.clone());
-    let opts = taskfile::ParseOptions {
-        image_aliases: aliases,
-    };
-    let tf = match taskfile::load(text, r.vars, &r.spec.values, &opts) {
-        Ok(tf) => tf,
-        Err(errs) => {
-            for e in &errs.0 {
-                r.log.line(&format!("crtask: {}: {e}", r.spec.file));
-            }
-            let first = errs.0.first().map(|e| e.to_string()).unwrap_or_default();
-            let more = if errs.0.len() > 1 {
-                format!(" (and {} more)", errs.0.len() - 1)
-            } else {
-                String::new()
-            };
-            return quick::BuildResult {
-                status: RunStatus::Failed,
-                error: Some(format!("{}: {first}{more}", r.spec.file)),
-                output_images: Vec::new(),
-                base_images: Vec::new(),
-                steps: Vec::new(),
-            };
-        }
-    };
-    let result = crtask_core::build::multistep::execute_task_file(
-        &tf,
-        crtask_core::build::multistep::TaskFileRun {
-            engine: r.engine.clone(),
-            workspace: r.context_dir.to_path_buf(),
-            scratch: r.scratch.clone(),
-            group: r.group.to_string(),
-            log: r.log,
-            cancel: r.cancel,
-            push: r.spec.push,
-        },
-    )
-    .await;
-    let _ = tokio::fs::remove_dir_all(&r.scratch).await;
-    quick::BuildResult {
-        status: result.status,
-        error: result.error,
-        steps: result.steps,
-        output_images: result.output_images,
-        base_images: result.base_images,
-    }
-}
-
-/// `1.234s`, `2m03s`.
-pub fn human(d: chrono::Duration) -> String {
-    let ms = d.num_milliseconds().max(0);
-    if ms < 60_000 {
-        format!("{}.{:03}s", ms / 1000, ms % 1000)
-    } else {
-        let s = ms / 1000;
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
 }

@@ -7,7 +7,9 @@
 //! [`build_argv`], ...) so they can be checked without a daemon. Every
 //! value travels as one argv element, never through a shell.
 
-use crate::buildah::{first_error_line, probe_distribution, run_streaming, Tee};
+use crate::gitctx::GitAuth;
+use crate::probe::probe_distribution;
+use crate::process::{first_error_line, own_group, run_streaming, Tee};
 use async_trait::async_trait;
 use crtask_core::ports::{
     BuildRequest, ContainerRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome,
@@ -30,7 +32,7 @@ pub struct DockerConfig {
     /// uses this; the daemon has its own `insecure-registries`).
     pub insecure_registries: Vec<String>,
     /// Tokens for private git repositories.
-    pub git_auth: crate::gitctx::GitAuth,
+    pub git_auth: GitAuth,
 }
 
 impl Default for DockerConfig {
@@ -38,7 +40,7 @@ impl Default for DockerConfig {
         DockerConfig {
             binary: PathBuf::from("docker"),
             insecure_registries: Vec::new(),
-            git_auth: crate::gitctx::GitAuth::default(),
+            git_auth: GitAuth::default(),
         }
     }
 }
@@ -245,7 +247,7 @@ impl Docker {
     fn command(&self, argv: Vec<OsString>) -> Command {
         let mut c = Command::new(&self.cfg.binary);
         c.args(argv).stdin(Stdio::null());
-        crate::worker::proc::own_group(&mut c);
+        own_group(&mut c);
         c
     }
 

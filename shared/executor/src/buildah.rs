@@ -1,21 +1,24 @@
 //! The buildah engine: `bud` to build, `pull`/`push` with digest capture.
 //!
 //! Every buildah process runs in its own process group with a parent-death
-//! signal, so cancelling a run (or the server dying) takes its whole process
-//! tree down with it. Arguments are always passed as argv, never through a shell.
+//! signal ([`crate::process`]), so cancelling a run (or the server dying)
+//! takes its whole process tree down with it. Arguments are always passed as
+//! argv, never through a shell.
 
+use crate::gitctx::GitAuth;
+use crate::probe::probe_distribution;
+use crate::process::{first_error_line, own_group, run_streaming, GroupGuard, Tee};
 use async_trait::async_trait;
 use crtask_core::ports::{
     BuildRequest, ContainerRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome,
 };
 use crtask_core::{Error as CoreError, Result};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// How to invoke buildah.
 #[derive(Debug, Clone)]
@@ -33,18 +36,42 @@ pub struct BuildahConfig {
     /// Registries reached over plain HTTP.
     pub insecure_registries: Vec<String>,
     /// Tokens for private git repositories.
-    pub git_auth: crate::gitctx::GitAuth,
+    pub git_auth: GitAuth,
+}
+
+/// Writes the containers-registries.conf(5) buildah uses: Docker Hub for
+/// short names, and the plain-HTTP registries.
+pub fn write_registries_conf(path: &Path, insecure: &[String]) -> std::io::Result<()> {
+    let mut text = String::from(
+        "# written by crtask serve\nunqualified-search-registries = [\"docker.io\"]\nshort-name-mode = \"permissive\"\n",
+    );
+    for r in insecure {
+        text.push_str(&format!(
+            "\n[[registry]]\nlocation = {}\ninsecure = true\n",
+            toml_string(r)
+        ));
+    }
+    std::fs::write(path, text)
+}
+
+fn toml_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c if c.is_control() => vec![],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }
 
 /// Containers of a run still to clean up: detached ones (with the guard
 /// that kills their process group) and kept ones.
 #[derive(Default)]
 struct Group {
-    detached: Vec<(
-        String,
-        crate::worker::proc::GroupGuard,
-        tokio::task::JoinHandle<()>,
-    )>,
+    detached: Vec<(String, GroupGuard, tokio::task::JoinHandle<()>)>,
     remove: Vec<String>,
 }
 
@@ -86,7 +113,7 @@ impl Buildah {
             .env("CONTAINERS_REGISTRIES_CONF", &self.cfg.registries_conf)
             .env("BUILDAH_ISOLATION", &self.cfg.isolation)
             .stdin(Stdio::null());
-        crate::worker::proc::own_group(&mut c);
+        own_group(&mut c);
         c
     }
 
@@ -108,146 +135,6 @@ impl Buildah {
     /// Answers whether the registry speaks the distribution API at all.
     pub async fn probe(&self, registry: &str) -> std::result::Result<(), String> {
         probe_distribution(&self.http, registry, self.is_insecure(registry)).await
-    }
-}
-
-/// `GET /v2/` on `registry` (plain HTTP when `insecure`): any 2xx or 401
-/// means it speaks the distribution API.
-pub async fn probe_distribution(
-    http: &reqwest::Client,
-    registry: &str,
-    insecure: bool,
-) -> std::result::Result<(), String> {
-    let scheme = if insecure { "http" } else { "https" };
-    let url = format!("{scheme}://{registry}/v2/");
-    match http.get(&url).send().await {
-        Ok(r) if r.status().is_success() || r.status().as_u16() == 401 => Ok(()),
-        Ok(r) => Err(format!(
-            "registry {registry} answered {} at {url}",
-            r.status()
-        )),
-        Err(e) => Err(format!(
-            "registry {registry} is unreachable: {}",
-            describe_reqwest(&e)
-        )),
-    }
-}
-
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = s.to_string();
-        src = s.source();
-    }
-    msg
-}
-
-/// Spawns `cmd` and copies its output to `log`; with `capture_stdout`, stdout
-/// is returned instead of logged. The child's process group is killed if
-/// this future is dropped (cancellation, timeout).
-pub async fn run_streaming(
-    cmd: &mut Command,
-    log: &dyn LogSink,
-    capture_stdout: bool,
-) -> Result<(i32, String)> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
-        CoreError::Builder(format!(
-            "cannot start {:?}: {e}",
-            cmd.as_std().get_program()
-        ))
-    })?;
-    let guard = crate::worker::proc::GroupGuard::new(&child);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let mut captured = Vec::new();
-    let out_fut = async {
-        if let Some(out) = stdout {
-            if capture_stdout {
-                let mut out = out;
-                let _ = out.read_to_end(&mut captured).await;
-            } else {
-                pump(out, log).await;
-            }
-        }
-    };
-    let err_fut = async {
-        if let Some(err) = stderr {
-            pump(err, log).await;
-        }
-    };
-    let (_, _, status) = tokio::join!(out_fut, err_fut, wait(&mut child));
-    let status = status?;
-    guard.disarm();
-    let code = status.code().unwrap_or(128 + status_signal(&status));
-    Ok((code, String::from_utf8_lossy(&captured).into_owned()))
-}
-
-async fn wait(child: &mut Child) -> Result<std::process::ExitStatus> {
-    child
-        .wait()
-        .await
-        .map_err(|e| CoreError::Builder(format!("waiting for the engine failed: {e}")))
-}
-
-fn status_signal(s: &std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    s.signal().unwrap_or(1)
-}
-
-async fn pump(mut r: impl AsyncRead + Unpin, log: &dyn LogSink) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => log.write(&buf[..n]),
-        }
-    }
-}
-
-pub(crate) fn first_error_line(text: &str) -> String {
-    text.lines()
-        .rev()
-        .find(|l| l.to_ascii_lowercase().contains("error"))
-        .or_else(|| text.lines().rev().find(|l| !l.trim().is_empty()))
-        .unwrap_or("no output")
-        .trim()
-        .to_string()
-}
-
-/// Collects what a command printed while also logging it, for error messages.
-pub(crate) struct Tee<'a> {
-    log: &'a dyn LogSink,
-    seen: std::sync::Mutex<Vec<u8>>,
-}
-
-impl LogSink for Tee<'_> {
-    fn write(&self, bytes: &[u8]) {
-        self.log.write(bytes);
-        if let Ok(mut s) = self.seen.lock() {
-            s.extend_from_slice(bytes);
-            let len = s.len();
-            if len > 16 * 1024 {
-                s.drain(..len - 16 * 1024);
-            }
-        }
-    }
-}
-
-impl<'a> Tee<'a> {
-    pub(crate) fn new(log: &'a dyn LogSink) -> Self {
-        Tee {
-            log,
-            seen: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-    pub(crate) fn text(&self) -> String {
-        self.seen
-            .lock()
-            .map(|s| String::from_utf8_lossy(&s).into_owned())
-            .unwrap_or_default()
     }
 }
 
@@ -431,7 +318,7 @@ impl Engine for Buildah {
             let child = cmd
                 .spawn()
                 .map_err(|e| CoreError::Builder(format!("cannot start buildah: {e}")))?;
-            let guard = crate::worker::proc::GroupGuard::new(&child);
+            let guard = GroupGuard::new(&child);
             let waiter = tokio::spawn(async move {
                 let mut child = child;
                 let _ = child.wait().await;
@@ -474,7 +361,7 @@ impl Engine for Buildah {
         &self,
         url: &str,
         reference: Option<&str>,
-        dest: &std::path::Path,
+        dest: &Path,
         log: &dyn LogSink,
     ) -> Result<String> {
         crate::gitctx::clone(url, reference, dest, log, &self.cfg.git_auth).await

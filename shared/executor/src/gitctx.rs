@@ -1,7 +1,7 @@
 //! Git contexts: clone a repository at run time and check out a reference.
 //! URLs and references are passed to git as arguments, never through a shell.
 
-use crate::buildah::run_streaming;
+use crate::process::{own_group, run_streaming};
 use crtask_core::ports::LogSink;
 use crtask_core::{Error as CoreError, Result};
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ fn git() -> Command {
         .env("GIT_ASKPASS", "true")
         .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null());
-    crate::worker::proc::own_group(&mut c);
+    own_group(&mut c);
     c
 }
 
