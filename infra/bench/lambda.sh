@@ -4,7 +4,7 @@
 # `lambda_runtime` binary built with the same release profile
 # (functions/build-status/examples/hello.rs). AWS calls go through a timing
 # proxy to moto_server so they can be subtracted. The driver is
-# functions/build-status/examples/lambda_bench.rs (its header says what is
+# functions/build-status/examples/lambda_bench/ (its header says what is
 # measured). Prints a Markdown table.
 #   infra/bench/lambda.sh [COLD_RUNS] [WARM_INVOCATIONS] [driver args...]
 #   (defaults 20 and 500; e.g. `--event schedule=event.json`)
