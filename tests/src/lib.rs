@@ -512,7 +512,7 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
 
 /// `sha256=<hex>` HMAC of `body` with `secret`, as GitHub signs deliveries.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    use hmac::{Mac, SimpleHmac};
+    use hmac::{KeyInit, Mac, SimpleHmac};
     let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
         .expect("hmac takes keys of any length");
     mac.update(body);

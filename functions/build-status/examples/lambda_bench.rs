@@ -31,7 +31,7 @@ use crtask_core::domain::model::{
     BaseImageTriggerType, BuildSpec, ContextSource, Run, RunStatus, RunType, Task, Trigger,
 };
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap, VecDeque};

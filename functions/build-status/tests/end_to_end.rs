@@ -24,7 +24,7 @@ mod lambda;
 
 use crtask_core::domain::model::{BaseDependency, RunFilter, RunStatus, Trigger};
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use lambda::{Function, Outcome};
 use serde_json::{json, Value};
 use sha2::Sha256;

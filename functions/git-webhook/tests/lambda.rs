@@ -12,7 +12,7 @@ use harness::task;
 
 use crtask_core::domain::model::{RunFilter, RunStatus};
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use lambda::{Function, Outcome, RecordingStub};
 use serde_json::{json, Value};
 use sha2::Sha256;

@@ -15,7 +15,7 @@ use crtask_core::domain::model::{
     BaseDependency, EventSource, Outcome as EventOutcome, RunFilter, RunStatus, Trigger,
 };
 use crtask_core::ports::Store;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use lambda::{Function, Outcome, RecordingStub};
 use serde_json::{json, Value};
 use sha2::Sha256;

@@ -37,7 +37,7 @@
 //! `<aws.scheduler.execution-id>`) without breaking verification.
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
