@@ -4,6 +4,9 @@
 //! and its own `crtask serve` on free loopback ports with private data
 //! directories, and drives the real `crtask` binary like a user would.
 
+pub mod acr_samples;
+pub use acr_samples::acr_samples;
+
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
