@@ -1126,7 +1126,7 @@ mod tests {
                 || field.split(',').any(|item| {
                     if let Some((start, step)) = item.split_once('/') {
                         let (s, k) = (num(start), num(step));
-                        v >= s && (v - s) % k == 0
+                        v >= s && (v - s).is_multiple_of(k)
                     } else if let Some((a, b)) = item.split_once('-') {
                         (num(a)..=num(b)).contains(&v)
                     } else {
