@@ -231,17 +231,16 @@ impl Client {
     }
 }
 
+/// Everything but RFC 3986 unreserved characters is escaped in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a path segment.
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 fn read_chunks(f: tokio::fs::File) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> {
@@ -257,4 +256,13 @@ fn read_chunks(f: tokio::fs::File) -> impl futures_util::Stream<Item = std::io::
             Err(e) => Some((Err(e), f)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_escape_all_but_unreserved() {
+        assert_eq!(super::enc("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(super::enc("a/b c%é"), "a%2Fb%20c%25%C3%A9");
+    }
 }

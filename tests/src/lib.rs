@@ -4,6 +4,9 @@
 //! and its own `crtask serve` on free loopback ports with private data
 //! directories, and drives the real `crtask` binary like a user would.
 
+pub mod acr_samples;
+pub use acr_samples::acr_samples;
+
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -512,7 +515,7 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
 
 /// `sha256=<hex>` HMAC of `body` with `secret`, as GitHub signs deliveries.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    use hmac::{Mac, SimpleHmac};
+    use hmac::{KeyInit, Mac, SimpleHmac};
     let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
         .expect("hmac takes keys of any length");
     mac.update(body);

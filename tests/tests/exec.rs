@@ -305,10 +305,12 @@ struct Buildspec {
 fn buildspec() -> Buildspec {
     let path = repo_root().join("infra/aws/buildspec.yml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let y: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let y = yaml_rust2::YamlLoader::load_from_str(&text)
+        .unwrap()
+        .remove(0);
     assert_eq!(y["env"]["shell"].as_str(), Some("bash"));
     let variables = y["env"]["variables"]
-        .as_mapping()
+        .as_hash()
         .expect("env.variables")
         .iter()
         .map(|(k, v)| {
@@ -319,12 +321,12 @@ fn buildspec() -> Buildspec {
         })
         .collect();
     let phases = y["phases"]
-        .as_mapping()
+        .as_hash()
         .expect("phases")
         .iter()
         .map(|(k, v)| {
             let cmds = v["commands"]
-                .as_sequence()
+                .as_vec()
                 .expect("commands")
                 .iter()
                 .map(|c| c.as_str().unwrap().to_string())

@@ -1,7 +1,7 @@
 //! Multi-step task files end to end on buildah: build, run the built image,
 //! push only when the tests pass; parallel steps; ACR's own samples.
 
-use crtask_tests::{repo_root, show, write_files, Registry, Server};
+use crtask_tests::{show, write_files, Registry, Server};
 use serde_json::Value;
 
 /// A bash-like image: like docker-library's `bash`, arguments starting with
@@ -245,13 +245,11 @@ fn invalid_task_files_are_rejected_before_any_step_runs() {
 
 #[test]
 fn acr_published_samples_run_with_aliased_images() {
+    let Some(samples) = crtask_tests::acr_samples("acr_published_samples_run_with_aliased_images")
+    else {
+        return;
+    };
     let (_reg, srv) = start();
-    let samples = repo_root().parent().unwrap().join("shared/acr-samples");
-    assert!(
-        samples.is_dir(),
-        "ACR samples expected at {}",
-        samples.display()
-    );
     for (file, expect) in [
         ("bash-echo.yaml", "hello world"),
         ("files-working-directory.yaml", "hello.txt"),

@@ -14,6 +14,7 @@ use crate::backend::Backend;
 use crate::Format;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
+use yaml_rust2::Yaml;
 
 /// What every client command needs.
 pub struct Ctx {
@@ -42,11 +43,17 @@ pub fn values(file: Option<&std::path::Path>, sets: &[String]) -> Result<BTreeMa
     if let Some(f) = file {
         let text = std::fs::read_to_string(f)
             .map_err(|e| anyhow::anyhow!("cannot read values file {}: {e}", f.display()))?;
-        let v: serde_yaml::Value = serde_yaml::from_str(&text)
+        let docs = yaml_rust2::YamlLoader::load_from_str(&text)
             .map_err(|e| anyhow::anyhow!("values file {}: {e}", f.display()))?;
-        match v {
-            serde_yaml::Value::Null => {}
-            serde_yaml::Value::Mapping(m) => {
+        if docs.len() > 1 {
+            bail!(
+                "values file {} holds more than one yaml document",
+                f.display()
+            );
+        }
+        match docs.into_iter().next().unwrap_or(Yaml::Null) {
+            Yaml::Null => {}
+            Yaml::Hash(m) => {
                 for (k, v) in m {
                     let k = scalar(&k).ok_or_else(|| {
                         anyhow::anyhow!("values file {}: keys must be strings", f.display())
@@ -77,12 +84,12 @@ pub fn values(file: Option<&std::path::Path>, sets: &[String]) -> Result<BTreeMa
     Ok(out)
 }
 
-fn scalar(v: &serde_yaml::Value) -> Option<String> {
+fn scalar(v: &Yaml) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        serde_yaml::Value::Null => Some(String::new()),
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(n) => Some(n.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        Yaml::Null => Some(String::new()),
         _ => None,
     }
 }
@@ -135,6 +142,18 @@ mod tests {
             ("1", "three", "true")
         );
         std::fs::write(&f, "- a\n").unwrap();
+        assert!(values(Some(&f), &[]).is_err());
+        std::fs::write(&f, "").unwrap();
+        assert!(values(Some(&f), &[]).unwrap().is_empty());
+        std::fs::write(&f, "r: 1.50\nn: ~\nq: '007'\n").unwrap();
+        let v = values(Some(&f), &[]).unwrap();
+        assert_eq!(
+            (v["r"].as_str(), v["n"].as_str(), v["q"].as_str()),
+            ("1.50", "", "007")
+        );
+        std::fs::write(&f, "a: 1\n---\nb: 2\n").unwrap();
+        assert!(values(Some(&f), &[]).is_err());
+        std::fs::write(&f, "a: [1]\n").unwrap();
         assert!(values(Some(&f), &[]).is_err());
     }
 }

@@ -17,6 +17,10 @@
 //! Runs an update starts are dispatched after the settle window, so several
 //! tags or architectures of one push fold into one run per task.
 
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use aws_lambda_events::http::header::{HeaderValue, CONTENT_TYPE};
 use base64::Engine as _;
 use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
@@ -26,6 +30,7 @@ use crtask_core::trigger::answer::{Answer, EventSummary, OtherVerdict};
 use crtask_core::trigger::registry;
 use crtask_core::trigger::registry::event;
 use crtask_core::trigger::registry::handler::{RegistryAuth, UpdateDeps};
+use serde::{Deserialize as _, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,50 +116,57 @@ pub fn kind_of(event: &Value) -> Option<Kind> {
     }
 }
 
+/// What an invocation is answered with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// The HTTP response to a Function URL request.
+    Url(LambdaFunctionUrlResponse),
+    /// The JSON summary of an EventBridge event (or of an invocation of
+    /// neither kind).
+    Event(Value),
+}
+
 /// A request's headers (names lower-cased) and raw body.
 pub type RawRequest = (Vec<(String, String)>, Vec<u8>);
 
-/// The headers and raw body of a Function URL request.
-pub fn url_request(event: &Value) -> Result<RawRequest, String> {
-    let headers = match event.get("headers") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(m)) => m
-            .iter()
-            .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
-            .collect(),
-        Some(_) => return Err("the request's headers are not an object".into()),
-    };
-    let body = match event.get("body") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(b)) => {
-            if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b)
-                    .map_err(|e| format!("the request body is not valid base64: {e}"))?
-            } else {
-                b.clone().into_bytes()
-            }
-        }
-        Some(_) => return Err("the request body is not a string".into()),
+/// Reads a Function URL invocation as its typed request.
+pub fn url_event(event: &Value) -> Result<LambdaFunctionUrlRequest, String> {
+    LambdaFunctionUrlRequest::deserialize(event)
+        .map_err(|e| format!("the function url request is malformed: {e}"))
+}
+
+/// The headers and raw body of a Function URL request. A header whose value
+/// is not visible ASCII is left out.
+pub fn url_request(req: &LambdaFunctionUrlRequest) -> Result<RawRequest, String> {
+    let headers = req
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let body = match &req.body {
+        None => Vec::new(),
+        Some(b) if req.is_base64_encoded => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_err(|e| format!("the request body is not valid base64: {e}"))?,
+        Some(b) => b.clone().into_bytes(),
     };
     Ok((headers, body))
 }
 
 /// A Function URL response carrying `answer`'s body as JSON.
-pub fn url_response(answer: &Answer) -> Value {
-    json!({
-        "statusCode": answer.status,
-        "headers": {"content-type": "application/json"},
-        "body": answer.body().to_string(),
-        "isBase64Encoded": false,
-    })
+pub fn url_response(answer: &Answer) -> LambdaFunctionUrlResponse {
+    let mut r = LambdaFunctionUrlResponse::default();
+    r.status_code = i64::from(answer.status);
+    r.headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.body = Some(answer.body().to_string());
+    r
 }
 
-fn http_method(event: &Value) -> &str {
-    event
-        .pointer("/requestContext/http/method")
-        .and_then(Value::as_str)
-        .unwrap_or("POST")
+/// A refusal: `status` with the reason as both `reason` and `error`.
+fn url_rejection(status: u16, msg: &str) -> LambdaFunctionUrlResponse {
+    url_response(&Answer::rejected(status, msg))
 }
 
 impl App {
@@ -181,19 +193,24 @@ impl App {
     }
 
     /// Handles one invocation of either kind.
-    pub async fn handle(&self, event: &Value) -> crtask_aws::Result<Value> {
+    pub async fn handle(&self, event: &Value) -> crtask_aws::Result<Reply> {
         match kind_of(event) {
-            Some(Kind::FunctionUrl) => Ok(self.handle_url(event).await),
-            Some(Kind::EventBridge) => self.handle_eventbridge(event).await,
+            Some(Kind::FunctionUrl) => Ok(Reply::Url(match url_event(event) {
+                Ok(req) => self.handle_url(&req).await,
+                Err(msg) => url_rejection(400, &msg),
+            })),
+            Some(Kind::EventBridge) => self.handle_eventbridge(event).await.map(Reply::Event),
             None => {
                 tracing::warn!(
                     "invocation is neither a Function URL request nor an EventBridge event"
                 );
-                Ok(Answer::new(
-                    Outcome::Ignored,
-                    "the invocation is neither a function url request nor an eventbridge event",
-                )
-                .body())
+                Ok(Reply::Event(
+                    Answer::new(
+                        Outcome::Ignored,
+                        "the invocation is neither a function url request nor an eventbridge event",
+                    )
+                    .body(),
+                ))
             }
         }
     }
@@ -246,28 +263,32 @@ impl App {
     }
 
     /// A distribution notification through the Function URL.
-    async fn handle_url(&self, event: &Value) -> Value {
-        if http_method(event) != "POST" {
-            let msg = "only POST is accepted: point the registry's notifications at this url";
-            return url_response(&Answer::rejected(405, msg));
+    async fn handle_url(&self, req: &LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
+        if req.request_context.http.method.as_deref().unwrap_or("POST") != "POST" {
+            return url_rejection(
+                405,
+                "only POST is accepted: point the registry's notifications at this url",
+            );
         }
-        let (headers, body) = match url_request(event) {
+        let (headers, body) = match url_request(req) {
             Ok(r) => r,
-            Err(msg) => return url_response(&Answer::rejected(400, msg)),
+            Err(msg) => return url_rejection(400, &msg),
         };
         if body.len() > BODY_LIMIT {
             let msg = format!(
                 "the notification is {} bytes, more than the {BODY_LIMIT} accepted",
                 body.len()
             );
-            return url_response(&Answer::rejected(413, msg));
+            return url_rejection(413, &msg);
         }
         let secrets = match self.secrets.valid_values(&self.secret_arn).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the registry webhook secret");
-                let msg = "the registry webhook secret cannot be read: see the function's log";
-                return url_response(&Answer::rejected(503, msg));
+                return url_rejection(
+                    503,
+                    "the registry webhook secret cannot be read: see the function's log",
+                );
             }
         };
         let values: Vec<String> = secrets.iter().map(|s| s.expose().to_string()).collect();
@@ -361,34 +382,54 @@ mod tests {
         assert_eq!(kind_of(&json!([1, 2])), None);
     }
 
+    /// A Function URL request (payload format 2.0) with `extra` merged in.
+    fn url(extra: Value) -> Value {
+        let mut v = json!({
+            "version": "2.0",
+            "rawPath": "/",
+            "requestContext": {"http": {"method": "POST"}, "timeEpoch": 0},
+            "isBase64Encoded": false,
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+
     #[test]
     fn url_requests_decode_headers_and_bodies() {
-        let plain = json!({"headers": {"Authorization": "Bearer x"}, "body": "{}", "isBase64Encoded": false});
-        let (h, b) = url_request(&plain).unwrap();
+        let read = |extra: Value| url_request(&url_event(&url(extra))?);
+        let plain = json!({"headers": {"Authorization": "Bearer x"}, "body": "{}"});
+        let (h, b) = read(plain).unwrap();
         assert_eq!(
             h,
             vec![("authorization".to_string(), "Bearer x".to_string())]
         );
         assert_eq!(b, b"{}");
         let encoded = json!({"body": "eyJhIjoxfQ==", "isBase64Encoded": true});
-        assert_eq!(url_request(&encoded).unwrap().1, br#"{"a":1}"#);
+        assert_eq!(read(encoded).unwrap().1, br#"{"a":1}"#);
         let bad = json!({"body": "***", "isBase64Encoded": true});
-        assert!(url_request(&bad).unwrap_err().contains("base64"));
-        assert!(url_request(&json!({"body": 5}))
+        assert!(read(bad).unwrap_err().contains("base64"));
+        assert!(read(json!({"body": 5})).unwrap_err().contains("malformed"));
+        assert!(read(json!({"headers": []}))
             .unwrap_err()
-            .contains("not a string"));
-        assert!(url_request(&json!({"headers": []}))
-            .unwrap_err()
-            .contains("headers"));
-        assert_eq!(url_request(&json!({})).unwrap(), (Vec::new(), Vec::new()));
+            .contains("malformed"));
+        assert_eq!(read(json!({})).unwrap(), (Vec::new(), Vec::new()));
+        assert_eq!(
+            read(json!({"headers": {}, "body": null})).unwrap(),
+            (Vec::new(), Vec::new())
+        );
     }
 
     #[test]
     fn responses_carry_json_bodies() {
-        let r = url_response(&Answer::rejected(401, "no"));
+        let r = serde_json::to_value(Reply::Url(url_rejection(401, "no"))).unwrap();
         assert_eq!(r["statusCode"], 401);
         assert_eq!(r["headers"]["content-type"], "application/json");
+        assert_eq!(r["isBase64Encoded"], false);
         let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["outcome"], "rejected");
+        let e = serde_json::to_value(Reply::Event(json!({"outcome": "ignored"}))).unwrap();
+        assert_eq!(e, json!({"outcome": "ignored"}));
     }
 }

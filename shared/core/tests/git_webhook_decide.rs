@@ -284,16 +284,10 @@ fn shell_syntax_in_branch_names_is_plain_data() {
 #[test]
 fn form_encoded_github_delivery_from_raw_bytes_to_decision() {
     let json = String::from_utf8(github_push_body("refs/heads/main")).unwrap();
-    let mut form = String::from("payload=");
-    for b in json.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                form.push(b as char)
-            }
-            b' ' => form.push('+'),
-            _ => form.push_str(&format!("%{b:02X}")),
-        }
-    }
+    let form = format!(
+        "payload={}",
+        form_urlencoded::byte_serialize(json.as_bytes()).collect::<String>()
+    );
     let body = form.as_bytes();
     let ct = "application/x-www-form-urlencoded";
     let h = vec![

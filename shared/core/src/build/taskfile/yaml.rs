@@ -1,6 +1,6 @@
 //! A small YAML tree that remembers the line of every node.
 //!
-//! `serde_yaml` values drop positions, so the task file is read through the
+//! Generic YAML values drop positions, so the task file is read through the
 //! event parser of `yaml-rust2` into [`Node`]s that carry their line in the
 //! parsed text (1-based). Scalars stay text: the task-file parser decides
 //! what each key's value must be.

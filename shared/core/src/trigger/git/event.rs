@@ -286,12 +286,12 @@ fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
         _ => body.starts_with(b"payload="),
     };
     let value: Value = if is_form {
-        let json = form_field(body, "payload")?
+        let json = form_field(body, "payload")
             .ok_or_else(|| Error::invalid("form-encoded payload has no 'payload' field"))?;
-        if json.iter().all(u8::is_ascii_whitespace) {
+        if json.bytes().all(|b| b.is_ascii_whitespace()) {
             return Err(Error::invalid("form-encoded 'payload' field is empty"));
         }
-        serde_json::from_slice(&json).map_err(|e| {
+        serde_json::from_str(&json).map_err(|e| {
             Error::invalid(format!(
                 "form-encoded 'payload' field is not valid json: {e}"
             ))
@@ -307,46 +307,12 @@ fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
 }
 
 /// The decoded value of the first `name` field of an
-/// `application/x-www-form-urlencoded` body.
-fn form_field(body: &[u8], name: &str) -> Result<Option<Vec<u8>>> {
-    for pair in body.split(|&b| b == b'&') {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
-        if url_decode(k)? == name.as_bytes() {
-            return url_decode(v).map(Some);
-        }
-    }
-    Ok(None)
-}
-
-/// Percent-decoding with `+` as space; a `%` not followed by two hex digits
-/// is an error.
-fn url_decode(s: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = s.get(i + 1).and_then(|c| (*c as char).to_digit(16));
-                let lo = s.get(i + 2).and_then(|c| (*c as char).to_digit(16));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-                    _ => {
-                        return Err(Error::invalid(format!(
-                            "form-encoded payload has a bad percent escape at byte {i}"
-                        )))
-                    }
-                }
-                i += 2;
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    Ok(out)
+/// `application/x-www-form-urlencoded` body (`+` is a space; a `%` not
+/// followed by two hex digits stays as it is, as browsers do).
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 // ------------------------------------------------------------- helpers
@@ -914,7 +880,7 @@ mod tests {
             ("pull_request", br#"{"number":1}"#, None, "pull_request payload has no 'action'"),
             ("pull_request", br#"{"action":"opened","number":1,"pull_request":{"head":{"ref":"f"},"base":{"ref":"main"}},"repository":{}}"#, None, "pull_request payload has no 'pull_request.head.sha'"),
             ("pull_request", br#"{"action":"opened","pull_request":{}}"#, None, "pull_request payload has no 'number'"),
-            ("push", b"payload=%7B%zz", Some("application/x-www-form-urlencoded"), "bad percent escape"),
+            ("push", b"payload=%7B%zz", Some("application/x-www-form-urlencoded"), "'payload' field is not valid json"),
             ("push", b"other=1", Some("application/x-www-form-urlencoded"), "has no 'payload' field"),
             ("push", b"payload=", Some("application/x-www-form-urlencoded"), "'payload' field is empty"),
             ("push", b"payload=%7Bnope", None, "'payload' field is not valid json"),
@@ -943,16 +909,7 @@ mod tests {
             json!({"head_commit": {"message": "a+b & c=d 100% \u{e9}"}}),
         ))
         .unwrap();
-        let mut enc = String::new();
-        for b in json.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                    enc.push(b as char)
-                }
-                b' ' => enc.push('+'),
-                _ => enc.push_str(&format!("%{b:02X}")),
-            }
-        }
+        let enc: String = form_urlencoded::byte_serialize(json.as_bytes()).collect();
         for ct in [
             Some("application/x-www-form-urlencoded"),
             Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
@@ -977,9 +934,11 @@ mod tests {
             );
             assert_eq!(p.branch.as_deref(), Some("main"));
         }
-        assert_eq!(url_decode(b"a+b%2Bc%25").unwrap(), b"a b+c%");
-        assert!(url_decode(b"%").is_err());
-        assert!(url_decode(b"%4").is_err());
+        let field = |body: &[u8]| form_field(body, "payload");
+        assert_eq!(field(b"payload=a+b%2Bc%25").as_deref(), Some("a b+c%"));
+        assert_eq!(field(b"x=1&payload=%4&payload=2").as_deref(), Some("%4"));
+        assert_eq!(field(b"pay%6Coad=1").as_deref(), Some("1"));
+        assert_eq!(field(b"payloads=1"), None);
     }
 
     #[test]

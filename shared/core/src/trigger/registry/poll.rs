@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ pub struct BearerChallenge {
 
 impl BearerChallenge {
     /// The token request URL: `realm` with `service` and each
-    /// space-separated scope as query parameters (percent-encoded). `scope`
+    /// space-separated scope as query parameters (form-encoded). `scope`
     /// overrides the challenge's own scope (a `/v2/` ping announces none; use
     /// [`pull_scope`]).
     pub fn token_url(&self, scope: Option<&str>) -> String {
@@ -64,7 +64,7 @@ impl BearerChallenge {
             url.push(sep);
             url.push_str(key);
             url.push('=');
-            url.push_str(&percent_encode(value));
+            url.extend(form_urlencoded::byte_serialize(value.as_bytes()));
             sep = '&';
         };
         if let Some(service) = &self.service {
@@ -77,19 +77,6 @@ impl BearerChallenge {
         }
         url
     }
-}
-
-/// Percent-encodes everything except RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The pull scope for a repository: `repository:<repo>:pull`.
@@ -232,20 +219,7 @@ pub fn parse_retry_after(h: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 fn http_date(h: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = DateTime::parse_from_rfc2822(h) {
-        return Some(d.with_timezone(&Utc));
-    }
-    // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-    if let Some(rest) = h.strip_suffix(" GMT") {
-        if let Ok(d) = NaiveDateTime::parse_from_str(rest, "%A, %d-%b-%y %H:%M:%S") {
-            return Some(d.and_utc());
-        }
-    }
-    // asctime: Sun Nov  6 08:49:37 1994
-    let squeezed = h.split_whitespace().collect::<Vec<_>>().join(" ");
-    NaiveDateTime::parse_from_str(&squeezed, "%a %b %e %H:%M:%S %Y")
-        .ok()
-        .map(|d| d.and_utc())
+    httpdate::parse_http_date(h).ok().map(DateTime::<Utc>::from)
 }
 
 /// Whether an HTTP status should put the registry in backoff: `429` and
@@ -534,7 +508,7 @@ mod tests {
         let c = ch("https://r.io/t", Some("a b"), Some("s1 s2")).unwrap();
         assert_eq!(
             c.token_url(None),
-            "https://r.io/t?service=a%20b&scope=s1&scope=s2"
+            "https://r.io/t?service=a+b&scope=s1&scope=s2"
         );
     }
 

@@ -37,7 +37,7 @@
 //! `<aws.scheduler.execution-id>`) without breaking verification.
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
@@ -1126,7 +1126,7 @@ mod tests {
                 || field.split(',').any(|item| {
                     if let Some((start, step)) = item.split_once('/') {
                         let (s, k) = (num(start), num(step));
-                        v >= s && (v - s) % k == 0
+                        v >= s && (v - s).is_multiple_of(k)
                     } else if let Some((a, b)) = item.split_once('-') {
                         (num(a)..=num(b)).contains(&v)
                     } else {
