@@ -4,7 +4,8 @@
 
 use crtask_core::trigger::git::decide::{decide, normalize_repo_url, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push, RepoUrls};
-use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret};
+use crtask_core::trigger::git::verify::{self, Provider, Secret};
+use crtask_core::trigger::request::Headers;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 use crtask_core::domain::model::BaseImageTriggerType;
-use crtask_core::trigger::git::verify::Headers;
 use crtask_core::trigger::registry::event::{
     decide, decide_cascade, parse_distribution, parse_ecr, parse_registry_event, schedule_cascade,
     sign_registry_body, verify_registry, Debouncer, Dependent, Offer, RegistryAuthError, TagUpdate,
     Verdict, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
+use crtask_core::trigger::request::Headers;
 
 const BASE_V1: &str = "sha256:c7a633f6ae84b63c850122a66de283302a9a427dcc18404684207aa59b643d06";
 const BASE_V2: &str = "sha256:dfe8f2d865b90b3927483bb2cdf352e5a556a1206396280d718309349a59dcb6";

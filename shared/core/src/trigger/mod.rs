@@ -13,4 +13,5 @@
 pub mod build_status;
 pub mod git;
 pub mod registry;
+pub mod request;
 pub mod timer;

@@ -20,7 +20,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::trigger::git::verify::{header, HeaderLookup, Provider};
+use crate::trigger::git::verify::Provider;
+use crate::trigger::request::{header, HeaderLookup};
 
 /// GitHub lists at most this many commits in a push payload.
 const GITHUB_MAX_COMMITS: usize = 2048;
@@ -772,7 +773,7 @@ fn bitbucket_push(v: &Value) -> Result<Vec<GitEvent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::git::verify::Headers;
+    use crate::trigger::request::Headers;
     use serde_json::json;
 
     fn hdrs(list: &[(&str, &str)]) -> Vec<(String, String)> {

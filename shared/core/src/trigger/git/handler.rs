@@ -12,7 +12,8 @@ use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::trigger::git::decide::{self, Decision, SourceTrigger};
 use crate::trigger::git::event::{self, GitEvent};
-use crate::trigger::git::verify::{self, Headers, Secret};
+use crate::trigger::git::verify::{self, Secret};
+use crate::trigger::request::Headers;
 use serde_json::{json, Value};
 
 /// Default largest body accepted (GitHub caps payloads at 25 MB).

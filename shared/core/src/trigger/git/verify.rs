@@ -14,18 +14,7 @@
 //! ([`Hmac::verify_slice`] for signatures, [`subtle`] over SHA-256 digests for
 //! GitLab tokens, so neither the content nor the length of the secret leaks).
 //!
-//! Headers are read through the [`HeaderLookup`] trait. [`Headers`] implements
-//! it over `(name, value)` pairs; to use an `http::HeaderMap` directly, wrap it
-//! in a local newtype:
-//!
-//! ```text
-//! struct HttpHeaders<'a>(&'a http::HeaderMap);
-//! impl crtask_core::trigger::git::verify::HeaderLookup for HttpHeaders<'_> {
-//!     fn get(&self, name: &str) -> Option<&str> {
-//!         self.0.get(name).and_then(|v| v.to_str().ok())
-//!     }
-//! }
-//! ```
+//! Headers are read through [`HeaderLookup`] (see [`crate::trigger::request`]).
 
 use std::fmt;
 
@@ -34,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
+
+use crate::trigger::request::{header, HeaderLookup};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -141,44 +132,6 @@ impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Secret(value.to_string())
     }
-}
-
-/// Case-insensitive read access to request headers.
-///
-/// Implemented by [`Headers`]; wrap other header maps in a newtype (see the
-/// module docs for `http::HeaderMap`).
-pub trait HeaderLookup {
-    /// The value of the first header called `name` (ASCII case-insensitive),
-    /// if any.
-    fn get(&self, name: &str) -> Option<&str>;
-}
-
-/// A tiny case-insensitive view over `(name, value)` header pairs.
-#[derive(Debug, Clone, Copy)]
-pub struct Headers<'a> {
-    pairs: &'a [(String, String)],
-}
-
-impl<'a> Headers<'a> {
-    /// Views the given pairs; names are matched ASCII case-insensitively and
-    /// the first match wins.
-    pub fn new(pairs: &'a [(String, String)]) -> Self {
-        Headers { pairs }
-    }
-}
-
-impl HeaderLookup for Headers<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads a header and trims it; an empty value counts as absent.
-pub(crate) fn header<'h>(h: &'h dyn HeaderLookup, name: &str) -> Option<&'h str> {
-    h.get(name).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Why a delivery was not accepted as genuine (answer 401).
@@ -321,6 +274,7 @@ fn verify_token(headers: &dyn HeaderLookup, secrets: &[&Secret]) -> Result<(), V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trigger::request::Headers;
 
     const VECTOR_SECRET: &str = "It's a Secret to Everybody";
     const VECTOR_BODY: &[u8] = b"Hello, World!";

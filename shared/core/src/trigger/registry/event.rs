@@ -32,7 +32,7 @@ use thiserror::Error;
 
 use crate::domain::imageref::{is_digest, is_registry_host, ImageRef};
 use crate::domain::model::BaseImageTriggerType;
-use crate::trigger::git::verify::{header, HeaderLookup};
+use crate::trigger::request::{header, HeaderLookup};
 use crate::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -158,7 +158,7 @@ impl RegistryAuthError {
 ///   under any configured secret (checked with [`Mac::verify_slice`]).
 ///
 /// Headers are read through [`HeaderLookup`]; for `(name, value)` pairs use
-/// [`crate::trigger::git::verify::Headers::new`]. Empty tokens and secrets are skipped. When
+/// [`crate::trigger::request::Headers::new`]. Empty tokens and secrets are skipped. When
 /// both headers are sent, either one verifying is enough; when both fail, the
 /// signature's error is reported.
 pub fn verify_registry(
@@ -1352,7 +1352,7 @@ fn strongly_connected(succ: &[Vec<usize>], pred: &[Vec<usize>]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::git::verify::Headers;
+    use crate::trigger::request::Headers;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";

@@ -13,8 +13,8 @@ use crate::domain::model::{
 use crate::ports::{Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::trigger::git::handler::HookAnswer;
-use crate::trigger::git::verify::Headers;
 use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
+use crate::trigger::request::Headers;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::imageref::{is_digest, ImageRef};
-use crate::trigger::git::verify::{header, HeaderLookup};
 use crate::trigger::registry::event::TagUpdate;
+use crate::trigger::request::{header, HeaderLookup};
 use crate::{Error, Result};
 
 /// `Accept` header for a manifest `HEAD`. Index and list types come first and
@@ -436,10 +436,10 @@ pub fn poll_update(image: &ImageRef, digest: &str, media_type: Option<&str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::git::verify::Headers;
     use crate::trigger::registry::event::{
         MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
     };
+    use crate::trigger::request::Headers;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
