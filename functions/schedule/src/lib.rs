@@ -129,12 +129,11 @@ impl App {
             other => other.to_string().into_bytes(),
         };
         let secrets = self.secrets.valid_values(&self.secret_arn).await?;
-        let keys: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         let deps = ScheduledDeps {
             store: self.store.as_ref(),
             builder: self.builder.as_ref(),
             clock: self.clock.as_ref(),
-            secrets: &keys,
+            secrets: &secrets,
             skew: self.skew,
         };
         let fired = timer::handler::fire_scheduled(&deps, &body).await?;

@@ -20,6 +20,7 @@ use aws_sdk_scheduler::types::{
     Target,
 };
 use crtask_core::domain::model::{Task, TimerTrigger};
+use crtask_core::signing::Secret;
 use crtask_core::trigger::timer::decide::{schedule_input, schedule_name, scheduler_expression};
 
 /// The EventBridge Scheduler client ([`crate::config::scheduler`] builds one).
@@ -88,7 +89,7 @@ pub fn check_task_timers(task: &Task) -> Result<()> {
 pub struct TimerSchedules {
     client: Client,
     settings: ScheduleSettings,
-    signing_key: Vec<u8>,
+    signing_key: Secret,
 }
 
 /// The fields CreateSchedule and UpdateSchedule share (UpdateSchedule
@@ -110,15 +111,11 @@ macro_rules! with_definition {
 impl TimerSchedules {
     /// Schedules in `settings.group`, signed with `signing_key` (the
     /// current value of the stack's schedule signing secret).
-    pub fn new(
-        client: Client,
-        settings: ScheduleSettings,
-        signing_key: impl Into<Vec<u8>>,
-    ) -> Self {
+    pub fn new(client: Client, settings: ScheduleSettings, signing_key: Secret) -> Self {
         TimerSchedules {
             client,
             settings,
-            signing_key: signing_key.into(),
+            signing_key,
         }
     }
 

@@ -458,7 +458,7 @@ async fn cli_on_aws_keeps_timer_schedules_in_step() {
         &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
     verify_schedule(
-        &[key.as_bytes()],
+        &[crtask_core::signing::Secret::new(key)],
         delivered.as_bytes(),
         now,
         Skew::default(),

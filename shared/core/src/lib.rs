@@ -31,6 +31,7 @@ pub mod error;
 pub mod ports;
 pub mod run;
 pub mod service;
+pub mod signing;
 pub mod template;
 pub mod trigger;
 

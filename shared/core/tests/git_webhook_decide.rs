@@ -2,9 +2,10 @@
 //! pull requests, forks and repository URL variants; shell syntax in branch
 //! names; a form-encoded GitHub delivery from raw bytes to decision.
 
+use crtask_core::signing::Secret;
 use crtask_core::trigger::git::decide::{decide, normalize_repo_url, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push, RepoUrls};
-use crtask_core::trigger::git::verify::{self, Provider, Secret};
+use crtask_core::trigger::git::verify::{self, Provider};
 use crtask_core::trigger::request::Headers;
 use hmac::{Hmac, Mac};
 use serde_json::json;

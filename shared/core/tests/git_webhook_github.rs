@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use crtask_core::signing::Secret;
 use crtask_core::trigger::git::decide::{decide, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent};
-use crtask_core::trigger::git::verify::{self, Provider, Secret, VerifyError};
+use crtask_core::trigger::git::verify::{self, Provider, VerifyError};
 use crtask_core::trigger::request::Headers;
 use serde_json::Value;
 

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use crtask_core::signing::Secret;
 use crtask_core::trigger::git::decide::{decide, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push};
-use crtask_core::trigger::git::verify::{self, Provider, Secret, VerifyError};
+use crtask_core::trigger::git::verify::{self, Provider, VerifyError};
 use crtask_core::trigger::request::Headers;
 
 const HMAC_SECRET: &str = "fixture-secret";

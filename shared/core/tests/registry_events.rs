@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 use crtask_core::domain::model::BaseImageTriggerType;
+use crtask_core::signing::{sign_sha256, Secret};
 use crtask_core::trigger::registry::event::{
     decide, decide_cascade, parse_distribution, parse_ecr, parse_registry_event, schedule_cascade,
-    sign_registry_body, verify_registry, Debouncer, Dependent, Offer, RegistryAuthError, TagUpdate,
-    Verdict, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    verify_registry, Debouncer, Dependent, Offer, RegistryAuthError, TagUpdate, Verdict,
+    MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 use crtask_core::trigger::request::Headers;
 
@@ -220,9 +221,9 @@ fn captured_headers(replace_auth: Option<&str>) -> Vec<(String, String)> {
 #[test]
 fn auth_on_real_delivery() {
     let body = fixture("dist-push-manifest-oci-tagged.json");
-    let tokens = vec!["rotated-new".to_string(), "capture-token".to_string()];
-    let secrets = vec!["hmac-secret".to_string()];
-    let sig = sign_registry_body("hmac-secret", &body);
+    let tokens = [Secret::new("rotated-new"), Secret::new("capture-token")];
+    let secrets = [Secret::new("hmac-secret")];
+    let sig = sign_sha256(&secrets[0], &body);
     let cases: Vec<AuthCase> = vec![
         ("real headers, second token", captured_headers(None), Ok(())),
         (
@@ -250,7 +251,7 @@ fn auth_on_real_delivery() {
                 let mut h = captured_headers(Some(""));
                 h.push((
                     "X-Crtask-Signature".to_string(),
-                    sign_registry_body("hmac-secret", b"{}"),
+                    sign_sha256(&secrets[0], b"{}"),
                 ));
                 h
             },

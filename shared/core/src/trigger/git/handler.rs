@@ -10,9 +10,10 @@ use crate::domain::model::{
 };
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::signing::Secret;
 use crate::trigger::git::decide::{self, Decision, SourceTrigger};
 use crate::trigger::git::event::{self, GitEvent};
-use crate::trigger::git::verify::{self, Secret};
+use crate::trigger::git::verify;
 use crate::trigger::request::Headers;
 use serde_json::{json, Value};
 

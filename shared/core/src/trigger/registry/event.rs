@@ -23,19 +23,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use crate::domain::imageref::{is_digest, is_registry_host, ImageRef};
 use crate::domain::model::BaseImageTriggerType;
+use crate::signing::{self, Secret, SignatureError, SHA256_PREFIX};
 use crate::trigger::request::{header, HeaderLookup};
 use crate::{Error, Result};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Header carrying an HMAC-SHA256 of the raw body: `sha256=<64 hex digits>`.
 pub const SIGNATURE_HEADER: &str = "X-Crtask-Signature";
@@ -155,7 +151,9 @@ impl RegistryAuthError {
 ///   name is case-insensitive; compared in constant time over SHA-256 digests,
 ///   so neither content nor length leaks), or
 /// - `X-Crtask-Signature: sha256=<hex>` is the HMAC-SHA256 of the raw `body`
-///   under any configured secret (checked with [`Mac::verify_slice`]).
+///   under any configured secret (checked in constant time by
+///   [`signing::check_signature`]; a sender computes it with
+///   [`signing::sign_sha256`]).
 ///
 /// Headers are read through [`HeaderLookup`]; for `(name, value)` pairs use
 /// [`crate::trigger::request::Headers::new`]. Empty tokens and secrets are skipped. When
@@ -164,19 +162,11 @@ impl RegistryAuthError {
 pub fn verify_registry(
     headers: &dyn HeaderLookup,
     body: &[u8],
-    tokens: &[String],
-    hmac_secrets: &[String],
+    tokens: &[Secret],
+    hmac_secrets: &[Secret],
 ) -> std::result::Result<(), RegistryAuthError> {
-    let tokens: Vec<&str> = tokens
-        .iter()
-        .map(String::as_str)
-        .filter(|t| !t.is_empty())
-        .collect();
-    let secrets: Vec<&str> = hmac_secrets
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let tokens = signing::usable(tokens);
+    let secrets = signing::usable(hmac_secrets);
     if tokens.is_empty() && secrets.is_empty() {
         return Err(RegistryAuthError::NotConfigured);
     }
@@ -200,53 +190,21 @@ pub fn verify_registry(
     Err(first_error.unwrap_or(RegistryAuthError::Missing))
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`: the value a sender puts in
-/// [`SIGNATURE_HEADER`].
-pub fn sign_registry_body(secret: &str, body: &[u8]) -> String {
-    let mut mac = match HmacSha256::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        // HMAC accepts keys of any length; this arm is never taken.
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 fn check_signature(
     value: &str,
     body: &[u8],
-    secrets: &[&str],
+    secrets: &[&Secret],
 ) -> std::result::Result<(), RegistryAuthError> {
-    let malformed = |why: &str| {
-        RegistryAuthError::Malformed(format!(
-            "malformed {SIGNATURE_HEADER} header: {why}; expected 'sha256=' followed by 64 hex digits"
-        ))
-    };
-    let hex_part = value
-        .strip_prefix("sha256=")
-        .ok_or_else(|| malformed("it does not start with 'sha256='"))?;
-    if hex_part.len() != 64 {
-        return Err(malformed(&format!(
-            "the digest has {} characters",
-            hex_part.chars().count()
-        )));
-    }
-    let mut digest = [0u8; 32];
-    hex::decode_to_slice(hex_part, &mut digest)
-        .map_err(|_| malformed("the digest is not hexadecimal"))?;
-    for secret in secrets {
-        let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
-            continue;
-        };
-        mac.update(body);
-        if mac.verify_slice(&digest).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(RegistryAuthError::WrongSignature)
+    signing::check_signature(value, Some(SHA256_PREFIX), body, secrets).map_err(|e| match e {
+        SignatureError::Malformed(why) => RegistryAuthError::Malformed(format!(
+            "malformed {SIGNATURE_HEADER} header: {why}; expected {}",
+            signing::expected_form(Some(SHA256_PREFIX))
+        )),
+        SignatureError::Mismatch => RegistryAuthError::WrongSignature,
+    })
 }
 
-fn check_bearer(value: &str, tokens: &[&str]) -> std::result::Result<(), RegistryAuthError> {
+fn check_bearer(value: &str, tokens: &[&Secret]) -> std::result::Result<(), RegistryAuthError> {
     let (scheme, rest) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Name the scheme only when it looks like one, so a bare credential
@@ -267,13 +225,7 @@ fn check_bearer(value: &str, tokens: &[&str]) -> std::result::Result<(), Registr
             "authorization header has an empty bearer token".to_string(),
         ));
     }
-    let got = Sha256::digest(token.as_bytes());
-    let mut ok = subtle::Choice::from(0u8);
-    for want in tokens {
-        let want = Sha256::digest(want.as_bytes());
-        ok |= got.as_slice().ct_eq(want.as_slice());
-    }
-    if bool::from(ok) {
+    if signing::token_matches_any(token, tokens) {
         Ok(())
     } else {
         Err(RegistryAuthError::WrongToken)
@@ -1376,18 +1328,22 @@ mod tests {
             .collect()
     }
 
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn secrets(v: &[&str]) -> Vec<Secret> {
+        v.iter().map(|s| Secret::new(*s)).collect()
+    }
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        signing::sign_sha256(&Secret::new(secret), body)
     }
 
     #[test]
     fn verify_registry_table() {
         let body = br#"{"events":[]}"#;
-        let good_sig = sign_registry_body("s3cret", body);
-        let other_sig = sign_registry_body("other", body);
+        let good_sig = sign("s3cret", body);
+        let other_sig = sign("other", body);
         let not_hex = format!("sha256={}", "z".repeat(64));
-        let tokens = strings(&["tok-one", "tok-two"]);
-        let secrets = strings(&["", "s3cret"]);
+        let tokens = secrets(&["tok-one", "tok-two"]);
+        let hmac_secrets = secrets(&["", "s3cret"]);
         let malformed = |s: &str| Err(RegistryAuthError::Malformed(s.to_string()));
         let cases: Vec<AuthCase> = vec![
             ("first token", vec![("Authorization", "Bearer tok-one")], Ok(())),
@@ -1465,18 +1421,23 @@ mod tests {
         ];
         for (name, h, want) in cases {
             let p = pairs(&h);
-            let got = verify_registry(&Headers::new(&p), body, &tokens, &secrets);
+            let got = verify_registry(&Headers::new(&p), body, &tokens, &hmac_secrets);
             assert_eq!(got, want, "{name}");
         }
         // The body is covered: one byte changed fails.
         let p = pairs(&[("X-Crtask-Signature", good_sig.as_str())]);
         assert_eq!(
-            verify_registry(&Headers::new(&p), br#"{"events":[ ]}"#, &tokens, &secrets),
+            verify_registry(
+                &Headers::new(&p),
+                br#"{"events":[ ]}"#,
+                &tokens,
+                &hmac_secrets
+            ),
             Err(RegistryAuthError::WrongSignature)
         );
         // Nothing configured, or only empty values.
         let p = pairs(&[("Authorization", "Bearer ")]);
-        for (t, s) in [(vec![], vec![]), (strings(&[""]), strings(&[""]))] {
+        for (t, s) in [(vec![], vec![]), (secrets(&[""]), secrets(&[""]))] {
             assert_eq!(
                 verify_registry(&Headers::new(&p), body, &t, &s),
                 Err(RegistryAuthError::NotConfigured)
@@ -1485,13 +1446,13 @@ mod tests {
         // An empty configured token never matches an empty bearer.
         let p = pairs(&[("Authorization", "Bearer x")]);
         assert_eq!(
-            verify_registry(&Headers::new(&p), body, &strings(&[""]), &strings(&["k"])),
+            verify_registry(&Headers::new(&p), body, &secrets(&[""]), &secrets(&["k"])),
             Err(RegistryAuthError::WrongToken)
         );
         // Only secrets configured: a token is wrong, a signature works.
         let p = pairs(&[("Authorization", "Bearer tok-one")]);
         assert_eq!(
-            verify_registry(&Headers::new(&p), body, &[], &secrets),
+            verify_registry(&Headers::new(&p), body, &[], &hmac_secrets),
             Err(RegistryAuthError::WrongToken)
         );
         assert!(RegistryAuthError::Missing.is_missing());
@@ -1535,7 +1496,7 @@ mod tests {
     fn sign_matches_github_vector() {
         // Same construction as GitHub's documented X-Hub-Signature-256 vector.
         assert_eq!(
-            sign_registry_body("It's a Secret to Everybody", b"Hello, World!"),
+            sign("It's a Secret to Everybody", b"Hello, World!"),
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
     }
@@ -2498,7 +2459,7 @@ mod tests {
                 ("Authorization", &String::from_utf8_lossy(&body)),
                 ("X-Crtask-Signature", &String::from_utf8_lossy(&body)),
             ]);
-            let _ = verify_registry(&Headers::new(&p), &body, &strings(&["t"]), &strings(&["s"]));
+            let _ = verify_registry(&Headers::new(&p), &body, &secrets(&["t"]), &secrets(&["s"]));
         }
         // deep nesting is refused by serde_json's recursion limit, not a stack overflow
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

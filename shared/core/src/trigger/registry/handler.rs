@@ -12,6 +12,7 @@ use crate::domain::model::{
 };
 use crate::ports::{Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::signing::Secret;
 use crate::trigger::git::handler::HookAnswer;
 use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
 use crate::trigger::request::Headers;
@@ -516,8 +517,10 @@ pub async fn release_waiters(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<
 
 /// Credentials for `POST /webhooks/registry`.
 pub struct RegistryAuth<'a> {
-    pub tokens: &'a [String],
-    pub hmac_secrets: &'a [String],
+    /// Valid bearer tokens (empty ones are skipped).
+    pub tokens: &'a [Secret],
+    /// Valid HMAC secrets for `X-Crtask-Signature` (empty ones are skipped).
+    pub hmac_secrets: &'a [Secret],
     /// The registry host users write in FROM lines, when the registry's
     /// own view (`request.host`) differs.
     pub registry_host: Option<&'a str>,

@@ -37,14 +37,12 @@
 //! `<aws.scheduler.execution-id>`) without breaking verification.
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use crate::domain::cron::Cron;
+use crate::signing::{self, Secret};
 use crate::{Error, Result};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The most missed occurrences one [`plan`] lists; older ones are left out and
 /// [`TimerPlan::missed_truncated`] says so.
@@ -181,25 +179,17 @@ fn signing_input(task: &str, timer: &str, schedule: &str) -> Vec<u8> {
     out
 }
 
-fn mac_for(secret: &[u8], task: &str, timer: &str, schedule: &str) -> Option<HmacSha256> {
-    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
-    mac.update(&signing_input(task, timer, schedule));
-    Some(mac)
-}
-
-/// Hex HMAC-SHA256 over task, timer and schedule identity with `secret`.
+/// Hex HMAC-SHA256 over task, timer and schedule identity with `secret`
+/// ([`signing::sign_hex`] of the signing input).
 ///
 /// An empty secret is refused by [`verify_schedule`]; configure a real one.
-pub fn sign_schedule(secret: &[u8], task: &str, timer: &str, schedule: &str) -> String {
-    // HMAC accepts keys of any length, so this never takes the empty branch.
-    mac_for(secret, task, timer, schedule)
-        .map(|mac| hex::encode(mac.finalize().into_bytes()))
-        .unwrap_or_default()
+pub fn sign_schedule(secret: &Secret, task: &str, timer: &str, schedule: &str) -> String {
+    signing::sign_hex(secret, &signing_input(task, timer, schedule))
 }
 
 /// The `Input` JSON for an EventBridge Scheduler schedule, with the
 /// scheduled-time placeholder and the signature (see the [module docs](self)).
-pub fn schedule_input(secret: &[u8], task: &str, timer: &str, schedule: &str) -> Value {
+pub fn schedule_input(secret: &Secret, task: &str, timer: &str, schedule: &str) -> Value {
     json!({
         "task": task,
         "timer": timer,
@@ -240,7 +230,7 @@ fn human(d: Duration) -> String {
 /// signature matches (constant-time), scheduled time is RFC 3339 and within
 /// the window. The caller must still dedupe on (task, timer, scheduled time).
 pub fn verify_schedule(
-    secrets: &[&[u8]],
+    secrets: &[Secret],
     body: &[u8],
     now: DateTime<Utc>,
     skew: Skew,
@@ -251,7 +241,7 @@ pub fn verify_schedule(
             body.len()
         )));
     }
-    let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    let secrets = signing::usable(secrets);
     if secrets.is_empty() {
         return Err(Error::invalid(
             "no schedule secret is configured: schedule payloads cannot be verified",
@@ -268,17 +258,12 @@ pub fn verify_schedule(
     let scheduled_raw = string_field(&obj, "scheduledTime")?;
     let signature = string_field(&obj, "signature")?;
 
-    let sig = match hex::decode(signature) {
-        Ok(sig) if sig.len() == 32 => sig,
-        _ => {
-            return Err(Error::invalid(
-                "schedule payload signature is not 64 hex digits (an hmac-sha256)",
-            ))
-        }
+    let Ok(sig) = signing::parse_signature(signature, None) else {
+        return Err(Error::invalid(
+            "schedule payload signature is not 64 hex digits (an hmac-sha256)",
+        ));
     };
-    let genuine = secrets.iter().any(|secret| {
-        mac_for(secret, task, timer, schedule).is_some_and(|mac| mac.verify_slice(&sig).is_ok())
-    });
+    let genuine = signing::verify_digest(&sig, &signing_input(task, timer, schedule), &secrets);
     if !genuine {
         return Err(Error::invalid(format!(
             "schedule payload signature does not match for task '{task}' timer '{timer}': \
@@ -755,9 +740,17 @@ mod tests {
         assert_eq!(b2.fire, times(&["2026-01-01T12:00:00Z"]));
     }
 
-    const SECRET: &[u8] = b"s3cret-one";
-    const OLD: &[u8] = b"s3cret-old";
-    const EMPTY: &[u8] = b"";
+    const SECRET: &str = "s3cret-one";
+    const OLD: &str = "s3cret-old";
+    const EMPTY: &str = "";
+
+    fn key(k: &str) -> Secret {
+        Secret::new(k)
+    }
+
+    fn keys(ks: &[&str]) -> Vec<Secret> {
+        ks.iter().map(|k| key(k)).collect()
+    }
 
     fn delivered(input: &Value, scheduled: &str) -> Vec<u8> {
         let mut v = input.clone();
@@ -765,8 +758,8 @@ mod tests {
         serde_json::to_vec(&v).unwrap_or_default()
     }
 
-    fn verify_err(secrets: &[&[u8]], body: &[u8], now: DateTime<Utc>) -> String {
-        match verify_schedule(secrets, body, now, Skew::default()) {
+    fn verify_err(secrets: &[&str], body: &[u8], now: DateTime<Utc>) -> String {
+        match verify_schedule(&keys(secrets), body, now, Skew::default()) {
             Ok(p) => panic!("accepted {p:?}"),
             Err(e) => e.to_string(),
         }
@@ -774,12 +767,12 @@ mod tests {
 
     #[test]
     fn input_shape_and_signature() {
-        let input = schedule_input(SECRET, "app", "t1", "crtask-app-t1");
+        let input = schedule_input(&key(SECRET), "app", "t1", "crtask-app-t1");
         assert_eq!(input["task"], "app");
         assert_eq!(input["timer"], "t1");
         assert_eq!(input["schedule"], "crtask-app-t1");
         assert_eq!(input["scheduledTime"], "<aws.scheduler.scheduled-time>");
-        let sig = sign_schedule(SECRET, "app", "t1", "crtask-app-t1");
+        let sig = sign_schedule(&key(SECRET), "app", "t1", "crtask-app-t1");
         assert_eq!(input["signature"], sig.as_str());
         assert_eq!(sig.len(), 64);
         assert!(sig
@@ -792,9 +785,9 @@ mod tests {
             ("app", "t1", "crtask-app-t2"),
             ("appt", "1", "crtask-app-t1"),
         ] {
-            assert_ne!(sign_schedule(SECRET, task, timer, schedule), sig);
+            assert_ne!(sign_schedule(&key(SECRET), task, timer, schedule), sig);
         }
-        assert_ne!(sign_schedule(OLD, "app", "t1", "crtask-app-t1"), sig);
+        assert_ne!(sign_schedule(&key(OLD), "app", "t1", "crtask-app-t1"), sig);
     }
 
     #[test]
@@ -813,18 +806,18 @@ mod tests {
             (SECRET, vec![EMPTY, SECRET]),
         ] {
             let body = delivered(
-                &schedule_input(signed_with, "app", "t1", "crtask-app-t1"),
+                &schedule_input(&key(signed_with), "app", "t1", "crtask-app-t1"),
                 "2026-01-01T12:00:00Z",
             );
-            let got = verify_schedule(&secrets, &body, now, Skew::default());
+            let got = verify_schedule(&keys(&secrets), &body, now, Skew::default());
             assert_eq!(got.ok(), Some(want.clone()));
         }
         // Extra fields (e.g. the execution id) are ignored.
-        let mut input = schedule_input(SECRET, "app", "t1", "crtask-app-t1");
+        let mut input = schedule_input(&key(SECRET), "app", "t1", "crtask-app-t1");
         input["executionId"] = Value::String("<aws.scheduler.execution-id>".into());
         let body = delivered(&input, "2026-01-01T12:00:00.000Z");
         assert_eq!(
-            verify_schedule(&[SECRET], &body, now, Skew::default()).ok(),
+            verify_schedule(&keys(&[SECRET]), &body, now, Skew::default()).ok(),
             Some(want)
         );
     }
@@ -832,7 +825,7 @@ mod tests {
     #[test]
     fn rejections_have_distinct_messages() {
         let now = t("2026-01-01T12:00:20Z");
-        let input = schedule_input(SECRET, "app", "t1", "crtask-app-t1");
+        let input = schedule_input(&key(SECRET), "app", "t1", "crtask-app-t1");
         let good = delivered(&input, "2026-01-01T12:00:00Z");
         let with = |field: &str, value: Value| {
             let mut v: Value = serde_json::from_slice(&good).unwrap_or_default();
@@ -847,7 +840,7 @@ mod tests {
             serde_json::to_vec(&v).unwrap_or_default()
         };
         let forged = "schedule payload signature does not match for task 'evil' timer 't1': forged, altered, or signed with a secret no longer configured";
-        type Case<'a> = (&'a str, &'a [&'a [u8]], Vec<u8>, String);
+        type Case<'a> = (&'a str, &'a [&'a str], Vec<u8>, String);
         let cases: Vec<Case> = vec![
             ("changed task", &[SECRET], with("task", "evil".into()), forged.into()),
             (
@@ -959,14 +952,14 @@ mod tests {
         );
         let big = vec![b' '; MAX_PAYLOAD_BYTES + 1];
         assert!(matches!(
-            verify_schedule(&[SECRET], &big, now, Skew::default()),
+            verify_schedule(&keys(&[SECRET]), &big, now, Skew::default()),
             Err(Error::TooLarge(_))
         ));
     }
 
     #[test]
     fn window_edges_are_inclusive_and_configurable() {
-        let input = schedule_input(SECRET, "app", "t1", "s");
+        let input = schedule_input(&key(SECRET), "app", "t1", "s");
         let at = t("2026-01-01T12:00:00Z");
         let body = delivered(&input, "2026-01-01T12:00:00Z");
         let skew = Skew::default();
@@ -977,7 +970,7 @@ mod tests {
             (at - mins(5) - Duration::milliseconds(1), false),
         ] {
             assert_eq!(
-                verify_schedule(&[SECRET], &body, now, skew).is_ok(),
+                verify_schedule(&keys(&[SECRET]), &body, now, skew).is_ok(),
                 ok,
                 "{now}"
             );
@@ -986,16 +979,18 @@ mod tests {
             future: mins(0),
             past: mins(1),
         };
-        assert!(verify_schedule(&[SECRET], &body, at + mins(1), tight).is_ok());
-        assert!(verify_schedule(&[SECRET], &body, at + mins(2), tight).is_err());
-        assert!(verify_schedule(&[SECRET], &body, at - Duration::seconds(1), tight).is_err());
+        assert!(verify_schedule(&keys(&[SECRET]), &body, at + mins(1), tight).is_ok());
+        assert!(verify_schedule(&keys(&[SECRET]), &body, at + mins(2), tight).is_err());
+        assert!(
+            verify_schedule(&keys(&[SECRET]), &body, at - Duration::seconds(1), tight).is_err()
+        );
     }
 
     #[test]
     fn garbage_never_panics() {
         let now = t("2026-01-01T12:00:20Z");
         let good = delivered(
-            &schedule_input(SECRET, "app", "t1", "s"),
+            &schedule_input(&key(SECRET), "app", "t1", "s"),
             "2026-01-01T12:00:00Z",
         );
         let mut fixed: Vec<Vec<u8>> = vec![
@@ -1027,7 +1022,7 @@ mod tests {
             fixed.push(b);
         }
         for body in &fixed {
-            if let Ok(p) = verify_schedule(&[SECRET], body, now, Skew::default()) {
+            if let Ok(p) = verify_schedule(&keys(&[SECRET]), body, now, Skew::default()) {
                 // A flipped byte can only survive in the unsigned time or an ignored spot.
                 assert_eq!(
                     (p.task.as_str(), p.timer.as_str(), p.schedule.as_str()),

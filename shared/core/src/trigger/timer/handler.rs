@@ -35,6 +35,7 @@ use crate::domain::cron::Cron;
 use crate::domain::model::{EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger};
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::signing::Secret;
 use crate::trigger::timer::decide::{
     plan, schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES, MISSED_CAP,
 };
@@ -337,7 +338,7 @@ pub struct ScheduledDeps<'a> {
     pub builder: &'a dyn Builder,
     pub clock: &'a dyn Clock,
     /// Every currently valid value of the schedule signing secret.
-    pub secrets: &'a [&'a [u8]],
+    pub secrets: &'a [Secret],
     /// How far a scheduled time may lie from now.
     pub skew: Skew,
 }
