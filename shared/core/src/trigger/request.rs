@@ -1,5 +1,6 @@
 //! The raw request every trigger verifies: its headers, read
-//! case-insensitively, before anything in the body is trusted.
+//! case-insensitively, before anything in the body is trusted; and the
+//! [`HookAnswer`] a webhook handler gives back.
 //!
 //! Headers are read through the [`HeaderLookup`] trait. [`Headers`]
 //! implements it over `(name, value)` pairs; to use an `http::HeaderMap`
@@ -13,6 +14,8 @@
 //!     }
 //! }
 //! ```
+
+use serde_json::{json, Value};
 
 /// Case-insensitive read access to request headers.
 ///
@@ -44,6 +47,23 @@ impl HeaderLookup for Headers<'_> {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The HTTP answer of a webhook handler: a status and a JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl HookAnswer {
+    /// A rejection: `{"outcome": "rejected", "reason", "error", "runs": []}`.
+    pub(crate) fn error(status: u16, message: String) -> Self {
+        HookAnswer {
+            status,
+            body: json!({"outcome": "rejected", "reason": message, "error": message, "runs": []}),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::signing::Secret;
 use crate::trigger::git::decide::{self, Decision, SourceTrigger};
 use crate::trigger::git::event::{self, GitEvent};
 use crate::trigger::git::verify;
-use crate::trigger::request::Headers;
+use crate::trigger::request::{Headers, HookAnswer};
 use serde_json::{json, Value};
 
 /// Default largest body accepted (GitHub caps payloads at 25 MB).
@@ -28,22 +28,6 @@ pub struct GitHookDeps<'a> {
     /// Every currently valid secret (rotation: any one verifies).
     pub secrets: &'a [Secret],
     pub body_limit: usize,
-}
-
-/// The HTTP answer: a status and a JSON body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookAnswer {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl HookAnswer {
-    fn error(status: u16, message: String) -> Self {
-        HookAnswer {
-            status,
-            body: json!({"outcome": "rejected", "reason": message, "error": message, "runs": []}),
-        }
-    }
 }
 
 /// Handles one delivery. Never panics on input; 5xx only when the store fails.

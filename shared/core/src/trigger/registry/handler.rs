@@ -13,9 +13,8 @@ use crate::domain::model::{
 use crate::ports::{Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::signing::Secret;
-use crate::trigger::git::handler::HookAnswer;
 use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
-use crate::trigger::request::Headers;
+use crate::trigger::request::{Headers, HookAnswer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -552,8 +551,7 @@ pub async fn handle(
                 })
                 .await;
         }
-        let body = json!({"outcome": "rejected", "reason": reason, "error": reason, "runs": []});
-        (HookAnswer { status, body }, Vec::new())
+        (HookAnswer::error(status, reason), Vec::new())
     };
     if let Err(e) = event::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
         return reject(401, e.to_string()).await;
@@ -586,8 +584,7 @@ pub async fn handle(
                 new_runs.extend(runs);
             }
             Err(e) => {
-                let body = json!({"outcome": "rejected", "reason": e.to_string(), "error": e.to_string(), "runs": []});
-                return (HookAnswer { status: 500, body }, new_runs);
+                return (HookAnswer::error(500, e.to_string()), new_runs);
             }
         }
     }
