@@ -13,7 +13,9 @@ use crate::domain::model::{
 use crate::ports::{Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::signing::Secret;
-use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
+use crate::trigger::registry::decide::{self, Dependent, Verdict};
+use crate::trigger::registry::event::{self, TagUpdate};
+use crate::trigger::registry::verify;
 use crate::trigger::request::{Headers, HookAnswer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -170,7 +172,7 @@ pub async fn process_update(
     let mut new_runs = Vec::new();
     let mut run_ids = Vec::new();
     let (mut debounced, mut duplicate, mut unchanged, mut other) = (false, false, false, false);
-    for verdict in event::decide(update, &dependents) {
+    for verdict in decide::decide(update, &dependents) {
         let Verdict::Trigger {
             task: name,
             image,
@@ -553,7 +555,7 @@ pub async fn handle(
         }
         (HookAnswer::error(status, reason), Vec::new())
     };
-    if let Err(e) = event::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
+    if let Err(e) = verify::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
         return reject(401, e.to_string()).await;
     }
     let parsed = match event::parse_registry_event(body, auth.registry_host) {
