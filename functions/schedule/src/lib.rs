@@ -1,6 +1,6 @@
 //! The `schedule` function: invoked by EventBridge Scheduler with
 //!
-//! - a timer's signed payload (see [`crtask_core::trigger::timer::decide`]): verified against
+//! - a timer's signed payload (see [`crtask_core::trigger::timer::scheduler`]): verified against
 //!   every valid version of the signing secret and turned into at most one
 //!   run per (task, timer, scheduled time) by
 //!   [`crtask_core::trigger::timer::handler::fire_scheduled`], which also records the
@@ -19,8 +19,8 @@ use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::trigger::timer;
-use crtask_core::trigger::timer::decide::Skew;
 use crtask_core::trigger::timer::handler::ScheduledDeps;
+use crtask_core::trigger::timer::scheduler::Skew;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,10 +23,10 @@ use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 use crtask_core::domain::model::{EventSource, RunFilter, RunType, Task, Trigger};
 use crtask_core::ports::Store;
 use crtask_core::signing::Secret;
-use crtask_core::trigger::timer::decide::{
+use crtask_core::trigger::timer::handler::occurrence_key;
+use crtask_core::trigger::timer::scheduler::{
     schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER,
 };
-use crtask_core::trigger::timer::handler::occurrence_key;
 use lambda::{Function, Outcome, RecordingStub};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use crtask_aws::scheduler::{ScheduleSettings, SyncReport, TimerSchedules};
 use crtask_core::domain::model::Task;
 use crtask_core::signing::Secret;
-use crtask_core::trigger::timer::decide::{
+use crtask_core::trigger::timer::scheduler::{
     schedule_name, verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER,
 };
 use serde_json::Value;

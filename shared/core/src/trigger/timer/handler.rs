@@ -36,8 +36,9 @@ use crate::domain::model::{EventRecord, EventSource, Outcome, Run, RunType, Task
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::signing::Secret;
-use crate::trigger::timer::decide::{
-    plan, schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES, MISSED_CAP,
+use crate::trigger::timer::decide::{plan, MISSED_CAP};
+use crate::trigger::timer::scheduler::{
+    schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES,
 };
 use crate::Result;
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
@@ -388,7 +389,7 @@ fn claimed(body: &[u8]) -> Value {
 }
 
 /// Handles one payload EventBridge Scheduler delivered for a timer (see
-/// [`crate::trigger::timer::decide`] for its shape) and records exactly one event.
+/// [`crate::trigger::timer::scheduler`] for its shape) and records exactly one event.
 ///
 /// In order:
 /// 1. **Rejected**, nothing started: payloads that [`verify_schedule`]
