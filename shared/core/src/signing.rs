@@ -111,7 +111,7 @@ pub fn sign_sha256(secret: &Secret, body: &[u8]) -> String {
 }
 
 /// Why a signature value is not `[prefix]<64 hex digits>`. The messages
-/// complete "malformed ... header: <message>; expected ...".
+/// complete `malformed ... header: <message>; expected ...`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignatureForm {
     /// The value does not start with the expected prefix.

@@ -1,4 +1,5 @@
-//! The git webhook handler: raw request in, runs and an answer out.
+//! Step 4 of a git webhook, the handler: raw request in, runs and an
+//! answer out.
 //!
 //! The same function serves `POST /webhooks/git` of the local server and the
 //! `git-webhook` Lambda. Order: size limit, provider, signature on the raw

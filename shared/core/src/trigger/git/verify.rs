@@ -1,5 +1,5 @@
-//! Proof that a git webhook delivery is genuine, checked on the raw body
-//! before anything is parsed.
+//! Step 1 of a git webhook: proof that the delivery is genuine, checked on
+//! the raw body before anything is parsed. Next: [`super::event`].
 //!
 //! | provider | header | value |
 //! |---|---|---|

@@ -1,10 +1,14 @@
-//! Base-image updates: a tag moved (registry notification, poll, or an
-//! upstream task's push) -> which dependent tasks rebuild, exactly once.
+//! Step 4 of a registry push, the handler: a tag moved (registry
+//! notification, poll, or an upstream task's push) -> which dependent tasks
+//! rebuild, exactly once.
 //!
-//! Served by `POST /webhooks/registry` locally and by the registry-event
-//! function on AWS; the local worker feeds every successful run's pushed
-//! images through [`process_update`] too, so cascades (A -> B -> C) do not
-//! depend on the registry sending notifications.
+//! [`handle`] serves `POST /webhooks/registry` locally and the
+//! registry-event function on AWS: [`super::verify`], [`super::event`],
+//! then [`process_update`] per tag, which applies [`super::decide`] and
+//! records the runs. When a run ends, [`after_run`] feeds what it pushed
+//! back in ([`cascade`]) or releases the tasks that waited for it
+//! ([`release_waiters`]), so cascades (A -> B -> C) do not depend on the
+//! registry sending notifications.
 
 use crate::domain::imageref::ImageRef;
 use crate::domain::model::{

@@ -1,5 +1,7 @@
 //! Digest polling for registries that send no events (Docker Hub, MCR, GHCR,
-//! Quay, any OCI registry): the pure parts.
+//! Quay, any OCI registry): the pure parts. Its [`TagUpdate`]s skip steps 1
+//! and 2 and join a registry push at [`super::decide`] (through
+//! [`super::handler::process_update`]).
 //!
 //! Each round the poller sends one `HEAD` per distinct tracked reference
 //! ([`plan_round`]) to [`manifest_url`] with [`MANIFEST_ACCEPT`], reads
