@@ -421,7 +421,7 @@ impl AwsBackend {
         Ok(Some(TimerSchedules::new(
             self.scheduler.clone(),
             self.schedule_settings(),
-            key.expose().as_bytes().to_vec(),
+            key,
         )))
     }
 
@@ -432,7 +432,7 @@ impl AwsBackend {
         Ok(TimerSchedules::new(
             self.scheduler.clone(),
             self.schedule_settings(),
-            Vec::new(),
+            crtask_core::signing::Secret::new(""),
         ))
     }
 

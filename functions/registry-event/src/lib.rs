@@ -291,10 +291,9 @@ impl App {
                 );
             }
         };
-        let values: Vec<String> = secrets.iter().map(|s| s.expose().to_string()).collect();
         let auth = RegistryAuth {
-            tokens: &values,
-            hmac_secrets: &values,
+            tokens: &secrets,
+            hmac_secrets: &secrets,
             registry_host: None,
         };
         let (answer, new_runs) =

@@ -1,6 +1,6 @@
 //! The `schedule` function: invoked by EventBridge Scheduler with
 //!
-//! - a timer's signed payload (see [`crtask_core::trigger::timer::decide`]): verified against
+//! - a timer's signed payload (see [`crtask_core::trigger::timer::scheduler`]): verified against
 //!   every valid version of the signing secret and turned into at most one
 //!   run per (task, timer, scheduled time) by
 //!   [`crtask_core::trigger::timer::handler::fire_scheduled`], which also records the
@@ -19,8 +19,8 @@ use crtask_aws::config::{self, FunctionEnv};
 use crtask_aws::SecretsManagerSecrets;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::trigger::timer;
-use crtask_core::trigger::timer::decide::Skew;
 use crtask_core::trigger::timer::handler::ScheduledDeps;
+use crtask_core::trigger::timer::scheduler::Skew;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,12 +129,11 @@ impl App {
             other => other.to_string().into_bytes(),
         };
         let secrets = self.secrets.valid_values(&self.secret_arn).await?;
-        let keys: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         let deps = ScheduledDeps {
             store: self.store.as_ref(),
             builder: self.builder.as_ref(),
             clock: self.clock.as_ref(),
-            secrets: &keys,
+            secrets: &secrets,
             skew: self.skew,
         };
         let fired = timer::handler::fire_scheduled(&deps, &body).await?;

@@ -16,10 +16,11 @@ fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 use crtask_core::domain::model::{EventSource, RunFilter, RunType, Task, Trigger};
 use crtask_core::ports::Store;
-use crtask_core::trigger::timer::decide::{
+use crtask_core::signing::Secret;
+use crtask_core::trigger::timer::handler::occurrence_key;
+use crtask_core::trigger::timer::scheduler::{
     schedule_input, schedule_name, SCHEDULED_TIME_PLACEHOLDER,
 };
-use crtask_core::trigger::timer::handler::occurrence_key;
 use crtask_testkit::aws as harness;
 use crtask_testkit::aws::lambda::{self, Function, RecordingStub};
 use crtask_testkit::{RunBuilder, TaskBuilder};
@@ -87,7 +88,7 @@ fn this_minute() -> DateTime<Utc> {
 /// signed with `key`, due at `at`.
 fn delivery(key: &str, task: &str, timer: &str, at: DateTime<Utc>) -> Value {
     let input =
-        schedule_input(key.as_bytes(), task, timer, &schedule_name(task, timer)).to_string();
+        schedule_input(&Secret::new(key), task, timer, &schedule_name(task, timer)).to_string();
     let text = input.replace(
         SCHEDULED_TIME_PLACEHOLDER,
         &at.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -193,7 +194,7 @@ async fn forged_stale_and_malformed_payloads_are_rejected_and_recorded() {
         (
             "placeholder left",
             serde_json::from_str(
-                &schedule_input(KEY.as_bytes(), "app", "t1", "app.t1").to_string(),
+                &schedule_input(&Secret::new(KEY), "app", "t1", "app.t1").to_string(),
             )
             .unwrap(),
             "still the placeholder",
@@ -256,7 +257,7 @@ async fn genuine_payloads_for_gone_disabled_or_mismatched_timers_start_nothing()
     let renamed = {
         let mut p = delivery(KEY, "app", "off", now);
         // Signed correctly, but for a schedule name crtask would not use.
-        let input = schedule_input(KEY.as_bytes(), "app", "off", "app-off").to_string();
+        let input = schedule_input(&Secret::new(KEY), "app", "off", "app-off").to_string();
         p = serde_json::from_str(&input.replace(
             SCHEDULED_TIME_PLACEHOLDER,
             p["scheduledTime"].as_str().unwrap(),

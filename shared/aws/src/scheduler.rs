@@ -1,10 +1,10 @@
 //! EventBridge Scheduler: one schedule per (task, timer), in the stack's
 //! schedule group, invoking the schedule function with a signed payload.
 //!
-//! A schedule is named [`crtask_core::trigger::timer::decide::schedule_name`], fires at
-//! [`crtask_core::trigger::timer::decide::scheduler_expression`] of the timer's cron in UTC
+//! A schedule is named [`crtask_core::trigger::timer::scheduler::schedule_name`], fires at
+//! [`crtask_core::trigger::timer::scheduler::scheduler_expression`] of the timer's cron in UTC
 //! with no flexible window, is `ENABLED` or `DISABLED` as the timer is, and
-//! carries [`crtask_core::trigger::timer::decide::schedule_input`] as its `Input` (signed
+//! carries [`crtask_core::trigger::timer::scheduler::schedule_input`] as its `Input` (signed
 //! with the stack's signing secret; Scheduler fills in the scheduled time).
 //! Retries stop after [`MAX_EVENT_AGE_SECS`], the past edge of the schedule
 //! function's default skew window, since later deliveries are rejected.
@@ -20,7 +20,8 @@ use aws_sdk_scheduler::types::{
     Target,
 };
 use crtask_core::domain::model::{Task, TimerTrigger};
-use crtask_core::trigger::timer::decide::{schedule_input, schedule_name, scheduler_expression};
+use crtask_core::signing::Secret;
+use crtask_core::trigger::timer::scheduler::{schedule_input, schedule_name, scheduler_expression};
 
 /// The EventBridge Scheduler client ([`crate::config::scheduler`] builds one).
 pub use aws_sdk_scheduler::Client;
@@ -88,7 +89,7 @@ pub fn check_task_timers(task: &Task) -> Result<()> {
 pub struct TimerSchedules {
     client: Client,
     settings: ScheduleSettings,
-    signing_key: Vec<u8>,
+    signing_key: Secret,
 }
 
 /// The fields CreateSchedule and UpdateSchedule share (UpdateSchedule
@@ -110,15 +111,11 @@ macro_rules! with_definition {
 impl TimerSchedules {
     /// Schedules in `settings.group`, signed with `signing_key` (the
     /// current value of the stack's schedule signing secret).
-    pub fn new(
-        client: Client,
-        settings: ScheduleSettings,
-        signing_key: impl Into<Vec<u8>>,
-    ) -> Self {
+    pub fn new(client: Client, settings: ScheduleSettings, signing_key: Secret) -> Self {
         TimerSchedules {
             client,
             settings,
-            signing_key: signing_key.into(),
+            signing_key,
         }
     }
 

@@ -10,7 +10,7 @@
 use crate::config::Lazy;
 use crate::error::{Error, Result};
 use aws_sdk_secretsmanager::Client;
-use crtask_core::trigger::git::verify::Secret;
+use crtask_core::signing::Secret;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

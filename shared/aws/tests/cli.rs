@@ -345,7 +345,9 @@ async fn schedule(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cli_on_aws_keeps_timer_schedules_in_step() {
-    use crtask_core::trigger::timer::decide::{verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER};
+    use crtask_core::trigger::timer::scheduler::{
+        verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER,
+    };
     let conf = harness::sdk_config().await;
     let store = harness::store().await;
     let sched = crtask_aws::config::scheduler(&conf);
@@ -453,7 +455,7 @@ async fn cli_on_aws_keeps_timer_schedules_in_step() {
         &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
     verify_schedule(
-        &[key.as_bytes()],
+        &[crtask_core::signing::Secret::new(key)],
         delivered.as_bytes(),
         now,
         Skew::default(),

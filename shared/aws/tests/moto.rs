@@ -618,7 +618,7 @@ async fn failed_dispatch_leaves_the_run_queued_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secrets_manager_values_during_rotation_and_cache() {
     use crtask_aws::SecretsManagerSecrets;
-    use crtask_core::trigger::git::verify::Secret;
+    use crtask_core::signing::Secret;
     let conf = harness::sdk_config().await;
     let sm = crtask_aws::config::secretsmanager(&conf);
     let name = harness::unique("crtask/github-webhook");

@@ -10,7 +10,8 @@
 use chrono::{DateTime, Utc};
 use crtask_aws::scheduler::{ScheduleSettings, SyncReport, TimerSchedules};
 use crtask_core::domain::model::Task;
-use crtask_core::trigger::timer::decide::{
+use crtask_core::signing::Secret;
+use crtask_core::trigger::timer::scheduler::{
     schedule_name, verify_schedule, Skew, SCHEDULED_TIME_PLACEHOLDER,
 };
 use crtask_testkit::aws as harness;
@@ -26,7 +27,7 @@ fn task(name: &str, timers: &[(&str, &str, bool)]) -> Task {
         .build()
 }
 
-const KEY: &[u8] = b"schedule-signing-key-for-tests";
+const KEY: &str = "schedule-signing-key-for-tests";
 const TARGET: &str = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";
 const ROLE: &str = "arn:aws:iam::123456789012:role/crtask-scheduler";
 const DLQ: &str = "arn:aws:sqs:us-east-1:123456789012:crtask-failed";
@@ -49,7 +50,7 @@ async fn setup() -> (aws_sdk_scheduler::Client, TimerSchedules) {
             role_arn: ROLE.into(),
             dead_letter_arn: Some(DLQ.into()),
         },
-        KEY,
+        Secret::new(KEY),
     );
     (client, schedules)
 }
@@ -132,11 +133,16 @@ async fn sync_creates_updates_disables_and_deletes_schedules() {
     assert_eq!(v["schedule"], "app.nightly");
     assert_eq!(v["scheduledTime"], SCHEDULED_TIME_PLACEHOLDER);
     let now = Utc::now();
-    let p = verify_schedule(&[KEY], &delivered(input, now), now, Skew::default())
-        .expect("the stored input verifies with the signing key");
+    let p = verify_schedule(
+        &[Secret::new(KEY)],
+        &delivered(input, now),
+        now,
+        Skew::default(),
+    )
+    .expect("the stored input verifies with the signing key");
     assert_eq!((p.task.as_str(), p.timer.as_str()), ("app", "nightly"));
     let wrong = verify_schedule(
-        &[b"another key"],
+        &[Secret::new("another key")],
         &delivered(input, now),
         now,
         Skew::default(),

@@ -8,7 +8,10 @@
 //! The folders follow one event through the system:
 //!
 //! ```text
-//! trigger/{git,registry,timer}   verify -> parse -> decide -> handler
+//! trigger/request, signing       the raw request and the proof it is genuine
+//!        |
+//!        v
+//! trigger/{git,registry,timer}   verify -> event (parse) -> decide -> handler
 //!        |                        (a delivery becomes runs and an event record)
 //!        v
 //! run/                           record the run, dispatch it to the Builder
@@ -17,13 +20,15 @@
 //! build/                         what a builder executes: quick builds,
 //!        |                        multi-step task files, Dockerfile scan
 //!        v
-//! trigger/build_status           the builder's report finishes the run
-//! run/finish                     and what it pushed may trigger the next
+//! trigger/build_status           the builder's report finishes the run,
+//! trigger/registry/handler       and what it pushed may trigger the next
+//!                                 (after_run: cascades)
 //! ```
 //!
 //! [`domain`] holds the records and value types every stage shares;
-//! [`service`] the operations behind the CLI's API (create a task, queue a
-//! run, show runs), the same on every platform.
+//! [`signing`] the secrets, MACs and constant-time checks every trigger
+//! verifies with; [`service`] the operations behind the CLI's API (create a
+//! task, queue a run, show runs), the same on every platform.
 
 pub mod build;
 pub mod domain;
@@ -31,6 +36,7 @@ pub mod error;
 pub mod ports;
 pub mod run;
 pub mod service;
+pub mod signing;
 pub mod template;
 pub mod trigger;
 

@@ -5,9 +5,9 @@
 
 use crtask_core::domain::model::{EventSource, Outcome, RunFilter, RunStatus, Trigger};
 use crtask_core::ports::{Clock, Store};
+use crtask_core::signing::Secret;
 use crtask_core::trigger::answer::Answer;
 use crtask_core::trigger::git::handler::{handle, GitHookDeps, DEFAULT_BODY_LIMIT};
-use crtask_core::trigger::git::verify::Secret;
 use crtask_testkit::{sign, task, FixedClock, GithubPush, MemoryStore, RecordingBuilder};
 use serde_json::json;
 

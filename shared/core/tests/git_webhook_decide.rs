@@ -2,9 +2,11 @@
 //! pull requests, forks and repository URL variants; shell syntax in branch
 //! names; a form-encoded GitHub delivery from raw bytes to decision.
 
+use crtask_core::signing::Secret;
 use crtask_core::trigger::git::decide::{decide, normalize_repo_url, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push, RepoUrls};
-use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret};
+use crtask_core::trigger::git::verify::{self, Provider};
+use crtask_core::trigger::request::Headers;
 use crtask_testkit::{sign, GithubPush};
 
 const HEAD: &str = "9b2f3c1e5d7a8b6c4d2e0f1a3b5c7d9e1f2a4b6c";

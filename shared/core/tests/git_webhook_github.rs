@@ -9,9 +9,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use crtask_core::signing::Secret;
 use crtask_core::trigger::git::decide::{decide, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent};
-use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret, VerifyError};
+use crtask_core::trigger::git::verify::{self, Provider, VerifyError};
+use crtask_core::trigger::request::Headers;
 use serde_json::Value;
 
 const SECRETS: [&str; 2] = ["It's a Secret to Everybody", "sécret ✓ with spaces"];

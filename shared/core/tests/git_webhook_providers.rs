@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
+use crtask_core::signing::Secret;
 use crtask_core::trigger::git::decide::{decide, Decision, SourceTrigger};
 use crtask_core::trigger::git::event::{self, GitEvent, PullRequest, Push};
-use crtask_core::trigger::git::verify::{self, Headers, Provider, Secret, VerifyError};
+use crtask_core::trigger::git::verify::{self, Provider, VerifyError};
+use crtask_core::trigger::request::Headers;
 
 const HMAC_SECRET: &str = "fixture-secret";
 const GITLAB_TOKEN: &str = "gitlab-fixture-token";
@@ -53,7 +55,8 @@ impl Fixture {
     }
 
     fn events(&self) -> Vec<GitEvent> {
-        let ct = verify::HeaderLookup::get(&self.h(), "content-type").map(str::to_string);
+        let ct = crtask_core::trigger::request::HeaderLookup::get(&self.h(), "content-type")
+            .map(str::to_string);
         event::parse_all(self.provider(), &self.h(), ct.as_deref(), &self.body)
             .unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }

@@ -7,12 +7,16 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 use crtask_core::domain::model::BaseImageTriggerType;
-use crtask_core::trigger::git::verify::Headers;
+use crtask_core::signing::Secret;
+use crtask_core::trigger::registry::cascade::{cascade_edges, schedule_cascade};
+use crtask_core::trigger::registry::debounce::{Debouncer, Offer};
+use crtask_core::trigger::registry::decide::{decide, decide_cascade, Dependent, Verdict};
 use crtask_core::trigger::registry::event::{
-    decide, decide_cascade, parse_distribution, parse_ecr, parse_registry_event, schedule_cascade,
-    verify_registry, Debouncer, Dependent, Offer, RegistryAuthError, TagUpdate, Verdict,
-    MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    parse_distribution, parse_ecr, parse_registry_event, TagUpdate, MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
+use crtask_core::trigger::registry::verify::{verify_registry, RegistryAuthError};
+use crtask_core::trigger::request::Headers;
 use crtask_testkit::sign;
 
 const BASE_V1: &str = "sha256:c7a633f6ae84b63c850122a66de283302a9a427dcc18404684207aa59b643d06";
@@ -221,8 +225,8 @@ fn captured_headers(replace_auth: Option<&str>) -> Vec<(String, String)> {
 #[test]
 fn auth_on_real_delivery() {
     let body = fixture("dist-push-manifest-oci-tagged.json");
-    let tokens = vec!["rotated-new".to_string(), "capture-token".to_string()];
-    let secrets = vec!["hmac-secret".to_string()];
+    let tokens = [Secret::new("rotated-new"), Secret::new("capture-token")];
+    let secrets = [Secret::new("hmac-secret")];
     let sig = sign::registry("hmac-secret", &body);
     let cases: Vec<AuthCase> = vec![
         ("real headers, second token", captured_headers(None), Ok(())),
@@ -393,7 +397,7 @@ fn cascade_story() {
         .iter()
         .map(|t| (t.to_string(), out(t)))
         .collect();
-    let edges = crtask_core::trigger::registry::event::cascade_edges(&outputs, &deps);
+    let edges = cascade_edges(&outputs, &deps);
     assert_eq!(
         edges,
         vec![

@@ -46,7 +46,7 @@ async fn a_signed_base_image_push_rebuilds_its_dependent() {
         clock: &clock,
         registry: Some("127.0.0.1:5931"),
     };
-    let secrets = [SECRET.to_string()];
+    let secrets = [crtask_core::signing::Secret::new(SECRET)];
     let auth = RegistryAuth {
         tokens: &[],
         hmac_secrets: &secrets,

@@ -44,11 +44,11 @@ pub struct AppState {
 }
 
 /// Reads secret files (trimmed, empty ones skipped), warning about unreadable ones.
-fn read_secret_files(files: &[PathBuf], what: &str) -> Vec<String> {
+fn read_secret_files(files: &[PathBuf], what: &str) -> Vec<crtask_core::signing::Secret> {
     files
         .iter()
         .filter_map(|p| match std::fs::read_to_string(p) {
-            Ok(t) => Some(t.trim().to_string()),
+            Ok(t) => Some(crtask_core::signing::Secret::new(t.trim())),
             Err(e) => {
                 tracing::warn!("cannot read {what} file {}: {e}", p.display());
                 None
@@ -59,13 +59,11 @@ fn read_secret_files(files: &[PathBuf], what: &str) -> Vec<String> {
 }
 
 impl AppState {
-    fn git_secrets(&self) -> Vec<crtask_core::trigger::git::verify::Secret> {
+    fn git_secrets(&self) -> Vec<crtask_core::signing::Secret> {
         self.git_secret_files
             .iter()
             .filter_map(|p| match std::fs::read_to_string(p) {
-                Ok(t) => Some(crtask_core::trigger::git::verify::Secret::from_file_text(
-                    &t,
-                )),
+                Ok(t) => Some(crtask_core::signing::Secret::from_file_text(&t)),
                 Err(e) => {
                     tracing::warn!("cannot read git webhook secret file {}: {e}", p.display());
                     None

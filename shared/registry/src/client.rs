@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crtask_core::domain::imageref::ImageRef;
-use crtask_core::trigger::git::verify::Headers;
 use crtask_core::trigger::registry::poll;
+use crtask_core::trigger::request::Headers;
 
 /// Connect timeout of every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -215,7 +215,7 @@ impl Cron {
     }
 
     /// The expanded fields, for translating the schedule to another cron
-    /// dialect ([`crate::trigger::timer::decide::scheduler_expression`]).
+    /// dialect ([`crate::trigger::timer::scheduler::scheduler_expression`]).
     pub(crate) fn fields(&self) -> CronFields {
         CronFields {
             minutes: self.minutes,

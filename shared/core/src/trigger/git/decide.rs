@@ -1,4 +1,5 @@
-//! Which task a git event builds, and at which commit.
+//! Step 3 of a git webhook: which task a git event builds, and at which
+//! commit.
 //!
 //! [`decide`] takes one parsed [`GitEvent`] and one task's [`SourceTrigger`]
 //! and answers [`Decision::Build`], [`Decision::BuildPullRequest`] or

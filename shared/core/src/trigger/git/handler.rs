@@ -1,4 +1,5 @@
-//! The git webhook handler: raw request in, runs and an answer out.
+//! Step 4 of a git webhook, the handler: raw request in, runs and an
+//! answer out.
 //!
 //! The same function serves `POST /webhooks/git` of the local server and the
 //! `git-webhook` Lambda. Order: size limit, provider, signature on the raw
@@ -10,10 +11,12 @@ use crate::domain::model::{
 };
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::signing::Secret;
 use crate::trigger::answer::Answer;
 use crate::trigger::git::decide::{self, Decision, SourceTrigger};
 use crate::trigger::git::event::{self, GitEvent};
-use crate::trigger::git::verify::{self, Headers, Secret};
+use crate::trigger::git::verify;
+use crate::trigger::request::Headers;
 use serde_json::{json, Value};
 
 /// Default largest body accepted (GitHub caps payloads at 25 MB).

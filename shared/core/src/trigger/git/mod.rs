@@ -1,6 +1,12 @@
-//! Git webhooks: [`verify`] the signature on the raw body, parse it into a
-//! [`event::GitEvent`], [`decide`] per task what it builds, and the
-//! [`handler`] that records the delivery and queues the runs.
+//! Git webhooks, in the order a delivery travels:
+//!
+//! 1. [`verify`]: which provider sent it, and is its signature (or GitLab
+//!    token) good on the raw body?
+//! 2. [`event`]: the payload parsed into a [`event::GitEvent`] (one file
+//!    per payload family: GitHub/Gitea/Forgejo, GitLab, Bitbucket).
+//! 3. [`decide`]: per task, whether and at which commit it builds.
+//! 4. [`handler`]: the whole delivery, from the raw request to recorded
+//!    runs and the answer.
 
 pub mod decide;
 pub mod event;

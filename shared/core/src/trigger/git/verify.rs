@@ -1,5 +1,5 @@
-//! Proof that a git webhook delivery is genuine, checked on the raw body
-//! before anything is parsed.
+//! Step 1 of a git webhook: proof that the delivery is genuine, checked on
+//! the raw body before anything is parsed. Next: [`super::event`].
 //!
 //! | provider | header | value |
 //! |---|---|---|
@@ -10,35 +10,20 @@
 //! | Bitbucket Cloud | `X-Hub-Signature` | `sha256=<hex HMAC-SHA256(secret, body)>` |
 //!
 //! Several secrets may be valid at once (rotation): a delivery is genuine when
-//! any one of them verifies. Every comparison runs in constant time
-//! ([`Hmac::verify_slice`] for signatures, [`subtle`] over SHA-256 digests for
-//! GitLab tokens, so neither the content nor the length of the secret leaks).
+//! any one of them verifies. The MACs and the constant-time comparisons are
+//! those of [`crate::signing`] ([`signing::check_signature`] for signatures,
+//! [`signing::token_matches_any`] over SHA-256 digests for GitLab tokens, so
+//! neither the content nor the length of the secret leaks).
 //!
-//! Headers are read through the [`HeaderLookup`] trait. [`Headers`] implements
-//! it over `(name, value)` pairs; to use an `http::HeaderMap` directly, wrap it
-//! in a local newtype:
-//!
-//! ```text
-//! struct HttpHeaders<'a>(&'a http::HeaderMap);
-//! impl crtask_core::trigger::git::verify::HeaderLookup for HttpHeaders<'_> {
-//!     fn get(&self, name: &str) -> Option<&str> {
-//!         self.0.get(name).and_then(|v| v.to_str().ok())
-//!     }
-//! }
-//! ```
+//! Headers are read through [`HeaderLookup`] (see [`crate::trigger::request`]).
 
 use std::fmt;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Length of a hex-encoded SHA-256 digest.
-const SHA256_HEX_LEN: usize = 64;
+use crate::signing::{self, Secret, SignatureError, SHA256_PREFIX};
+use crate::trigger::request::{header, HeaderLookup};
 
 /// A git hosting service that sends webhooks, told by its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,90 +82,6 @@ impl fmt::Display for Provider {
     }
 }
 
-/// A webhook secret. Its `Debug` output is redacted and it has no `Display`,
-/// so it cannot end up in a log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value as given.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// Wraps the contents of a secret file: trailing line breaks and spaces
-    /// (as editors and `echo` leave them) are not part of the secret.
-    pub fn from_file_text(text: &str) -> Self {
-        Secret(text.trim_end_matches(['\n', '\r', ' ', '\t']).to_string())
-    }
-
-    /// The secret value, for computing a MAC. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when the secret is empty (an empty secret is never accepted).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_string())
-    }
-}
-
-/// Case-insensitive read access to request headers.
-///
-/// Implemented by [`Headers`]; wrap other header maps in a newtype (see the
-/// module docs for `http::HeaderMap`).
-pub trait HeaderLookup {
-    /// The value of the first header called `name` (ASCII case-insensitive),
-    /// if any.
-    fn get(&self, name: &str) -> Option<&str>;
-}
-
-/// A tiny case-insensitive view over `(name, value)` header pairs.
-#[derive(Debug, Clone, Copy)]
-pub struct Headers<'a> {
-    pairs: &'a [(String, String)],
-}
-
-impl<'a> Headers<'a> {
-    /// Views the given pairs; names are matched ASCII case-insensitively and
-    /// the first match wins.
-    pub fn new(pairs: &'a [(String, String)]) -> Self {
-        Headers { pairs }
-    }
-}
-
-impl HeaderLookup for Headers<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads a header and trims it; an empty value counts as absent.
-pub(crate) fn header<'h>(h: &'h dyn HeaderLookup, name: &str) -> Option<&'h str> {
-    h.get(name).map(str::trim).filter(|v| !v.is_empty())
-}
-
 /// Why a delivery was not accepted as genuine (answer 401).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum VerifyError {
@@ -226,7 +127,7 @@ pub fn verify(
     body: &[u8],
     secrets: &[Secret],
 ) -> Result<(), VerifyError> {
-    let secrets: Vec<&Secret> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    let secrets = signing::usable(secrets);
     if secrets.is_empty() {
         return Err(VerifyError::NoSecretConfigured);
     }
@@ -234,13 +135,17 @@ pub fn verify(
         Provider::GitHub => verify_hmac(
             headers,
             "X-Hub-Signature-256",
-            Some("sha256="),
+            Some(SHA256_PREFIX),
             body,
             &secrets,
         ),
-        Provider::Bitbucket => {
-            verify_hmac(headers, "X-Hub-Signature", Some("sha256="), body, &secrets)
-        }
+        Provider::Bitbucket => verify_hmac(
+            headers,
+            "X-Hub-Signature",
+            Some(SHA256_PREFIX),
+            body,
+            &secrets,
+        ),
         Provider::Gitea => verify_hmac(headers, "X-Gitea-Signature", None, body, &secrets),
         Provider::Forgejo => {
             let name = if header(headers, "X-Forgejo-Signature").is_some() {
@@ -259,59 +164,25 @@ pub fn verify(
 fn verify_hmac(
     headers: &dyn HeaderLookup,
     name: &'static str,
-    prefix: Option<&str>,
+    prefix: Option<&'static str>,
     body: &[u8],
     secrets: &[&Secret],
 ) -> Result<(), VerifyError> {
     let value = header(headers, name).ok_or(VerifyError::Missing(name))?;
-    let expected_form = match prefix {
-        Some(p) => format!("'{p}' followed by {SHA256_HEX_LEN} hex digits"),
-        None => format!("{SHA256_HEX_LEN} hex digits"),
-    };
-    let malformed = |what: &str| {
-        VerifyError::Malformed(format!(
-            "malformed {name} header: {what}; expected {expected_form}"
-        ))
-    };
-    let hex_part = match prefix {
-        Some(p) => value
-            .strip_prefix(p)
-            .ok_or_else(|| malformed(&format!("it does not start with '{p}'")))?,
-        None => value,
-    };
-    if hex_part.len() != SHA256_HEX_LEN {
-        return Err(malformed(&format!(
-            "the digest has {} characters",
-            hex_part.chars().count()
-        )));
-    }
-    let mut digest = [0u8; SHA256_HEX_LEN / 2];
-    hex::decode_to_slice(hex_part, &mut digest)
-        .map_err(|_| malformed("the digest is not hexadecimal"))?;
-    for secret in secrets {
-        let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose().as_bytes()) else {
-            continue;
-        };
-        mac.update(body);
-        if mac.verify_slice(&digest).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(VerifyError::Mismatch)
+    signing::check_signature(value, prefix, body, secrets).map_err(|e| match e {
+        SignatureError::Malformed(why) => VerifyError::Malformed(format!(
+            "malformed {name} header: {why}; expected {}",
+            signing::expected_form(prefix)
+        )),
+        SignatureError::Mismatch => VerifyError::Mismatch,
+    })
 }
 
 fn verify_token(headers: &dyn HeaderLookup, secrets: &[&Secret]) -> Result<(), VerifyError> {
     let name = "X-Gitlab-Token";
     // Not trimmed beyond what `header` does: a token is compared as sent.
     let token = header(headers, name).ok_or(VerifyError::Missing(name))?;
-    // Comparing fixed-size digests hides the secret's length as well.
-    let got = Sha256::digest(token.as_bytes());
-    let mut ok = subtle::Choice::from(0u8);
-    for secret in secrets {
-        let want = Sha256::digest(secret.expose().as_bytes());
-        ok |= got.as_slice().ct_eq(want.as_slice());
-    }
-    if bool::from(ok) {
+    if signing::token_matches_any(token, secrets) {
         Ok(())
     } else {
         Err(VerifyError::Mismatch)
@@ -321,6 +192,7 @@ fn verify_token(headers: &dyn HeaderLookup, secrets: &[&Secret]) -> Result<(), V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trigger::request::Headers;
 
     const VECTOR_SECRET: &str = "It's a Secret to Everybody";
     const VECTOR_BODY: &[u8] = b"Hello, World!";
@@ -343,9 +215,7 @@ mod tests {
     }
 
     fn hex_hmac(secret: &str, body: &[u8]) -> String {
-        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
+        signing::sign_hex(&Secret::new(secret), body)
     }
 
     fn check(
@@ -732,15 +602,6 @@ mod tests {
             let p = pairs(&hdrs);
             assert_eq!(detect_provider(&Headers::new(&p)), want, "{hdrs:?}");
         }
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "Secret([redacted])");
-        assert_eq!(format!("{:?}", vec![s.clone()]), "[Secret([redacted])]");
-        assert_eq!(Secret::from_file_text("hunter2\r\n").expose(), "hunter2");
-        assert_eq!(Secret::from_file_text(" a b \n").expose(), " a b");
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! Base-image updates: a tag moved (registry notification, poll, or an
-//! upstream task's push) -> which dependent tasks rebuild, exactly once.
+//! Step 4 of a registry push, the handler: a tag moved (registry
+//! notification, poll, or an upstream task's push) -> which dependent tasks
+//! rebuild, exactly once.
 //!
-//! Served by `POST /webhooks/registry` locally and by the registry-event
-//! function on AWS; the local worker feeds every successful run's pushed
-//! images through [`process_update`] too, so cascades (A -> B -> C) do not
-//! depend on the registry sending notifications.
+//! [`handle`] serves `POST /webhooks/registry` locally and the
+//! registry-event function on AWS: [`super::verify`], [`super::event`],
+//! then [`process_update`] per tag: a [`Snapshot`] of what the decision
+//! reads, the pure [`plan`] (which applies [`super::decide`]), and
+//! [`apply`], which records the runs. When a run ends, [`after_run`] feeds
+//! what it pushed back in ([`cascade`]) or releases the tasks that waited
+//! for it ([`release_waiters`]), so cascades (A -> B -> C) do not depend on
+//! the registry sending notifications.
 
 use crate::domain::imageref::ImageRef;
 use crate::domain::model::{
@@ -13,9 +18,12 @@ use crate::domain::model::{
 use crate::ports::{Clock, Store};
 use crate::run::lease;
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::signing::Secret;
 use crate::trigger::answer::{Answer, EventSummary};
-use crate::trigger::git::verify::Headers;
-use crate::trigger::registry::event::{self, Dependent, TagUpdate, Verdict};
+use crate::trigger::registry::decide::{self, Dependent, Verdict};
+use crate::trigger::registry::event::{self, TagUpdate};
+use crate::trigger::registry::verify;
+use crate::trigger::request::Headers;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -271,7 +279,7 @@ pub struct UpdatePlan {
 /// task in `snap`. `cause` is stored on each run's trigger.
 pub fn plan(update: &TagUpdate, cause: &str, snap: &Snapshot) -> crate::Result<UpdatePlan> {
     let mut p = UpdatePlan::default();
-    for verdict in event::decide(update, &snap.dependents) {
+    for verdict in decide::decide(update, &snap.dependents) {
         let Verdict::Trigger {
             task: name,
             image,
@@ -601,8 +609,10 @@ pub async fn release_waiters(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<
 
 /// Credentials for `POST /webhooks/registry`.
 pub struct RegistryAuth<'a> {
-    pub tokens: &'a [String],
-    pub hmac_secrets: &'a [String],
+    /// Valid bearer tokens (empty ones are skipped).
+    pub tokens: &'a [Secret],
+    /// Valid HMAC secrets for `X-Crtask-Signature` (empty ones are skipped).
+    pub hmac_secrets: &'a [Secret],
     /// The registry host users write in FROM lines, when the registry's
     /// own view (`request.host`) differs.
     pub registry_host: Option<&'a str>,
@@ -636,7 +646,7 @@ pub async fn handle(
         }
         (Answer::rejected(status, reason), Vec::new())
     };
-    if let Err(e) = event::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
+    if let Err(e) = verify::verify_registry(&h, body, auth.tokens, auth.hmac_secrets) {
         return reject(401, e.to_string()).await;
     }
     let parsed = match event::parse_registry_event(body, auth.registry_host) {

@@ -1,9 +1,28 @@
-//! Base-image updates: registry notifications and ECR events ([`event`]:
-//! authenticate, parse, decide), digest polling for registries that send
-//! none ([`poll`]), and the [`handler`] that records them and queues the
-//! rebuilds of every dependent task, cascading through tasks built on each
-//! other's images.
+//! Base-image updates: a tag moved in a registry, so the tasks built on it
+//! may need a rebuild. Read in the order a registry push travels:
+//!
+//! 1. [`verify`]: is the notification genuine (bearer token or HMAC
+//!    signature on the raw body)?
+//! 2. [`event`]: which tags moved (CNCF distribution envelopes, ECR
+//!    EventBridge events) -> [`event::TagUpdate`]s.
+//! 3. [`decide`]: what each update means for every task that uses the image
+//!    -> one [`decide::Verdict`] per task.
+//! 4. [`handler`]: records the event and the runs (exactly once, by dedupe
+//!    key), holds back a task whose upstream task is still rebuilding, and
+//!    after a run feeds its pushed images back in (cascades A -> B -> C).
+//!
+//! Besides: [`poll`] finds updates for registries that send no
+//! notifications (digest polling; its updates join at step 3), and
+//! [`debounce`] and [`cascade`] are pure models of the settle window and of
+//! cascade ordering that the handler does not call (it gets both from the
+//! store).
 
+pub mod cascade;
+pub mod debounce;
+pub mod decide;
 pub mod event;
 pub mod handler;
 pub mod poll;
+#[cfg(test)]
+mod test_support;
+pub mod verify;

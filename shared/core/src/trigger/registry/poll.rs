@@ -1,5 +1,7 @@
 //! Digest polling for registries that send no events (Docker Hub, MCR, GHCR,
-//! Quay, any OCI registry): the pure parts.
+//! Quay, any OCI registry): the pure parts. Its [`TagUpdate`]s skip steps 1
+//! and 2 and join a registry push at [`super::decide`] (through
+//! [`super::handler::process_update`]).
 //!
 //! Each round the poller sends one `HEAD` per distinct tracked reference
 //! ([`plan_round`]) to [`manifest_url`] with [`MANIFEST_ACCEPT`], reads
@@ -19,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::imageref::{is_digest, ImageRef};
-use crate::trigger::git::verify::{header, HeaderLookup};
 use crate::trigger::registry::event::TagUpdate;
+use crate::trigger::request::{header, HeaderLookup};
 use crate::{Error, Result};
 
 /// `Accept` header for a manifest `HEAD`. Index and list types come first and
@@ -410,10 +412,10 @@ pub fn poll_update(image: &ImageRef, digest: &str, media_type: Option<&str>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::git::verify::Headers;
     use crate::trigger::registry::event::{
         MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
     };
+    use crate::trigger::request::Headers;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 

@@ -35,9 +35,11 @@ use crate::domain::cron::Cron;
 use crate::domain::model::{EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger};
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
+use crate::signing::Secret;
 use crate::trigger::answer::Answer;
-use crate::trigger::timer::decide::{
-    plan, schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES, MISSED_CAP,
+use crate::trigger::timer::decide::{plan, MISSED_CAP};
+use crate::trigger::timer::scheduler::{
+    schedule_name, verify_schedule, SchedulePayload, Skew, MAX_PAYLOAD_BYTES,
 };
 use crate::Result;
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
@@ -338,7 +340,7 @@ pub struct ScheduledDeps<'a> {
     pub builder: &'a dyn Builder,
     pub clock: &'a dyn Clock,
     /// Every currently valid value of the schedule signing secret.
-    pub secrets: &'a [&'a [u8]],
+    pub secrets: &'a [Secret],
     /// How far a scheduled time may lie from now.
     pub skew: Skew,
 }
@@ -385,7 +387,7 @@ fn claimed(body: &[u8]) -> Value {
 }
 
 /// Handles one payload EventBridge Scheduler delivered for a timer (see
-/// [`crate::trigger::timer::decide`] for its shape) and records exactly one event.
+/// [`crate::trigger::timer::scheduler`] for its shape) and records exactly one event.
 ///
 /// In order:
 /// 1. **Rejected**, nothing started: payloads that [`verify_schedule`]

@@ -1,35 +1,42 @@
-//! Git provider webhook payloads turned into one domain event.
+//! Step 2 of a git webhook: the provider's payload turned into one domain
+//! event.
 //!
-//! Call [`crate::trigger::git::verify::verify`] on the raw body first; then [`parse`] (or
+//! Call [`super::verify::verify`] on the raw body first; then [`parse`] (or
 //! [`parse_all`] for Bitbucket, which may report several ref changes in one
 //! delivery) reads the event header and the body. Unknown fields are ignored
 //! everywhere; event types and pull request actions that never start a build
 //! come back as [`GitEvent::Ignored`] with a reason. Errors are
 //! [`Error::Invalid`] (answer 400) with a message naming what is wrong.
 //!
-//! Supported:
-//! - GitHub: `ping`, `push`, `pull_request` (JSON or form-encoded `payload=`).
-//! - GitLab: `Push Hook`, `Tag Push Hook`, `Merge Request Hook` (and the same
-//!   kinds inside a `System Hook`).
-//! - Gitea / Forgejo: `push`, `pull_request` (`pull_request_sync`).
-//! - Bitbucket Cloud: `repo:push`.
-
-use std::collections::BTreeSet;
+//! Supported, one file per payload family:
+//! - `github.rs`: GitHub `ping`, `push`, `pull_request` (JSON or form-encoded
+//!   `payload=`, see `body.rs`), and Gitea / Forgejo `push`, `pull_request`
+//!   (`pull_request_sync`), which share GitHub's shape.
+//! - `gitlab.rs`: GitLab `Push Hook`, `Tag Push Hook`, `Merge Request Hook`
+//!   (and the same kinds inside a `System Hook`).
+//! - `bitbucket.rs`: Bitbucket Cloud `repo:push`.
+//!
+//! `fields.rs` holds the field readers they share. Next: [`super::decide`]
+//! matches the event against every task.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::trigger::git::verify::{header, HeaderLookup, Provider};
+use crate::trigger::git::verify::Provider;
+use crate::trigger::request::{header, HeaderLookup};
 
-/// GitHub lists at most this many commits in a push payload.
-const GITHUB_MAX_COMMITS: usize = 2048;
+mod bitbucket;
+mod body;
+mod fields;
+mod github;
+mod gitlab;
+
+pub use fields::is_zero_sha;
+use fields::str_at;
+
 /// Longest event type or delivery id kept from a header.
 const MAX_HEADER_TOKEN: usize = 200;
-/// Pull request actions that start a build, per provider vocabulary:
-/// GitHub `synchronize`, Gitea/Forgejo `synchronized`, GitLab `open`/`reopen`/`update`.
-const GITHUB_LIKE_PR_ACTIONS: &[&str] = &["opened", "synchronize", "synchronized", "reopened"];
-const GITLAB_MR_ACTIONS: &[&str] = &["open", "reopen", "update"];
 
 /// What a delivery is about, as far as builds are concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,7 +141,7 @@ pub struct RepoUrls {
 }
 
 impl RepoUrls {
-    fn push_url(&mut self, url: Option<&str>) {
+    pub(super) fn push_url(&mut self, url: Option<&str>) {
         if let Some(u) = url.map(str::trim).filter(|u| !u.is_empty()) {
             if !self.urls.iter().any(|x| x == u) {
                 self.urls.push(u.to_string());
@@ -142,7 +149,7 @@ impl RepoUrls {
         }
     }
 
-    fn add_fields(&mut self, obj: Option<&Value>, fields: &[&str]) {
+    pub(super) fn add_fields(&mut self, obj: Option<&Value>, fields: &[&str]) {
         if let Some(obj) = obj {
             for f in fields {
                 self.push_url(obj.get(*f).and_then(Value::as_str));
@@ -215,20 +222,20 @@ pub fn parse_all(
             provider.event_header()
         ))
     })?;
-    let json = decode_body(content_type, body)?;
+    let json = body::decode(content_type, body)?;
     let one = |e: GitEvent| Ok(vec![e]);
     match provider {
         Provider::GitHub => match event.as_str() {
             "ping" => one(GitEvent::Ping {
                 zen: str_at(&json, &["zen"]).map(str::to_string),
             }),
-            "push" => one(GitEvent::Push(github_like_push(provider, &json)?)),
-            "pull_request" => one(github_like_pull_request(&json)?),
+            "push" => one(GitEvent::Push(github::push(provider, &json)?)),
+            "pull_request" => one(github::pull_request(&json)?),
             _ => one(ignored_event(&event)),
         },
         Provider::Gitea | Provider::Forgejo => match event.as_str() {
-            "push" => one(GitEvent::Push(github_like_push(provider, &json)?)),
-            "pull_request" | "pull_request_sync" => one(github_like_pull_request(&json)?),
+            "push" => one(GitEvent::Push(github::push(provider, &json)?)),
+            "pull_request" | "pull_request_sync" => one(github::pull_request(&json)?),
             _ => one(ignored_event(&event)),
         },
         Provider::GitLab => {
@@ -247,13 +254,13 @@ pub fn parse_all(
                 _ => "",
             };
             match kind {
-                "push" => one(GitEvent::Push(gitlab_push(&json)?)),
-                "merge_request" => one(gitlab_merge_request(&event, &json)?),
+                "push" => one(GitEvent::Push(gitlab::push(&json)?)),
+                "merge_request" => one(gitlab::merge_request(&event, &json)?),
                 _ => one(ignored_event(&event)),
             }
         }
         Provider::Bitbucket => match event.as_str() {
-            "repo:push" => bitbucket_push(&json),
+            "repo:push" => bitbucket::push(&json),
             _ => one(ignored_event(&event)),
         },
     }
@@ -263,482 +270,19 @@ fn cap(s: &str) -> String {
     s.chars().take(MAX_HEADER_TOKEN).collect()
 }
 
-fn ignored_event(event: &str) -> GitEvent {
+pub(super) fn ignored_event(event: &str) -> GitEvent {
     GitEvent::Ignored {
         kind: event.to_string(),
         reason: format!("event '{event}' does not trigger builds"),
     }
 }
 
-// ---------------------------------------------------------------- body
-
-/// Turns the raw body into a JSON object, undoing form encoding.
-fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid("payload is empty"));
-    }
-    let mime = content_type
-        .and_then(|c| c.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    let is_form = match mime.as_deref() {
-        Some("application/x-www-form-urlencoded") => true,
-        Some(m) if m.contains("json") => false,
-        _ => body.starts_with(b"payload="),
-    };
-    let value: Value = if is_form {
-        let json = form_field(body, "payload")
-            .ok_or_else(|| Error::invalid("form-encoded payload has no 'payload' field"))?;
-        if json.bytes().all(|b| b.is_ascii_whitespace()) {
-            return Err(Error::invalid("form-encoded 'payload' field is empty"));
-        }
-        serde_json::from_str(&json).map_err(|e| {
-            Error::invalid(format!(
-                "form-encoded 'payload' field is not valid json: {e}"
-            ))
-        })?
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| Error::invalid(format!("payload is not valid json: {e}")))?
-    };
-    if !value.is_object() {
-        return Err(Error::invalid("payload must be a json object"));
-    }
-    Ok(value)
-}
-
-/// The decoded value of the first `name` field of an
-/// `application/x-www-form-urlencoded` body (`+` is a space; a `%` not
-/// followed by two hex digits stays as it is, as browsers do).
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body)
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-// ------------------------------------------------------------- helpers
-
-fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(v, |v, k| v.get(*k))
-        .filter(|v| !v.is_null())
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    at(v, path).and_then(Value::as_str)
-}
-
-/// A non-empty string, or an error naming the missing field.
-fn required_str<'a>(v: &'a Value, path: &[&str], what: &str) -> Result<&'a str> {
-    str_at(v, path)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing(what, path))
-}
-
-fn missing(what: &str, path: &[&str]) -> Error {
-    Error::invalid(format!("{what} payload has no '{}'", path.join(".")))
-}
-
-fn bool_at(v: &Value, path: &[&str]) -> bool {
-    at(v, path).and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// A non-negative integer, also accepted as a decimal string.
-fn u64_at(v: &Value, path: &[&str]) -> Option<u64> {
-    match at(v, path)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// True for the all-zero object id providers send for a missing side of a
-/// ref update (40 zeros for SHA-1, 64 for SHA-256 repositories).
-pub fn is_zero_sha(sha: &str) -> bool {
-    !sha.is_empty() && sha.bytes().all(|b| b == b'0')
-}
-
-/// Branch and tag name of a full ref.
-fn split_ref(git_ref: &str) -> (Option<String>, Option<String>) {
-    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    if let Some(b) = git_ref.strip_prefix("refs/heads/") {
-        (nonempty(b), None)
-    } else if let Some(t) = git_ref.strip_prefix("refs/tags/") {
-        (None, nonempty(t))
-    } else {
-        (None, None)
-    }
-}
-
-/// Union of the file lists of `commits`, and whether that list can be
-/// trusted to be complete.
-fn changed_files(
-    commits: Option<&Value>,
-    total: Option<u64>,
-    max_listed: Option<usize>,
-) -> (Vec<String>, bool) {
-    let Some(commits) = commits.and_then(Value::as_array) else {
-        return (Vec::new(), false);
-    };
-    let mut files = BTreeSet::new();
-    let mut complete = true;
-    for commit in commits {
-        let mut listed = false;
-        for key in ["added", "modified", "removed"] {
-            if let Some(list) = commit.get(key).and_then(Value::as_array) {
-                listed = true;
-                files.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
-            }
-        }
-        complete &= listed;
-    }
-    if total.is_some_and(|t| t > commits.len() as u64) {
-        complete = false;
-    }
-    if max_listed.is_some_and(|m| commits.len() >= m) {
-        complete = false;
-    }
-    (files.into_iter().collect(), complete)
-}
-
-/// Message of the commit with id `sha` in `commits`.
-fn commit_message<'a>(commits: Option<&'a Value>, sha: &str) -> Option<&'a str> {
-    commits?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("id").and_then(Value::as_str) == Some(sha))
-        .and_then(|c| c.get("message"))
-        .and_then(Value::as_str)
-}
-
-fn first_str<'a>(v: &'a Value, paths: &[&[&str]]) -> Option<&'a str> {
-    paths
-        .iter()
-        .find_map(|p| str_at(v, p).map(str::trim).filter(|s| !s.is_empty()))
-}
-
-// ------------------------------------------------------ GitHub / Gitea
-
-const GITHUB_REPO_URL_FIELDS: &[&str] = &["clone_url", "html_url", "ssh_url", "git_url", "svn_url"];
-
-fn github_like_repo(repo: &Value) -> RepoUrls {
-    let mut r = RepoUrls {
-        full_name: str_at(repo, &["full_name"]).map(str::to_string),
-        urls: Vec::new(),
-    };
-    r.add_fields(Some(repo), GITHUB_REPO_URL_FIELDS);
-    r
-}
-
-fn github_like_push(provider: Provider, v: &Value) -> Result<Push> {
-    let git_ref = required_str(v, &["ref"], "push")?;
-    let after = required_str(v, &["after"], "push")?;
-    let repo = at(v, &["repository"]).ok_or_else(|| missing("push", &["repository"]))?;
-    let before = str_at(v, &["before"]).unwrap_or_default();
-    let (branch, tag) = split_ref(git_ref);
-    let commits = v.get("commits");
-    let (changed_files, commits_complete) = match provider {
-        Provider::GitHub => changed_files(commits, None, Some(GITHUB_MAX_COMMITS)),
-        _ => changed_files(commits, u64_at(v, &["total_commits"]), None),
-    };
-    let head_message = str_at(v, &["head_commit", "message"])
-        .or_else(|| commit_message(commits, after))
-        .map(str::to_string);
-    let pusher = first_str(
-        v,
-        &[
-            &["pusher", "login"],
-            &["pusher", "username"],
-            &["pusher", "name"],
-        ],
-    )
-    .map(str::to_string);
-    Ok(Push {
-        repository: github_like_repo(repo),
-        git_ref: git_ref.to_string(),
-        branch,
-        tag,
-        before: before.to_string(),
-        after: after.to_string(),
-        deleted: bool_at(v, &["deleted"]) || is_zero_sha(after),
-        forced: bool_at(v, &["forced"]),
-        changed_files,
-        commits_complete,
-        head_message,
-        pusher,
-    })
-}
-
-fn github_like_pull_request(v: &Value) -> Result<GitEvent> {
-    const WHAT: &str = "pull_request";
-    let action = required_str(v, &["action"], WHAT)?;
-    if !GITHUB_LIKE_PR_ACTIONS.contains(&action) {
-        return Ok(GitEvent::Ignored {
-            kind: "pull_request".into(),
-            reason: format!(
-                "pull request action '{action}' does not trigger builds (only opened, synchronize, reopened)"
-            ),
-        });
-    }
-    let number = u64_at(v, &["number"])
-        .or_else(|| u64_at(v, &["pull_request", "number"]))
-        .ok_or_else(|| missing(WHAT, &["number"]))?;
-    let head_sha = required_str(v, &["pull_request", "head", "sha"], WHAT)?;
-    let head_ref = required_str(v, &["pull_request", "head", "ref"], WHAT)?;
-    let base_ref = required_str(v, &["pull_request", "base", "ref"], WHAT)?;
-    let base_repo = at(v, &["repository"])
-        .or_else(|| at(v, &["pull_request", "base", "repo"]))
-        .ok_or_else(|| missing(WHAT, &["repository"]))?;
-    let head_repo = at(v, &["pull_request", "head", "repo"]);
-    let from_fork = match head_repo {
-        None => true,
-        Some(h) => !same_repository(h, base_repo, v),
-    };
-    Ok(GitEvent::PullRequest(PullRequest {
-        action: action.to_string(),
-        number,
-        head_sha: head_sha.to_string(),
-        head_ref: head_ref.to_string(),
-        base_ref: base_ref.to_string(),
-        repository: github_like_repo(base_repo),
-        head_repository: head_repo.map(github_like_repo),
-        from_fork,
-    }))
-}
-
-/// Whether a pull request's head repository is its base repository: by id
-/// when both have one, else by full name.
-fn same_repository(head: &Value, base: &Value, payload: &Value) -> bool {
-    let head_id =
-        u64_at(head, &["id"]).or_else(|| u64_at(payload, &["pull_request", "head", "repo_id"]));
-    let base_id =
-        u64_at(base, &["id"]).or_else(|| u64_at(payload, &["pull_request", "base", "repo_id"]));
-    if let (Some(h), Some(b)) = (head_id, base_id) {
-        return h == b;
-    }
-    match (str_at(head, &["full_name"]), str_at(base, &["full_name"])) {
-        (Some(h), Some(b)) => h.eq_ignore_ascii_case(b),
-        _ => false,
-    }
-}
-
-// -------------------------------------------------------------- GitLab
-
-const GITLAB_URL_FIELDS: &[&str] = &[
-    "git_http_url",
-    "git_ssh_url",
-    "web_url",
-    "http_url",
-    "ssh_url",
-    "homepage",
-    "url",
-];
-
-fn gitlab_repo(project: Option<&Value>, extra: Option<&Value>) -> RepoUrls {
-    let mut r = RepoUrls {
-        full_name: project
-            .and_then(|p| str_at(p, &["path_with_namespace"]))
-            .or_else(|| extra.and_then(|p| str_at(p, &["path_with_namespace"])))
-            .map(str::to_string),
-        urls: Vec::new(),
-    };
-    r.add_fields(project, GITLAB_URL_FIELDS);
-    r.add_fields(extra, GITLAB_URL_FIELDS);
-    r
-}
-
-fn gitlab_push(v: &Value) -> Result<Push> {
-    let git_ref = required_str(v, &["ref"], "push")?;
-    let after_raw = required_str(v, &["after"], "push")?;
-    let project = at(v, &["project"]);
-    let repository = at(v, &["repository"]);
-    if project.is_none() && repository.is_none() {
-        return Err(missing("push", &["project"]));
-    }
-    let checkout = str_at(v, &["checkout_sha"])
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && !is_zero_sha(s));
-    let deleted = is_zero_sha(after_raw);
-    let after = if deleted {
-        after_raw
-    } else {
-        checkout.unwrap_or(after_raw)
-    };
-    let (branch, tag) = split_ref(git_ref);
-    let commits = v.get("commits");
-    let (changed_files, commits_complete) =
-        changed_files(commits, u64_at(v, &["total_commits_count"]), None);
-    let head_message = commit_message(commits, after)
-        .or_else(|| commit_message(commits, after_raw))
-        .or_else(|| str_at(v, &["message"]))
-        .map(str::to_string);
-    Ok(Push {
-        repository: gitlab_repo(project, repository),
-        git_ref: git_ref.to_string(),
-        branch,
-        tag,
-        before: str_at(v, &["before"]).unwrap_or_default().to_string(),
-        after: after.to_string(),
-        deleted,
-        forced: false,
-        changed_files,
-        commits_complete,
-        head_message,
-        pusher: first_str(v, &[&["user_username"], &["user_name"]]).map(str::to_string),
-    })
-}
-
-fn gitlab_merge_request(event: &str, v: &Value) -> Result<GitEvent> {
-    const WHAT: &str = "merge request";
-    let oa = at(v, &["object_attributes"]).ok_or_else(|| missing(WHAT, &["object_attributes"]))?;
-    let Some(action) = str_at(oa, &["action"]) else {
-        return Ok(GitEvent::Ignored {
-            kind: event.to_string(),
-            reason: "merge request hook has no action".into(),
-        });
-    };
-    if !GITLAB_MR_ACTIONS.contains(&action) {
-        return Ok(GitEvent::Ignored {
-            kind: "pull_request".into(),
-            reason: format!(
-                "merge request action '{action}' does not trigger builds (only open, reopen, update)"
-            ),
-        });
-    }
-    let field = |path: &[&str]| {
-        let mut full = vec!["object_attributes"];
-        full.extend_from_slice(path);
-        required_str(v, &full, WHAT)
-    };
-    let number =
-        u64_at(oa, &["iid"]).ok_or_else(|| missing(WHAT, &["object_attributes", "iid"]))?;
-    let head_sha = field(&["last_commit", "id"])?;
-    let head_ref = field(&["source_branch"])?;
-    let base_ref = field(&["target_branch"])?;
-    let project = at(v, &["project"]);
-    let target = at(oa, &["target"]);
-    let source = at(oa, &["source"]);
-    let repository = gitlab_repo(project.or(target), target);
-    let head_repository = source.map(|s| gitlab_repo(Some(s), None));
-    let from_fork = match (
-        u64_at(oa, &["source_project_id"]),
-        u64_at(oa, &["target_project_id"]),
-    ) {
-        (Some(s), Some(t)) => s != t,
-        _ => match (&head_repository, &repository.full_name) {
-            (Some(h), Some(base)) => h
-                .full_name
-                .as_deref()
-                .map(|n| !n.eq_ignore_ascii_case(base))
-                .unwrap_or(true),
-            _ => true,
-        },
-    };
-    Ok(GitEvent::PullRequest(PullRequest {
-        action: action.to_string(),
-        number,
-        head_sha: head_sha.to_string(),
-        head_ref: head_ref.to_string(),
-        base_ref: base_ref.to_string(),
-        repository,
-        head_repository,
-        from_fork,
-    }))
-}
-
-// ----------------------------------------------------------- Bitbucket
-
-fn bitbucket_repo(repo: &Value) -> RepoUrls {
-    let full_name = str_at(repo, &["full_name"]).map(str::to_string);
-    let mut r = RepoUrls {
-        full_name: full_name.clone(),
-        urls: Vec::new(),
-    };
-    r.push_url(str_at(repo, &["links", "html", "href"]));
-    if let Some(clones) = at(repo, &["links", "clone"]).and_then(Value::as_array) {
-        for c in clones {
-            r.push_url(str_at(c, &["href"]));
-        }
-    }
-    if r.urls.is_empty() {
-        if let Some(n) = full_name {
-            r.push_url(Some(&format!("https://bitbucket.org/{n}")));
-        }
-    }
-    r
-}
-
-fn bitbucket_push(v: &Value) -> Result<Vec<GitEvent>> {
-    const WHAT: &str = "push";
-    let changes = at(v, &["push", "changes"])
-        .and_then(Value::as_array)
-        .ok_or_else(|| missing(WHAT, &["push", "changes"]))?;
-    let repo = at(v, &["repository"]).ok_or_else(|| missing(WHAT, &["repository"]))?;
-    let repository = bitbucket_repo(repo);
-    let pusher = first_str(
-        v,
-        &[
-            &["actor", "nickname"],
-            &["actor", "display_name"],
-            &["actor", "username"],
-        ],
-    )
-    .map(str::to_string);
-    let zeros = "0".repeat(40);
-    let mut events = Vec::with_capacity(changes.len());
-    for change in changes {
-        let new = at(change, &["new"]);
-        let old = at(change, &["old"]);
-        let deleted = new.is_none() || bool_at(change, &["closed"]);
-        let side = new.or(old).ok_or_else(|| {
-            Error::invalid("push payload has a change with neither 'new' nor 'old'")
-        })?;
-        let name = required_str(side, &["name"], "push change")?;
-        let (git_ref, branch, tag) = match str_at(side, &["type"]).unwrap_or("branch") {
-            "branch" | "named_branch" => {
-                (format!("refs/heads/{name}"), Some(name.to_string()), None)
-            }
-            "tag" | "annotated_tag" => (format!("refs/tags/{name}"), None, Some(name.to_string())),
-            other => (format!("{other}:{name}"), None, None),
-        };
-        let after = match new.filter(|_| !deleted) {
-            Some(n) => required_str(n, &["target", "hash"], "push change 'new'")?.to_string(),
-            None => zeros.clone(),
-        };
-        let before = old
-            .and_then(|o| str_at(o, &["target", "hash"]))
-            .map(str::to_string)
-            .unwrap_or_else(|| zeros.clone());
-        events.push(GitEvent::Push(Push {
-            repository: repository.clone(),
-            git_ref,
-            branch,
-            tag,
-            before,
-            after,
-            deleted,
-            forced: bool_at(change, &["forced"]),
-            changed_files: Vec::new(),
-            commits_complete: false,
-            head_message: new
-                .and_then(|n| str_at(n, &["target", "message"]))
-                .map(str::to_string),
-            pusher: pusher.clone(),
-        }));
-    }
-    if events.is_empty() {
-        events.push(GitEvent::Ignored {
-            kind: "repo:push".into(),
-            reason: "push changes no ref".into(),
-        });
-    }
-    Ok(events)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::body::form_field;
+    use super::github::GITHUB_MAX_COMMITS;
     use super::*;
-    use crate::trigger::git::verify::Headers;
+    use crate::trigger::request::Headers;
     use serde_json::json;
 
     fn hdrs(list: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -1,0 +1,401 @@
+//! Step 3: what a moved tag means for each task built on it. [`decide`]
+//! compares a [`TagUpdate`] with the tasks that use the image (their
+//! [`Dependent`] entries in the dependency index) and returns one
+//! [`Verdict`] per task: rebuild, unchanged (already built on this digest),
+//! trigger off, or only a build-time base. Pure; the
+//! [`super::handler`] records the verdicts and queues the rebuilds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::imageref::ImageRef;
+use crate::domain::model::BaseImageTriggerType;
+use crate::trigger::registry::event::{short_digest, TagUpdate};
+
+/// One recorded use of a base image by a task's last successful build (from
+/// the dependency index), or by its creation-time pre-scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependent {
+    /// Task name.
+    pub task: String,
+    /// Normalised tagged reference of the base image.
+    pub image: String,
+    /// Digest the task's last build used; `None` when only pre-scanned.
+    pub last_digest: Option<String>,
+    /// True when this image is the runtime (final stage) base.
+    pub runtime: bool,
+    /// The task's base-image trigger switch.
+    pub trigger_enabled: bool,
+    /// The task's base-image trigger type.
+    pub trigger_type: BaseImageTriggerType,
+}
+
+/// What an update means for one dependent task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "camelCase")]
+pub enum Verdict {
+    /// Rebuild the task; the run's trigger records image and digests.
+    #[serde(rename_all = "camelCase")]
+    Trigger {
+        task: String,
+        image: String,
+        old_digest: Option<String>,
+        new_digest: String,
+    },
+    /// The task's last build already used this digest: no run.
+    Unchanged {
+        task: String,
+        image: String,
+        digest: String,
+    },
+    /// The task's base-image trigger is off.
+    TriggerDisabled { task: String },
+    /// The task's trigger type is `Runtime` and this image is only a
+    /// build-time base of it.
+    BuildTimeOnly { task: String },
+    /// The task was already rebuilt in the cascade that produced this update
+    /// (its own output is its base, or a cycle of tasks): no run, no loop.
+    InCascade { task: String },
+}
+
+impl Verdict {
+    /// The task the verdict is about.
+    pub fn task(&self) -> &str {
+        match self {
+            Verdict::Trigger { task, .. }
+            | Verdict::Unchanged { task, .. }
+            | Verdict::TriggerDisabled { task }
+            | Verdict::BuildTimeOnly { task }
+            | Verdict::InCascade { task } => task,
+        }
+    }
+
+    /// True for [`Verdict::Trigger`].
+    pub fn is_trigger(&self) -> bool {
+        matches!(self, Verdict::Trigger { .. })
+    }
+
+    /// The event-log outcome word (`triggered`, `unchanged`, `ignored`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Verdict::Trigger { .. } => "triggered",
+            Verdict::Unchanged { .. } => "unchanged",
+            Verdict::TriggerDisabled { .. }
+            | Verdict::BuildTimeOnly { .. }
+            | Verdict::InCascade { .. } => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    /// The "why" line for the event log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Trigger {
+                task,
+                image,
+                old_digest: Some(old),
+                new_digest,
+            } => write!(
+                f,
+                "task '{task}': {image} moved from {} to {}: rebuild",
+                short_digest(old),
+                short_digest(new_digest)
+            ),
+            Verdict::Trigger {
+                task,
+                image,
+                old_digest: None,
+                new_digest,
+            } => write!(
+                f,
+                "task '{task}': {image} is now {} and the task has not been built on it yet: rebuild",
+                short_digest(new_digest)
+            ),
+            Verdict::Unchanged {
+                task,
+                image,
+                digest,
+            } => write!(
+                f,
+                "task '{task}': its last build already used {image}@{}",
+                short_digest(digest)
+            ),
+            Verdict::TriggerDisabled { task } => {
+                write!(f, "task '{task}': base image trigger is disabled")
+            }
+            Verdict::BuildTimeOnly { task } => write!(
+                f,
+                "task '{task}': the image is only a build-time base and the trigger type is Runtime"
+            ),
+            Verdict::InCascade { task } => write!(
+                f,
+                "task '{task}': already rebuilt in this cascade (its own output or a cycle)"
+            ),
+        }
+    }
+}
+
+/// Normalised tagged form of a reference, or the reference as given when
+/// it does not parse.
+pub(super) fn tagged(s: &str) -> String {
+    ImageRef::parse(s)
+        .map(|r| r.tagged())
+        .unwrap_or_else(|_| s.to_string())
+}
+
+/// One verdict per task that uses `update.image` (references compared after
+/// normalisation), in task-name order. A task listed several times for the
+/// image (e.g. build-time and runtime base of a multi-stage build) gets one
+/// verdict: it counts as a runtime use if any entry is, and its last digest
+/// is the runtime entry's (else the first known).
+///
+/// Per task: trigger off -> [`Verdict::TriggerDisabled`]; type `Runtime` and
+/// not a runtime base -> [`Verdict::BuildTimeOnly`]; last build used this
+/// digest -> [`Verdict::Unchanged`]; otherwise (another digest, or only
+/// pre-scanned) -> [`Verdict::Trigger`]. No dependents -> an empty vector.
+pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
+    decide_cascade(update, dependents, &[])
+}
+
+/// Like [`decide`], for an update produced by a rebuild: `chain` lists the
+/// tasks already rebuilt in the cascade that led to this update (the
+/// producer last). A dependent in the chain gets [`Verdict::InCascade`], so a
+/// task whose output is its own base, or a cycle of tasks, never loops.
+pub fn decide_cascade(
+    update: &TagUpdate,
+    dependents: &[Dependent],
+    chain: &[String],
+) -> Vec<Verdict> {
+    let image = tagged(&update.image);
+    // task -> (runtime use, last digest of the runtime entry, first known digest, enabled, type)
+    struct Use<'a> {
+        runtime: bool,
+        runtime_digest: Option<&'a str>,
+        any_digest: Option<&'a str>,
+        enabled: bool,
+        kind: BaseImageTriggerType,
+    }
+    let mut uses: BTreeMap<&str, Use> = BTreeMap::new();
+    for d in dependents {
+        if d.image != image && tagged(&d.image) != image {
+            continue;
+        }
+        let u = uses.entry(d.task.as_str()).or_insert(Use {
+            runtime: false,
+            runtime_digest: None,
+            any_digest: None,
+            enabled: d.trigger_enabled,
+            kind: d.trigger_type,
+        });
+        u.runtime |= d.runtime;
+        if d.runtime && u.runtime_digest.is_none() {
+            u.runtime_digest = d.last_digest.as_deref();
+        }
+        if u.any_digest.is_none() {
+            u.any_digest = d.last_digest.as_deref();
+        }
+    }
+    uses.into_iter()
+        .map(|(task, u)| {
+            let task = task.to_string();
+            if chain.contains(&task) {
+                return Verdict::InCascade { task };
+            }
+            if !u.enabled {
+                return Verdict::TriggerDisabled { task };
+            }
+            if u.kind == BaseImageTriggerType::Runtime && !u.runtime {
+                return Verdict::BuildTimeOnly { task };
+            }
+            let last = u.runtime_digest.or(u.any_digest);
+            if last == Some(update.digest.as_str()) {
+                return Verdict::Unchanged {
+                    task,
+                    image: image.clone(),
+                    digest: update.digest.clone(),
+                };
+            }
+            Verdict::Trigger {
+                task,
+                image: image.clone(),
+                old_digest: last.map(str::to_string),
+                new_digest: update.digest.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trigger::registry::test_support::{dep, trig, update, D1, D2, D3};
+
+    #[test]
+    fn decide_table() {
+        use BaseImageTriggerType::{All, Runtime};
+        let img = "r.io/base:1";
+        let u = update(img, D2);
+        let t = |task: &str| task.to_string();
+        let cases: Vec<(&str, Vec<Dependent>, Vec<Verdict>)> = vec![
+            (
+                "runtime base moved",
+                vec![dep("app", img, Some(D1), true, true, Runtime)],
+                vec![trig("app", img, Some(D1), D2)],
+            ),
+            (
+                "same digest",
+                vec![dep("app", img, Some(D2), true, true, Runtime)],
+                vec![Verdict::Unchanged {
+                    task: t("app"),
+                    image: t(img),
+                    digest: t(D2),
+                }],
+            ),
+            (
+                "disabled",
+                vec![dep("app", img, Some(D1), true, false, All)],
+                vec![Verdict::TriggerDisabled { task: t("app") }],
+            ),
+            (
+                "build-time base, Runtime",
+                vec![dep("app", img, Some(D1), false, true, Runtime)],
+                vec![Verdict::BuildTimeOnly { task: t("app") }],
+            ),
+            (
+                "build-time base, All",
+                vec![dep("app", img, Some(D1), false, true, All)],
+                vec![trig("app", img, Some(D1), D2)],
+            ),
+            (
+                "pre-scanned only",
+                vec![dep("app", img, None, true, true, Runtime)],
+                vec![trig("app", img, None, D2)],
+            ),
+            (
+                "pre-scanned build-time, Runtime",
+                vec![dep("app", img, None, false, true, Runtime)],
+                vec![Verdict::BuildTimeOnly { task: t("app") }],
+            ),
+            (
+                "other image",
+                vec![dep("app", "r.io/base:2", Some(D1), true, true, All)],
+                vec![],
+            ),
+            ("no dependents", vec![], vec![]),
+            (
+                "unnormalised dependent",
+                vec![dep("app", "R.io/base:1", Some(D1), true, true, Runtime)],
+                vec![trig("app", img, Some(D1), D2)],
+            ),
+            (
+                "build and runtime use of one image (multi-stage)",
+                vec![
+                    dep("app", img, Some(D3), false, true, Runtime),
+                    dep("app", img, Some(D1), true, true, Runtime),
+                ],
+                vec![trig("app", img, Some(D1), D2)],
+            ),
+            (
+                "several tasks in name order",
+                vec![
+                    dep("web", img, Some(D1), true, true, Runtime),
+                    dep("api", img, Some(D2), true, true, Runtime),
+                    dep("cli", img, Some(D1), false, true, Runtime),
+                    dep("job", img, Some(D1), true, false, Runtime),
+                ],
+                vec![
+                    Verdict::Unchanged {
+                        task: t("api"),
+                        image: t(img),
+                        digest: t(D2),
+                    },
+                    Verdict::BuildTimeOnly { task: t("cli") },
+                    Verdict::TriggerDisabled { task: t("job") },
+                    trig("web", img, Some(D1), D2),
+                ],
+            ),
+        ];
+        for (name, deps, want) in cases {
+            assert_eq!(decide(&u, &deps), want, "{name}");
+        }
+        // Docker Hub short names normalise on both sides.
+        let hub = update("docker.io/library/alpine:3.19", D2);
+        let deps = vec![dep("app", "alpine:3.19", Some(D1), true, true, Runtime)];
+        assert_eq!(
+            decide(&hub, &deps),
+            vec![trig("app", "docker.io/library/alpine:3.19", Some(D1), D2)]
+        );
+    }
+
+    #[test]
+    fn decide_cascade_stops_loops() {
+        use BaseImageTriggerType::Runtime;
+        let img = "r.io/self:latest";
+        let deps = vec![
+            dep("self", img, Some(D1), true, true, Runtime),
+            dep("other", img, Some(D1), true, true, Runtime),
+        ];
+        let got = decide_cascade(&update(img, D2), &deps, &["self".to_string()]);
+        assert_eq!(
+            got,
+            vec![
+                trig("other", img, Some(D1), D2),
+                Verdict::InCascade {
+                    task: "self".to_string()
+                }
+            ]
+        );
+        assert_eq!(got[1].outcome(), "ignored");
+        assert!(got[1]
+            .to_string()
+            .contains("already rebuilt in this cascade"));
+    }
+
+    #[test]
+    fn verdict_words() {
+        let cases = [
+            (
+                trig("a", "r.io/b:1", Some(D1), D2),
+                "triggered",
+                "task 'a': r.io/b:1 moved from sha256:111111111111 to sha256:222222222222: rebuild",
+            ),
+            (
+                trig("a", "r.io/b:1", None, D2),
+                "triggered",
+                "has not been built on it yet",
+            ),
+            (
+                Verdict::Unchanged {
+                    task: "a".into(),
+                    image: "r.io/b:1".into(),
+                    digest: D1.into(),
+                },
+                "unchanged",
+                "task 'a': its last build already used r.io/b:1@sha256:111111111111",
+            ),
+            (
+                Verdict::TriggerDisabled { task: "a".into() },
+                "ignored",
+                "trigger is disabled",
+            ),
+            (
+                Verdict::BuildTimeOnly { task: "a".into() },
+                "ignored",
+                "only a build-time base",
+            ),
+        ];
+        for (v, outcome, why) in cases {
+            assert_eq!(v.outcome(), outcome);
+            assert_eq!(v.task(), "a");
+            assert_eq!(v.is_trigger(), outcome == "triggered");
+            assert!(v.to_string().contains(why), "{v}");
+        }
+        let json = serde_json::to_value(trig("a", "r.io/b:1", None, D2)).unwrap();
+        assert_eq!(json["verdict"], "trigger");
+        assert_eq!(json["newDigest"], D2);
+    }
+}
