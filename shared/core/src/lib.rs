@@ -38,6 +38,8 @@ pub mod run;
 pub mod service;
 pub mod signing;
 pub mod template;
+#[cfg(test)]
+mod testing;
 pub mod trigger;
 
 pub use error::{Error, Result};

@@ -748,16 +748,7 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("bad test time {s}: {e}"))
-    }
-
-    fn cron(s: &str) -> Cron {
-        Cron::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
+    use crate::testing::{cron, t};
 
     fn err(s: &str) -> String {
         match Cron::parse(s) {

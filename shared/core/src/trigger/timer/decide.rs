@@ -100,20 +100,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("bad test time {s}: {e}"))
-    }
-
-    fn cron(s: &str) -> Cron {
-        Cron::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
-
-    fn mins(n: i64) -> Duration {
-        Duration::minutes(n)
-    }
+    use crate::testing::{cron, mins, t};
 
     fn times(list: &[&str]) -> Vec<DateTime<Utc>> {
         list.iter().map(|s| t(s)).collect()

@@ -374,20 +374,7 @@ pub fn scheduler_expression(cron: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("bad test time {s}: {e}"))
-    }
-
-    fn cron(s: &str) -> Cron {
-        Cron::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
-    }
-
-    fn mins(n: i64) -> Duration {
-        Duration::minutes(n)
-    }
+    use crate::testing::{cron, mins, t};
 
     const SECRET: &str = "s3cret-one";
     const OLD: &str = "s3cret-old";
