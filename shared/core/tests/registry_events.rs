@@ -2,15 +2,11 @@
 //! events shaped as documented) parse, authenticate and decide as intended.
 //! See tests/fixtures/registry/README.md for where each fixture comes from.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Duration, Utc};
 use crtask_core::domain::model::BaseImageTriggerType;
 use crtask_core::signing::Secret;
-use crtask_core::trigger::registry::cascade::{cascade_edges, schedule_cascade};
-use crtask_core::trigger::registry::debounce::{Debouncer, Offer};
-use crtask_core::trigger::registry::decide::{decide, decide_cascade, Dependent, Verdict};
+use crtask_core::trigger::registry::decide::{decide, Dependent, Verdict};
 use crtask_core::trigger::registry::event::{
     parse_distribution, parse_ecr, parse_registry_event, TagUpdate, MEDIA_DOCKER_MANIFEST,
     MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
@@ -288,13 +284,10 @@ fn dep(
     }
 }
 
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
-}
-
 /// The acceptance story on real envelopes: `app` built FROM base:1; a re-push
-/// of the same content starts nothing; new content starts one run, even when
-/// the registry (or a retry) delivers the manifest event several times.
+/// of the same content starts nothing; new content triggers the tasks that
+/// react to it (redeliveries fold into the queued run in the store, see
+/// shared/local/tests/decisions.rs).
 #[test]
 fn real_update_story() {
     use BaseImageTriggerType::{All, Runtime};
@@ -316,142 +309,51 @@ fn real_update_story() {
 
     let update =
         parse_distribution(&fixture("dist-update-base-blobs-and-manifest.json"), None).unwrap();
-    let mut debouncer: Debouncer<Verdict> = Debouncer::new(Duration::seconds(3));
-    let mut offers = Vec::new();
-    // delivered three times within a second (registry retry after a timeout)
-    for (i, t) in [0, 1, 1].into_iter().enumerate() {
-        for v in decide(&update.updates[0], &deps) {
-            if v.is_trigger() {
-                let task = v.task().to_string();
-                let offer = debouncer.offer(&task, at(t), v);
-                offers.push((i, task, offer));
-            }
-        }
-    }
-    assert_eq!(
-        offers,
-        vec![
-            (0, "app".to_string(), Offer::New),
-            (0, "tool-all".to_string(), Offer::New),
-            (1, "app".to_string(), Offer::Merged),
-            (1, "tool-all".to_string(), Offer::Merged),
-            (2, "app".to_string(), Offer::Merged),
-            (2, "tool-all".to_string(), Offer::Merged),
-        ]
-    );
-    assert!(debouncer.due(at(3)).is_empty());
-    let runs = debouncer.due(at(4));
-    assert_eq!(
-        runs,
-        vec![
-            (
-                "app".to_string(),
-                Verdict::Trigger {
-                    task: "app".into(),
-                    image: base.into(),
-                    old_digest: Some(BASE_V1.into()),
-                    new_digest: BASE_V2.into()
-                }
-            ),
-            (
-                "tool-all".to_string(),
-                Verdict::Trigger {
-                    task: "tool-all".into(),
-                    image: base.into(),
-                    old_digest: Some(BASE_V1.into()),
-                    new_digest: BASE_V2.into()
-                }
-            ),
-        ]
-    );
-    // a late redelivery a minute later is a duplicate
-    for v in decide(&update.updates[0], &deps)
+    let trigger = |task: &str| Verdict::Trigger {
+        task: task.into(),
+        image: base.into(),
+        old_digest: Some(BASE_V1.into()),
+        new_digest: BASE_V2.into(),
+    };
+    let triggers: Vec<Verdict> = decide(&update.updates[0], &deps)
         .into_iter()
         .filter(Verdict::is_trigger)
-    {
-        let task = v.task().to_string();
-        assert_eq!(debouncer.offer(&task, at(60), v), Offer::Duplicate);
-    }
+        .collect();
+    assert_eq!(triggers, vec![trigger("app"), trigger("tool-all")]);
 }
 
-/// A -> B -> C and a diamond, driven the way the server would: each finished
-/// rebuild pushes its output, which is fed back through decide_cascade.
+/// A -> B -> C and a diamond: each rebuilt task's pushed output triggers the
+/// tasks built on it. `decide` has no loop guard: a task built on its own
+/// output is triggered by its push too (the handler skips a task's own push,
+/// see shared/local/tests/decisions.rs).
 #[test]
 fn cascade_story() {
-    use BaseImageTriggerType::Runtime;
+    use BaseImageTriggerType::{All, Runtime};
     let out = |t: &str| format!("127.0.0.1:5931/{t}:latest");
     let deps = vec![
         dep("b", &out("a"), Some(BASE_V1), true, Runtime),
         dep("c", &out("a"), Some(BASE_V1), true, Runtime),
-        dep(
-            "d",
-            &out("b"),
-            Some(BASE_V1),
-            false,
-            BaseImageTriggerType::All,
-        ),
+        dep("d", &out("b"), Some(BASE_V1), false, All),
         dep("d", &out("c"), Some(BASE_V1), true, Runtime),
         dep("a", &out("a"), Some(BASE_V1), true, Runtime), // a builds on its own output
     ];
-    let outputs: Vec<(String, String)> = ["a", "b", "c", "d"]
-        .iter()
-        .map(|t| (t.to_string(), out(t)))
-        .collect();
-    let edges = cascade_edges(&outputs, &deps);
-    assert_eq!(
-        edges,
-        vec![
-            ("a".to_string(), "b".to_string()),
-            ("a".to_string(), "c".to_string()),
-            ("b".to_string(), "d".to_string()),
-            ("c".to_string(), "d".to_string()),
-        ]
-    );
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let mut started: Vec<String> = Vec::new();
-    let mut chain = vec!["a".to_string()];
-    // a was rebuilt (its base moved) and pushed its output
-    let push_a = TagUpdate {
-        image: out("a"),
-        digest: BASE_V2.into(),
-        media_type: None,
-        event_id: None,
-    };
-    for v in decide_cascade(&push_a, &deps, &chain) {
-        match v {
-            Verdict::Trigger { task, .. } => {
-                pending.insert(task);
-            }
-            Verdict::InCascade { task } => assert_eq!(task, "a"),
-            other => panic!("{other:?}"),
-        }
-    }
-    let mut finish_order = Vec::new();
-    while !pending.is_empty() {
-        let (ready, waiting) = schedule_cascade(&pending, &edges);
-        assert!(!ready.is_empty(), "deadlock: waiting {waiting:?}");
-        for t in &ready {
-            if !started.contains(t) {
-                started.push(t.clone());
-            }
-        }
-        // finish the first ready task, push its output, feed it back
-        let done = ready[0].clone();
-        pending.remove(&done);
-        finish_order.push(done.clone());
-        chain.push(done.clone());
+    let triggered = |pusher: &str| -> Vec<String> {
         let push = TagUpdate {
-            image: out(&done),
+            image: out(pusher),
             digest: BASE_V2.into(),
             media_type: None,
             event_id: None,
         };
-        for v in decide_cascade(&push, &deps, &chain) {
-            if let Verdict::Trigger { task, .. } = v {
-                pending.insert(task); // a second trigger of d folds into the pending one
-            }
-        }
-    }
-    assert_eq!(finish_order, ["b", "c", "d"]);
-    assert_eq!(started, ["b", "c", "d"], "d started once, after b and c");
+        decide(&push, &deps)
+            .into_iter()
+            .map(|v| {
+                assert!(v.is_trigger(), "{pusher}: {v:?}");
+                v.task().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(triggered("a"), ["a", "b", "c"]);
+    assert_eq!(triggered("b"), ["d"]);
+    assert_eq!(triggered("c"), ["d"]);
+    assert!(triggered("d").is_empty());
 }

@@ -56,9 +56,6 @@ pub enum Verdict {
     /// The task's trigger type is `Runtime` and this image is only a
     /// build-time base of it.
     BuildTimeOnly { task: String },
-    /// The task was already rebuilt in the cascade that produced this update
-    /// (its own output is its base, or a cycle of tasks): no run, no loop.
-    InCascade { task: String },
 }
 
 impl Verdict {
@@ -68,8 +65,7 @@ impl Verdict {
             Verdict::Trigger { task, .. }
             | Verdict::Unchanged { task, .. }
             | Verdict::TriggerDisabled { task }
-            | Verdict::BuildTimeOnly { task }
-            | Verdict::InCascade { task } => task,
+            | Verdict::BuildTimeOnly { task } => task,
         }
     }
 
@@ -83,9 +79,7 @@ impl Verdict {
         match self {
             Verdict::Trigger { .. } => "triggered",
             Verdict::Unchanged { .. } => "unchanged",
-            Verdict::TriggerDisabled { .. }
-            | Verdict::BuildTimeOnly { .. }
-            | Verdict::InCascade { .. } => "ignored",
+            Verdict::TriggerDisabled { .. } | Verdict::BuildTimeOnly { .. } => "ignored",
         }
     }
 }
@@ -131,10 +125,6 @@ impl fmt::Display for Verdict {
                 f,
                 "task '{task}': the image is only a build-time base and the trigger type is Runtime"
             ),
-            Verdict::InCascade { task } => write!(
-                f,
-                "task '{task}': already rebuilt in this cascade (its own output or a cycle)"
-            ),
         }
     }
 }
@@ -158,18 +148,6 @@ pub(super) fn tagged(s: &str) -> String {
 /// digest -> [`Verdict::Unchanged`]; otherwise (another digest, or only
 /// pre-scanned) -> [`Verdict::Trigger`]. No dependents -> an empty vector.
 pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
-    decide_cascade(update, dependents, &[])
-}
-
-/// Like [`decide`], for an update produced by a rebuild: `chain` lists the
-/// tasks already rebuilt in the cascade that led to this update (the
-/// producer last). A dependent in the chain gets [`Verdict::InCascade`], so a
-/// task whose output is its own base, or a cycle of tasks, never loops.
-pub fn decide_cascade(
-    update: &TagUpdate,
-    dependents: &[Dependent],
-    chain: &[String],
-) -> Vec<Verdict> {
     let image = tagged(&update.image);
     // task -> (runtime use, last digest of the runtime entry, first known digest, enabled, type)
     struct Use<'a> {
@@ -202,9 +180,6 @@ pub fn decide_cascade(
     uses.into_iter()
         .map(|(task, u)| {
             let task = task.to_string();
-            if chain.contains(&task) {
-                return Verdict::InCascade { task };
-            }
             if !u.enabled {
                 return Verdict::TriggerDisabled { task };
             }
@@ -329,30 +304,6 @@ mod tests {
             decide(&hub, &deps),
             vec![trig("app", "docker.io/library/alpine:3.19", Some(D1), D2)]
         );
-    }
-
-    #[test]
-    fn decide_cascade_stops_loops() {
-        use BaseImageTriggerType::Runtime;
-        let img = "r.io/self:latest";
-        let deps = vec![
-            dep("self", img, Some(D1), true, true, Runtime),
-            dep("other", img, Some(D1), true, true, Runtime),
-        ];
-        let got = decide_cascade(&update(img, D2), &deps, &["self".to_string()]);
-        assert_eq!(
-            got,
-            vec![
-                trig("other", img, Some(D1), D2),
-                Verdict::InCascade {
-                    task: "self".to_string()
-                }
-            ]
-        );
-        assert_eq!(got[1].outcome(), "ignored");
-        assert!(got[1]
-            .to_string()
-            .contains("already rebuilt in this cascade"));
     }
 
     #[test]

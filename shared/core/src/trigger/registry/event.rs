@@ -68,28 +68,6 @@ fn essence(media_type: &str) -> &str {
     media_type.split(';').next().unwrap_or_default().trim()
 }
 
-/// Checks the `Content-Type` of a registry notification.
-///
-/// Accepted: [`DISTRIBUTION_CONTENT_TYPE`], `application/json` and any other
-/// `application/*+json` (EventBridge deliveries, tests with curl), with or
-/// without parameters; a missing content type is accepted too (the body is
-/// checked anyway). Anything else is [`Error::Invalid`] naming the type.
-pub fn check_content_type(content_type: Option<&str>) -> Result<()> {
-    let Some(ct) = content_type.map(str::trim).filter(|c| !c.is_empty()) else {
-        return Ok(());
-    };
-    let e = essence(ct).to_ascii_lowercase();
-    let json = e == "application/json" || (e.starts_with("application/") && e.ends_with("+json"));
-    if json {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "unsupported content type '{ct}' for a registry notification: \
-             expected {DISTRIBUTION_CONTENT_TYPE} or application/json"
-        )))
-    }
-}
-
 /// A tag that moved: the registry now serves `digest` for `image`
 /// (normalised `host/repo:tag`, as [`ImageRef::tagged`] prints it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -555,24 +533,6 @@ mod tests {
             got.updates[0].event_id.as_deref().map(str::len),
             Some(EVENT_ID_MAX)
         );
-    }
-
-    #[test]
-    fn content_types() {
-        for ok in [
-            None,
-            Some(""),
-            Some("application/vnd.docker.distribution.events.v1+json"),
-            Some("application/json"),
-            Some("Application/JSON; charset=utf-8"),
-            Some("application/cloudevents+json"),
-        ] {
-            assert!(check_content_type(ok).is_ok(), "{ok:?}");
-        }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "json"] {
-            let e = check_content_type(Some(bad)).unwrap_err().to_string();
-            assert!(e.contains(bad) && e.contains("expected"), "{e}");
-        }
     }
 
     #[test]

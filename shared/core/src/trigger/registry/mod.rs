@@ -12,13 +12,8 @@
 //!    after a run feeds its pushed images back in (cascades A -> B -> C).
 //!
 //! Besides: [`poll`] finds updates for registries that send no
-//! notifications (digest polling; its updates join at step 3), and
-//! [`debounce`] and [`cascade`] are pure models of the settle window and of
-//! cascade ordering that the handler does not call (it gets both from the
-//! store).
+//! notifications (digest polling; its updates join at step 3).
 
-pub mod cascade;
-pub mod debounce;
 pub mod decide;
 pub mod event;
 pub mod handler;
