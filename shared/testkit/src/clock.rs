@@ -45,7 +45,7 @@ impl FixedClock {
 }
 
 impl Default for FixedClock {
-    /// [`DEFAULT_TIME`].
+    /// At [`DEFAULT_TIME_MS`].
     fn default() -> Self {
         Self::at_millis(DEFAULT_TIME_MS)
     }
