@@ -5,7 +5,8 @@
 use crate::domain::api::QuickBuildRequest;
 use crate::domain::imageref::ImageRef;
 use crate::domain::model::{
-    BuildSpec, ContextSource, Run, RunType, Task, Trigger, DEFAULT_TASK_TIMEOUT, TASK_TIMEOUT_RANGE,
+    BaseDependency, BuildSpec, ContextSource, Run, RunType, Task, Trigger, DEFAULT_TASK_TIMEOUT,
+    TASK_TIMEOUT_RANGE,
 };
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{queue_run, spec_from_task, NewRun};
@@ -184,4 +185,55 @@ pub async fn dependents(store: &dyn Store, image: &str) -> Result<serde_json::Va
         }));
     }
     Ok(serde_json::json!({"image": image, "dependents": out}))
+}
+
+/// The base images a task's Dockerfile (`dockerfile`, its text) names, as
+/// dependency index entries: runtime bases first, each image once. Digests
+/// in `recorded` (what a build already recorded) are kept; a newly named
+/// image has none until its first build.
+pub fn prescanned_dependencies(
+    task: &Task,
+    dockerfile: &str,
+    recorded: &[BaseDependency],
+) -> Result<Vec<BaseDependency>> {
+    let args = task
+        .build_args
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    let bases = crate::build::dockerfile::scan(dockerfile, &args, task.target.as_deref())?;
+    let mut deps: Vec<BaseDependency> = Vec::new();
+    let wanted = bases
+        .runtime
+        .iter()
+        .map(|r| (r, true))
+        .chain(bases.build_time.iter().map(|r| (r, false)));
+    for (r, runtime) in wanted {
+        let image = r.tagged();
+        if deps.iter().any(|d| d.image == image) {
+            continue;
+        }
+        let digest = recorded
+            .iter()
+            .find(|o| o.image == image)
+            .and_then(|o| o.digest.clone());
+        deps.push(BaseDependency {
+            image,
+            digest,
+            runtime,
+        });
+    }
+    Ok(deps)
+}
+
+/// Records the base images a task's Dockerfile names before its first run,
+/// so base-image updates reach it ([`prescanned_dependencies`]). Task files
+/// (acr-task.yaml) are not scanned: their images are known once they run.
+pub async fn prescan(store: &dyn Store, task: &Task, dockerfile: &str) -> Result<()> {
+    if crate::build::taskfile::is_task_file(&task.file) {
+        return Ok(());
+    }
+    let recorded = store.dependencies_of(&task.name).await?;
+    let deps = prescanned_dependencies(task, dockerfile, &recorded)?;
+    store.set_dependencies(&task.name, &deps).await
 }

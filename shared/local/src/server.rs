@@ -557,16 +557,14 @@ async fn list_events(
 }
 
 /// Scans a task's Dockerfile when its context is readable here (a local
-/// directory), so base-image updates reach it before its first run. Digests
-/// a build already recorded for the same images are kept.
+/// directory), so base-image updates reach it before its first run
+/// ([`crtask_core::service::prescan`]). Anything unreadable is left to the
+/// first run.
 async fn prescan(s: &AppState, task: &Task) {
     let Ok(ContextSource::LocalDir { path }) = ContextSource::parse_task_context(&task.context)
     else {
         return;
     };
-    if crtask_core::build::taskfile::is_task_file(&task.file) {
-        return;
-    }
     let Some(file) =
         crtask_executor::fsutil::resolve_inside(std::path::Path::new(&path), &task.file)
     else {
@@ -575,42 +573,7 @@ async fn prescan(s: &AppState, task: &Task) {
     let Ok(text) = tokio::fs::read_to_string(&file).await else {
         return;
     };
-    let args = task
-        .build_args
-        .iter()
-        .map(|a| (a.name.clone(), a.value.clone()))
-        .collect();
-    let Ok(bases) = crtask_core::build::dockerfile::scan(&text, &args, task.target.as_deref())
-    else {
-        return;
-    };
-    let old = s
-        .store
-        .dependencies_of(&task.name)
-        .await
-        .unwrap_or_default();
-    let mut deps: Vec<crtask_core::domain::model::BaseDependency> = Vec::new();
-    let wanted = bases
-        .runtime
-        .iter()
-        .map(|r| (r, true))
-        .chain(bases.build_time.iter().map(|r| (r, false)));
-    for (r, runtime) in wanted {
-        let image = r.tagged();
-        if deps.iter().any(|d| d.image == image) {
-            continue;
-        }
-        let digest = old
-            .iter()
-            .find(|o| o.image == image)
-            .and_then(|o| o.digest.clone());
-        deps.push(crtask_core::domain::model::BaseDependency {
-            image,
-            digest,
-            runtime,
-        });
-    }
-    if let Err(e) = s.store.set_dependencies(&task.name, &deps).await {
+    if let Err(e) = crtask_core::service::prescan(s.store.as_ref(), task, &text).await {
         tracing::warn!(task = %task.name, error = %e, "cannot record the task's base images");
     }
 }
