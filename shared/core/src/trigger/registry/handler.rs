@@ -122,6 +122,17 @@ pub async fn process_update(
     update: &TagUpdate,
     cause: &str,
 ) -> crate::Result<UpdateResult> {
+    // Most pushes are of images nothing is built on: answer those without
+    // taking the lease (two writes). Dependents that appear meanwhile are
+    // found again under the lease, by `Snapshot::read`.
+    if deps.store.dependents_of(&update.image).await?.is_empty() {
+        return Ok(UpdateResult {
+            outcome: Outcome::Ignored,
+            reason: format!("no task depends on {}", update.image),
+            new_runs: Vec::new(),
+            runs: Vec::new(),
+        });
+    }
     let held = lease::acquire(deps.store, deps.clock, lease::BASE_IMAGE_DECISIONS).await?;
     let result = decide_and_record(deps, update, cause).await;
     held.release().await;
