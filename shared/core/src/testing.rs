@@ -3,6 +3,7 @@
 //! of this crate).
 
 use crate::domain::cron::Cron;
+use crate::domain::model::{BaseImageTriggerType, Task, TimerTrigger, DEFAULT_TASK_TIMEOUT};
 use chrono::{DateTime, Duration, Utc};
 
 /// An RFC 3339 time.
@@ -19,4 +20,38 @@ pub(crate) fn cron(s: &str) -> Cron {
 
 pub(crate) fn mins(n: i64) -> Duration {
     Duration::minutes(n)
+}
+
+/// Task `app` (no context, commit and runtime base-image triggers on) with
+/// timers `(name, cron, enabled)`.
+pub(crate) fn task_with_timers(timers: &[(&str, &str, bool)]) -> Task {
+    Task {
+        name: "app".into(),
+        context: "/dev/null".into(),
+        file: "Dockerfile".into(),
+        images: Vec::new(),
+        branch: None,
+        commit_trigger_enabled: true,
+        pull_request_trigger_enabled: false,
+        tag_trigger_enabled: false,
+        pull_request_push_enabled: false,
+        base_image_trigger_enabled: true,
+        base_image_trigger_type: BaseImageTriggerType::Runtime,
+        timers: timers
+            .iter()
+            .map(|(n, s, e)| TimerTrigger {
+                name: n.to_string(),
+                schedule: s.to_string(),
+                enabled: *e,
+            })
+            .collect(),
+        build_args: Vec::new(),
+        values: Default::default(),
+        path_filters: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: DEFAULT_TASK_TIMEOUT,
+        create_time: DateTime::UNIX_EPOCH,
+    }
 }

@@ -664,35 +664,8 @@ mod tests {
     }
 
     fn task_with_timers(timers: &[(&str, &str)]) -> Task {
-        Task {
-            name: "app".into(),
-            context: "/dev/null".into(),
-            file: "Dockerfile".into(),
-            images: Vec::new(),
-            branch: None,
-            commit_trigger_enabled: true,
-            pull_request_trigger_enabled: false,
-            tag_trigger_enabled: false,
-            pull_request_push_enabled: false,
-            base_image_trigger_enabled: true,
-            base_image_trigger_type: BaseImageTriggerType::Runtime,
-            timers: timers
-                .iter()
-                .map(|(n, s)| TimerTrigger {
-                    name: n.to_string(),
-                    schedule: s.to_string(),
-                    enabled: true,
-                })
-                .collect(),
-            build_args: Vec::new(),
-            values: BTreeMap::new(),
-            path_filters: Vec::new(),
-            target: None,
-            platform: None,
-            push: true,
-            timeout: DEFAULT_TASK_TIMEOUT,
-            create_time: chrono::DateTime::UNIX_EPOCH,
-        }
+        let timers: Vec<(&str, &str, bool)> = timers.iter().map(|(n, s)| (*n, *s, true)).collect();
+        crate::testing::task_with_timers(&timers)
     }
 
     #[test]

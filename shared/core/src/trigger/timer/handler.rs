@@ -601,38 +601,9 @@ async fn decide(deps: &ScheduledDeps<'_>, p: &SchedulePayload) -> Result<Decisio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{BaseImageTriggerType, TimerTrigger, DEFAULT_TASK_TIMEOUT};
 
     fn task(timers: &[(&str, &str, bool)]) -> Task {
-        Task {
-            name: "app".into(),
-            context: "/dev/null".into(),
-            file: "Dockerfile".into(),
-            images: Vec::new(),
-            branch: None,
-            commit_trigger_enabled: true,
-            pull_request_trigger_enabled: false,
-            tag_trigger_enabled: false,
-            pull_request_push_enabled: false,
-            base_image_trigger_enabled: true,
-            base_image_trigger_type: BaseImageTriggerType::Runtime,
-            timers: timers
-                .iter()
-                .map(|(n, s, e)| TimerTrigger {
-                    name: n.to_string(),
-                    schedule: s.to_string(),
-                    enabled: *e,
-                })
-                .collect(),
-            build_args: Vec::new(),
-            values: Default::default(),
-            path_filters: Vec::new(),
-            target: None,
-            platform: None,
-            push: true,
-            timeout: DEFAULT_TASK_TIMEOUT,
-            create_time: DateTime::UNIX_EPOCH,
-        }
+        crate::testing::task_with_timers(timers)
     }
 
     #[test]
