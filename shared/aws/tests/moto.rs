@@ -766,3 +766,94 @@ async fn two_deciders_at_once_record_one_run_of_the_bottom_task() {
     let runs = store.list_runs(&RunFilter::default()).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
 }
+
+/// `record_delivery` is one `TransactWriteItems`: 20 concurrent copies of a
+/// delivery give one event and the same answer; a blocked dedupe key keeps
+/// its run out; another source's id is another delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn record_delivery_claims_a_delivery_id_once() {
+    use crtask_core::ports::{DeliveryRecorded, DeliverySummary, DeliveryWrite, Summarize};
+    let store = harness::store().await;
+    let summarize: Summarize = Arc::new(|runs, blocked| DeliverySummary {
+        outcome: if blocked.iter().any(Option::is_none) {
+            Outcome::Triggered
+        } else {
+            Outcome::Duplicate
+        },
+        reason: format!("{} blocked", blocked.iter().filter(|b| b.is_some()).count()),
+        runs: runs.iter().map(|r| r.run_id.clone()).collect(),
+    });
+    let write = |delivery: &str, source: EventSource, keys: &[&str]| DeliveryWrite {
+        source,
+        delivery_id: Some(delivery.into()),
+        received_at: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+        detail: serde_json::json!({"delivery": delivery}),
+        runs: keys
+            .iter()
+            .map(|k| run("", Some("web"), RunStatus::Queued, Some(k)))
+            .collect(),
+    };
+    let mut handles = Vec::new();
+    for _ in 0..20 {
+        let (s, w, f) = (
+            store.clone(),
+            write("g-1", EventSource::Git, &["commit:web@a"]),
+            summarize.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            s.record_delivery(w, f).await.unwrap()
+        }));
+    }
+    let mut new = Vec::new();
+    let mut seen = Vec::new();
+    for h in handles {
+        match h.await.unwrap() {
+            DeliveryRecorded::New { event, new_runs } => new.push((event, new_runs)),
+            DeliveryRecorded::Seen(e) => seen.push(e),
+        }
+    }
+    assert_eq!(new.len(), 1, "one copy records the delivery");
+    let (event, new_runs) = &new[0];
+    assert_eq!(new_runs.len(), 1);
+    assert_eq!(event.runs, [new_runs[0].run_id.clone()]);
+    assert!(seen.iter().all(|e| e == event), "{seen:?} vs {event:?}");
+    let events = store
+        .list_events(Some(EventSource::Git), 100)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let runs = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 1);
+
+    // A new delivery of the same commit: the key is blocked, no run; two
+    // runs of one delivery with one key: the second is blocked by the first.
+    let DeliveryRecorded::New { event, new_runs } = store
+        .record_delivery(
+            write(
+                "g-2",
+                EventSource::Git,
+                &["commit:web@a", "commit:web@b", "commit:web@b"],
+            ),
+            summarize.clone(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("g-2 is new");
+    };
+    assert_eq!(event.reason, "2 blocked");
+    assert_eq!(new_runs.len(), 1);
+    assert_eq!(new_runs[0].dedupe_key.as_deref(), Some("commit:web@b"));
+    assert_eq!(
+        store.list_runs(&RunFilter::default()).await.unwrap().len(),
+        2
+    );
+    // The same id from another source is another delivery.
+    let other = store
+        .record_delivery(write("g-1", EventSource::Registry, &[]), summarize.clone())
+        .await
+        .unwrap();
+    assert!(matches!(other, DeliveryRecorded::New { .. }), "{other:?}");
+    let found = store.find_delivery(EventSource::Git, "g-1").await.unwrap();
+    assert_eq!(found.as_ref(), Some(&new[0].0));
+}

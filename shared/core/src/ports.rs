@@ -9,6 +9,49 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+
+/// A delivery to record together with the runs it starts
+/// ([`Store::record_delivery`]).
+#[derive(Debug, Clone)]
+pub struct DeliveryWrite {
+    pub source: EventSource,
+    /// The sender's delivery id: unique per source. `None` records the
+    /// event without claiming an id.
+    pub delivery_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub detail: serde_json::Value,
+    /// The runs to record (`Queued`); each `run_id` is left empty: the store
+    /// assigns ids in the same transaction.
+    pub runs: Vec<Run>,
+}
+
+/// What the event record of a delivery says, decided by core once the store
+/// knows which runs were new ([`Summarize`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySummary {
+    pub outcome: crate::domain::model::Outcome,
+    pub reason: String,
+    pub runs: Vec<String>,
+}
+
+/// Core's decision on the event record, called by the store inside its
+/// transaction with the runs (ids assigned) and, per run, the existing run
+/// with its dedupe key that kept it from being recorded.
+pub type Summarize = Arc<dyn Fn(&[Run], &[Option<Run>]) -> DeliverySummary + Send + Sync>;
+
+/// The result of [`Store::record_delivery`].
+#[derive(Debug, Clone)]
+pub enum DeliveryRecorded {
+    /// First sight of the delivery: its event, and the runs recorded now
+    /// (those not blocked by an existing run's dedupe key), to dispatch.
+    New {
+        event: EventRecord,
+        new_runs: Vec<Run>,
+    },
+    /// The delivery id was recorded before: that first event. Nothing written.
+    Seen(EventRecord),
+}
 
 /// Durable state: tasks and runs.
 #[async_trait]
@@ -78,6 +121,18 @@ pub trait Store: Send + Sync {
         source: EventSource,
         delivery_id: &str,
     ) -> Result<Option<EventRecord>>;
+    /// Records a webhook delivery exactly once, in ONE transaction: claims
+    /// `(source, delivery_id)` (a delivery id already recorded answers
+    /// [`DeliveryRecorded::Seen`] with its first event and writes nothing,
+    /// so concurrent copies get one row and the same answer), assigns run
+    /// ids, inserts each run unless its dedupe key is blocked (as
+    /// [`Store::insert_runs_deduped`]), asks `summarize` what the event says,
+    /// and writes the event. Either all of it is durable or none of it.
+    async fn record_delivery(
+        &self,
+        write: DeliveryWrite,
+        summarize: Summarize,
+    ) -> Result<DeliveryRecorded>;
     /// Recorded events, newest first.
     async fn list_events(
         &self,

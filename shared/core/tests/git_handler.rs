@@ -139,10 +139,39 @@ async fn a_redelivery_is_a_duplicate_and_starts_nothing() {
     assert_eq!(
         h.events().await,
         [
+            // The redelivery of d-1 wrote nothing: one row per delivery id.
             (Outcome::Triggered, Some("d-1".into()), vec!["ca1".into()]),
-            (Outcome::Duplicate, None, vec!["ca1".into()]),
             (Outcome::Duplicate, Some("d-2".into()), vec!["ca1".into()]),
         ]
+    );
+}
+
+/// 20 copies of one delivery at once: one event row, one run, one dispatch,
+/// and the same answer (run and event) to every copy.
+#[tokio::test]
+async fn concurrent_copies_of_a_delivery_record_it_once() {
+    let h = Hook::new().await;
+    let push = main_push();
+    let copies =
+        futures_util::future::join_all((0..20).map(|_| h.push("d-1", &push, SECRET))).await;
+    for a in &copies {
+        assert_eq!(a.status, 202, "{}", a.body());
+        assert_eq!(a.body()["outcome"], "triggered", "{}", a.body());
+        assert_eq!(a.body()["runs"], json!(["ca1"]), "{}", a.body());
+        assert_eq!(a.body()["event"], "ev1", "{}", a.body());
+    }
+    assert_eq!(
+        copies
+            .iter()
+            .filter(|a| a.body()["duplicate"] == true)
+            .count(),
+        19
+    );
+    assert_eq!(h.runs().await.len(), 1);
+    assert_eq!(h.builder.dispatched(), ["ca1"]);
+    assert_eq!(
+        h.events().await,
+        [(Outcome::Triggered, Some("d-1".into()), vec!["ca1".into()])]
     );
 }
 

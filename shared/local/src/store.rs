@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
 };
-use crtask_core::ports::Store;
+use crtask_core::ports::{DeliveryRecorded, DeliveryWrite, Store, Summarize};
 use crtask_core::{domain::runid, Error as CoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+mod intake;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,6 +66,8 @@ CREATE TABLE IF NOT EXISTS leases (
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Group commit of webhook deliveries ([`intake`]).
+    intake: intake::IntakeWriter,
 }
 
 impl SqliteStore {
@@ -88,8 +92,10 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0')",
             params![runid::DEFAULT_PREFIX],
         )?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            intake: intake::IntakeWriter::start(conn.clone())?,
+            conn,
         })
     }
 
@@ -361,6 +367,14 @@ impl Store for SqliteStore {
             body.map(|b| from_json(&b)).transpose()
         })
         .await
+    }
+
+    async fn record_delivery(
+        &self,
+        write: DeliveryWrite,
+        summarize: Summarize,
+    ) -> crtask_core::Result<DeliveryRecorded> {
+        self.intake.record(write, summarize).await
     }
 
     async fn list_events(

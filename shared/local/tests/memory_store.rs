@@ -8,10 +8,11 @@ use chrono::Duration;
 use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Outcome, RunFilter, RunStatus,
 };
-use crtask_core::ports::Store;
+use crtask_core::ports::{DeliverySummary, DeliveryWrite, Store, Summarize};
 use crtask_local::store::SqliteStore;
 use crtask_testkit::clock::{millis, DEFAULT_TIME_MS};
 use crtask_testkit::{MemoryStore, RunBuilder, TaskBuilder};
+use std::sync::Arc;
 
 fn event(id: &str, source: EventSource, delivery: Option<&str>, outcome: Outcome) -> EventRecord {
     EventRecord {
@@ -163,6 +164,54 @@ async fn script(s: &dyn Store) -> Vec<String> {
     say!(s.find_delivery(EventSource::Registry, "d-1").await);
     say!(s.list_events(None, 10).await);
     say!(s.list_events(Some(EventSource::Git), 1).await);
+
+    // Deliveries: one transaction each; a delivery id is recorded once per
+    // source; runs dedupe against stored runs and earlier runs of the delivery.
+    say!(s.next_run_ids(10).await);
+    say!(s.next_event_id().await);
+    say!(s.next_event_id().await);
+    say!(s.next_event_id().await);
+    let summarize: Summarize = Arc::new(|runs, blocked| DeliverySummary {
+        outcome: if blocked.iter().any(Option::is_none) {
+            Outcome::Triggered
+        } else {
+            Outcome::Duplicate
+        },
+        reason: format!(
+            "{:?}",
+            blocked
+                .iter()
+                .map(|b| b.as_ref().map(|r| r.run_id.clone()))
+                .collect::<Vec<_>>()
+        ),
+        runs: runs.iter().map(|r| r.run_id.clone()).collect(),
+    });
+    let write =
+        |delivery: Option<&str>, source: EventSource, keys: &[Option<&str>]| DeliveryWrite {
+            source,
+            delivery_id: delivery.map(str::to_string),
+            received_at: millis(DEFAULT_TIME_MS) + Duration::microseconds(2_500),
+            detail: serde_json::json!({"delivery": delivery}),
+            runs: keys.iter().map(|k| run("", "zeta", Queued, *k)).collect(),
+        };
+    for (delivery, source, keys) in [
+        (
+            Some("g-1"),
+            EventSource::Git,
+            &[Some("k9"), Some("k2"), Some("k9"), None][..],
+        ),
+        (Some("g-1"), EventSource::Git, &[Some("k10")][..]),
+        (Some("g-1"), EventSource::Registry, &[][..]),
+        (None, EventSource::Git, &[Some("k9"), Some("k3")][..]),
+        (Some("d-1"), EventSource::Git, &[Some("k11")][..]),
+    ] {
+        say!(
+            s.record_delivery(write(delivery, source, keys), summarize.clone())
+                .await
+        );
+    }
+    say!(s.find_delivery(EventSource::Git, "g-1").await);
+    say!(s.list_events(None, 3).await);
 
     // The dependency index and timers; deleting a task drops both.
     say!(

@@ -25,7 +25,7 @@ use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
 };
 use crtask_core::domain::{runid, time};
-use crtask_core::ports::Store;
+use crtask_core::ports::{DeliveryRecorded, DeliveryWrite, Store, Summarize};
 use crtask_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -275,6 +275,62 @@ impl Store for MemoryStore {
             .values()
             .find(|e| e.source == source && e.delivery_id.as_deref() == Some(delivery_id))
             .cloned())
+    }
+
+    async fn record_delivery(
+        &self,
+        write: DeliveryWrite,
+        summarize: Summarize,
+    ) -> Result<DeliveryRecorded> {
+        // One lock for the whole delivery: the transaction.
+        let mut st = self.lock()?;
+        if let Some(d) = write.delivery_id.as_deref() {
+            let first = st
+                .events
+                .values()
+                .find(|e| e.source == write.source && e.delivery_id.as_deref() == Some(d));
+            if let Some(first) = first {
+                return Ok(DeliveryRecorded::Seen(first.clone()));
+            }
+        }
+        let before = (st.runs.clone(), st.run_counter);
+        let mut runs = write.runs;
+        for run in &mut runs {
+            st.run_counter += 1;
+            run.run_id = runid::format(runid::DEFAULT_PREFIX, st.run_counter);
+        }
+        let mut blocked = Vec::with_capacity(runs.len());
+        for run in &runs {
+            match st.insert_deduped(run) {
+                Ok(b) => blocked.push(b),
+                Err(e) => {
+                    (st.runs, st.run_counter) = before;
+                    return Err(e);
+                }
+            }
+        }
+        let summary = summarize(&runs, &blocked);
+        st.event_counter += 1;
+        let event = EventRecord {
+            id: format!("ev{}", st.event_counter),
+            source: write.source,
+            delivery_id: write.delivery_id,
+            received_at: write.received_at,
+            outcome: summary.outcome,
+            reason: summary.reason,
+            runs: summary.runs,
+            detail: write.detail,
+        };
+        let seq = st.events.keys().next_back().map_or(1, |k| k + 1);
+        // Kept in its JSON form; answered as given, as the SQLite store does.
+        st.events.insert(seq, stored(&event)?);
+        let new_runs = runs
+            .into_iter()
+            .zip(&blocked)
+            .filter(|(_, b)| b.is_none())
+            .map(|(r, _)| r)
+            .collect();
+        Ok(DeliveryRecorded::New { event, new_runs })
     }
 
     async fn list_events(

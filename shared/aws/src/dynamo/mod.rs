@@ -49,6 +49,9 @@
 //!   the event) returns the first event of that delivery. Delivery items
 //!   expire through the table's TTL (`expires_at`); expired items that TTL has
 //!   not removed yet are ignored.
+//! - `record_delivery`: one `TransactWriteItems` putting the delivery item
+//!   (absent or expired), the event, and each unblocked run with its dedupe
+//!   marker ([`intake`]).
 //! - Dependencies: a Query on the task's partition (`begins_with(sk, "DEP#")`);
 //!   `dependents_of(image)` is a Query on `by-image`, never a scan of tasks.
 //!
@@ -72,7 +75,7 @@ use chrono::{DateTime, Utc};
 use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
 };
-use crtask_core::ports::{Clock, Store, SystemClock};
+use crtask_core::ports::{Clock, DeliveryRecorded, DeliveryWrite, Store, Summarize, SystemClock};
 use crtask_core::{domain::runid, Error as CoreError};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -80,6 +83,7 @@ use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
+mod intake;
 mod items;
 mod table;
 
@@ -321,6 +325,32 @@ impl DynamoStore {
         }
     }
 
+    /// Sets a stale dedupe marker's status to its run's `actual` one, unless
+    /// another writer changed the marker meanwhile (best effort: a failure
+    /// leaves the marker for the next writer to repair).
+    async fn repair_marker(
+        &self,
+        key: &str,
+        marked_id: &str,
+        marked_status: &str,
+        actual: RunStatus,
+    ) {
+        let _ = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&dedupe_pk(key)))
+            .key("sk", s("DEDUPE"))
+            .update_expression("SET #st = :new")
+            .condition_expression("run_id = :id AND #st = :old")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":new", s(actual.as_str()))
+            .expression_attribute_values(":id", s(marked_id))
+            .expression_attribute_values(":old", s(marked_status))
+            .send()
+            .await;
+    }
+
     async fn read_run(&self, run_id: &str) -> Result<Option<Run>> {
         self.get(&run_pk(run_id), "RUN")
             .await?
@@ -330,22 +360,7 @@ impl DynamoStore {
 
     /// One attempt of [`Store::insert_run_deduped`].
     async fn try_insert_deduped(&self, run: &Run, key: &str) -> Result<InsertAttempt> {
-        let marker = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(HashMap::from([
-                ("pk".to_string(), s(&dedupe_pk(key))),
-                ("sk".to_string(), s("DEDUPE")),
-                ("run_id".to_string(), s(&run.run_id)),
-                ("status".to_string(), s(run.status.as_str())),
-            ])))
-            .condition_expression(
-                "attribute_not_exists(pk) OR #st IN (:failed, :canceled, :error, :timeout)",
-            )
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":failed", s(RunStatus::Failed.as_str()))
-            .expression_attribute_values(":canceled", s(RunStatus::Canceled.as_str()))
-            .expression_attribute_values(":error", s(RunStatus::Error.as_str()))
-            .expression_attribute_values(":timeout", s(RunStatus::Timeout.as_str()))
+        let marker = intake::marker_put(&self.table, key, run)
             .build()
             .map_err(|e| Error::dynamo("TransactWriteItems", e))?;
         let put_run = Put::builder()
@@ -402,19 +417,7 @@ impl DynamoStore {
                 // Stale marker (a crash between update_run's two writes, or a
                 // run deleted by hand): repair it if nobody else did, retry.
                 let actual = found.map(|r| r.status).unwrap_or(RunStatus::Error);
-                let _ = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", s(&dedupe_pk(key)))
-                    .key("sk", s("DEDUPE"))
-                    .update_expression("SET #st = :new")
-                    .condition_expression("run_id = :id AND #st = :old")
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":new", s(actual.as_str()))
-                    .expression_attribute_values(":id", s(&marked_id))
-                    .expression_attribute_values(":old", s(&marked_status))
-                    .send()
+                self.repair_marker(key, &marked_id, &marked_status, actual)
                     .await;
                 Ok(InsertAttempt::Retry)
             }
@@ -702,6 +705,14 @@ impl Store for DynamoStore {
             .await?
             .map(|i| body(&i))
             .transpose()?)
+    }
+
+    async fn record_delivery(
+        &self,
+        write: DeliveryWrite,
+        summarize: Summarize,
+    ) -> crtask_core::Result<DeliveryRecorded> {
+        self.record_delivery_once(&write, &summarize).await
     }
 
     async fn list_events(

@@ -47,14 +47,27 @@ pub enum Recorded {
 /// run is not dispatched yet: see [`dispatch`].
 pub async fn record(store: &dyn Store, clock: &dyn Clock, new: NewRun) -> Result<Recorded> {
     let run_id = store.next_run_id().await?;
-    let run = Run {
+    let run = new_run_record(run_id, new, clock.now());
+    if run.dedupe_key.is_some() {
+        if let Some(existing) = store.insert_run_deduped(&run).await? {
+            return Ok(Recorded::Existing(existing));
+        }
+    } else {
+        store.insert_run(&run).await?;
+    }
+    Ok(Recorded::New(run))
+}
+
+/// The `Queued` run record of `new`, created at `now`.
+pub fn new_run_record(run_id: String, new: NewRun, now: chrono::DateTime<chrono::Utc>) -> Run {
+    Run {
         run_id,
         task: new.task,
         run_type: new.run_type,
         status: RunStatus::Queued,
         trigger: new.trigger,
         platform: new.spec.platform.clone().unwrap_or_else(platform::host),
-        create_time: clock.now(),
+        create_time: now,
         start_time: None,
         finish_time: None,
         output_images: Vec::new(),
@@ -64,15 +77,7 @@ pub async fn record(store: &dyn Store, clock: &dyn Clock, new: NewRun) -> Result
         dedupe_key: new.dedupe_key,
         builder_ref: None,
         spec: new.spec,
-    };
-    if run.dedupe_key.is_some() {
-        if let Some(existing) = store.insert_run_deduped(&run).await? {
-            return Ok(Recorded::Existing(existing));
-        }
-    } else {
-        store.insert_run(&run).await?;
     }
-    Ok(Recorded::New(run))
 }
 
 /// Records many runs that carry dedupe keys at once (one durable commit
@@ -90,24 +95,7 @@ pub async fn record_many(
     let runs: Vec<Run> = news
         .into_iter()
         .zip(ids)
-        .map(|(new, run_id)| Run {
-            run_id,
-            task: new.task,
-            run_type: new.run_type,
-            status: RunStatus::Queued,
-            trigger: new.trigger,
-            platform: new.spec.platform.clone().unwrap_or_else(platform::host),
-            create_time: now,
-            start_time: None,
-            finish_time: None,
-            output_images: Vec::new(),
-            base_images: Vec::new(),
-            steps: Vec::new(),
-            error: None,
-            dedupe_key: new.dedupe_key,
-            builder_ref: None,
-            spec: new.spec,
-        })
+        .map(|(new, run_id)| new_run_record(run_id, new, now))
         .collect();
     let blocked = store.insert_runs_deduped(&runs).await?;
     Ok(runs

@@ -7,10 +7,12 @@
 //! event (durably), and only then hand the runs to the builder.
 
 use crate::domain::model::{
-    ContextSource, EventRecord, EventSource, Outcome, RunType, Task, Trigger,
+    ContextSource, EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger,
 };
-use crate::ports::{Builder, Clock, Store};
-use crate::run::queue::{self, NewRun, Recorded};
+use crate::ports::{
+    Builder, Clock, DeliveryRecorded, DeliverySummary, DeliveryWrite, Store, Summarize,
+};
+use crate::run::queue::{self, NewRun};
 use crate::signing::Secret;
 use crate::trigger::answer::Answer;
 use crate::trigger::git::decide::{self, Decision, SourceTrigger};
@@ -18,6 +20,7 @@ use crate::trigger::git::event::{self, GitEvent};
 use crate::trigger::git::verify;
 use crate::trigger::request::Headers;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Default largest body accepted (GitHub caps payloads at 25 MB).
 pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
@@ -55,35 +58,6 @@ pub async fn handle(deps: &GitHookDeps<'_>, headers: &[(String, String)], body: 
             return Answer::rejected(refused.status, refused.reason);
         }
     };
-
-    // A redelivery answers with what the first delivery did and starts nothing.
-    if let Some(d) = &delivery.id {
-        match deps.store.find_delivery(EventSource::Git, d).await {
-            Ok(Some(prev)) => {
-                let reason = format!("delivery {d} was already handled (event {})", prev.id);
-                let answer = Answer::new(prev.outcome, prev.reason.clone())
-                    .with_runs(prev.runs.clone())
-                    .with_event(prev.id.clone())
-                    .duplicate();
-                return match record(
-                    deps,
-                    Outcome::Duplicate,
-                    reason,
-                    prev.runs,
-                    None,
-                    received_at,
-                    delivery.detail,
-                )
-                .await
-                {
-                    Ok(_) => answer,
-                    Err(e) => Answer::rejected(500, e.to_string()),
-                };
-            }
-            Ok(None) => {}
-            Err(e) => return Answer::rejected(500, e.to_string()),
-        }
-    }
 
     let tasks = match deps.store.list_tasks().await {
         Ok(t) => t,
@@ -223,25 +197,66 @@ pub fn plan(delivery: &Delivery, tasks: &[Task]) -> Plan {
     plan
 }
 
-/// Applies `plan`: records its runs (a run whose dedupe key already stands
-/// is not recorded again), records the event durably, and only then hands
-/// the new runs to the builder.
+/// Applies `plan`: records the delivery, its runs (a run whose dedupe key
+/// already stands is not recorded again) and its event in one transaction
+/// ([`Store::record_delivery`]), and only then hands the new runs to the
+/// builder. A delivery id seen before answers with what the first delivery
+/// did and starts nothing.
 pub async fn apply(
     deps: &GitHookDeps<'_>,
     delivery: Delivery,
     plan: Plan,
     received_at: chrono::DateTime<chrono::Utc>,
 ) -> crate::Result<Answer> {
-    let mut reasons = plan.reasons;
+    let now = deps.clock.now();
+    let runs = plan
+        .runs
+        .into_iter()
+        .map(|new| queue::new_run_record(String::new(), new, now))
+        .collect();
+    let write = DeliveryWrite {
+        source: EventSource::Git,
+        delivery_id: delivery.id.clone(),
+        received_at,
+        detail: delivery.detail,
+        runs,
+    };
+    let reasons = plan.reasons;
+    let summarize: Summarize = Arc::new(move |runs, blocked| summarize(&reasons, runs, blocked));
+    match deps.store.record_delivery(write, summarize).await? {
+        DeliveryRecorded::Seen(prev) => Ok(Answer::new(prev.outcome, prev.reason.clone())
+            .with_runs(prev.runs.clone())
+            .with_event(prev.id.clone())
+            .duplicate()),
+        DeliveryRecorded::New {
+            event,
+            mut new_runs,
+        } => {
+            // The event and its runs are durable; now the builds may start.
+            for run in &mut new_runs {
+                queue::dispatch(deps.store, deps.builder, run).await?;
+            }
+            Ok(Answer::new(event.outcome, event.reason)
+                .with_runs(event.runs)
+                .with_event(event.id))
+        }
+    }
+}
+
+/// What a delivery's event record says, once the store knows which of the
+/// planned `runs` were recorded: `blocked[i]` is the existing run whose
+/// dedupe key kept `runs[i]` from being recorded.
+pub fn summarize(reasons: &[String], runs: &[Run], blocked: &[Option<Run>]) -> DeliverySummary {
+    let mut reasons = reasons.to_vec();
     let mut created = Vec::new();
     let mut existing = Vec::new();
-    for new in plan.runs {
-        let task = new.task.clone().unwrap_or_default();
-        match queue::record(deps.store, deps.clock, new).await? {
-            Recorded::New(run) => created.push(run),
-            Recorded::Existing(run) => {
+    for (new, block) in runs.iter().zip(blocked) {
+        match block {
+            None => created.push(new),
+            Some(run) => {
                 reasons.push(format!(
-                    "task {task}: commit {} is already {} (run {})",
+                    "task {}: commit {} is already {} (run {})",
+                    new.task.as_deref().unwrap_or_default(),
                     short(run_commit(&run.trigger)),
                     if run.status.is_terminal() {
                         "built"
@@ -254,8 +269,7 @@ pub async fn apply(
             }
         }
     }
-    let (outcome, reason, run_ids) = if !created.is_empty() {
-        let ids: Vec<String> = created.iter().map(|r| r.run_id.clone()).collect();
+    if !created.is_empty() {
         let what: Vec<String> = created
             .iter()
             .map(|r| format!("{} for task {}", r.run_id, r.task.as_deref().unwrap_or("?")))
@@ -265,33 +279,24 @@ pub async fn apply(
             reason.push_str("; ");
             reason.push_str(&reasons.join("; "));
         }
-        (Outcome::Triggered, reason, ids)
+        DeliverySummary {
+            outcome: Outcome::Triggered,
+            reason,
+            runs: created.iter().map(|r| r.run_id.clone()).collect(),
+        }
     } else if !existing.is_empty() {
-        (
-            Outcome::Duplicate,
-            reasons.join("; "),
-            existing.iter().map(|r| r.run_id.clone()).collect(),
-        )
+        DeliverySummary {
+            outcome: Outcome::Duplicate,
+            reason: reasons.join("; "),
+            runs: existing.iter().map(|r| r.run_id.clone()).collect(),
+        }
     } else {
-        (Outcome::Ignored, reasons.join("; "), Vec::new())
-    };
-    let event_id = record(
-        deps,
-        outcome,
-        reason.clone(),
-        run_ids.clone(),
-        delivery.id,
-        received_at,
-        delivery.detail,
-    )
-    .await?;
-    // The event and its runs are durable; now the builds may start.
-    for run in &mut created {
-        queue::dispatch(deps.store, deps.builder, run).await?;
+        DeliverySummary {
+            outcome: Outcome::Ignored,
+            reason: reasons.join("; "),
+            runs: Vec::new(),
+        }
     }
-    Ok(Answer::new(outcome, reason)
-        .with_runs(run_ids)
-        .with_event(event_id))
 }
 
 async fn record(
