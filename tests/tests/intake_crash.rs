@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "crash-test-secret";
-const DELIVERIES: usize = 160;
+const DELIVERIES: usize = 300;
 const KILLS: usize = 6;
 const SENDERS: usize = 3;
 
