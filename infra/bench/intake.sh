@@ -7,6 +7,7 @@
 # a distinct X-GitHub-Delivery id, so crtask records distinct deliveries.
 # Prints req/s, p50/p99 latency, errors and peak RSS for each side.
 #   infra/bench/intake.sh [SECONDS] [CONNECTIONS] [ROUNDS]   (default 10 64 2)
+# CRTASK_BIN=path uses that binary instead of building the release one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -15,8 +16,12 @@ need() { command -v "$1" >/dev/null 2>&1 || { apt-get install -y -qq "$2" >/dev/
 need webhook webhook
 need wrk wrk
 need sqlite3 sqlite3
-cargo build --quiet --release -p crtask
-bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
+if [ -n "${CRTASK_BIN:-}" ]; then
+  bin=$CRTASK_BIN
+else
+  cargo build --quiet --release -p crtask
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
+fi
 
 work=$(mktemp -d)
 cleanup() {
