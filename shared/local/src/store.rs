@@ -71,32 +71,39 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. Deliveries are
+    /// written through a second connection of their own ([`intake`]), so
+    /// reads on the first do not wait for a batch's commit (WAL lets readers
+    /// run during a write).
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        let conn = Self::init(Connection::open(path)?)?;
+        let writer = Connection::open(path)?;
+        configure(&writer)?;
+        Ok(SqliteStore {
+            intake: intake::IntakeWriter::start(Arc::new(Mutex::new(writer)))?,
+            conn,
+        })
     }
 
-    /// An in-memory store, for tests.
+    /// An in-memory store, for tests (one connection for everything: an
+    /// in-memory database is private to its connection).
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        let conn = Self::init(Connection::open_in_memory()?)?;
+        Ok(SqliteStore {
+            intake: intake::IntakeWriter::start(conn.clone())?,
+            conn,
+        })
     }
 
-    fn init(conn: Connection) -> Result<Self> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+    /// Configures the connection and creates the schema.
+    fn init(conn: Connection) -> Result<Arc<Mutex<Connection>>> {
+        configure(&conn)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0')",
             params![runid::DEFAULT_PREFIX],
         )?;
-        let conn = Arc::new(Mutex::new(conn));
-        Ok(SqliteStore {
-            intake: intake::IntakeWriter::start(conn.clone())?,
-            conn,
-        })
+        Ok(Arc::new(Mutex::new(conn)))
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -127,6 +134,15 @@ impl SqliteStore {
             .map_err(|_| CoreError::Store("store lock poisoned".into()))?;
         f(&mut guard).map_err(CoreError::from)
     }
+}
+
+/// Per-connection settings: durable commits (WAL, `synchronous=FULL`).
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
