@@ -325,6 +325,7 @@ impl RecordingStub {
 pub struct Function {
     child: Child,
     pub api: RuntimeApi,
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Function {
@@ -355,14 +356,32 @@ impl Function {
             .env("AWS_ENDPOINT_URL", moto)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
         if let Some(cb) = codebuild {
             cmd.env("AWS_ENDPOINT_URL_CODEBUILD", cb);
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        Function { child, api }
+        // The function's log (stdout, as Lambda collects it) is kept for
+        // tests that read it and still shown with the test's own output.
+        let stdout: Arc<Mutex<Vec<String>>> = Arc::default();
+        if let Some(out) = child.stdout.take() {
+            let lines = Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                    eprintln!("{line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Function { child, api, stdout }
+    }
+
+    /// The lines the function has written to stdout (its log) so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Invokes the function with `event` (30 s at most).
