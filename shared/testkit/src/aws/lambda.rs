@@ -326,6 +326,9 @@ pub struct Function {
     child: Child,
     pub api: RuntimeApi,
     stdout: Arc<Mutex<Vec<String>>>,
+    /// Every AWS call the function makes (except CodeBuild's, which go to
+    /// the stub) passes this recording proxy on its way to moto.
+    aws: super::http::Proxy,
 }
 
 impl Function {
@@ -333,6 +336,8 @@ impl Function {
     /// (and CodeBuild at `codebuild` when given), plus `env`.
     pub fn start(binary: &Path, moto: &str, codebuild: Option<&str>, env: &[(&str, &str)]) -> Self {
         let api = RuntimeApi::start();
+        let aws = super::http::Proxy::start(moto)
+            .unwrap_or_else(|e| panic!("cannot start the AWS recording proxy: {e}"));
         let mut cmd = Command::new(binary);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
@@ -353,7 +358,7 @@ impl Function {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", moto)
+            .env("AWS_ENDPOINT_URL", aws.url())
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -376,7 +381,21 @@ impl Function {
                 }
             });
         }
-        Function { child, api, stdout }
+        Function {
+            child,
+            api,
+            stdout,
+            aws,
+        }
+    }
+
+    /// The AWS operations the function has called so far, in order
+    /// (`PutItem`, `Query`, `GetSecretValue`, ...; S3 calls as `METHOD path`).
+    pub fn aws_calls(&self) -> Vec<String> {
+        super::http::lock(&self.aws.calls)
+            .iter()
+            .map(|c| c.op.clone())
+            .collect()
     }
 
     /// The lines the function has written to stdout (its log) so far.
@@ -394,6 +413,12 @@ impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // No function may Scan: cost must follow what an event touches, not
+        // what the table holds. Checked for every function test.
+        let scans = self.aws_calls().iter().filter(|op| *op == "Scan").count();
+        if scans > 0 && !std::thread::panicking() {
+            panic!("the function called DynamoDB Scan {scans} time(s)");
+        }
     }
 }
 
