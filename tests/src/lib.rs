@@ -5,7 +5,9 @@
 //! directories, and drives the real `crtask` binary like a user would.
 
 pub mod acr_samples;
+pub mod moto;
 pub use acr_samples::acr_samples;
+pub use moto::MotoServer;
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::TcpListener;

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// buildah storage location [default: DATA_DIR/storage].
     #[arg(long, env = "CRTASK_STORAGE_ROOT")]
     storage_root: Option<PathBuf>,
+    /// Directory of the secrets the server holds: a task file's
+    /// `keyvault: crtask://NAME` reads DIR/NAME when the run starts.
+    #[arg(long, env = "CRTASK_SECRET_DIR", value_name = "DIR")]
+    secret_dir: Option<PathBuf>,
     /// TOML file with any of these settings (kebab-case keys); flags and
     /// environment win over it.
     #[arg(long, env = "CRTASK_CONFIG")]
@@ -128,6 +132,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         storage_driver: a.storage_driver,
         isolation: a.isolation,
         storage_root: a.storage_root,
+        secret_dir: a.secret_dir,
     };
     let platform = Platform::assemble(flags.over(file)).await?;
     platform.serve().await?;

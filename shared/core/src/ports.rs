@@ -130,6 +130,9 @@ pub trait Builder: Send + Sync {
 /// Where an engine writes a step's output. Implementations must redact secrets.
 pub trait LogSink: Send + Sync {
     fn write(&self, bytes: &[u8]);
+    /// Masks `value` in everything written from now on (a secret resolved
+    /// once the run started). Sinks that store or show nothing ignore it.
+    fn add_secret(&self, _value: &str) {}
     /// Writes one line followed by `\n`.
     fn line(&self, text: &str) {
         let mut v = text.as_bytes().to_vec();

@@ -48,6 +48,9 @@ pub struct ServerSettings {
     pub storage_driver: Option<String>,
     pub isolation: Option<String>,
     pub storage_root: Option<PathBuf>,
+    /// Directory of the secrets the server holds: a task file's
+    /// `keyvault: crtask://NAME` reads the file `NAME` in it.
+    pub secret_dir: Option<PathBuf>,
 }
 
 impl ServerSettings {
@@ -97,6 +100,7 @@ impl ServerSettings {
             storage_driver: self.storage_driver.or(lower.storage_driver),
             isolation: self.isolation.or(lower.isolation),
             storage_root: self.storage_root.or(lower.storage_root),
+            secret_dir: self.secret_dir.or(lower.secret_dir),
         }
     }
 }

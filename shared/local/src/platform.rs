@@ -67,6 +67,14 @@ impl Platform {
                 )));
             }
         }
+        if let Some(d) = &s.secret_dir {
+            if !d.is_dir() {
+                return Err(Error::Config(format!(
+                    "secret directory {} is not a directory",
+                    d.display()
+                )));
+            }
+        }
         let registries_conf = data_dir.join("registries.conf");
         write_registries_conf(&registries_conf, &s.insecure_registry)?;
         let store = SqliteStore::open(&data_dir.join("crtask.db"))?;
@@ -98,6 +106,7 @@ impl Platform {
             context_limit: s.context_limit.unwrap_or(DEFAULT_CONTEXT_LIMIT),
             image_aliases: parse_aliases(&s.image_alias)?,
             settle_window: std::time::Duration::from_secs(s.settle_window.unwrap_or(3)),
+            secret_dir: s.secret_dir.clone(),
         };
         let pool = WorkerPool::start(
             store.clone(),

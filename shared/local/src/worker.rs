@@ -13,6 +13,7 @@ use crtask_core::trigger::registry;
 use crtask_core::{Error as CoreError, Result};
 use crtask_executor::execute::{execute_in_context, human, ContextRun};
 use crtask_executor::logs::{LogDir, RunLog};
+use crtask_executor::secrets::LocalSecrets;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub struct WorkerConfig {
     pub image_aliases: std::collections::BTreeMap<String, String>,
     /// How long a base-image run waits for more updates to fold into it.
     pub settle_window: Duration,
+    /// Where `crtask://NAME` task-file secrets are (`--secret-dir`).
+    pub secret_dir: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -352,6 +355,7 @@ impl Inner {
             Err(e) => return Outcome::Ended(RunStatus::Failed, Some(e.to_string())),
         };
         let vars = run_vars(run, self.cfg.registry.as_deref());
+        let secrets = LocalSecrets::new(self.cfg.secret_dir.clone());
         let result = execute_in_context(ContextRun {
             engine: self.engine.clone(),
             clock: self.clock.as_ref(),
@@ -359,6 +363,7 @@ impl Inner {
             vars: &vars,
             registry: self.cfg.registry.as_deref(),
             image_aliases: &self.cfg.image_aliases,
+            secrets: &secrets,
             context_dir: &ctx,
             scratch: work.with_extension("scratch"),
             group: &run.run_id,
