@@ -155,10 +155,12 @@ pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
 /// Unknown routes of the public listener; API paths say where the API is.
 async fn public_not_found(uri: axum::http::Uri) -> ApiError {
     let msg = if uri.path() == "/api" || uri.path().starts_with("/api/") {
-        "the management API is not served on this listener: it answers on the          server's --api-listen address (default 127.0.0.1:7879)"
+        "the management API is not served on this listener: it answers on the \
+         server's --api-listen address (default 127.0.0.1:7879)"
             .to_string()
     } else {
-        "no such route: this listener serves POST /webhooks/git, POST /webhooks/registry          and GET /healthz"
+        "no such route: this listener serves POST /webhooks/git, \
+         POST /webhooks/registry and GET /healthz"
             .to_string()
     };
     ApiError(StatusCode::NOT_FOUND, msg)
