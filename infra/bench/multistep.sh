@@ -17,9 +17,9 @@ cargo build --quiet --release -p crtask
 bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
 
 work=$(mktemp -d)
-reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1))
+reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1)); api_port=$((reg_port + 2))
 REG=127.0.0.1:$reg_port
-export CRTASK_SERVER="http://127.0.0.1:$srv_port"
+export CRTASK_SERVER="http://127.0.0.1:$api_port"
 cleanup() {
   [ -n "${srv_pid:-}" ] && kill "$srv_pid" 2>/dev/null || true
   infra/local/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 infra/local/registry.sh start "$REG" "$work/registry" >/dev/null
 infra/local/seed-base.sh "$REG" base:1 >/dev/null
-"$bin" serve --listen "127.0.0.1:$srv_port" --data-dir "$work/server" --registry "$REG" \
+"$bin" serve --listen "127.0.0.1:$srv_port" --api-listen "127.0.0.1:$api_port" --data-dir "$work/server" --registry "$REG" \
   --insecure-registry "$REG" --workers 1 2> "$work/server.log" &
 srv_pid=$!
 for _ in $(seq 1 100); do curl -fsS "$CRTASK_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -18,7 +18,10 @@ use yaml_rust2::Yaml;
 
 /// What every client command needs.
 pub struct Ctx {
-    pub server: String,
+    /// `--server` or `CRTASK_SERVER`; the CLI config fills it in otherwise.
+    pub server: Option<String>,
+    /// `--cli-config` or `CRTASK_CLI_CONFIG`.
+    pub cli_config: Option<std::path::PathBuf>,
     pub format: Format,
     pub platform: crate::Platform,
     pub aws: crate::backend::AwsSettings,
@@ -28,7 +31,19 @@ impl Ctx {
     /// The platform the commands talk to.
     pub async fn client(&self) -> Result<Backend> {
         match self.platform {
-            crate::Platform::Local => Ok(Backend::Http(crate::client::Client::new(&self.server)?)),
+            crate::Platform::Local => {
+                let (file, path) = crate::config::load(self.cli_config.as_deref())?;
+                let conn = crate::config::resolve(
+                    self.server.clone(),
+                    std::env::var(crate::config::TOKEN_ENV).ok(),
+                    file,
+                    path.as_deref(),
+                )?;
+                Ok(Backend::Http(crate::client::Client::new(
+                    &conn.server,
+                    conn.token,
+                )?))
+            }
             crate::Platform::Aws => Ok(Backend::Aws(Box::new(
                 crate::backend::AwsBackend::connect(&self.aws).await?,
             ))),

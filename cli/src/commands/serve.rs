@@ -8,9 +8,18 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:7878].
+    /// Public address: webhooks and /healthz only [default: 127.0.0.1:7878].
     #[arg(long, env = "CRTASK_LISTEN")]
     listen: Option<String>,
+    /// Address of the management API (/api/v1/, what the CLI calls); off
+    /// loopback it needs --api-token-file [default: 127.0.0.1:7879].
+    #[arg(long, env = "CRTASK_API_LISTEN")]
+    api_listen: Option<String>,
+    /// File holding a bearer token the management API requires, on
+    /// loopback too (repeatable: any one is valid, for rotation; re-read at
+    /// each call).
+    #[arg(long, env = "CRTASK_API_TOKEN_FILE", value_delimiter = ',')]
+    api_token_file: Vec<PathBuf>,
     /// SQLite database, run logs, contexts, image storage [default: ./.crtask].
     #[arg(long, env = "CRTASK_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -112,6 +121,8 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
     };
     let flags = ServerSettings {
         listen: a.listen,
+        api_listen: a.api_listen,
+        api_token_file: a.api_token_file,
         data_dir: a.data_dir,
         registry: a.registry,
         insecure_registry: a.insecure_registry,

@@ -3,8 +3,11 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
-/// Default listen address.
+/// Default listen address of the public listener (webhooks, `/healthz`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Default listen address of the management API (`/api/v1/`): loopback.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7879";
 
 /// Everything `crtask serve` can be told. Every field is optional so that
 /// flags, environment and the config file can be layered (flags win).
@@ -12,6 +15,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerSettings {
     pub listen: Option<String>,
+    /// Address of the management API (`/api/v1/`).
+    pub api_listen: Option<String>,
+    /// Files holding bearer tokens for the management API (any one is valid).
+    #[serde(default)]
+    pub api_token_file: Vec<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub registry: Option<String>,
     #[serde(default)]
@@ -74,6 +82,8 @@ impl ServerSettings {
         }
         ServerSettings {
             listen: self.listen.or(lower.listen),
+            api_listen: self.api_listen.or(lower.api_listen),
+            api_token_file: v(self.api_token_file, lower.api_token_file),
             data_dir: self.data_dir.or(lower.data_dir),
             registry: self.registry.or(lower.registry),
             insecure_registry: v(self.insecure_registry, lower.insecure_registry),

@@ -1,8 +1,9 @@
 //! Start-up of the embedded platform: resolve settings, open the store,
 //! recover runs a previous process left behind, start workers, serve HTTP.
 
-use crate::config::{ServerSettings, DEFAULT_LISTEN};
-use crate::server::{router, AppState};
+use crate::api_auth::{check_exposure, ApiAuth};
+use crate::config::{ServerSettings, DEFAULT_API_LISTEN, DEFAULT_LISTEN};
+use crate::server::{api_router, public_router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
 use crate::{Error, Result};
@@ -19,7 +20,12 @@ use std::sync::Arc;
 /// The platform, assembled and recovered, ready to serve.
 pub struct Platform {
     pub state: AppState,
-    pub listen: String,
+    /// The public listener's address (`--listen`): webhooks and `/healthz`.
+    pub listen: SocketAddr,
+    /// The management API's address (`--api-listen`).
+    pub api_listen: SocketAddr,
+    /// Who may call the management API.
+    pub api_auth: ApiAuth,
     pub data_dir: PathBuf,
     /// Grace window of the timer scheduler (`--timer-grace`).
     pub timer_grace: chrono::Duration,
@@ -32,9 +38,31 @@ fn valid_host(h: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
 }
 
+/// Parses a listen address; `flag` names it in the error.
+fn socket_addr(value: &str, flag: &str) -> Result<SocketAddr> {
+    value
+        .parse()
+        .map_err(|_| Error::Config(format!("{flag} '{value}' is not an ADDR:PORT")))
+}
+
 impl Platform {
-    /// Builds the platform from settings (defaults applied here).
+    /// Builds the platform from settings (defaults applied here). Refuses
+    /// an unauthenticated API on a non-loopback address before anything
+    /// starts.
     pub async fn assemble(s: ServerSettings) -> Result<Platform> {
+        let listen = socket_addr(s.listen.as_deref().unwrap_or(DEFAULT_LISTEN), "--listen")?;
+        let api_listen = socket_addr(
+            s.api_listen.as_deref().unwrap_or(DEFAULT_API_LISTEN),
+            "--api-listen",
+        )?;
+        if listen == api_listen && listen.port() != 0 {
+            return Err(Error::Config(format!(
+                "--api-listen {api_listen} is the --listen address: the management API \
+                 needs its own address, apart from the public webhooks"
+            )));
+        }
+        let api_auth = ApiAuth::from_files(s.api_token_file.clone())?;
+        check_exposure(api_listen, &api_auth)?;
         let data_dir = s
             .data_dir
             .clone()
@@ -154,30 +182,58 @@ impl Platform {
         );
         Ok(Platform {
             state,
-            listen: s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            listen,
+            api_listen,
+            api_auth,
             data_dir,
             timer_grace: crate::scheduler::grace(s.timer_grace),
         })
     }
 
-    /// Serves until SIGINT or SIGTERM.
+    /// The public listener's router.
+    pub fn public_router(&self) -> axum::Router {
+        public_router(self.state.clone())
+    }
+
+    /// The management API's router.
+    pub fn api_router(&self) -> axum::Router {
+        api_router(self.state.clone(), self.api_auth.clone())
+    }
+
+    /// Serves both listeners until SIGINT or SIGTERM.
     pub async fn serve(self) -> Result<()> {
-        let addr: SocketAddr = self.listen.parse().map_err(|_| {
-            Error::Config(format!("--listen '{}' is not an ADDR:PORT", self.listen))
-        })?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-        let local = listener.local_addr()?;
+        let public = crate::listener::bind(self.listen, "--listen").await?;
+        let api = crate::listener::bind(self.api_listen, "--api-listen").await?;
         tracing::info!(
-            "crtask listening on http://{local} (data in {})",
+            "crtask listening on http://{} (webhooks), management API on http://{} ({}; data in {})",
+            public.local_addr()?,
+            api.local_addr()?,
+            if self.api_auth.required() {
+                "bearer token required"
+            } else {
+                "loopback, no token"
+            },
             self.data_dir.display()
         );
         let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
-        axum::serve(listener, router(self.state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let served = tokio::try_join!(
+            crate::listener::serve(public, self.public_router(), until_stopped()),
+            crate::listener::serve(api, self.api_router(), until_stopped()),
+        );
+        signal.abort();
         timers.abort();
+        served?;
         tracing::info!("crtask stopped");
         Ok(())
     }

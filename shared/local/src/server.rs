@@ -1,13 +1,16 @@
-//! The HTTP server behind `crtask serve`: `/healthz`, the CLI's API under
-//! `/api/v1/` (documented in docs/API.md), and the webhook routes.
+//! The HTTP server behind `crtask serve`, as two routers: the public one
+//! (the webhook routes and `/healthz`) and the management API's (the CLI's
+//! `/api/v1/`, documented in docs/API.md, and `/healthz`).
 
+use crate::api_auth::{require_token, ApiAuth};
+use crate::json_errors::json_errors;
 use crate::worker::{RunEvents, WorkerConfig};
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
 use crtask_core::domain::model::{ContextSource, RunFilter, RunStatus, Task};
 use crtask_core::ports::{Builder, Clock, Store};
@@ -110,10 +113,22 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The whole router.
-pub fn router(state: AppState) -> Router {
+/// The public listener (`--listen`): the webhooks and `/healthz`, nothing
+/// else. The management API is never served here (`/api/...` is a 404).
+pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/webhooks/git", post(git_webhook))
+        .route("/webhooks/registry", post(registry_webhook))
+        .fallback(public_not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(json_errors))
+}
+
+/// The management API's listener (`--api-listen`): `/api/v1/` (everything
+/// the CLI uses, behind [`require_token`]) and `/healthz`.
+pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
+    let api = Router::new()
         .route("/api/v1/contexts", post(upload_context))
         .route("/api/v1/builds", post(quick_build))
         .route("/api/v1/runs", get(list_runs))
@@ -127,11 +142,28 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tasks/{name}/runs", post(run_task))
         .route("/api/v1/events", get(list_events))
-        .route("/webhooks/git", post(git_webhook))
-        .route("/webhooks/registry", post(registry_webhook))
         .route("/api/v1/images/dependents", get(image_dependents))
         .route("/api/v1/tasks/{name}/dependencies", get(task_dependencies))
+        .route_layer(middleware::from_fn_with_state(auth, require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
         .with_state(state)
+        .layer(middleware::from_fn(json_errors))
+}
+
+/// Unknown routes of the public listener; API paths say where the API is.
+async fn public_not_found(uri: axum::http::Uri) -> ApiError {
+    let msg = if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        "the management API is not served on this listener: it answers on the \
+         server's --api-listen address (default 127.0.0.1:7879)"
+            .to_string()
+    } else {
+        "no such route: this listener serves POST /webhooks/git, \
+         POST /webhooks/registry and GET /healthz"
+            .to_string()
+    };
+    ApiError(StatusCode::NOT_FOUND, msg)
 }
 
 async fn healthz(State(s): State<AppState>) -> ApiResult<&'static str> {
