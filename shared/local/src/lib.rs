@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod platform;
 pub mod poller;
+pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -23,6 +23,8 @@ pub struct Platform {
     pub data_dir: PathBuf,
     /// Grace window of the timer scheduler (`--timer-grace`).
     pub timer_grace: chrono::Duration,
+    /// How long events and finished runs are kept (`--retention-days`).
+    pub retention: crtask_core::run::retention::Retention,
 }
 
 fn valid_host(h: &str) -> bool {
@@ -148,6 +150,7 @@ impl Platform {
             listen: s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             data_dir,
             timer_grace: crate::scheduler::grace(s.timer_grace),
+            retention: crtask_core::run::retention::Retention::from_setting(s.retention_days),
         })
     }
 
@@ -165,10 +168,20 @@ impl Platform {
             self.data_dir.display()
         );
         let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
+        let pruner = crate::retention::start(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.logs.clone(),
+            self.retention,
+            crate::retention::PRUNE_INTERVAL,
+        );
         axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         timers.abort();
+        if let Some(p) = pruner {
+            p.abort();
+        }
         tracing::info!("crtask stopped");
         Ok(())
     }
