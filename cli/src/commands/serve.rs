@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// as missed (at least 60) [default: 300].
     #[arg(long, env = "CRTASK_TIMER_GRACE", value_name = "SECS")]
     timer_grace: Option<u64>,
+    /// Days events and finished runs (and their logs) are kept; each task's
+    /// latest run is always kept; 0 keeps everything [default: 90].
+    #[arg(long, env = "CRTASK_RETENTION_DAYS", value_name = "DAYS")]
+    retention_days: Option<u64>,
     /// The buildah binary [default: buildah].
     #[arg(long, env = "CRTASK_BUILDAH")]
     buildah: Option<PathBuf>,
@@ -139,6 +143,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         context_limit: a.context_limit,
         webhook_body_limit: a.webhook_body_limit,
         timer_grace: a.timer_grace,
+        retention_days: a.retention_days,
         buildah: a.buildah,
         storage_driver: a.storage_driver,
         isolation: a.isolation,

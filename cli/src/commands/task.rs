@@ -290,7 +290,7 @@ fn show_task(ctx: &Ctx, t: Task) {
         output::json(&t);
         return;
     }
-    let kv = |k: &str, v: String| println!("{k:<22} {v}");
+    let kv = |k: &str, v: String| output::kv(22, k, &v);
     kv("Name:", t.name.clone());
     kv("Context:", t.context.clone());
     kv("File:", t.file.clone());

@@ -86,6 +86,14 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<EventRecord>>;
     /// A fresh, unique event id (`ev1`, `ev2`, ...).
     async fn next_event_id(&self) -> Result<String>;
+    /// Deletes the events received before `cutoff` and the finished runs
+    /// that finished before it, except each task's latest run (the rule of
+    /// [`crate::run::retention`]); returns what went. Stores that expire
+    /// records by themselves (DynamoDB's TTL) keep this default, which
+    /// deletes nothing.
+    async fn prune_before(&self, _cutoff: DateTime<Utc>) -> Result<crate::run::retention::Pruned> {
+        Ok(crate::run::retention::Pruned::default())
+    }
     /// Replaces the base images `task` depends on (the dependency index).
     async fn set_dependencies(&self, task: &str, deps: &[BaseDependency]) -> Result<()>;
     /// The base images `task` depends on.
@@ -133,9 +141,11 @@ pub trait LogSink: Send + Sync {
     /// Masks `value` in everything written from now on (a secret resolved
     /// once the run started). Sinks that store or show nothing ignore it.
     fn add_secret(&self, _value: &str) {}
-    /// Writes one line followed by `\n`.
+    /// Writes one of crtask's own lines followed by `\n`. Control
+    /// characters in `text` are escaped ([`crate::domain::text::inert`]): a
+    /// branch name or error message holding a newline cannot forge a line.
     fn line(&self, text: &str) {
-        let mut v = text.as_bytes().to_vec();
+        let mut v = crate::domain::text::inert(text).as_bytes().to_vec();
         v.push(b'\n');
         self.write(&v);
     }

@@ -72,6 +72,15 @@ impl RunLog {
     fn open_with(path: &Path, secrets: Vec<String>, echo: bool) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // crtask's own lines are escaped before they are written
+        // (`LogSink::line`): a secret holding a newline (a PEM key) is
+        // masked in its escaped form too.
+        let escaped: Vec<String> = secrets
+            .iter()
+            .map(|s| crtask_core::domain::text::inert(s).into_owned())
+            .filter(|e| !secrets.contains(e))
+            .collect();
+        secrets.extend(escaped);
         // Longest first so a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(RunLog {

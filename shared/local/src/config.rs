@@ -52,6 +52,9 @@ pub struct ServerSettings {
     /// Seconds after its scheduled time a timer occurrence missed while the
     /// server was down still fires (once) at start-up.
     pub timer_grace: Option<u64>,
+    /// Days events and finished runs (with their logs) are kept; 0 keeps
+    /// them forever.
+    pub retention_days: Option<u64>,
     pub buildah: Option<PathBuf>,
     pub storage_driver: Option<String>,
     pub isolation: Option<String>,
@@ -106,6 +109,7 @@ impl ServerSettings {
             context_limit: self.context_limit.or(lower.context_limit),
             webhook_body_limit: self.webhook_body_limit.or(lower.webhook_body_limit),
             timer_grace: self.timer_grace.or(lower.timer_grace),
+            retention_days: self.retention_days.or(lower.retention_days),
             buildah: self.buildah.or(lower.buildah),
             storage_driver: self.storage_driver.or(lower.storage_driver),
             isolation: self.isolation.or(lower.isolation),

@@ -10,6 +10,7 @@ pub mod json_errors;
 pub mod listener;
 pub mod platform;
 pub mod poller;
+pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod store;

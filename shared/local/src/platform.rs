@@ -29,6 +29,8 @@ pub struct Platform {
     pub data_dir: PathBuf,
     /// Grace window of the timer scheduler (`--timer-grace`).
     pub timer_grace: chrono::Duration,
+    /// How long events and finished runs are kept (`--retention-days`).
+    pub retention: crtask_core::run::retention::Retention,
 }
 
 fn valid_host(h: &str) -> bool {
@@ -187,6 +189,7 @@ impl Platform {
             api_auth,
             data_dir,
             timer_grace: crate::scheduler::grace(s.timer_grace),
+            retention: crtask_core::run::retention::Retention::from_setting(s.retention_days),
         })
     }
 
@@ -216,6 +219,13 @@ impl Platform {
             self.data_dir.display()
         );
         let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
+        let pruner = crate::retention::start(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.logs.clone(),
+            self.retention,
+            crate::retention::PRUNE_INTERVAL,
+        );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = move || {
             let mut rx = stopped.clone();
@@ -233,6 +243,9 @@ impl Platform {
         );
         signal.abort();
         timers.abort();
+        if let Some(p) = pruner {
+            p.abort();
+        }
         served?;
         tracing::info!("crtask stopped");
         Ok(())

@@ -80,6 +80,7 @@ impl SqliteStore {
 
     fn init(conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        crate::retention::enable_incremental_vacuum(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -583,6 +584,14 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn prune_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> crtask_core::Result<crtask_core::run::retention::Pruned> {
+        self.with(move |c| crate::retention::prune_sqlite(c, cutoff))
+            .await
     }
 
     async fn ping(&self) -> crtask_core::Result<()> {

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use crtask_core::domain::model::{ContextSource, Run, RunStatus, Trigger};
+use crtask_core::domain::text;
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::template::RunVars;
 use crtask_core::trigger::build_status::finish;
@@ -295,6 +296,9 @@ impl Inner {
             }
         }
         run.finish_time = Some(self.clock.now());
+        // The error may quote a payload (a branch, a commit message): stored
+        // and logged inert.
+        run.error = run.error.take().map(text::inert_owned);
         let took = run.duration(Utc::now());
         match &run.error {
             None => log.line(&format!(

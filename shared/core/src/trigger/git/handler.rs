@@ -9,6 +9,7 @@
 use crate::domain::model::{
     ContextSource, EventRecord, EventSource, Outcome, RunType, Task, Trigger,
 };
+use crate::domain::text::inert_owned;
 use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::signing::Secret;
@@ -311,7 +312,9 @@ async fn record(
             delivery_id,
             received_at,
             outcome,
-            reason,
+            // The reason may quote payload text (a refused ref name, a
+            // header): stored inert, so no reader's terminal or log acts on it.
+            reason: inert_owned(reason),
             runs,
             detail,
         })
