@@ -91,6 +91,8 @@ pub struct ServeArgs {
     /// environment win over it.
     #[arg(long, env = "CRTASK_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    limits: Box<super::serve_limits::LimitArgs>,
 }
 
 pub async fn run(a: ServeArgs) -> Result<i32> {
@@ -128,6 +130,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         storage_driver: a.storage_driver,
         isolation: a.isolation,
         storage_root: a.storage_root,
+        limits: (*a.limits).into(),
     };
     let platform = Platform::assemble(flags.over(file)).await?;
     platform.serve().await?;

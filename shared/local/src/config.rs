@@ -48,6 +48,9 @@ pub struct ServerSettings {
     pub storage_driver: Option<String>,
     pub isolation: Option<String>,
     pub storage_root: Option<PathBuf>,
+    /// Connection, body and upload limits (the `[limits]` table).
+    #[serde(default)]
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl ServerSettings {
@@ -97,6 +100,7 @@ impl ServerSettings {
             storage_driver: self.storage_driver.or(lower.storage_driver),
             isolation: self.isolation.or(lower.isolation),
             storage_root: self.storage_root.or(lower.storage_root),
+            limits: self.limits.over(lower.limits),
         }
     }
 }

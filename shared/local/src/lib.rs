@@ -4,11 +4,15 @@
 
 pub mod config;
 pub mod error;
+pub mod limits;
+pub mod listener;
 pub mod platform;
 pub mod poller;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod sweeper;
+pub mod webhook_gate;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -35,6 +35,8 @@ fn valid_host(h: &str) -> bool {
 impl Platform {
     /// Builds the platform from settings (defaults applied here).
     pub async fn assemble(s: ServerSettings) -> Result<Platform> {
+        let mut limits = s.limits.resolve()?;
+        limits.max_connections = crate::limits::fit_connection_cap(limits.max_connections);
         let data_dir = s
             .data_dir
             .clone()
@@ -124,8 +126,18 @@ impl Platform {
             webhook_body_limit: s
                 .webhook_body_limit
                 .unwrap_or(crtask_core::trigger::git::handler::DEFAULT_BODY_LIMIT),
+            body_budget: crate::webhook_gate::BodyBudget::new(
+                limits.body_budget,
+                crate::webhook_gate::BUDGET_WAIT,
+            ),
+            limits,
         };
         recover(&state).await?;
+        crate::sweeper::start(
+            state.store.clone(),
+            state.workers.uploads_dir(),
+            state.limits.upload_max_age,
+        );
         crate::poller::start(
             state.store.clone(),
             state.clock.clone(),
@@ -165,9 +177,8 @@ impl Platform {
             self.data_dir.display()
         );
         let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
-        axum::serve(listener, router(self.state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let limits = self.state.limits.clone();
+        crate::listener::serve(listener, router(self.state), &limits, shutdown_signal()).await?;
         timers.abort();
         tracing::info!("crtask stopped");
         Ok(())
