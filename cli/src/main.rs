@@ -87,7 +87,7 @@ pub enum Format {
 #[derive(Subcommand)]
 enum Command {
     /// Run the local server (the embedded platform).
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Build an image from a context and push it (a quick build).
     Build(commands::build::BuildArgs),
     /// Run an acr-task.yaml file once (a quick multi-step run).
@@ -154,7 +154,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Serve(_) if ctx.platform == Platform::Aws => anyhow::bail!(
             "`crtask serve` is the local platform; on AWS the deployed functions serve webhooks"
         ),
-        Command::Serve(a) => commands::serve::run(a).await,
+        Command::Serve(a) => commands::serve::run(*a).await,
         Command::Build(a) => commands::build::run(&ctx, a).await,
         Command::Run(a) => commands::run::run(&ctx, a).await,
         Command::Task(c) => commands::task::run(&ctx, c).await,

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod image;
 pub mod run;
 pub mod serve;
+pub mod serve_limits;
 pub mod task;
 pub mod timer;
 pub mod wait;

@@ -108,6 +108,8 @@ pub struct ServeArgs {
     /// environment win over it.
     #[arg(long, env = "CRTASK_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    limits: Box<super::serve_limits::LimitArgs>,
 }
 
 pub async fn run(a: ServeArgs) -> Result<i32> {
@@ -149,6 +151,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         isolation: a.isolation,
         storage_root: a.storage_root,
         secret_dir: a.secret_dir,
+        limits: (*a.limits).into(),
     };
     let platform = Platform::assemble(flags.over(file)).await?;
     platform.serve().await?;

@@ -62,6 +62,9 @@ pub struct ServerSettings {
     /// Directory of the secrets the server holds: a task file's
     /// `keyvault: crtask://NAME` reads the file `NAME` in it.
     pub secret_dir: Option<PathBuf>,
+    /// Connection, body and upload limits (the `[limits]` table).
+    #[serde(default)]
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl ServerSettings {
@@ -115,6 +118,7 @@ impl ServerSettings {
             isolation: self.isolation.or(lower.isolation),
             storage_root: self.storage_root.or(lower.storage_root),
             secret_dir: self.secret_dir.or(lower.secret_dir),
+            limits: self.limits.over(lower.limits),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod api_auth;
 pub mod config;
 pub mod error;
 pub mod json_errors;
+pub mod limits;
 pub mod listener;
 pub mod platform;
 pub mod poller;
@@ -14,6 +15,8 @@ pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod sweeper;
+pub mod webhook_gate;
 pub mod worker;
 
 pub use error::{Error, Result};

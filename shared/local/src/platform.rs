@@ -65,6 +65,8 @@ impl Platform {
         }
         let api_auth = ApiAuth::from_files(s.api_token_file.clone())?;
         check_exposure(api_listen, &api_auth)?;
+        let mut limits = s.limits.resolve()?;
+        limits.max_connections = crate::limits::fit_connection_cap(limits.max_connections);
         let data_dir = s
             .data_dir
             .clone()
@@ -163,8 +165,18 @@ impl Platform {
             webhook_body_limit: s
                 .webhook_body_limit
                 .unwrap_or(crtask_core::trigger::git::handler::DEFAULT_BODY_LIMIT),
+            body_budget: crate::webhook_gate::BodyBudget::new(
+                limits.body_budget,
+                crate::webhook_gate::BUDGET_WAIT,
+            ),
+            limits,
         };
         recover(&state).await?;
+        crate::sweeper::start(
+            state.store.clone(),
+            state.workers.uploads_dir(),
+            state.limits.upload_max_age,
+        );
         crate::poller::start(
             state.store.clone(),
             state.clock.clone(),
@@ -226,6 +238,7 @@ impl Platform {
             self.retention,
             crate::retention::PRUNE_INTERVAL,
         );
+        let limits = self.state.limits.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = move || {
             let mut rx = stopped.clone();
@@ -238,8 +251,8 @@ impl Platform {
             let _ = stop.send(true);
         });
         let served = tokio::try_join!(
-            crate::listener::serve(public, self.public_router(), until_stopped()),
-            crate::listener::serve(api, self.api_router(), until_stopped()),
+            crate::listener::serve(public, self.public_router(), &limits, until_stopped()),
+            crate::listener::serve(api, self.api_router(), &limits, until_stopped()),
         );
         signal.abort();
         timers.abort();

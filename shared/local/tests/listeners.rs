@@ -49,9 +49,13 @@ async fn start(token: bool) -> Listeners {
         (api, platform.api_router()),
     ] {
         let mut rx = stopped.clone();
-        tokio::spawn(listener::serve(l, router, async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }));
+        tokio::spawn(async move {
+            let limits = crtask_local::limits::Limits::default();
+            listener::serve(l, router, &limits, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        });
     }
     Listeners {
         public: public_addr,
