@@ -12,8 +12,10 @@ pub mod error;
 pub mod execute;
 pub mod fsutil;
 pub mod gitctx;
+pub mod isolation;
 pub mod logs;
 pub mod probe;
 pub mod process;
+pub mod stdio;
 
 pub use error::{Error, Result};
