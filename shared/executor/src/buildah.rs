@@ -489,7 +489,13 @@ impl Engine for Buildah {
             for h in pending {
                 let _ = tokio::time::timeout(Duration::from_secs(60), h).await;
             }
-            self.remove_all_containers().await;
+            // Containers are plain directories of the store unless mounted
+            // (`buildah run` mounts in its own namespace): deleting the store
+            // removes them, without one more buildah process per run.
+            let store = self.cfg.root.parent().map(Path::to_path_buf);
+            if store.is_none_or(|d| crate::isolation::has_mounts_below(&d)) {
+                self.remove_all_containers().await;
+            }
             crate::isolation::delete_store(&self.cfg.root).await;
         }
     }

@@ -59,6 +59,18 @@ pub async fn delete_store(root: &Path) {
     }
 }
 
+/// True when something is mounted at or below `dir` (a container mounted
+/// with `buildah mount`): its store must then go through `buildah rm`.
+pub fn has_mounts_below(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    // Field 5 is the mount point; spaces in it are escaped as \040.
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| Path::new(&m.replace("\\040", " ")).starts_with(dir))
+}
+
 /// Deletes every run store under `root`'s `runs` directory: at server
 /// start no run is in progress, so whatever is there was left by a crash.
 pub fn delete_stale_stores(root: &Path) -> std::io::Result<usize> {
@@ -94,6 +106,13 @@ mod tests {
             );
             assert_eq!(r.parent().unwrap().parent().unwrap(), runs_dir(root));
         }
+    }
+
+    #[test]
+    fn mounts_below_a_directory_are_seen() {
+        assert!(has_mounts_below(Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!has_mounts_below(dir.path()));
     }
 
     #[test]
