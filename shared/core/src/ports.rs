@@ -226,7 +226,15 @@ pub trait Engine: Send + Sync {
         dest: &Path,
         log: &dyn LogSink,
     ) -> Result<String>;
-    /// Stops every detached container of `group` and removes what is not kept.
+    /// The engine one run uses, isolated from every other run (its own
+    /// image store: it sees only what it pulls and builds); `None` when the
+    /// engine is already private to the run (a fresh CodeBuild agent).
+    fn for_run(&self, _run: &str) -> Option<std::sync::Arc<dyn Engine>> {
+        None
+    }
+    /// Stops every detached container of `group` and removes its
+    /// containers, kept ones included; on an engine from
+    /// [`Engine::for_run`], also what the run pulled and built.
     async fn end_group(&self, group: &str);
     /// Checks that a registry answers the distribution API (`GET /v2/`);
     /// `Err` carries a one-line reason ("registry x is unreachable: ...").

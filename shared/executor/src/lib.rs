@@ -12,9 +12,11 @@ pub mod error;
 pub mod execute;
 pub mod fsutil;
 pub mod gitctx;
+pub mod isolation;
 pub mod logs;
 pub mod probe;
 pub mod process;
 pub mod secrets;
+pub mod stdio;
 
 pub use error::{Error, Result};

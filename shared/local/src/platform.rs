@@ -116,7 +116,7 @@ impl Platform {
             .storage_root
             .clone()
             .unwrap_or_else(|| data_dir.join("storage"));
-        let engine: Arc<dyn Engine> = Arc::new(Buildah::new(BuildahConfig {
+        let buildah = Buildah::new(BuildahConfig {
             binary: s
                 .buildah
                 .clone()
@@ -128,7 +128,22 @@ impl Platform {
             registries_conf,
             insecure_registries: s.insecure_registry.clone(),
             git_auth: crtask_executor::gitctx::GitAuth::parse(&s.git_token_file)?,
-        }));
+        });
+        // No run is in progress yet: image stores of runs a dead server
+        // left behind go (see `crtask_executor::isolation`).
+        match buildah.delete_stale_run_stores().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(stores = n, "removed the image stores of interrupted runs"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the image stores of interrupted runs")
+            }
+        }
+        if !buildah.has_direct_output() {
+            tracing::warn!(
+                "no static busybox found (/bin/busybox): cmd steps go through buildah's own output relay, which can lose output on a busy machine; install busybox-static"
+            );
+        }
+        let engine: Arc<dyn Engine> = Arc::new(buildah);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = Arc::new(RunEvents::default());
         let workers = WorkerConfig {

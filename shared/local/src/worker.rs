@@ -254,6 +254,11 @@ impl Inner {
                 .map_err(|e| CoreError::Builder(format!("cannot open the run log: {e}")))?,
         );
         let work = self.cfg.work_dir().join(run_id);
+        // The run's own engine: it sees only what it pulls and builds.
+        let engine = self
+            .engine
+            .for_run(run_id)
+            .unwrap_or_else(|| self.engine.clone());
         let timeout = Duration::from_secs(run.spec.timeout.max(1));
         let run_timeout = run.spec.timeout;
 
@@ -262,7 +267,7 @@ impl Inner {
         // them; a quick build returns at once.
         let mut finished = None;
         let ended = {
-            let build = self.build(&mut run, &work, log.clone(), token.clone());
+            let build = self.build(&mut run, &work, &engine, log.clone(), token.clone());
             tokio::pin!(build);
             let ended = tokio::select! {
                 r = &mut build => {
@@ -285,8 +290,8 @@ impl Inner {
             Some((status, why)) => Outcome::Ended(status, Some(why)),
             None => finished.unwrap_or(Outcome::Done),
         };
-        // Detached containers of the run end with it.
-        self.engine.end_group(run_id).await;
+        // The run's containers (detached and kept ones too) and images end with it.
+        engine.end_group(run_id).await;
         if let Outcome::Ended(status, error) = outcome {
             run.status = status;
             run.error = error;
@@ -350,6 +355,7 @@ impl Inner {
         &self,
         run: &mut Run,
         work: &Path,
+        engine: &Arc<dyn Engine>,
         log: Arc<RunLog>,
         cancel: CancellationToken,
     ) -> Outcome {
@@ -361,7 +367,7 @@ impl Inner {
         let vars = run_vars(run, self.cfg.registry.as_deref());
         let secrets = LocalSecrets::new(self.cfg.secret_dir.clone());
         let result = execute_in_context(ContextRun {
-            engine: self.engine.clone(),
+            engine: engine.clone(),
             clock: self.clock.as_ref(),
             spec: &run.spec,
             vars: &vars,
