@@ -8,3 +8,4 @@ pub mod dockerignore;
 pub mod multistep;
 pub mod quick;
 pub mod taskfile;
+pub mod values;

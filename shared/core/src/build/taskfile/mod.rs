@@ -366,7 +366,7 @@ pub fn is_task_file(file: &str) -> bool {
 pub fn load(
     src: &str,
     vars: &RunVars,
-    values: &BTreeMap<String, String>,
+    values: &crate::domain::model::Values,
     opts: &ParseOptions,
 ) -> Result<TaskFile, TaskFileErrors> {
     load_with_data(src, &template_data(vars, values), opts)
