@@ -320,7 +320,10 @@ fn show_task(ctx: &Ctx, t: Task) {
         kv("Build arg:", format!("{}={}", a.name, a.value));
     }
     for (k, v) in &t.values {
-        kv("Value:", format!("{k}={v}"));
+        kv(
+            "Value:",
+            format!("{k}={}", crtask_core::build::values::value_text(v)),
+        );
     }
     kv("Push:", if t.push { "yes".into() } else { "no".into() });
     kv("Timeout:", format!("{}s", t.timeout));

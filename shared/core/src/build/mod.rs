@@ -11,3 +11,4 @@ pub mod multistep;
 pub mod quick;
 pub mod secrets;
 pub mod taskfile;
+pub mod values;

@@ -369,7 +369,7 @@ pub fn is_task_file(file: &str) -> bool {
 pub fn load(
     src: &str,
     vars: &RunVars,
-    values: &BTreeMap<String, String>,
+    values: &crate::domain::model::Values,
     opts: &ParseOptions,
 ) -> Result<TaskFile, TaskFileErrors> {
     load_with_data(src, &template_data(vars, values), opts)
@@ -389,7 +389,7 @@ pub fn secrets_of(src: &str, data: &serde_json::Value) -> Result<Vec<Secret>, Ta
 pub fn data_with_placeholder_secrets(
     src: &str,
     vars: &RunVars,
-    values: &BTreeMap<String, String>,
+    values: &crate::domain::model::Values,
     value: &str,
 ) -> Result<serde_json::Value, TaskFileErrors> {
     let mut data = template_data(vars, values);

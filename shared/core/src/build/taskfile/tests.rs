@@ -510,7 +510,7 @@ fn acr_samples_parse_and_validate() {
     let mut files = Vec::new();
     yaml_files(&dir, &mut files);
     assert!(files.len() >= 20, "only {} sample files", files.len());
-    let values: BTreeMap<String, String> = [
+    let values: crate::domain::model::Values = [
         ("secret1", "s1"),
         ("secret2", "s2"),
         ("mysecret", "m"),
@@ -519,7 +519,7 @@ fn acr_samples_parse_and_validate() {
         ("registryName", "roo"),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
     .collect();
     let mut by_name = BTreeMap::new();
     for f in &files {
