@@ -3,6 +3,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
 use crtask_core::domain::model::Task;
+use crtask_core::signing::Secret;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -15,6 +16,8 @@ pub type RunJson = Value;
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// The API's bearer token, sent with every call when set.
+    token: Option<Secret>,
 }
 
 fn reach_error(base: &str, e: reqwest::Error) -> anyhow::Error {
@@ -29,7 +32,7 @@ fn reach_error(base: &str, e: reqwest::Error) -> anyhow::Error {
 }
 
 impl Client {
-    pub fn new(server: &str) -> Result<Client> {
+    pub fn new(server: &str, token: Option<Secret>) -> Result<Client> {
         let base = server.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--server '{server}' must be an http:// or https:// URL");
@@ -37,7 +40,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()?;
-        Ok(Client { base, http })
+        Ok(Client { base, http, token })
     }
 
     fn url(&self, path: &str) -> String {
@@ -45,15 +48,29 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        };
         let resp = req.send().await.map_err(|e| reach_error(&self.base, e))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(b) => bail!("{}", b.error),
-            Err(_) => bail!("server answered {status}: {}", text.trim()),
+        let error = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(b) => b.error,
+            Err(_) => format!("server answered {status}: {}", text.trim()),
+        };
+        match status {
+            StatusCode::UNAUTHORIZED => bail!(
+                "{error} (the CLI sends the token in {} or its config file's api-token)",
+                crate::config::TOKEN_ENV
+            ),
+            StatusCode::NOT_FOUND if error.contains("--api-listen") => {
+                bail!("{error}: point --server or CRTASK_SERVER there")
+            }
+            _ => bail!("{error}"),
         }
     }
 

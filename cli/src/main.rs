@@ -4,6 +4,7 @@
 mod backend;
 mod client;
 mod commands;
+mod config;
 mod output;
 
 use anyhow::Result;
@@ -17,14 +18,15 @@ use std::path::PathBuf;
     about = "Automated container image builds: quick builds, triggered tasks, multi-step tasks"
 )]
 struct Cli {
-    /// URL of the crtask server.
-    #[arg(
-        long,
-        global = true,
-        env = "CRTASK_SERVER",
-        default_value = "http://127.0.0.1:7878"
-    )]
-    server: String,
+    /// URL of the crtask server's management API (its --api-listen)
+    /// [default: the CLI config's `server`, else http://127.0.0.1:7879].
+    /// The API token comes from CRTASK_API_TOKEN, else the CLI config.
+    #[arg(long, global = true, env = "CRTASK_SERVER")]
+    server: Option<String>,
+    /// The CLI's TOML config file (`server`, `api-token` or
+    /// `api-token-file`) [default: ~/.config/crtask/cli.toml, when it exists].
+    #[arg(long, global = true, env = "CRTASK_CLI_CONFIG")]
+    cli_config: Option<PathBuf>,
     /// Where tasks and runs live: `local` (the `crtask serve` at --server)
     /// or `aws` (the deployed stack, called with your own AWS credentials).
     /// Give it before the command: `crtask --platform aws task list`.
@@ -85,7 +87,7 @@ pub enum Format {
 #[derive(Subcommand)]
 enum Command {
     /// Run the local server (the embedded platform).
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Build an image from a context and push it (a quick build).
     Build(commands::build::BuildArgs),
     /// Run an acr-task.yaml file once (a quick multi-step run).
@@ -132,6 +134,7 @@ fn main() {
 async fn run(cli: Cli) -> Result<i32> {
     let ctx = commands::Ctx {
         server: cli.server,
+        cli_config: cli.cli_config,
         format: cli.output,
         platform: cli.platform,
         aws: backend::AwsSettings {
@@ -151,7 +154,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Serve(_) if ctx.platform == Platform::Aws => anyhow::bail!(
             "`crtask serve` is the local platform; on AWS the deployed functions serve webhooks"
         ),
-        Command::Serve(a) => commands::serve::run(a).await,
+        Command::Serve(a) => commands::serve::run(*a).await,
         Command::Build(a) => commands::build::run(&ctx, a).await,
         Command::Run(a) => commands::run::run(&ctx, a).await,
         Command::Task(c) => commands::task::run(&ctx, c).await,

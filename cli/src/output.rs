@@ -1,19 +1,35 @@
 //! Table and text rendering of API answers.
+//!
+//! Every cell and value goes through [`text::inert`] before it is printed:
+//! event reasons, branch names and error texts come from webhook senders,
+//! and a raw escape sequence or NUL would act on the user's terminal.
 
 use chrono::{DateTime, Utc};
+use crtask_core::domain::text;
 use serde_json::Value;
 
-/// Prints rows as aligned columns under a header.
+/// Prints rows as aligned columns under a header, control characters
+/// escaped.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", render_table(header, rows));
+}
+
+/// The text [`table`] prints.
+pub fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| text::inert(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(c.chars().count());
             }
         }
     }
-    let line = |cells: Vec<String>| {
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -22,13 +38,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(header.iter().map(|h| h.to_string()).collect());
     line(widths.iter().map(|w| "-".repeat(*w)).collect());
     for r in rows {
-        line(r.clone());
+        line(r);
     }
+    out
+}
+
+/// Prints `key value` on one line, the value's control characters escaped.
+pub fn kv(width: usize, key: &str, value: &str) {
+    println!("{key:<width$} {}", text::inert(value));
 }
 
 fn time(v: &Value) -> Option<DateTime<Utc>> {
@@ -103,7 +126,7 @@ pub fn runs_table(runs: &[Value]) {
 
 /// `show-run` as key/value lines.
 pub fn run_details(r: &Value) {
-    let kv = |k: &str, v: String| println!("{k:<14} {v}");
+    let kv = |k: &str, v: String| kv(14, k, &v);
     kv("Run ID:", s(&r["runId"]));
     kv("Task:", s(&r["task"]));
     kv("Run type:", s(&r["runType"]));

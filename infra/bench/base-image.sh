@@ -31,17 +31,19 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def serve(name):
-    port = free_port()
+    port, api_port = free_port(), free_port()
     d = os.path.join(work, name)
-    p = subprocess.Popen([bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", d,
+    p = subprocess.Popen([bin, "serve", "--listen", f"127.0.0.1:{port}", "--api-listen", f"127.0.0.1:{api_port}",
+        "--data-dir", d,
         "--registry", "registry.invalid:5000", "--registry-webhook-token-file", os.path.join(work, "token"),
         "--settle-window", "3600", "--poll-interval", "0"], stderr=open(d + ".log", "w"))
     for _ in range(100):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz"); break
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
+            urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz"); break
         except Exception:
             time.sleep(0.1)
-    return p, f"http://127.0.0.1:{port}"
+    return p, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
 
 def call(url, method="GET", body=None, headers=None):
     req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
@@ -67,13 +69,13 @@ def digest():
 
 # (a) latency, one dependent: each notification queues one run; the run is
 # then canceled so the next notification is not folded into it.
-p, base = serve("latency")
-create_tasks(base, 1)
+p, base, api = serve("latency")
+create_tasks(api, 1)
 lat = []
 for _ in range(n):
     t0 = time.perf_counter(); a = notify(base, digest()); lat.append((time.perf_counter() - t0) * 1000)
     assert a["outcome"] == "triggered", a
-    call(f"{base}/api/v1/runs/{a['runs'][0]}/cancel", "POST")
+    call(f"{api}/api/v1/runs/{a['runs'][0]}/cancel", "POST")
 p.terminate(); p.wait()
 lat.sort()
 print(f"(a) notification -> run queued, 1 dependent, {n} notifications: "
@@ -81,8 +83,8 @@ print(f"(a) notification -> run queued, 1 dependent, {n} notifications: "
 
 # (b) fan-out
 for count in fanouts:
-    p, base = serve(f"fanout{count}")
-    t0 = time.perf_counter(); create_tasks(base, count); created = time.perf_counter() - t0
+    p, base, api = serve(f"fanout{count}")
+    t0 = time.perf_counter(); create_tasks(api, count); created = time.perf_counter() - t0
     t0 = time.perf_counter(); a = notify(base, digest()); took = time.perf_counter() - t0
     queued = len(a["runs"])
     p.terminate(); p.wait()

@@ -8,18 +8,24 @@
 # peer is the same graph hand-scheduled in bash (`&` and `wait`) with plain
 # `buildah from` + `buildah run`, timed the same way.
 #   infra/bench/multistep.sh [RUNS]     (default 3)
+# CRTASK_BIN=path/to/crtask measures that binary instead of a fresh release
+# build (to compare two builds of the same profile side by side).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 runs=${1:-3}
 infra/local/setup.sh >/dev/null
-cargo build --quiet --release -p crtask
-bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
+if [ -n "${CRTASK_BIN:-}" ]; then
+  bin=$CRTASK_BIN
+else
+  cargo build --quiet --release -p crtask
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
+fi
 
 work=$(mktemp -d)
-reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1))
+reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1)); api_port=$((reg_port + 2))
 REG=127.0.0.1:$reg_port
-export CRTASK_SERVER="http://127.0.0.1:$srv_port"
+export CRTASK_SERVER="http://127.0.0.1:$api_port"
 cleanup() {
   [ -n "${srv_pid:-}" ] && kill "$srv_pid" 2>/dev/null || true
   infra/local/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
@@ -28,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 infra/local/registry.sh start "$REG" "$work/registry" >/dev/null
 infra/local/seed-base.sh "$REG" base:1 >/dev/null
-"$bin" serve --listen "127.0.0.1:$srv_port" --data-dir "$work/server" --registry "$REG" \
+"$bin" serve --listen "127.0.0.1:$srv_port" --api-listen "127.0.0.1:$api_port" --data-dir "$work/server" --registry "$REG" \
   --insecure-registry "$REG" --workers 1 2> "$work/server.log" &
 srv_pid=$!
 for _ in $(seq 1 100); do curl -fsS "$CRTASK_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -49,7 +55,7 @@ steps:
   - {id: c, cmd: $img sleep 3, when: [a]}
   - {id: d, cmd: $img sleep 1, when: [b, c]}
 YAML
-# Warm the server's image store.
+# A first run (each run pulls its images into its own store; this warms the registry and page cache).
 "$bin" run --no-logs -f diamond.yaml "$work/ctx" >/dev/null
 
 printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REG" > "$work/registries.conf"
@@ -88,7 +94,9 @@ t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 nominal = {"independent": 3.0, "diamond": 1 + 3 + 1}
 deps = {"independent": {"s1": [], "s2": [], "s3": [], "s4": []},
         "diamond": {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}}
-print(f"{'graph':<12} {'crtask wall':>11} {'nominal cp':>10} {'ratio':>6} {'measured cp':>11} {'ratio':>6} {'peer wall':>9} {'peer/nominal':>12}")
+# Steps on the critical path: per-step overhead = (wall - nominal) / steps.
+path_steps = {"independent": 1, "diamond": 3}
+print(f"{'graph':<12} {'crtask wall':>11} {'nominal cp':>10} {'ratio':>6} {'measured cp':>11} {'ratio':>6} {'overhead/step':>13} {'peer wall':>9} {'peer/nominal':>12} {'peer overhead/step':>18}")
 for g in ("independent", "diamond"):
     walls, cps, peers = [], [], []
     for i in range(1, runs + 1):
@@ -103,5 +111,6 @@ for g in ("independent", "diamond"):
         s, e = map(float, open(f"{work}/peer-{g}-{i}.txt").read().split())
         peers.append(e - s)
     w, cp, p = statistics.median(walls), statistics.median(cps), statistics.median(peers)
-    print(f"{g:<12} {w:>10.3f}s {nominal[g]:>9.1f}s {w/nominal[g]:>6.3f} {cp:>10.3f}s {w/cp:>6.3f} {p:>8.3f}s {p/nominal[g]:>12.3f}")
+    o, po = (w - nominal[g]) / path_steps[g], (p - nominal[g]) / path_steps[g]
+    print(f"{g:<12} {w:>10.3f}s {nominal[g]:>9.1f}s {w/nominal[g]:>6.3f} {cp:>10.3f}s {w/cp:>6.3f} {o:>12.3f}s {p:>8.3f}s {p/nominal[g]:>12.3f} {po:>17.3f}s")
 PY

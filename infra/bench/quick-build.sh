@@ -14,7 +14,7 @@ cargo build --quiet --release -p crtask
 bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
 
 work=$(mktemp -d)
-reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1))
+reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1)); api_port=$((reg_port + 2))
 REG=127.0.0.1:$reg_port
 cleanup() {
   [ -n "${srv_pid:-}" ] && kill "$srv_pid" 2>/dev/null || true
@@ -33,7 +33,7 @@ RUN echo built > /built.txt
 DOCKERFILE
 for i in $(seq 1 20); do head -c 4096 /dev/urandom | base64 > "$work/ctx/file$i.txt"; done
 
-"$bin" serve --listen "127.0.0.1:$srv_port" --data-dir "$work/server" --registry "$REG" \
+"$bin" serve --listen "127.0.0.1:$srv_port" --api-listen "127.0.0.1:$api_port" --data-dir "$work/server" --registry "$REG" \
   --insecure-registry "$REG" --workers 1 2> "$work/server.log" &
 srv_pid=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$srv_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -46,7 +46,7 @@ export CONTAINERS_REGISTRIES_CONF="$work/registries.conf"
 # base, build, push), so the difference is crtask's own overhead: packing and
 # uploading the context, queueing, recording, streaming the log.
 peer="$B pull -q --policy always $REG/base:1 >/dev/null && $B bud --isolation chroot -q --pull=false -t $REG/peer:latest -f $work/ctx/Dockerfile $work/ctx >/dev/null && $B push -q $REG/peer:latest docker://$REG/peer:latest"
-ours="CRTASK_SERVER=http://127.0.0.1:$srv_port $bin build --no-logs -t $REG/ours:latest $work/ctx >/dev/null"
+ours="CRTASK_SERVER=http://127.0.0.1:$api_port $bin build --no-logs -t $REG/ours:latest $work/ctx >/dev/null"
 
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$work/result.json" \
   -n "buildah bud + push" "$peer" -n "crtask build" "$ours" >&2

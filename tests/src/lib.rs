@@ -5,7 +5,9 @@
 //! directories, and drives the real `crtask` binary like a user would.
 
 pub mod acr_samples;
+pub mod moto;
 pub use acr_samples::acr_samples;
+pub use moto::MotoServer;
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::TcpListener;
@@ -176,7 +178,12 @@ impl Drop for Registry {
 /// A running `crtask serve`.
 pub struct Server {
     child: Option<Child>,
+    /// The public listener (`--listen`): webhooks and `/healthz`.
     pub url: String,
+    /// The management API (`--api-listen`), what the CLI calls.
+    pub api: String,
+    /// The API token (the first `--api-token-file`'s content), if any.
+    pub api_token: Option<String>,
     pub data: PathBuf,
     args: Vec<String>,
     log: PathBuf,
@@ -189,7 +196,10 @@ impl Server {
         Self::start_on(registry, free_port(), extra)
     }
 
-    /// The same, on a given port (to point a registry's notifications at it first).
+    /// The same, on a given port (to point a registry's notifications at it
+    /// first). The API listens on a free loopback port unless `extra` has
+    /// `--api-listen`; an `--api-token-file` in `extra` is what [`Server::cli`]
+    /// sends.
     pub fn start_on(registry: &Registry, url_port: u16, extra: &[&str]) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
@@ -204,10 +214,34 @@ impl Server {
             "--insecure-registry".into(),
             registry.host.clone(),
         ];
+        let flag = |name: &str| {
+            extra
+                .iter()
+                .position(|a| *a == name)
+                .and_then(|i| extra.get(i + 1))
+                .map(|v| v.to_string())
+        };
+        let api_port = match flag("--api-listen") {
+            Some(addr) => addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .ok_or_else(|| anyhow!("--api-listen {addr} has no port"))?,
+            None => {
+                let port = free_port();
+                args.extend(["--api-listen".into(), format!("127.0.0.1:{port}")]);
+                port
+            }
+        };
+        let api_token = match flag("--api-token-file") {
+            Some(f) => Some(std::fs::read_to_string(f)?.trim().to_string()),
+            None => None,
+        };
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut s = Server {
             child: None,
             url: format!("http://127.0.0.1:{url_port}"),
+            api: format!("http://127.0.0.1:{api_port}"),
+            api_token,
             log: dir.path().join("server.log"),
             data,
             args,
@@ -225,15 +259,19 @@ impl Server {
         let mut child = Command::new(crtask_bin())
             .args(&self.args)
             .env_remove("CRTASK_SERVER")
+            .env_remove("CRTASK_API_LISTEN")
+            .env_remove("CRTASK_API_TOKEN_FILE")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
-        wait_http(
-            &format!("{}/healthz", self.url),
-            &mut child,
-            "crtask serve",
-            &self.log,
-        )?;
+        for url in [&self.url, &self.api] {
+            wait_http(
+                &format!("{url}/healthz"),
+                &mut child,
+                "crtask serve",
+                &self.log,
+            )?;
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -252,18 +290,36 @@ impl Server {
         self.spawn()
     }
 
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server's own log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `crtask` set up to call this server's API (with its token, if any),
+    /// reading no CLI config file of the user's.
+    pub fn cli_command(&self) -> Command {
+        let mut c = Command::new(crtask_bin());
+        c.env("CRTASK_SERVER", &self.api)
+            .env_remove("CRTASK_OUTPUT")
+            .env_remove("CRTASK_CLI_CONFIG")
+            .env_remove("CRTASK_API_TOKEN")
+            .env("XDG_CONFIG_HOME", self.log.with_file_name("xdg-config"))
+            .stdin(Stdio::null());
+        if let Some(t) = &self.api_token {
+            c.env("CRTASK_API_TOKEN", t);
+        }
+        c
+    }
+
     /// Runs `crtask ARGS` against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(crtask_bin())
+        self.cli_command()
             .args(args)
-            .env("CRTASK_SERVER", &self.url)
-            .env_remove("CRTASK_OUTPUT")
-            .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run crtask: {e}"))
     }

@@ -559,6 +559,19 @@ fn buildspec_pre_build_rejects_bad_run_metadata() {
     assert!(!Path::new("pwned").exists());
 }
 
+/// `CRTASK_SPEC` of a run of the context's `acr-task.yaml`.
+fn task_file_spec(push: bool, values: serde_json::Value) -> String {
+    serde_json::json!({
+        "context": {"kind": "uploaded", "id": "ctx1"},
+        "file": "acr-task.yaml",
+        "images": [],
+        "push": push,
+        "timeout": 600,
+        "values": values,
+    })
+    .to_string()
+}
+
 /// An acr-task.yaml through `crtask exec`: build, a `cmd` step on the built
 /// image with the context at /workspace, push.
 #[test]
@@ -592,15 +605,7 @@ steps:
     let mut env = contract(&reg, tmp.path(), "cb4", &[]);
     env.insert(
         "CRTASK_SPEC".into(),
-        serde_json::json!({
-            "context": {"kind": "uploaded", "id": "ctx1"},
-            "file": "acr-task.yaml",
-            "images": [],
-            "push": true,
-            "timeout": 600,
-            "values": {"who": "exec"},
-        })
-        .to_string(),
+        task_file_spec(true, serde_json::json!({"who": "exec"})),
     );
     let out = exec(&env);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -710,4 +715,67 @@ fn exec_masks_secret_build_arguments() {
         reg.digest("app", "cb6").is_none(),
         "push: false pushes nothing"
     );
+}
+
+/// Task-file secrets on AWS: `crtask exec` reads a Secrets Manager ARN
+/// (here from moto) with the builder's credentials; the value reaches
+/// `{{.Secrets.id}}` and is masked in the log, on stdout and in the result.
+/// A secret that does not exist fails the run naming it.
+#[test]
+fn exec_resolves_secrets_manager_task_secrets() {
+    const VALUE: &str = "sm-s3cret-2468";
+    let moto = crtask_tests::MotoServer::start().unwrap();
+    let arn = moto.create_secret("crtask-task-secret", VALUE).unwrap();
+    let reg = Registry::start().unwrap();
+    reg.seed("base:1", "exec-sm").unwrap();
+    let run = |name: &str, keyvault: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("ctx");
+        let file = format!(
+            r#"secrets:
+  - id: token
+    keyvault: {keyvault}
+steps:
+  - id: use
+    cmd: {}/base:1 sh -c 'echo "token={{{{.Secrets.token}}}}"; test "$T" = "{{{{.Secrets.token}}}}" && echo same'
+    env: ["T={{{{.Secrets.token}}}}"]
+"#,
+            reg.host
+        );
+        write_files(&ctx, &[("acr-task.yaml", &file)]);
+        pack(&ctx, &tmp.path().join("context.tar.gz"));
+        let mut env = contract(&reg, tmp.path(), name, &[]);
+        env.extend(moto.env());
+        env.insert(
+            "CRTASK_SPEC".into(),
+            task_file_spec(false, serde_json::json!({})),
+        );
+        let out = exec(&env);
+        let log = std::fs::read_to_string(tmp.path().join("out/run.log")).unwrap_or_default();
+        let result = std::fs::read_to_string(tmp.path().join("out/result.json")).unwrap();
+        (out, log, result)
+    };
+
+    let (out, log, result) = run("cb7", &arn);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    for text in [log.as_str(), stdout.as_str()] {
+        assert!(text.contains("[use] token=*****"), "{text}");
+        assert!(text.contains("[use] same"), "{text}");
+    }
+    for text in [log.as_str(), stdout.as_str(), result.as_str()] {
+        assert!(!text.contains(VALUE), "the value leaked:\n{text}");
+    }
+
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:no-such-AbCdEf";
+    let (out, _, result) = run("cb8", missing);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let r: serde_json::Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(r["status"], "Failed", "{r:#}");
+    let err = r["error"].as_str().unwrap();
+    assert!(
+        err.starts_with(&format!("cannot resolve secret 'token' ({missing}): ")),
+        "{err}"
+    );
+    assert!(r["steps"].as_array().unwrap().is_empty(), "{r:#}");
 }

@@ -383,3 +383,181 @@ fn a_run_timeout_stops_the_steps_and_keeps_their_records() {
         "the step's process was stopped"
     );
 }
+
+/// ACR's `docker run` line: `HOME=/acb/home` on one home volume for the
+/// run's steps, a missing working directory created, env values with their
+/// shell quotes removed (and nothing expanded).
+#[test]
+fn cmd_steps_share_a_home_create_working_directories_and_unquote_env() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let file = format!(
+        r#"env: ["T='task level'"]
+steps:
+  - id: write
+    cmd: {img} sh -c 'echo "home=$HOME"; echo remembered > "$HOME/note"'
+  - id: read
+    cmd: {img} sh -c 'echo "note=$(cat "$HOME/note")"'
+  - id: made
+    cmd: {img} sh -c 'echo "pwd=$(pwd)"; touch here'
+    workingDirectory: made/by/step
+  - id: elsewhere
+    cmd: {img} sh -c 'echo "abs=$(pwd)"'
+    workingDirectory: /opt/new/dir
+  - id: quoted
+    cmd: {img} sh -c 'echo "q=[$Q] d=[$D] h=[$H] t=[$T]"'
+    env: ["Q='a b'", 'D="x"', "H=$HOME"]
+  - id: own-home
+    cmd: {img} sh -c 'echo "own=$HOME"'
+    env: [HOME=/tmp]
+"#
+    );
+    write_files(ctx.path(), &[("acb.yaml", &file)]);
+    let (out, run) = quick_run(&srv, ctx.path(), "acb.yaml", &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(run.unwrap()["status"], "Succeeded");
+    for want in [
+        "[write] home=/acb/home",
+        "[read] note=remembered",
+        "[made] pwd=/workspace/made/by/step",
+        "[elsewhere] abs=/opt/new/dir",
+        "[quoted] q=[a b] d=[x] h=[$HOME] t=[task level]",
+        "[own-home] own=/tmp",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+/// `repeat` runs every repetition even after one failed, and the step's
+/// error lists each failed repetition (ACR aggregates them).
+#[test]
+fn repeat_runs_every_repetition_and_reports_each_failure() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let file = format!(
+        r#"steps:
+  - id: flaky
+    cmd: {img} sh -c 'n=$(cat /workspace/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /workspace/n; echo "rep=$n"; [ $n -ne 2 ] && [ $n -ne 4 ]'
+    repeat: 3
+  - id: never
+    cmd: {img} echo never-runs
+"#
+    );
+    write_files(ctx.path(), &[("repeat.yaml", &file)]);
+    let (out, run) = quick_run(&srv, ctx.path(), "repeat.yaml", &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    for n in 1..=4 {
+        assert!(text.contains(&format!("[flaky] rep={n}")), "{text}");
+    }
+    assert!(!text.contains("never-runs"), "{text}");
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Failed");
+    assert_eq!(
+        run["error"],
+        "step 'flaky' failed: repetition 2 of 4 exited with code 1; repetition 4 of 4 exited with code 1",
+        "{run}"
+    );
+}
+
+/// Task-file secrets resolve from a file and from the server's secret
+/// directory, reach `{{.Secrets.id}}`, and are masked in the streamed and
+/// the stored log and absent from the run record. A secret that cannot be
+/// resolved fails the run naming it; one without `keyvault` is refused.
+#[test]
+fn task_file_secrets_resolve_and_never_show() {
+    const FILE_VALUE: &str = "file-s3cret-4711";
+    const HELD_VALUE: &str = "held-s3cret-0815";
+    let reg = Registry::start().unwrap();
+    reg.seed("base:1", "v1").unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let held = secrets.path().join("held");
+    std::fs::create_dir(&held).unwrap();
+    std::fs::write(held.join("db-pass"), format!("{HELD_VALUE}\n")).unwrap();
+    let token = secrets.path().join("token.txt");
+    std::fs::write(&token, FILE_VALUE).unwrap();
+    let srv = Server::start(&reg, &["--secret-dir", held.to_str().unwrap()]).unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let ctx = tempfile::tempdir().unwrap();
+    let file = format!(
+        r#"secrets:
+  - id: fromfile
+    keyvault: file://{}
+  - id: held
+    keyvault: crtask://db-pass
+steps:
+  - id: use
+    cmd: {img} sh -c 'echo "file={{{{.Secrets.fromfile}}}} env=$PASS"; test "$PASS" = "{{{{.Secrets.held}}}}" && echo matches'
+    env: ["PASS={{{{.Secrets.held}}}}"]
+"#,
+        token.display()
+    );
+    write_files(ctx.path(), &[("secret.yaml", &file)]);
+    let (out, run) = quick_run(&srv, ctx.path(), "secret.yaml", &[]);
+    let streamed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        streamed.contains("[use] file=***** env=*****") && streamed.contains("[use] matches"),
+        "{streamed}"
+    );
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    let id = run["runId"].as_str().unwrap();
+    let stored = srv.cli(&["task", "logs", "--run-id", id]);
+    let stored = String::from_utf8_lossy(&stored.stdout).into_owned();
+    assert!(stored.contains("file=***** env=*****"), "{stored}");
+    let record = srv.cli(&["task", "show-run", "--run-id", id, "-o", "json"]);
+    for text in [
+        streamed.as_str(),
+        stored.as_str(),
+        &String::from_utf8_lossy(&record.stdout),
+    ] {
+        assert!(
+            !text.contains(FILE_VALUE) && !text.contains(HELD_VALUE),
+            "a secret value leaked:\n{text}"
+        );
+    }
+
+    // Unresolvable: the run fails before any step, naming the secret.
+    let bad = format!(
+        "secrets:\n  - id: gone\n    keyvault: crtask://no-such-secret\nsteps:\n  - cmd: {img} echo should-not-run\n"
+    );
+    write_files(ctx.path(), &[("gone.yaml", &bad)]);
+    let (out, run) = quick_run(&srv, ctx.path(), "gone.yaml", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("should-not-run"));
+    let run = run.unwrap();
+    assert_eq!(run["status"], "Failed");
+    assert_eq!(
+        run["error"],
+        "cannot resolve secret 'gone' (crtask://no-such-secret): the server holds no secret named 'no-such-secret'"
+    );
+    // A path that climbs out is refused without reading anything.
+    let climb = format!(
+        "secrets:\n  - id: up\n    keyvault: crtask://../token.txt\nsteps:\n  - cmd: {img} true\n"
+    );
+    write_files(ctx.path(), &[("climb.yaml", &climb)]);
+    let (_, run) = quick_run(&srv, ctx.path(), "climb.yaml", &[]);
+    let err = run.unwrap()["error"].as_str().unwrap().to_string();
+    assert!(err.starts_with("cannot resolve secret 'up'"), "{err}");
+
+    // No keyvault: refused before anything is queued, as ACR does.
+    write_files(
+        ctx.path(),
+        &[(
+            "nokv.yaml",
+            &format!("secrets:\n  - id: s\nsteps:\n  - cmd: {img} true\n"),
+        )],
+    );
+    let (out, run) = quick_run(&srv, ctx.path(), "nokv.yaml", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(run.is_none());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("secret 's' has no 'keyvault'"),
+        "{err}"
+    );
+}

@@ -20,7 +20,9 @@ fn git(dir: &std::path::Path, args: &[&str]) {
 
 #[test]
 fn task_lifecycle_with_a_local_directory_context() {
-    let (reg, srv) = seeded_stack(&[]);
+    // No digest polling: a poll of base:1 racing the manual run would add
+    // an ImageUpdate run ("not built on it yet") when it comes first.
+    let (reg, srv) = seeded_stack(&["--poll-interval", "0"]);
     let ctx = tempfile::tempdir().unwrap();
     write_files(
         ctx.path(),

@@ -11,16 +11,19 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
+use crtask_core::build::secrets::{SecretRef, SecretResolver};
 use crtask_core::domain::model::{
     BaseImageUse, BuildSpec, ContextSource, OutputImage, RunStatus, StepRecord,
 };
 use crtask_core::domain::time::serde_millis;
 use crtask_core::ports::{Clock, Engine, LogSink, SystemClock};
+use crtask_core::signing::Secret;
 use crtask_core::template::RunVars;
 use crtask_executor::buildah::{Buildah, BuildahConfig};
 use crtask_executor::docker::{Docker, DockerConfig};
 use crtask_executor::execute::{execute_in_context, human, parse_aliases, ContextRun};
 use crtask_executor::logs::RunLog;
+use crtask_executor::secrets::LocalSecrets;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +45,29 @@ pub struct Report {
     pub steps: Vec<StepRecord>,
     pub output_images: Vec<OutputImage>,
     pub base_images: Vec<BaseImageUse>,
+}
+
+/// Secrets Manager for task-file secrets, configured on first use: a run
+/// without such secrets never loads the AWS configuration (which may ask
+/// the instance metadata service for a region).
+#[derive(Default)]
+struct LazySecretsManager(tokio::sync::OnceCell<crtask_aws::SecretsManagerSecrets>);
+
+#[async_trait::async_trait]
+impl SecretResolver for LazySecretsManager {
+    async fn resolve(&self, r: &SecretRef) -> std::result::Result<Secret, String> {
+        let sm = self
+            .0
+            .get_or_init(|| async {
+                let conf = crtask_aws::config::load(None).await;
+                crtask_aws::SecretsManagerSecrets::new(crtask_aws::config::Lazy::new(
+                    &conf,
+                    crtask_aws::config::secretsmanager,
+                ))
+            })
+            .await;
+        sm.resolve(r).await
+    }
 }
 
 /// An environment variable; unset and empty are both `None`.
@@ -209,6 +235,10 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         ..RunVars::default()
     };
 
+    // Task-file secrets: files on the builder, and Secrets Manager ARNs
+    // read with the builder's role.
+    let secrets = LocalSecrets::new(None).with_next(Arc::new(LazySecretsManager::default()));
+
     let clock = SystemClock;
     let cancel = CancellationToken::new();
     let timeout = Duration::from_secs(spec.timeout.max(1));
@@ -219,6 +249,7 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         vars: &vars,
         registry: registry.as_deref(),
         image_aliases: &image_aliases,
+        secrets: &secrets,
         context_dir: &ctx,
         scratch: work_dir.join("scratch"),
         group: &run_id,

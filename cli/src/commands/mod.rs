@@ -6,6 +6,7 @@ pub mod exec;
 pub mod image;
 pub mod run;
 pub mod serve;
+pub mod serve_limits;
 pub mod task;
 pub mod timer;
 pub mod wait;
@@ -13,12 +14,13 @@ pub mod wait;
 use crate::backend::Backend;
 use crate::Format;
 use anyhow::{bail, Result};
-use std::collections::BTreeMap;
-use yaml_rust2::Yaml;
 
 /// What every client command needs.
 pub struct Ctx {
-    pub server: String,
+    /// `--server` or `CRTASK_SERVER`; the CLI config fills it in otherwise.
+    pub server: Option<String>,
+    /// `--cli-config` or `CRTASK_CLI_CONFIG`.
+    pub cli_config: Option<std::path::PathBuf>,
     pub format: Format,
     pub platform: crate::Platform,
     pub aws: crate::backend::AwsSettings,
@@ -28,7 +30,19 @@ impl Ctx {
     /// The platform the commands talk to.
     pub async fn client(&self) -> Result<Backend> {
         match self.platform {
-            crate::Platform::Local => Ok(Backend::Http(crate::client::Client::new(&self.server)?)),
+            crate::Platform::Local => {
+                let (file, path) = crate::config::load(self.cli_config.as_deref())?;
+                let conn = crate::config::resolve(
+                    self.server.clone(),
+                    std::env::var(crate::config::TOKEN_ENV).ok(),
+                    file,
+                    path.as_deref(),
+                )?;
+                Ok(Backend::Http(crate::client::Client::new(
+                    &conn.server,
+                    conn.token,
+                )?))
+            }
             crate::Platform::Aws => Ok(Backend::Aws(Box::new(
                 crate::backend::AwsBackend::connect(&self.aws).await?,
             ))),
@@ -37,61 +51,22 @@ impl Ctx {
 }
 
 /// `--set K=V` values (later wins; `a=b=c` is key `a`, value `b=c`) on top of
-/// a `--values` YAML file of flat strings.
-pub fn values(file: Option<&std::path::Path>, sets: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("cannot read values file {}: {e}", f.display()))?;
-        let docs = yaml_rust2::YamlLoader::load_from_str(&text)
-            .map_err(|e| anyhow::anyhow!("values file {}: {e}", f.display()))?;
-        if docs.len() > 1 {
-            bail!(
-                "values file {} holds more than one yaml document",
-                f.display()
-            );
+/// a `--values` YAML file (scalars, lists and maps).
+pub fn values(
+    file: Option<&std::path::Path>,
+    sets: &[String],
+) -> Result<crtask_core::domain::model::Values> {
+    use crtask_core::build::values::{apply_sets, parse_values_yaml};
+    let mut out = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("cannot read values file {}: {e}", f.display()))?;
+            parse_values_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
         }
-        match docs.into_iter().next().unwrap_or(Yaml::Null) {
-            Yaml::Null => {}
-            Yaml::Hash(m) => {
-                for (k, v) in m {
-                    let k = scalar(&k).ok_or_else(|| {
-                        anyhow::anyhow!("values file {}: keys must be strings", f.display())
-                    })?;
-                    let v = scalar(&v).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "values file {}: value of '{k}' must be a string, number or bool",
-                            f.display()
-                        )
-                    })?;
-                    out.insert(k, v);
-                }
-            }
-            _ => bail!(
-                "values file {} must be a mapping of names to values",
-                f.display()
-            ),
-        }
-    }
-    for s in sets {
-        match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                out.insert(k.trim().to_string(), v.to_string());
-            }
-            _ => bail!("--set '{s}' must be KEY=VALUE with a non-empty key"),
-        }
-    }
+        None => Default::default(),
+    };
+    apply_sets(&mut out, sets)?;
     Ok(out)
-}
-
-fn scalar(v: &Yaml) -> Option<String> {
-    match v {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(n) => Some(n.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        Yaml::Null => Some(String::new()),
-        _ => None,
-    }
 }
 
 /// `--build-arg K[=V]`: without `=V` the value comes from the environment.
@@ -121,6 +96,7 @@ pub fn build_args(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn set_values() {
@@ -138,22 +114,26 @@ mod tests {
         std::fs::write(&f, "a: 1\nb: two\nc: true\n").unwrap();
         let v = values(Some(&f), &["b=three".into()]).unwrap();
         assert_eq!(
-            (v["a"].as_str(), v["b"].as_str(), v["c"].as_str()),
-            ("1", "three", "true")
+            (&v["a"], &v["b"], &v["c"]),
+            (&json!(1), &json!("three"), &json!(true))
         );
         std::fs::write(&f, "- a\n").unwrap();
         assert!(values(Some(&f), &[]).is_err());
         std::fs::write(&f, "").unwrap();
         assert!(values(Some(&f), &[]).unwrap().is_empty());
+        // YAML types as Go's yaml reads them: 1.50 is the float 1.5
         std::fs::write(&f, "r: 1.50\nn: ~\nq: '007'\n").unwrap();
         let v = values(Some(&f), &[]).unwrap();
         assert_eq!(
-            (v["r"].as_str(), v["n"].as_str(), v["q"].as_str()),
-            ("1.50", "", "007")
+            (&v["r"], &v["n"], &v["q"]),
+            (&json!(1.5), &json!(null), &json!("007"))
         );
         std::fs::write(&f, "a: 1\n---\nb: 2\n").unwrap();
         assert!(values(Some(&f), &[]).is_err());
-        std::fs::write(&f, "a: [1]\n").unwrap();
-        assert!(values(Some(&f), &[]).is_err());
+        std::fs::write(&f, "a: [1]\nm: {k: v}\n").unwrap();
+        let v = values(Some(&f), &["m=flat".into()]).unwrap();
+        assert_eq!((&v["a"], &v["m"]), (&json!([1]), &json!("flat")));
+        let missing = d.path().join("nope.yaml");
+        assert!(values(Some(&missing), &[]).is_err());
     }
 }

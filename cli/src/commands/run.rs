@@ -89,9 +89,12 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
                 architecture: "amd64".into(),
                 ..Default::default()
             };
-            if let Err(errs) =
-                taskfile::load(&text, &vars, &values, &taskfile::ParseOptions::default())
-            {
+            // Secrets are read by the server: a placeholder stands in.
+            let checked = taskfile::data_with_placeholder_secrets(&text, &vars, &values, "secret")
+                .and_then(|data| {
+                    taskfile::load_with_data(&text, &data, &taskfile::ParseOptions::default())
+                });
+            if let Err(errs) = checked {
                 for e in errs.0.iter().skip(1) {
                     eprintln!("{file}: {e}");
                 }

@@ -8,9 +8,18 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:7878].
+    /// Public address: webhooks and /healthz only [default: 127.0.0.1:7878].
     #[arg(long, env = "CRTASK_LISTEN")]
     listen: Option<String>,
+    /// Address of the management API (/api/v1/, what the CLI calls); off
+    /// loopback it needs --api-token-file [default: 127.0.0.1:7879].
+    #[arg(long, env = "CRTASK_API_LISTEN")]
+    api_listen: Option<String>,
+    /// File holding a bearer token the management API requires, on
+    /// loopback too (repeatable: any one is valid, for rotation; re-read at
+    /// each call).
+    #[arg(long, env = "CRTASK_API_TOKEN_FILE", value_delimiter = ',')]
+    api_token_file: Vec<PathBuf>,
     /// SQLite database, run logs, contexts, image storage [default: ./.crtask].
     #[arg(long, env = "CRTASK_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -75,6 +84,10 @@ pub struct ServeArgs {
     /// as missed (at least 60) [default: 300].
     #[arg(long, env = "CRTASK_TIMER_GRACE", value_name = "SECS")]
     timer_grace: Option<u64>,
+    /// Days events and finished runs (and their logs) are kept; each task's
+    /// latest run is always kept; 0 keeps everything [default: 90].
+    #[arg(long, env = "CRTASK_RETENTION_DAYS", value_name = "DAYS")]
+    retention_days: Option<u64>,
     /// The buildah binary [default: buildah].
     #[arg(long, env = "CRTASK_BUILDAH")]
     buildah: Option<PathBuf>,
@@ -87,10 +100,16 @@ pub struct ServeArgs {
     /// buildah storage location [default: DATA_DIR/storage].
     #[arg(long, env = "CRTASK_STORAGE_ROOT")]
     storage_root: Option<PathBuf>,
+    /// Directory of the secrets the server holds: a task file's
+    /// `keyvault: crtask://NAME` reads DIR/NAME when the run starts.
+    #[arg(long, env = "CRTASK_SECRET_DIR", value_name = "DIR")]
+    secret_dir: Option<PathBuf>,
     /// TOML file with any of these settings (kebab-case keys); flags and
     /// environment win over it.
     #[arg(long, env = "CRTASK_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    limits: Box<super::serve_limits::LimitArgs>,
 }
 
 pub async fn run(a: ServeArgs) -> Result<i32> {
@@ -108,6 +127,8 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
     };
     let flags = ServerSettings {
         listen: a.listen,
+        api_listen: a.api_listen,
+        api_token_file: a.api_token_file,
         data_dir: a.data_dir,
         registry: a.registry,
         insecure_registry: a.insecure_registry,
@@ -124,10 +145,13 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         context_limit: a.context_limit,
         webhook_body_limit: a.webhook_body_limit,
         timer_grace: a.timer_grace,
+        retention_days: a.retention_days,
         buildah: a.buildah,
         storage_driver: a.storage_driver,
         isolation: a.isolation,
         storage_root: a.storage_root,
+        secret_dir: a.secret_dir,
+        limits: (*a.limits).into(),
     };
     let platform = Platform::assemble(flags.over(file)).await?;
     platform.serve().await?;

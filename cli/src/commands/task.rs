@@ -290,7 +290,7 @@ fn show_task(ctx: &Ctx, t: Task) {
         output::json(&t);
         return;
     }
-    let kv = |k: &str, v: String| println!("{k:<22} {v}");
+    let kv = |k: &str, v: String| output::kv(22, k, &v);
     kv("Name:", t.name.clone());
     kv("Context:", t.context.clone());
     kv("File:", t.file.clone());
@@ -320,7 +320,10 @@ fn show_task(ctx: &Ctx, t: Task) {
         kv("Build arg:", format!("{}={}", a.name, a.value));
     }
     for (k, v) in &t.values {
-        kv("Value:", format!("{k}={v}"));
+        kv(
+            "Value:",
+            format!("{k}={}", crtask_core::build::values::value_text(v)),
+        );
     }
     kv("Push:", if t.push { "yes".into() } else { "no".into() });
     kv("Timeout:", format!("{}s", t.timeout));

@@ -79,9 +79,11 @@ pub fn report(ctx: &Ctx, run: &RunJson) -> i32 {
         } else {
             println!(
                 "Run ID: {id} failed after {took}. Error: {}",
-                run["error"]
-                    .as_str()
-                    .unwrap_or(run["status"].as_str().unwrap_or("unknown"))
+                crtask_core::domain::text::inert(
+                    run["error"]
+                        .as_str()
+                        .unwrap_or(run["status"].as_str().unwrap_or("unknown"))
+                )
             );
         }
     }
@@ -91,7 +93,7 @@ pub fn report(ctx: &Ctx, run: &RunJson) -> i32 {
         eprintln!(
             "error: run {id} {}: {}",
             run["status"].as_str().unwrap_or("failed").to_lowercase(),
-            run["error"].as_str().unwrap_or("no reason recorded")
+            crtask_core::domain::text::inert(run["error"].as_str().unwrap_or("no reason recorded"))
         );
         1
     }

@@ -4,11 +4,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_ansi(false)
-        .without_time()
-        .init();
+    crtask_aws::function_log::init();
     let config = git_webhook::Config::from_env()?;
     let sdk = crtask_aws::config::load_for_function().await;
     let app = Arc::new(git_webhook::App::new(&config, &sdk));

@@ -34,6 +34,11 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(&[]).await
+}
+
+/// The fixture with extra environment for the function (log settings).
+async fn fixture_with(extra: &[(&str, &str)]) -> Fixture {
     let store = harness::store().await;
     store.create_task(&task("web")).await.unwrap();
     let secret = "whsec-0123456789abcdefghijklmnopqrstuvwxyzABCDEF".to_string();
@@ -51,8 +56,11 @@ async fn fixture() -> Fixture {
                 "CRTASK_REGISTRY_HOST",
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com",
             ),
-            ("CRTASK_GIT_WEBHOOK_SECRET_ARN", &arn),
-        ],
+            ("CRTASK_GIT_WEBHOOK_SECRET_ARN", arn.as_str()),
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
     );
     Fixture {
         store,
@@ -188,6 +196,84 @@ async fn unsigned_push_is_rejected_and_starts_nothing() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Sends one unsigned push (answered 401) and returns the function's log
+/// lines once the "handled" line is there (or after 10 s).
+async fn log_of_one_rejected_push(f: &Fixture) -> Vec<String> {
+    let body = push_body();
+    let headers = [
+        ("Content-Type", "application/json".to_string()),
+        ("X-GitHub-Event", "push".into()),
+        (
+            "X-GitHub-Delivery",
+            "1c2e4f8a-cc78-11e3-81ab-4c9367dc0958".into(),
+        ),
+    ];
+    let outcome = tokio::task::block_in_place(|| f.function.invoke(&url_event(&headers, &body)));
+    assert_eq!(http_answer(outcome).0, 401);
+    for _ in 0..100 {
+        if f.function
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("git webhook handled"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    f.function.log_lines()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_gives_one_json_object_per_line() {
+    let f = fixture_with(&[
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+    ])
+    .await;
+    let lines = log_of_one_rejected_push(&f).await;
+    assert!(!lines.is_empty(), "the function logged nothing");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["timestamp"].is_string(), "{line}");
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["message"].is_string(), "{line}");
+    }
+    let handled: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "git webhook handled")
+        .collect();
+    assert_eq!(handled.len(), 1, "{lines:?}");
+    assert_eq!(handled[0]["level"], "INFO");
+    assert_eq!(
+        handled[0]["status"], 401,
+        "the event's fields sit at the top level"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_log_level_filters_and_text_format_has_no_colour_codes() {
+    let f = fixture_with(&[("AWS_LAMBDA_LOG_LEVEL", "ERROR")]).await;
+    let lines = log_of_one_rejected_push(&f).await;
+    assert!(
+        !lines.iter().any(|l| l.contains("git webhook handled")),
+        "an INFO line passed the ERROR level: {lines:?}"
+    );
+
+    let f = fixture_with(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).await;
+    let lines = log_of_one_rejected_push(&f).await;
+    let handled = lines
+        .iter()
+        .find(|l| l.contains("git webhook handled"))
+        .unwrap_or_else(|| panic!("no handled line in {lines:?}"));
+    assert!(handled.contains("INFO"), "{handled}");
+    assert!(
+        !lines.iter().any(|l| l.contains('\x1b')),
+        "colour codes in {lines:?}"
+    );
 }
 
 #[cfg(target_os = "linux")]

@@ -6,11 +6,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_ansi(false)
-        .without_time()
-        .init();
+    crtask_aws::function_log::init();
     let config = registry_event::Config::from_env()?;
     let sdk = crtask_aws::config::load_for_function().await;
     let app = &registry_event::App::new(&config, &sdk);

@@ -13,6 +13,7 @@ pub mod codebuild;
 pub mod config;
 pub mod dynamo;
 pub mod error;
+pub mod function_log;
 pub mod logs;
 pub mod s3;
 pub mod scheduler;

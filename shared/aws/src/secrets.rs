@@ -1,4 +1,5 @@
-//! Secrets Manager: webhook secrets and git tokens, cached.
+//! Secrets Manager: webhook secrets, git tokens and task-file secrets
+//! (`keyvault: arn:aws:secretsmanager:...`), cached.
 //!
 //! During a rotation more than one value is valid: the current one
 //! (`AWSCURRENT`), the one being rotated in (`AWSPENDING`) and the one just
@@ -10,6 +11,7 @@
 use crate::config::Lazy;
 use crate::error::{Error, Result};
 use aws_sdk_secretsmanager::Client;
+use crtask_core::build::secrets::{SecretRef, SecretResolver};
 use crtask_core::signing::Secret;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -115,5 +117,20 @@ impl SecretsManagerSecrets {
         let c = self.cache.lock().ok()?;
         let (at, v) = c.get(id)?;
         (at.elapsed() < self.ttl).then(|| v.clone())
+    }
+}
+
+/// Task-file secrets whose `keyvault` is a Secrets Manager ARN: the
+/// current value, read by `crtask exec` in the builder.
+#[async_trait::async_trait]
+impl SecretResolver for SecretsManagerSecrets {
+    async fn resolve(&self, r: &SecretRef) -> std::result::Result<Secret, String> {
+        match r {
+            SecretRef::AwsSecretsManager(arn) => self.current(arn).await.map_err(|e| match e {
+                Error::Secrets { message, .. } => message,
+                other => other.to_string(),
+            }),
+            _ => Err("not a Secrets Manager secret".to_string()),
+        }
     }
 }

@@ -415,6 +415,20 @@ async fn dependency_index_via_gsi() {
     );
     store.set_dependencies("web", &[]).await.unwrap();
     assert!(store.dependencies_of("web").await.unwrap().is_empty());
+    // Another task still depends on alpine: still tracked.
+    assert_eq!(store.tracked_images().await.unwrap(), [alpine]);
+
+    // Deleting the last task that depends on an image forgets the image.
+    let task = crtask_testkit::TaskBuilder::new("api").build();
+    store.create_task(&task).await.unwrap();
+    assert!(store.delete_task("api").await.unwrap());
+    assert!(store.tracked_images().await.unwrap().is_empty());
+    // A task added again tracks it again.
+    store
+        .set_dependencies("web", &[dep(golang, None, false)])
+        .await
+        .unwrap();
+    assert_eq!(store.tracked_images().await.unwrap(), [golang]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -141,6 +141,14 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<EventRecord>>;
     /// A fresh, unique event id (`ev1`, `ev2`, ...).
     async fn next_event_id(&self) -> Result<String>;
+    /// Deletes the events received before `cutoff` and the finished runs
+    /// that finished before it, except each task's latest run (the rule of
+    /// [`crate::run::retention`]); returns what went. Stores that expire
+    /// records by themselves (DynamoDB's TTL) keep this default, which
+    /// deletes nothing.
+    async fn prune_before(&self, _cutoff: DateTime<Utc>) -> Result<crate::run::retention::Pruned> {
+        Ok(crate::run::retention::Pruned::default())
+    }
     /// Replaces the base images `task` depends on (the dependency index).
     async fn set_dependencies(&self, task: &str, deps: &[BaseDependency]) -> Result<()>;
     /// The base images `task` depends on.
@@ -185,9 +193,14 @@ pub trait Builder: Send + Sync {
 /// Where an engine writes a step's output. Implementations must redact secrets.
 pub trait LogSink: Send + Sync {
     fn write(&self, bytes: &[u8]);
-    /// Writes one line followed by `\n`.
+    /// Masks `value` in everything written from now on (a secret resolved
+    /// once the run started). Sinks that store or show nothing ignore it.
+    fn add_secret(&self, _value: &str) {}
+    /// Writes one of crtask's own lines followed by `\n`. Control
+    /// characters in `text` are escaped ([`crate::domain::text::inert`]): a
+    /// branch name or error message holding a newline cannot forge a line.
     fn line(&self, text: &str) {
-        let mut v = text.as_bytes().to_vec();
+        let mut v = crate::domain::text::inert(text).as_bytes().to_vec();
         v.push(b'\n');
         self.write(&v);
     }
@@ -268,7 +281,15 @@ pub trait Engine: Send + Sync {
         dest: &Path,
         log: &dyn LogSink,
     ) -> Result<String>;
-    /// Stops every detached container of `group` and removes what is not kept.
+    /// The engine one run uses, isolated from every other run (its own
+    /// image store: it sees only what it pulls and builds); `None` when the
+    /// engine is already private to the run (a fresh CodeBuild agent).
+    fn for_run(&self, _run: &str) -> Option<std::sync::Arc<dyn Engine>> {
+        None
+    }
+    /// Stops every detached container of `group` and removes its
+    /// containers, kept ones included; on an engine from
+    /// [`Engine::for_run`], also what the run pulled and built.
     async fn end_group(&self, group: &str);
     /// Checks that a registry answers the distribution API (`GET /v2/`);
     /// `Err` carries a one-line reason ("registry x is unreachable: ...").

@@ -12,7 +12,6 @@ use crate::ports::{Builder, Clock, Store};
 use crate::run::queue::{queue_run, spec_from_task, NewRun};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 
 /// A run as the API shows it: secrets masked, without the build spec and
 /// the dedupe key (clients see ACR's shape).
@@ -85,7 +84,7 @@ pub async fn run_task(
     clock: &dyn Clock,
     registry: Option<&str>,
     name: &str,
-    values: &BTreeMap<String, String>,
+    values: &crate::domain::model::Values,
 ) -> Result<Run> {
     let task = store
         .get_task(name)

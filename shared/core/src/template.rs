@@ -5,8 +5,6 @@
 //! `crtask-gotemplate` crate ([`crtask_gotemplate::render`],
 //! [`crtask_gotemplate::Template`]); this module only builds its data.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -65,7 +63,7 @@ impl RunVars {
     ///
     /// `RegistryName` is the text before the first `.` of `Registry`; `Date`
     /// is [`run_date`].
-    pub fn to_data(&self, values: &BTreeMap<String, String>) -> Value {
+    pub fn to_data(&self, values: &crate::domain::model::Values) -> Value {
         let registry_name = self
             .registry
             .split_once('.')
@@ -92,7 +90,7 @@ impl RunVars {
         build.insert("ID".to_string(), Value::String(self.id.clone()));
         let values = values
             .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<Map<String, Value>>();
         let mut data = Map::new();
         data.insert("Run".to_string(), Value::Object(run));
@@ -113,6 +111,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use crtask_gotemplate::render;
+    use std::collections::BTreeMap;
 
     fn run_vars() -> RunVars {
         RunVars {
@@ -143,7 +142,7 @@ mod tests {
     #[test]
     fn tags_with_run_vars() {
         let mut values = BTreeMap::new();
-        values.insert("env".to_string(), "prod".to_string());
+        values.insert("env".to_string(), "prod".into());
         let data = run_vars().to_data(&values);
         let cases: &[(&str, &str)] = &[
             ("app:{{.Run.ID}}", "app:ca12"),
@@ -214,8 +213,8 @@ steps:
     #[test]
     fn renders_acr_sample_with_values() {
         let mut values = BTreeMap::new();
-        values.insert("secret1".to_string(), "this is secret 1".to_string());
-        values.insert("secret2".to_string(), "s2".to_string());
+        values.insert("secret1".to_string(), "this is secret 1".into());
+        values.insert("secret2".to_string(), "s2".into());
         let data = run_vars().to_data(&values);
         let out = render(MOUNTS_MULTISTEP, &data);
         let want = "# This template demonstrates mounting custom volumes into a container for multi-step task
@@ -254,7 +253,7 @@ steps:
 {{- end }}
 ";
         let mut values = BTreeMap::new();
-        values.insert("tags".to_string(), "v1, latest".to_string());
+        values.insert("tags".to_string(), "v1, latest".into());
         let data = run_vars().to_data(&values);
         let want = "\
 version: v1.1.0

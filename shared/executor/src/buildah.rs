@@ -81,6 +81,13 @@ pub struct Buildah {
     cfg: BuildahConfig,
     http: reqwest::Client,
     groups: Arc<Mutex<HashMap<String, Group>>>,
+    /// The static shell that gives `cmd` steps their own output FIFOs
+    /// ([`crate::stdio`]); `None`: buildah's relay (may lose output).
+    stdio_helper: Option<PathBuf>,
+    /// Set on the engine of one run ([`Engine::for_run`]): its own store.
+    run_scope: Option<String>,
+    /// Container removals still running in the background.
+    removals: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Buildah {
@@ -94,7 +101,55 @@ impl Buildah {
             cfg,
             http,
             groups: Arc::new(Mutex::new(HashMap::new())),
+            stdio_helper: crate::stdio::find_helper(),
+            run_scope: None,
+            removals: Arc::default(),
         }
+    }
+
+    /// False when no static busybox was found: `cmd` steps then go through
+    /// buildah's own output relay, which can lose output on a busy machine.
+    pub fn has_direct_output(&self) -> bool {
+        self.stdio_helper.is_some()
+    }
+
+    /// Removes the stores of runs a dead server left behind
+    /// ([`crate::isolation`]): their containers first, then the files.
+    pub async fn delete_stale_run_stores(&self) -> std::io::Result<usize> {
+        let dir = crate::isolation::runs_dir(&self.cfg.root);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        for e in entries.flatten() {
+            let run = e.file_name().to_string_lossy().into_owned();
+            self.scoped(&run).remove_all_containers().await;
+        }
+        crate::isolation::delete_stale_stores(&self.cfg.root)
+    }
+
+    /// The engine of one run, on the run's own image store.
+    fn scoped(&self, run: &str) -> Buildah {
+        let (root, runroot) = crate::isolation::run_store(&self.cfg.root, run);
+        Buildah {
+            cfg: BuildahConfig {
+                root,
+                runroot,
+                ..self.cfg.clone()
+            },
+            http: self.http.clone(),
+            groups: Arc::new(Mutex::new(HashMap::new())),
+            stdio_helper: self.stdio_helper.clone(),
+            run_scope: Some(run.to_string()),
+            removals: Arc::default(),
+        }
+    }
+
+    async fn remove_all_containers(&self) {
+        let mut cmd = self.command();
+        cmd.args(["rm", "--all"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = tokio::time::timeout(Duration::from_secs(120), cmd.status()).await;
     }
 
     pub fn config(&self) -> &BuildahConfig {
@@ -297,6 +352,28 @@ impl Engine for Buildah {
             ));
             return Ok(Exit { code: 125 });
         }
+        // The container's own output FIFOs (see `crate::stdio`): not for
+        // detached containers, whose output is not kept.
+        let direct = match (&self.stdio_helper, req.detach) {
+            (Some(helper), false) => match crate::stdio::DirectOutput::new() {
+                Ok(d) => Some((d, helper.clone())),
+                Err(e) => {
+                    log.line(&format!("crtask: cannot create the output FIFOs: {e}"));
+                    return Ok(Exit { code: 125 });
+                }
+            },
+            _ => None,
+        };
+        if direct.is_some() {
+            let set = |name: &str| {
+                req.env.iter().any(|(k, _)| k == name)
+                    || strings(&config["Env"])
+                        .iter()
+                        .any(|e| e.split_once('=').is_some_and(|(k, _)| k == name))
+            };
+            let drop: Vec<&str> = ["SHLVL", "PWD"].into_iter().filter(|v| !set(v)).collect();
+            argv = crate::stdio::DirectOutput::wrap(&argv, &drop);
+        }
         let mut cmd = self.command();
         cmd.arg("run").arg("--isolation").arg(&self.cfg.isolation);
         if let Some(w) = req.workdir {
@@ -311,6 +388,11 @@ impl Engine for Buildah {
         for (host, inside) in &req.mounts {
             cmd.arg("--volume")
                 .arg(format!("{}:{inside}", host.display()));
+        }
+        if let Some((d, helper)) = &direct {
+            for v in d.volumes(helper) {
+                cmd.arg("--volume").arg(v);
+            }
         }
         cmd.arg(&ctr).arg("--").args(&argv);
         if req.detach {
@@ -337,7 +419,15 @@ impl Engine for Buildah {
             log.line(&format!("crtask: started {} detached", req.image));
             return Ok(Exit { code: 0 });
         }
-        let exit = self.stream(cmd, log).await?;
+        let exit = match &direct {
+            Some((d, _)) => {
+                let readers = d.readers().map_err(|e| {
+                    CoreError::Builder(format!("cannot open the output FIFOs: {e}"))
+                })?;
+                readers.pump_until(log, self.stream(cmd, log)).await?
+            }
+            None => self.stream(cmd, log).await?,
+        };
         drop(cleanup);
         Ok(exit)
     }
@@ -367,6 +457,10 @@ impl Engine for Buildah {
         crate::gitctx::clone(url, reference, dest, log, &self.cfg.git_auth).await
     }
 
+    fn for_run(&self, run: &str) -> Option<Arc<dyn Engine>> {
+        Some(Arc::new(self.scoped(run)))
+    }
+
     async fn end_group(&self, group: &str) {
         let taken = self.groups.lock().ok().and_then(|mut g| g.remove(group));
         if let Some(g) = taken {
@@ -374,13 +468,35 @@ impl Engine for Buildah {
                 drop(guard);
                 let _ = tokio::time::timeout(Duration::from_secs(5), waiter).await;
             }
-            for name in g.remove {
-                let mut cmd = self.command();
-                cmd.args(["rm", &name])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                let _ = cmd.status().await;
+            if self.run_scope.is_none() {
+                for name in g.remove {
+                    let mut cmd = self.command();
+                    cmd.args(["rm", &name])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    let _ = cmd.status().await;
+                }
             }
+        }
+        // A run's own store goes with the run, kept containers included,
+        // once no removal can write into it any more.
+        if self.run_scope.as_deref() == Some(group) {
+            let pending = self
+                .removals
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            for h in pending {
+                let _ = tokio::time::timeout(Duration::from_secs(60), h).await;
+            }
+            // Containers are plain directories of the store unless mounted
+            // (`buildah run` mounts in its own namespace): deleting the store
+            // removes them, without one more buildah process per run.
+            let store = self.cfg.root.parent().map(Path::to_path_buf);
+            if store.is_none_or(|d| crate::isolation::has_mounts_below(&d)) {
+                self.remove_all_containers().await;
+            }
+            crate::isolation::delete_store(&self.cfg.root).await;
         }
     }
 }
@@ -403,9 +519,13 @@ impl Drop for ContainerCleanup {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
+                let h = handle.spawn(async move {
                     let _ = cmd.status().await;
                 });
+                if let Ok(mut r) = self.engine.removals.lock() {
+                    r.retain(|h| !h.is_finished());
+                    r.push(h);
+                }
             }
         }
     }

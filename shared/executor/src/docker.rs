@@ -353,12 +353,9 @@ impl Engine for Docker {
 
     async fn end_group(&self, group: &str) {
         let taken = self.groups.lock().ok().and_then(|mut g| g.remove(group));
-        for (name, keep) in taken.map(|g| g.containers).unwrap_or_default() {
-            let argv: Vec<OsString> = if keep {
-                vec!["stop".into(), name.into()]
-            } else {
-                vec!["rm".into(), "--force".into(), name.into()]
-            };
+        // Every container of the run goes with it, kept ones included.
+        for (name, _keep) in taken.map(|g| g.containers).unwrap_or_default() {
+            let argv: Vec<OsString> = vec!["rm".into(), "--force".into(), name.into()];
             let _ = tokio::time::timeout(Duration::from_secs(30), self.quiet(argv)).await;
         }
     }

@@ -5,6 +5,7 @@
 
 use crate::{Error, Result};
 use crtask_core::build::quick::{self, BuildInputs};
+use crtask_core::build::secrets::{self as tsecrets, SecretResolver};
 use crtask_core::build::taskfile;
 use crtask_core::domain::model::{BuildSpec, RunStatus};
 use crtask_core::ports::{Clock, Engine, LogSink};
@@ -45,6 +46,8 @@ pub struct ContextRun<'a> {
     pub registry: Option<&'a str>,
     /// Image aliases for `cmd` steps, over ACR's defaults.
     pub image_aliases: &'a BTreeMap<String, String>,
+    /// Reads the task file's `secrets:` ([`crate::secrets::LocalSecrets`]).
+    pub secrets: &'a dyn SecretResolver,
     /// The context directory (`/workspace` of a task file's steps).
     pub context_dir: &'a Path,
     /// Scratch space of a task file's steps; removed at the end.
@@ -124,26 +127,61 @@ async fn multi_step(r: ContextRun<'_>, text: &str) -> quick::BuildResult {
     let opts = taskfile::ParseOptions {
         image_aliases: aliases,
     };
-    let tf = match taskfile::load(text, r.vars, &r.spec.values, &opts) {
-        Ok(tf) => tf,
-        Err(errs) => {
-            for e in &errs.0 {
-                r.log.line(&format!("crtask: {}: {e}", r.spec.file));
-            }
-            let first = errs.0.first().map(|e| e.to_string()).unwrap_or_default();
-            let more = if errs.0.len() > 1 {
-                format!(" (and {} more)", errs.0.len() - 1)
-            } else {
-                String::new()
-            };
-            return quick::BuildResult {
-                status: RunStatus::Failed,
-                error: Some(format!("{}: {first}{more}", r.spec.file)),
-                output_images: Vec::new(),
-                base_images: Vec::new(),
-                steps: Vec::new(),
-            };
+    let failed = |error: String| quick::BuildResult {
+        status: RunStatus::Failed,
+        error: Some(error),
+        output_images: Vec::new(),
+        base_images: Vec::new(),
+        steps: Vec::new(),
+    };
+    let invalid = |errs: taskfile::TaskFileErrors, secrets: &BTreeMap<_, _>| {
+        let shown = |e: &taskfile::TaskFileError| {
+            tsecrets::redact(&e.to_string(), secrets, crate::logs::MASK)
+        };
+        for e in &errs.0 {
+            r.log
+                .line(&format!("crtask: {}: {}", r.spec.file, shown(e)));
         }
+        let first = errs.0.first().map(shown).unwrap_or_default();
+        let more = if errs.0.len() > 1 {
+            format!(" (and {} more)", errs.0.len() - 1)
+        } else {
+            String::new()
+        };
+        failed(format!("{}: {first}{more}", r.spec.file))
+    };
+    // Secrets first: the file's `secrets:` are resolved before any step
+    // runs and masked in the log from then on; then the whole file is read
+    // with `.Secrets` filled in.
+    let mut values = BTreeMap::new();
+    let mut data = taskfile::template_data(r.vars, &r.spec.values);
+    let declared = match taskfile::secrets_of(text, &data) {
+        Ok(d) => d,
+        Err(errs) => return invalid(errs, &values),
+    };
+    if !declared.is_empty() {
+        values = match tsecrets::resolve_all(&declared, r.secrets).await {
+            Ok(v) => v,
+            Err(msg) => {
+                r.log.line(&format!("crtask: {msg}"));
+                return failed(msg);
+            }
+        };
+        for v in values.values() {
+            r.log.add_secret(v.expose());
+        }
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("Secrets".into(), tsecrets::template_value(&values));
+        }
+        r.log.line(&format!(
+            "crtask: resolved {} secret(s): {}",
+            values.len(),
+            values.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let tf = match taskfile::load_with_data(text, &data, &opts) {
+        Ok(tf) => tf,
+        Err(errs) => return invalid(errs, &values),
     };
     let result = crtask_core::build::multistep::execute_task_file(
         &tf,
@@ -161,7 +199,10 @@ async fn multi_step(r: ContextRun<'_>, text: &str) -> quick::BuildResult {
     let _ = tokio::fs::remove_dir_all(&r.scratch).await;
     quick::BuildResult {
         status: result.status,
-        error: result.error,
+        // The run's record never holds a secret value.
+        error: result
+            .error
+            .map(|e| tsecrets::redact(&e, &values, crate::logs::MASK)),
         steps: result.steps,
         output_images: result.output_images,
         base_images: result.base_images,

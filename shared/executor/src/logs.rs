@@ -72,6 +72,15 @@ impl RunLog {
     fn open_with(path: &Path, secrets: Vec<String>, echo: bool) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // crtask's own lines are escaped before they are written
+        // (`LogSink::line`): a secret holding a newline (a PEM key) is
+        // masked in its escaped form too.
+        let escaped: Vec<String> = secrets
+            .iter()
+            .map(|s| crtask_core::domain::text::inert(s).into_owned())
+            .filter(|e| !secrets.contains(e))
+            .collect();
+        secrets.extend(escaped);
         // Longest first so a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(RunLog {
@@ -110,6 +119,20 @@ fn mask(bytes: &[u8], secrets: &[String]) -> Vec<u8> {
 }
 
 impl LogSink for RunLog {
+    fn add_secret(&self, value: &str) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        // Each line of a multi-line value too: lines are masked one
+        // written chunk at a time, and a chunk may end inside the value.
+        let mut new: Vec<String> = vec![value.to_string()];
+        new.extend(value.lines().map(str::to_string));
+        for v in new {
+            if !v.trim().is_empty() && !g.secrets.contains(&v) {
+                g.secrets.push(v);
+            }
+        }
+        g.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
     fn write(&self, bytes: &[u8]) {
         let Ok(mut g) = self.inner.lock() else { return };
         g.pending.extend_from_slice(bytes);
@@ -134,6 +157,21 @@ impl Drop for RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_added_later_are_masked_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogDir::new(dir.path().to_path_buf()).unwrap();
+        let log = logs.open("ca2", Vec::new()).unwrap();
+        log.write(b"before pa");
+        log.add_secret("pass-1");
+        log.add_secret("line-a\nline-b\n");
+        log.write(b"ss-1 after\nline-b alone\n");
+        log.flush();
+        drop(log);
+        let text = std::fs::read_to_string(logs.path("ca2")).unwrap();
+        assert_eq!(text, format!("before {MASK} after\n{MASK} alone\n"));
+    }
 
     #[test]
     fn secrets_are_masked_even_when_split_across_writes() {

@@ -112,10 +112,43 @@ fn status_signal(s: &std::process::ExitStatus) -> i32 {
 
 async fn pump(mut r: impl AsyncRead + Unpin, log: &dyn LogSink) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut lines = Lines::default();
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => log.write(&buf[..n]),
+            Ok(n) => lines.feed(&buf[..n], log),
+        }
+    }
+    lines.finish(log);
+}
+
+/// Hands one stream's output to a log in whole lines. stdout and stderr
+/// share a log (and a step's `[id] ` prefixer): were a read to end inside
+/// a line, the other stream's next chunk would be spliced into it.
+#[derive(Default)]
+pub struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Longest line held back waiting for its end.
+    const MAX: usize = 64 * 1024;
+
+    pub fn feed(&mut self, bytes: &[u8], log: &dyn LogSink) {
+        self.pending.extend_from_slice(bytes);
+        if let Some(pos) = self.pending.iter().rposition(|b| *b == b'\n') {
+            let rest = self.pending.split_off(pos + 1);
+            log.write(&self.pending);
+            self.pending = rest;
+        } else if self.pending.len() > Self::MAX {
+            log.write(&std::mem::take(&mut self.pending));
+        }
+    }
+
+    /// Writes out an unfinished last line.
+    pub fn finish(&mut self, log: &dyn LogSink) {
+        if !self.pending.is_empty() {
+            log.write(&std::mem::take(&mut self.pending));
         }
     }
 }
@@ -163,5 +196,38 @@ impl<'a> Tee<'a> {
             .lock()
             .map(|s| String::from_utf8_lossy(&s).into_owned())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Record(std::sync::Mutex<Vec<Vec<u8>>>);
+    impl LogSink for Record {
+        fn write(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().push(bytes.to_vec());
+        }
+    }
+
+    #[test]
+    fn streams_reach_the_log_in_whole_lines() {
+        let log = Record(std::sync::Mutex::new(Vec::new()));
+        let (mut out, mut err) = (Lines::default(), Lines::default());
+        out.feed(b"out 1\nout ", &log);
+        err.feed(b"err 1\n", &log);
+        out.feed(b"2\nlast", &log);
+        out.finish(&log);
+        err.finish(&log);
+        let writes = log.0.into_inner().unwrap();
+        assert_eq!(
+            writes,
+            [
+                b"out 1\n".to_vec(),
+                b"err 1\n".to_vec(),
+                b"out 2\n".to_vec(),
+                b"last".to_vec()
+            ]
+        );
     }
 }

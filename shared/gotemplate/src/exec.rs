@@ -2,18 +2,21 @@
 
 use serde_json::Value;
 
-use crate::funcs::call_func;
+use crate::funcs::{call_func, MUTATING};
 use crate::lex::Pos;
-use crate::parse::{describe_arg, Arg, Block, Cmd, Node, Pipe};
+use crate::parse::{describe_arg, Arg, Block, Cmd, Defines, Node, Pipe};
 use crate::value::{display, truthy, type_name};
-use crate::{Error, Result, MAX_OUTPUT, MAX_STEPS};
+use crate::{Error, Result, MAX_DEPTH, MAX_OUTPUT, MAX_STEPS};
 
-/// Renders `nodes` with `data` as `.` and `$`.
-pub(crate) fn execute(nodes: &[Node], data: &Value) -> Result<String> {
+/// Renders `nodes` with `data` as `.` and `$`; `defines` are the templates
+/// `{{template}}` may call.
+pub(crate) fn execute(nodes: &[Node], defines: &Defines, data: &Value) -> Result<String> {
     let mut exec = Exec {
         out: String::new(),
         vars: vec![("$".to_string(), data.clone())],
         steps: 0,
+        defines,
+        calls: 0,
     };
     exec.walk(data, nodes)?;
     Ok(exec.out)
@@ -25,14 +28,17 @@ enum Flow {
     Continue,
 }
 
-struct Exec {
+struct Exec<'d> {
     out: String,
     /// variables in scope, innermost last
     vars: Vec<(String, Value)>,
     steps: u64,
+    defines: &'d Defines,
+    /// `{{template}}` calls in progress
+    calls: usize,
 }
 
-impl Exec {
+impl Exec<'_> {
     fn tick(&mut self, pos: Pos) -> Result<()> {
         self.steps += 1;
         if self.steps > MAX_STEPS {
@@ -109,11 +115,45 @@ impl Exec {
                     self.vars.truncate(mark);
                     r?;
                 }
+                Node::Template(pos, name, pipe) => {
+                    self.tick(*pos)?;
+                    let arg = match pipe {
+                        Some(p) => {
+                            let mark = self.vars.len();
+                            let v = self.eval_pipe(dot, p);
+                            self.vars.truncate(mark);
+                            v?
+                        }
+                        None => Value::Null,
+                    };
+                    self.call_template(*pos, name, &arg)?;
+                }
                 Node::Break => return Ok(Flow::Break),
                 Node::Continue => return Ok(Flow::Continue),
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// Runs the named template with `dot` as `.` and `$`, in a scope of its
+    /// own.
+    fn call_template(&mut self, pos: Pos, name: &str, dot: &Value) -> Result<()> {
+        let defines = self.defines;
+        let Some(body) = defines.get(name) else {
+            return Err(Error::exec(pos, format!("no such template {name:?}")));
+        };
+        if self.calls >= MAX_DEPTH {
+            return Err(Error::exec(
+                pos,
+                format!("templates call each other more than {MAX_DEPTH} deep"),
+            ));
+        }
+        self.calls += 1;
+        let saved = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
+        let r = self.walk(dot, body);
+        self.vars = saved;
+        self.calls -= 1;
+        r.map(|_| ())
     }
 
     fn walk_range(&mut self, dot: &Value, b: &Block) -> Result<()> {
@@ -295,6 +335,13 @@ impl Exec {
         vals.extend(last);
         let v = call_func(name, vals)
             .map_err(|m| Error::exec(pos, format!("error calling {name}: {m}")))?;
+        if MUTATING.contains(&name) {
+            // Sprig changes the dict in place: keep the change when the
+            // dict came from a variable, as later uses of it would see it
+            if let Some(Arg::Var(var, path)) = args.first() {
+                self.store(var, path, v.clone(), pos)?;
+            }
+        }
         if let Value::String(s) = &v {
             if s.len() > MAX_OUTPUT {
                 return Err(Error::exec(
@@ -304,6 +351,24 @@ impl Exec {
             }
         }
         Ok(v)
+    }
+}
+
+impl Exec<'_> {
+    /// Writes `value` into variable `var` at the field `path`.
+    fn store(&mut self, var: &str, path: &[String], value: Value, pos: Pos) -> Result<()> {
+        let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) else {
+            return Err(Error::exec(pos, format!("undefined variable \"{var}\"")));
+        };
+        let mut cur = &mut slot.1;
+        for name in path {
+            match cur.get_mut(name.as_str()) {
+                Some(next) => cur = next,
+                None => return Ok(()),
+            }
+        }
+        *cur = value;
+        Ok(())
     }
 }
 

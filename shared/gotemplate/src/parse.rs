@@ -4,9 +4,11 @@
 //! structure, that every function exists and every variable is declared,
 //! and the nesting limit.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
-use crate::funcs::FUNCS;
+use crate::funcs::exists;
 use crate::lex::{describe, Lexer, Pos, Tok, Token};
 use crate::value::display;
 use crate::{Error, Result, MAX_DEPTH};
@@ -16,8 +18,12 @@ const KEYWORDS: &[&str] = &[
     "if", "else", "end", "range", "with", "break", "continue", "define", "template", "block",
 ];
 
-/// Lexes and parses `src` into the nodes of a template.
-pub(crate) fn parse(src: &str) -> Result<Vec<Node>> {
+/// Named templates (`define`, `block`) by name.
+pub(crate) type Defines = BTreeMap<String, Vec<Node>>;
+
+/// Lexes and parses `src` into the nodes of a template and the templates it
+/// defines.
+pub(crate) fn parse(src: &str) -> Result<(Vec<Node>, Defines)> {
     let toks = Lexer::new(src).run()?;
     let mut parser = Parser {
         toks,
@@ -25,10 +31,11 @@ pub(crate) fn parse(src: &str) -> Result<Vec<Node>> {
         vars: vec!["$".to_string()],
         depth: 0,
         range_depth: 0,
+        defines: BTreeMap::new(),
     };
     let (nodes, stop) = parser.parse_list()?;
     match stop {
-        Stop::Eof => Ok(nodes),
+        Stop::Eof => Ok((nodes, parser.defines)),
         Stop::End(p) => Err(Error::parse(p, "unexpected {{end}}")),
         Stop::Else(p) => Err(Error::parse(p, "unexpected {{else}}")),
         Stop::ElseIf(p) => Err(Error::parse(p, "unexpected {{else if}}")),
@@ -45,6 +52,8 @@ pub(crate) enum Node {
     Range(Block),
     Break,
     Continue,
+    /// `{{template "name" pipeline}}` (and the call half of `block`)
+    Template(Pos, String, Option<Pipe>),
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +142,7 @@ struct Parser {
     vars: Vec<String>,
     depth: usize,
     range_depth: usize,
+    defines: Defines,
 }
 
 impl Parser {
@@ -245,11 +255,15 @@ impl Parser {
                                 Node::Continue
                             });
                         }
-                        "define" | "template" | "block" => {
-                            return Err(Error::parse(
-                                open,
-                                format!("{{{{{word}}}}} is not supported"),
-                            ));
+                        "define" | "block" => {
+                            self.next();
+                            let node = self.parse_define(&word, open)?;
+                            nodes.extend(node);
+                        }
+                        "template" => {
+                            self.next();
+                            let (name, pipe) = self.parse_template_call("template", open)?;
+                            nodes.push(Node::Template(open, name, pipe));
                         }
                         _ => {
                             let pipe = self.parse_pipeline("command", false)?;
@@ -329,6 +343,89 @@ impl Parser {
             Kind::With => Node::With(block),
             Kind::Range => Node::Range(block),
         })
+    }
+
+    /// After `{{template`: the quoted name and an optional pipeline.
+    fn parse_template_call(&mut self, what: &str, open: Pos) -> Result<(String, Option<Pipe>)> {
+        let t = self.next();
+        let Tok::Str(name) = t.tok else {
+            return Err(Error::parse(
+                t.pos,
+                format!(
+                    "unexpected {} in {{{{{what}}}}}: want a quoted template name",
+                    describe(&t.tok)
+                ),
+            ));
+        };
+        if self.peek_tok() == &Tok::Close {
+            self.next();
+            return Ok((name, None));
+        }
+        self.enter(open)?;
+        let pipe = self.parse_pipeline(what, false)?;
+        self.depth -= 1;
+        Ok((name, Some(pipe)))
+    }
+
+    /// After `{{define` or `{{block`: the body up to `{{end}}`, stored as a
+    /// named template; `block` also calls it where it stands.
+    fn parse_define(&mut self, word: &str, open: Pos) -> Result<Option<Node>> {
+        let (name, pipe) = if word == "define" {
+            if self.depth > 0 {
+                return Err(Error::parse(
+                    open,
+                    "{{define}} is only allowed at the top level",
+                ));
+            }
+            let (name, pipe) = self.parse_template_call("define", open)?;
+            if pipe.is_some() {
+                return Err(Error::parse(open, "unexpected pipeline in {{define}}"));
+            }
+            (name, None)
+        } else {
+            self.parse_template_call("block", open)?
+        };
+        self.enter(open)?;
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let saved_range = std::mem::replace(&mut self.range_depth, 0);
+        let parsed = self.parse_list();
+        self.vars = saved_vars;
+        self.range_depth = saved_range;
+        self.depth -= 1;
+        let (body, stop) = parsed?;
+        match stop {
+            Stop::End(_) => {}
+            Stop::Eof => {
+                return Err(Error::parse(
+                    open,
+                    format!("unclosed {{{{{word}}}}}: missing {{{{end}}}}"),
+                ))
+            }
+            Stop::Else(p) | Stop::ElseIf(p) | Stop::ElseWith(p) => {
+                return Err(Error::parse(
+                    p,
+                    format!("unexpected {{{{else}}}} in {{{{{word}}}}}"),
+                ));
+            }
+        }
+        let empty = |nodes: &[Node]| {
+            nodes
+                .iter()
+                .all(|n| matches!(n, Node::Text(_, t) if t.trim().is_empty()))
+        };
+        match self.defines.get(&name) {
+            Some(old) if !empty(old) && !empty(&body) => {
+                return Err(Error::parse(
+                    open,
+                    format!("template: multiple definition of template {name:?}"),
+                ));
+            }
+            Some(_) if empty(&body) => {}
+            _ => {
+                self.defines.insert(name.clone(), body);
+            }
+        }
+        Ok((word == "block").then_some(Node::Template(open, name, pipe)))
     }
 
     fn check_var(&self, name: &str, pos: Pos) -> Result<()> {
@@ -474,7 +571,7 @@ impl Parser {
                         format!("unexpected {{{{{w}}}}} in command"),
                     ));
                 }
-                f if FUNCS.contains(&f) => Arg::Func(name, t.pos),
+                f if exists(f) => Arg::Func(name, t.pos),
                 _ => {
                     return Err(Error::parse(
                         t.pos,

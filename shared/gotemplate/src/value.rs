@@ -16,8 +16,41 @@ pub(crate) fn truthy(v: &Value) -> bool {
     }
 }
 
+/// Values Go templates hold that JSON has no type for, kept as a map with
+/// one reserved key (which YAML and JSON input cannot spell by accident):
+/// a `time.Time` (`now`, `toDate`) as its RFC 3339 text, a semantic version
+/// (`semver`) with its fields `Major`, `Minor`, `Patch`, `Prerelease`,
+/// `Metadata`, `Original` next to its printed form.
+pub(crate) const TIME_TAG: &str = "\u{0}time";
+pub(crate) const SEMVER_TAG: &str = "\u{0}semver";
+
+pub(crate) enum Special<'a> {
+    Time(&'a str),
+    Semver(&'a str),
+}
+
+pub(crate) fn special(v: &Value) -> Option<Special<'_>> {
+    let Value::Object(m) = v else {
+        return None;
+    };
+    match (m.get(TIME_TAG), m.get(SEMVER_TAG)) {
+        (Some(Value::String(t)), _) if m.len() == 1 => Some(Special::Time(t)),
+        (_, Some(Value::String(s))) => Some(Special::Semver(s)),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_special(v: &Value) -> bool {
+    special(v).is_some()
+}
+
 /// The printed form of a value: strings as-is, nil empty, numbers like Go.
 pub(crate) fn display(v: &Value) -> String {
+    match special(v) {
+        Some(Special::Time(t)) => return crate::funcs::dates::time_display(t),
+        Some(Special::Semver(s)) => return s.to_string(),
+        None => {}
+    }
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
@@ -31,6 +64,10 @@ pub(crate) fn display(v: &Value) -> String {
 
 /// Go's `%v` of a value (nil as `<nil>`, lists `[a b]`, maps `map[k:v]`).
 pub(crate) fn go_value(v: &Value, out: &mut String) {
+    if is_special(v) {
+        out.push_str(&display(v));
+        return;
+    }
     match v {
         Value::Null => out.push_str("<nil>"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -66,6 +103,11 @@ pub(crate) fn go_value(v: &Value, out: &mut String) {
 }
 
 pub(crate) fn type_name(v: &Value) -> &'static str {
+    match special(v) {
+        Some(Special::Time(_)) => return "time",
+        Some(Special::Semver(_)) => return "semver",
+        None => {}
+    }
     match v {
         Value::Null => "nil",
         Value::Bool(_) => "bool",

@@ -210,7 +210,12 @@ fn errors_name_position_and_problem() {
         ("{{end 1}}", "1:7: unexpected number 1 in {{end}}"),
         ("{{break}}", "1:1: {{break}} outside {{range}}"),
         ("{{range .L}}{{else}}{{continue}}{{end}}", "1:21: {{continue}} outside {{range}}"),
-        ("{{template \"x\"}}", "1:1: {{template}} is not supported"),
+        ("{{template \"x\"}}", "1:1: no such template \"x\""),
+        ("{{template .X}}", "1:12: unexpected \".X\" in {{template}}: want a quoted template name"),
+        ("{{if 1}}{{define \"x\"}}{{end}}{{end}}", "1:9: {{define}} is only allowed at the top level"),
+        ("{{define \"x\"}}a", "1:1: unclosed {{define}}: missing {{end}}"),
+        ("{{define \"x\"}}a{{end}}{{define \"x\"}}b{{end}}", "1:23: template: multiple definition of template \"x\""),
+        ("{{define \"x\"}}{{template \"x\"}}{{end}}{{template \"x\"}}", "1:15: templates call each other more than 64 deep"),
         // pipelines
         ("{{foo .X}}", "1:3: function \"foo\" not defined"),
         ("x\n{{ .A | nope }}", "2:9: function \"nope\" not defined"),

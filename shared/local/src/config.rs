@@ -3,8 +3,11 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
-/// Default listen address.
+/// Default listen address of the public listener (webhooks, `/healthz`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Default listen address of the management API (`/api/v1/`): loopback.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7879";
 
 /// Everything `crtask serve` can be told. Every field is optional so that
 /// flags, environment and the config file can be layered (flags win).
@@ -12,6 +15,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerSettings {
     pub listen: Option<String>,
+    /// Address of the management API (`/api/v1/`).
+    pub api_listen: Option<String>,
+    /// Files holding bearer tokens for the management API (any one is valid).
+    #[serde(default)]
+    pub api_token_file: Vec<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub registry: Option<String>,
     #[serde(default)]
@@ -44,10 +52,19 @@ pub struct ServerSettings {
     /// Seconds after its scheduled time a timer occurrence missed while the
     /// server was down still fires (once) at start-up.
     pub timer_grace: Option<u64>,
+    /// Days events and finished runs (with their logs) are kept; 0 keeps
+    /// them forever.
+    pub retention_days: Option<u64>,
     pub buildah: Option<PathBuf>,
     pub storage_driver: Option<String>,
     pub isolation: Option<String>,
     pub storage_root: Option<PathBuf>,
+    /// Directory of the secrets the server holds: a task file's
+    /// `keyvault: crtask://NAME` reads the file `NAME` in it.
+    pub secret_dir: Option<PathBuf>,
+    /// Connection, body and upload limits (the `[limits]` table).
+    #[serde(default)]
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl ServerSettings {
@@ -71,6 +88,8 @@ impl ServerSettings {
         }
         ServerSettings {
             listen: self.listen.or(lower.listen),
+            api_listen: self.api_listen.or(lower.api_listen),
+            api_token_file: v(self.api_token_file, lower.api_token_file),
             data_dir: self.data_dir.or(lower.data_dir),
             registry: self.registry.or(lower.registry),
             insecure_registry: v(self.insecure_registry, lower.insecure_registry),
@@ -93,10 +112,13 @@ impl ServerSettings {
             context_limit: self.context_limit.or(lower.context_limit),
             webhook_body_limit: self.webhook_body_limit.or(lower.webhook_body_limit),
             timer_grace: self.timer_grace.or(lower.timer_grace),
+            retention_days: self.retention_days.or(lower.retention_days),
             buildah: self.buildah.or(lower.buildah),
             storage_driver: self.storage_driver.or(lower.storage_driver),
             isolation: self.isolation.or(lower.isolation),
             storage_root: self.storage_root.or(lower.storage_root),
+            secret_dir: self.secret_dir.or(lower.secret_dir),
+            limits: self.limits.over(lower.limits),
         }
     }
 }

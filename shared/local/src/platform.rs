@@ -1,8 +1,9 @@
 //! Start-up of the embedded platform: resolve settings, open the store,
 //! recover runs a previous process left behind, start workers, serve HTTP.
 
-use crate::config::{ServerSettings, DEFAULT_LISTEN};
-use crate::server::{router, AppState};
+use crate::api_auth::{check_exposure, ApiAuth};
+use crate::config::{ServerSettings, DEFAULT_API_LISTEN, DEFAULT_LISTEN};
+use crate::server::{api_router, public_router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
 use crate::{Error, Result};
@@ -19,10 +20,17 @@ use std::sync::Arc;
 /// The platform, assembled and recovered, ready to serve.
 pub struct Platform {
     pub state: AppState,
-    pub listen: String,
+    /// The public listener's address (`--listen`): webhooks and `/healthz`.
+    pub listen: SocketAddr,
+    /// The management API's address (`--api-listen`).
+    pub api_listen: SocketAddr,
+    /// Who may call the management API.
+    pub api_auth: ApiAuth,
     pub data_dir: PathBuf,
     /// Grace window of the timer scheduler (`--timer-grace`).
     pub timer_grace: chrono::Duration,
+    /// How long events and finished runs are kept (`--retention-days`).
+    pub retention: crtask_core::run::retention::Retention,
 }
 
 fn valid_host(h: &str) -> bool {
@@ -32,9 +40,33 @@ fn valid_host(h: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
 }
 
+/// Parses a listen address; `flag` names it in the error.
+fn socket_addr(value: &str, flag: &str) -> Result<SocketAddr> {
+    value
+        .parse()
+        .map_err(|_| Error::Config(format!("{flag} '{value}' is not an ADDR:PORT")))
+}
+
 impl Platform {
-    /// Builds the platform from settings (defaults applied here).
+    /// Builds the platform from settings (defaults applied here). Refuses
+    /// an unauthenticated API on a non-loopback address before anything
+    /// starts.
     pub async fn assemble(s: ServerSettings) -> Result<Platform> {
+        let listen = socket_addr(s.listen.as_deref().unwrap_or(DEFAULT_LISTEN), "--listen")?;
+        let api_listen = socket_addr(
+            s.api_listen.as_deref().unwrap_or(DEFAULT_API_LISTEN),
+            "--api-listen",
+        )?;
+        if listen == api_listen && listen.port() != 0 {
+            return Err(Error::Config(format!(
+                "--api-listen {api_listen} is the --listen address: the management API \
+                 needs its own address, apart from the public webhooks"
+            )));
+        }
+        let api_auth = ApiAuth::from_files(s.api_token_file.clone())?;
+        check_exposure(api_listen, &api_auth)?;
+        let mut limits = s.limits.resolve()?;
+        limits.max_connections = crate::limits::fit_connection_cap(limits.max_connections);
         let data_dir = s
             .data_dir
             .clone()
@@ -67,6 +99,14 @@ impl Platform {
                 )));
             }
         }
+        if let Some(d) = &s.secret_dir {
+            if !d.is_dir() {
+                return Err(Error::Config(format!(
+                    "secret directory {} is not a directory",
+                    d.display()
+                )));
+            }
+        }
         let registries_conf = data_dir.join("registries.conf");
         write_registries_conf(&registries_conf, &s.insecure_registry)?;
         let store = SqliteStore::open(&data_dir.join("crtask.db"))?;
@@ -76,7 +116,7 @@ impl Platform {
             .storage_root
             .clone()
             .unwrap_or_else(|| data_dir.join("storage"));
-        let engine: Arc<dyn Engine> = Arc::new(Buildah::new(BuildahConfig {
+        let buildah = Buildah::new(BuildahConfig {
             binary: s
                 .buildah
                 .clone()
@@ -88,7 +128,22 @@ impl Platform {
             registries_conf,
             insecure_registries: s.insecure_registry.clone(),
             git_auth: crtask_executor::gitctx::GitAuth::parse(&s.git_token_file)?,
-        }));
+        });
+        // No run is in progress yet: image stores of runs a dead server
+        // left behind go (see `crtask_executor::isolation`).
+        match buildah.delete_stale_run_stores().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(stores = n, "removed the image stores of interrupted runs"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the image stores of interrupted runs")
+            }
+        }
+        if !buildah.has_direct_output() {
+            tracing::warn!(
+                "no static busybox found (/bin/busybox): cmd steps go through buildah's own output relay, which can lose output on a busy machine; install busybox-static"
+            );
+        }
+        let engine: Arc<dyn Engine> = Arc::new(buildah);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = Arc::new(RunEvents::default());
         let workers = WorkerConfig {
@@ -98,6 +153,7 @@ impl Platform {
             context_limit: s.context_limit.unwrap_or(DEFAULT_CONTEXT_LIMIT),
             image_aliases: parse_aliases(&s.image_alias)?,
             settle_window: std::time::Duration::from_secs(s.settle_window.unwrap_or(3)),
+            secret_dir: s.secret_dir.clone(),
         };
         let pool = WorkerPool::start(
             store.clone(),
@@ -124,8 +180,18 @@ impl Platform {
             webhook_body_limit: s
                 .webhook_body_limit
                 .unwrap_or(crtask_core::trigger::git::handler::DEFAULT_BODY_LIMIT),
+            body_budget: crate::webhook_gate::BodyBudget::new(
+                limits.body_budget,
+                crate::webhook_gate::BUDGET_WAIT,
+            ),
+            limits,
         };
         recover(&state).await?;
+        crate::sweeper::start(
+            state.store.clone(),
+            state.workers.uploads_dir(),
+            state.limits.upload_max_age,
+        );
         crate::poller::start(
             state.store.clone(),
             state.clock.clone(),
@@ -145,30 +211,70 @@ impl Platform {
         );
         Ok(Platform {
             state,
-            listen: s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            listen,
+            api_listen,
+            api_auth,
             data_dir,
             timer_grace: crate::scheduler::grace(s.timer_grace),
+            retention: crtask_core::run::retention::Retention::from_setting(s.retention_days),
         })
     }
 
-    /// Serves until SIGINT or SIGTERM.
+    /// The public listener's router.
+    pub fn public_router(&self) -> axum::Router {
+        public_router(self.state.clone())
+    }
+
+    /// The management API's router.
+    pub fn api_router(&self) -> axum::Router {
+        api_router(self.state.clone(), self.api_auth.clone())
+    }
+
+    /// Serves both listeners until SIGINT or SIGTERM.
     pub async fn serve(self) -> Result<()> {
-        let addr: SocketAddr = self.listen.parse().map_err(|_| {
-            Error::Config(format!("--listen '{}' is not an ADDR:PORT", self.listen))
-        })?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-        let local = listener.local_addr()?;
+        let public = crate::listener::bind(self.listen, "--listen").await?;
+        let api = crate::listener::bind(self.api_listen, "--api-listen").await?;
         tracing::info!(
-            "crtask listening on http://{local} (data in {})",
+            "crtask listening on http://{} (webhooks), management API on http://{} ({}; data in {})",
+            public.local_addr()?,
+            api.local_addr()?,
+            if self.api_auth.required() {
+                "bearer token required"
+            } else {
+                "loopback, no token"
+            },
             self.data_dir.display()
         );
         let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
-        axum::serve(listener, router(self.state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let pruner = crate::retention::start(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.state.logs.clone(),
+            self.retention,
+            crate::retention::PRUNE_INTERVAL,
+        );
+        let limits = self.state.limits.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let served = tokio::try_join!(
+            crate::listener::serve(public, self.public_router(), &limits, until_stopped()),
+            crate::listener::serve(api, self.api_router(), &limits, until_stopped()),
+        );
+        signal.abort();
         timers.abort();
+        if let Some(p) = pruner {
+            p.abort();
+        }
+        served?;
         tracing::info!("crtask stopped");
         Ok(())
     }

@@ -1,13 +1,16 @@
-//! The HTTP server behind `crtask serve`: `/healthz`, the CLI's API under
-//! `/api/v1/` (documented in docs/API.md), and the webhook routes.
+//! The HTTP server behind `crtask serve`, as two routers: the public one
+//! (the webhook routes and `/healthz`) and the management API's (the CLI's
+//! `/api/v1/`, documented in docs/API.md, and `/healthz`).
 
+use crate::api_auth::{require_token, ApiAuth};
+use crate::json_errors::json_errors;
 use crate::worker::{RunEvents, WorkerConfig};
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
 use crtask_core::domain::model::{ContextSource, RunFilter, RunStatus, Task};
 use crtask_core::ports::{Builder, Clock, Store};
@@ -41,6 +44,10 @@ pub struct AppState {
     pub registry_host: Option<String>,
     /// The queue, for dispatching base-image runs after the settle window.
     pub queue: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Limits against stalled, oversized and hostile traffic.
+    pub limits: crate::limits::Limits,
+    /// Bytes of webhook bodies in memory at once.
+    pub body_budget: crate::webhook_gate::BodyBudget,
 }
 
 /// Reads secret files (trimmed, empty ones skipped), warning about unreadable ones.
@@ -110,10 +117,22 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The whole router.
-pub fn router(state: AppState) -> Router {
+/// The public listener (`--listen`): the webhooks and `/healthz`, nothing
+/// else. The management API is never served here (`/api/...` is a 404).
+pub fn public_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/webhooks/git", post(git_webhook))
+        .route("/webhooks/registry", post(registry_webhook))
+        .fallback(public_not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(json_errors))
+}
+
+/// The management API's listener (`--api-listen`): `/api/v1/` (everything
+/// the CLI uses, behind [`require_token`]) and `/healthz`.
+pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
+    let api = Router::new()
         .route("/api/v1/contexts", post(upload_context))
         .route("/api/v1/builds", post(quick_build))
         .route("/api/v1/runs", get(list_runs))
@@ -127,11 +146,28 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tasks/{name}/runs", post(run_task))
         .route("/api/v1/events", get(list_events))
-        .route("/webhooks/git", post(git_webhook))
-        .route("/webhooks/registry", post(registry_webhook))
         .route("/api/v1/images/dependents", get(image_dependents))
         .route("/api/v1/tasks/{name}/dependencies", get(task_dependencies))
+        .route_layer(middleware::from_fn_with_state(auth, require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
         .with_state(state)
+        .layer(middleware::from_fn(json_errors))
+}
+
+/// Unknown routes of the public listener; API paths say where the API is.
+async fn public_not_found(uri: axum::http::Uri) -> ApiError {
+    let msg = if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        "the management API is not served on this listener: it answers on the \
+         server's --api-listen address (default 127.0.0.1:7879)"
+            .to_string()
+    } else {
+        "no such route: this listener serves POST /webhooks/git, \
+         POST /webhooks/registry and GET /healthz"
+            .to_string()
+    };
+    ApiError(StatusCode::NOT_FOUND, msg)
 }
 
 async fn healthz(State(s): State<AppState>) -> ApiResult<&'static str> {
@@ -165,8 +201,14 @@ async fn upload_context(
     let mut stream = req.into_body().into_data_stream();
     let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("upload interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            let code = if crate::listener::is_body_timeout(&e) {
+                StatusCode::REQUEST_TIMEOUT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            ApiError(code, format!("upload interrupted: {e}"))
+        })?;
         received += chunk.len() as u64;
         if received > limit {
             return Err(ApiError(
@@ -185,13 +227,15 @@ async fn upload_context(
         })?;
     }
     let dest = dir.path().to_path_buf();
+    let unpack = s.limits.context.unpack(limit);
     let stats = tokio::task::spawn_blocking(move || {
         archive.seek(SeekFrom::Start(0))?;
-        crtask_executor::context::unpack_safe(std::io::BufReader::new(archive), &dest, limit)
+        crtask_executor::context::unpack_limited(std::io::BufReader::new(archive), &dest, &unpack)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let kept = dir.keep();
+    crate::sweeper::touch(&kept);
     let id = kept
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -469,18 +513,27 @@ fn header_pairs(h: &axum::http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Reads a webhook body up to `limit` bytes; `Err` is the 413 answer, and
-/// the refused delivery is recorded like any other.
+/// Reads a webhook body up to `limit` bytes, after the checks of
+/// [`crate::webhook_gate`] (a credential header, before any of the body is
+/// read; the memory budget). `Err` is the answer (401, 408, 413, 503), and
+/// the refused delivery is recorded like any other. The budget is held until
+/// the returned room is dropped.
 async fn body_bytes(
     s: &AppState,
     source: crtask_core::domain::model::EventSource,
+    headers: &axum::http::HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<bytes::Bytes, Response> {
+) -> Result<(bytes::Bytes, crate::webhook_gate::Reserved), Response> {
+    use crate::webhook_gate::{read_body, require_credential};
     let received_at = s.clock.now();
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        let msg = format!("body is over the limit of {limit} bytes");
-        let (store, reason) = (s.store.clone(), msg.clone());
+    let read = async {
+        require_credential(source, headers)?;
+        let room = s.body_budget.reserve(headers, limit).await?;
+        Ok((read_body(body, headers, limit).await?, room))
+    };
+    read.await.map_err(|refused: crate::webhook_gate::Refusal| {
+        let (store, reason) = (s.store.clone(), refused.reason.clone());
         tokio::spawn(async move {
             if let Ok(id) = store.next_event_id().await {
                 let _ = store
@@ -497,7 +550,10 @@ async fn body_bytes(
                     .await;
             }
         });
-        answer_response(crtask_core::trigger::answer::Answer::rejected(413, msg))
+        answer_response(crtask_core::trigger::answer::Answer::rejected(
+            refused.status,
+            refused.reason,
+        ))
     })
 }
 
@@ -510,9 +566,10 @@ fn answer_response(answer: crtask_core::trigger::answer::Answer) -> Response {
 /// `POST /webhooks/git`: GitHub, GitLab, Gitea/Forgejo and Bitbucket deliveries.
 async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match body_bytes(
+    let (body, _room) = match body_bytes(
         &s,
         crtask_core::domain::model::EventSource::Git,
+        &parts.headers,
         body,
         s.webhook_body_limit,
     )
@@ -582,9 +639,10 @@ async fn prescan(s: &AppState, task: &Task) {
 /// EventBridge events), authenticated by bearer token or HMAC signature.
 async fn registry_webhook(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match body_bytes(
+    let (body, _room) = match body_bytes(
         &s,
         crtask_core::domain::model::EventSource::Registry,
+        &parts.headers,
         body,
         s.webhook_body_limit,
     )

@@ -98,6 +98,7 @@ impl SqliteStore {
     /// Configures the connection and creates the schema.
     fn init(conn: Connection) -> Result<Arc<Mutex<Connection>>> {
         configure(&conn)?;
+        crate::retention::enable_incremental_vacuum(&conn)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0')",
@@ -613,6 +614,14 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn prune_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> crtask_core::Result<crtask_core::run::retention::Pruned> {
+        self.with(move |c| crate::retention::prune_sqlite(c, cutoff))
+            .await
     }
 
     async fn ping(&self) -> crtask_core::Result<()> {

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use crtask_core::domain::model::{ContextSource, Run, RunStatus, Trigger};
+use crtask_core::domain::text;
 use crtask_core::ports::{Builder, Clock, Engine, LogSink, Store};
 use crtask_core::template::RunVars;
 use crtask_core::trigger::build_status::finish;
@@ -13,6 +14,7 @@ use crtask_core::trigger::registry;
 use crtask_core::{Error as CoreError, Result};
 use crtask_executor::execute::{execute_in_context, human, ContextRun};
 use crtask_executor::logs::{LogDir, RunLog};
+use crtask_executor::secrets::LocalSecrets;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,8 @@ pub struct WorkerConfig {
     pub image_aliases: std::collections::BTreeMap<String, String>,
     /// How long a base-image run waits for more updates to fold into it.
     pub settle_window: Duration,
+    /// Where `crtask://NAME` task-file secrets are (`--secret-dir`).
+    pub secret_dir: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -250,6 +254,11 @@ impl Inner {
                 .map_err(|e| CoreError::Builder(format!("cannot open the run log: {e}")))?,
         );
         let work = self.cfg.work_dir().join(run_id);
+        // The run's own engine: it sees only what it pulls and builds.
+        let engine = self
+            .engine
+            .for_run(run_id)
+            .unwrap_or_else(|| self.engine.clone());
         let timeout = Duration::from_secs(run.spec.timeout.max(1));
         let run_timeout = run.spec.timeout;
 
@@ -258,7 +267,7 @@ impl Inner {
         // them; a quick build returns at once.
         let mut finished = None;
         let ended = {
-            let build = self.build(&mut run, &work, log.clone(), token.clone());
+            let build = self.build(&mut run, &work, &engine, log.clone(), token.clone());
             tokio::pin!(build);
             let ended = tokio::select! {
                 r = &mut build => {
@@ -281,8 +290,8 @@ impl Inner {
             Some((status, why)) => Outcome::Ended(status, Some(why)),
             None => finished.unwrap_or(Outcome::Done),
         };
-        // Detached containers of the run end with it.
-        self.engine.end_group(run_id).await;
+        // The run's containers (detached and kept ones too) and images end with it.
+        engine.end_group(run_id).await;
         if let Outcome::Ended(status, error) = outcome {
             run.status = status;
             run.error = error;
@@ -292,6 +301,9 @@ impl Inner {
             }
         }
         run.finish_time = Some(self.clock.now());
+        // The error may quote a payload (a branch, a commit message): stored
+        // and logged inert.
+        run.error = run.error.take().map(text::inert_owned);
         let took = run.duration(Utc::now());
         match &run.error {
             None => log.line(&format!(
@@ -343,6 +355,7 @@ impl Inner {
         &self,
         run: &mut Run,
         work: &Path,
+        engine: &Arc<dyn Engine>,
         log: Arc<RunLog>,
         cancel: CancellationToken,
     ) -> Outcome {
@@ -352,13 +365,15 @@ impl Inner {
             Err(e) => return Outcome::Ended(RunStatus::Failed, Some(e.to_string())),
         };
         let vars = run_vars(run, self.cfg.registry.as_deref());
+        let secrets = LocalSecrets::new(self.cfg.secret_dir.clone());
         let result = execute_in_context(ContextRun {
-            engine: self.engine.clone(),
+            engine: engine.clone(),
             clock: self.clock.as_ref(),
             spec: &run.spec,
             vars: &vars,
             registry: self.cfg.registry.as_deref(),
             image_aliases: &self.cfg.image_aliases,
+            secrets: &secrets,
             context_dir: &ctx,
             scratch: work.with_extension("scratch"),
             group: &run.run_id,

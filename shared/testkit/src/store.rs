@@ -355,6 +355,35 @@ impl Store for MemoryStore {
         Ok(format!("ev{}", st.event_counter))
     }
 
+    async fn prune_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<crtask_core::run::retention::Pruned> {
+        // Compared as SQLite compares them: RFC 3339 text at milliseconds.
+        let cutoff = time::rfc3339(cutoff);
+        let older = |t: DateTime<Utc>| time::rfc3339(t) < cutoff;
+        let mut st = self.lock()?;
+        let before = st.events.len();
+        st.events.retain(|_, e| !older(e.received_at));
+        let events = (before - st.events.len()) as u64;
+        let mut latest: BTreeMap<String, u64> = BTreeMap::new();
+        for (seq, r) in &st.runs {
+            if let Some(t) = &r.task {
+                latest.insert(t.clone(), *seq);
+            }
+        }
+        let mut runs = Vec::new();
+        st.runs.retain(|seq, r| {
+            let is_latest = r.task.as_ref().is_some_and(|t| latest.get(t) == Some(seq));
+            let prune = r.status.is_terminal() && r.finish_time.is_some_and(older) && !is_latest;
+            if prune {
+                runs.push(r.run_id.clone());
+            }
+            !prune
+        });
+        Ok(crtask_core::run::retention::Pruned { events, runs })
+    }
+
     async fn set_dependencies(&self, task: &str, deps: &[BaseDependency]) -> Result<()> {
         let mut st = self.lock()?;
         st.dependencies.retain(|(t, _), _| t != task);

@@ -15,6 +15,7 @@
 //! | dedupe marker | `DEDUPE#<key>` | `DEDUPE` | `run_id`, `status` of the newest run with that key |
 //! | event | `EVENT#<id>` | `EVENT` | `body`; `gsi1pk=EVSRC#<source>`, `gsi2pk=EVENTS`, `gsiNsk=<seq>` |
 //! | delivery dedupe | `DELIVERY#<source>#<delivery id>` | `DELIVERY` | `event_id`, `expires_at` (N, epoch seconds: the table's TTL attribute) |
+//! | tracked image | `TRACKED` | `IMAGE#<image>` | `image`, `tasks` (SS: the tasks depending on it); `tracked_images` is one Query on this partition, never a Scan |
 //! | counters | `META` | `COUNTERS` | `run_counter`, `event_counter` (N) |
 //! | decision lease | `LEASE#<name>` | `LEASE` | `holder`, `until_ms` (N); taken with a conditional put (free, expired, or ours), `expires_at` an hour after it lapses |
 //!
@@ -22,7 +23,7 @@
 //!
 //! | index | partition / sort | answers |
 //! |---|---|---|
-//! | `by-image` | `dep_image` / `dep_task` | `dependents_of(image)` (a Query); `tracked_images` scans this sparse index, which holds dependency items only |
+//! | `by-image` | `dep_image` / `dep_task` | `dependents_of(image)` (a Query) |
 //! | `gsi1` | `gsi1pk` / `gsi1sk` | a task's runs newest first; events of one source newest first |
 //! | `gsi2` | `gsi2pk` / `gsi2sk` | all tasks by name; all runs newest first; all events newest first |
 //! | `gsi3` | `gsi3pk` / `gsi3sk` | runs in one status, oldest first (`runs_in_status`) or newest first (`list_runs --status`) |
@@ -86,6 +87,7 @@ type Item = HashMap<String, AttributeValue>;
 mod intake;
 mod items;
 mod table;
+mod tracked;
 
 use items::*;
 pub use table::create_table;
@@ -526,6 +528,9 @@ impl Store for DynamoStore {
             .map(|i| delete_request(key_of(i)))
             .collect::<Result<Vec<_>>>()?;
         self.batch_write(deletes).await?;
+        for image in rest.iter().filter_map(|i| str_attr(i, "dep_image")) {
+            self.untrack(image, name).await?;
+        }
         Ok(existed)
     }
 
@@ -769,16 +774,25 @@ impl Store for DynamoStore {
             wanted.insert(d.image.as_str(), d);
         }
         let mut writes = Vec::new();
+        let mut dropped = Vec::new();
         for item in &existing {
             let image = str_attr(item, "dep_image").unwrap_or_default();
             if !wanted.contains_key(image) {
                 writes.push(delete_request(key_of(item))?);
+                dropped.push(image.to_string());
             }
         }
         for d in wanted.values() {
             writes.push(put_request(dep_item(task, d))?);
         }
+        // Tracked first, so the poller never misses an image a task has.
+        for image in wanted.keys() {
+            self.track(image, task).await?;
+        }
         self.batch_write(writes).await?;
+        for image in &dropped {
+            self.untrack(image, task).await?;
+        }
         Ok(())
     }
 
@@ -822,31 +836,7 @@ impl Store for DynamoStore {
     }
 
     async fn tracked_images(&self) -> crtask_core::Result<Vec<String>> {
-        // A scan of the sparse by-image index: it holds dependency items only.
-        let mut images = BTreeSet::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .index_name(GSI_BY_IMAGE)
-                .projection_expression("dep_image")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| Error::dynamo("Scan", e))?;
-            for item in page.items.unwrap_or_default() {
-                if let Some(i) = str_attr(&item, "dep_image") {
-                    images.insert(i.to_string());
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(images.into_iter().collect())
+        Ok(self.tracked().await?)
     }
 
     async fn timer_last_fired(

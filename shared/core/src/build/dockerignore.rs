@@ -481,30 +481,7 @@ fn class_char(chars: &[char], pos: &mut usize) -> std::result::Result<char, &'st
 
 /// Go's `filepath.Clean` for '/'-separated paths.
 fn clean(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_string();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|last| *last != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
+    crtask_gotemplate::path_clean(path)
 }
 
 /// A path as the walker gives it, cleaned; the root is `""`.

@@ -2,13 +2,14 @@
 //!
 //! [`EngineStepRunner`] turns each validated step into engine calls (`build`
 //! -> pull bases + build, `cmd` -> run a container with the context at
-//! `/workspace`, `push` -> push with ACR's retries); [`execute_task_file`]
+//! `/workspace` and the run's home volume at `/acb/home` ([`container`]),
+//! `push` -> push with ACR's retries); [`execute_task_file`]
 //! runs the step graph and collects what a run records.
 
-use crate::build::dockerfile;
 use crate::build::taskfile::{
     self, BuildContext, ExecOptions, PushBackoff, Step, StepEvent, StepKind, StepRunner, TaskFile,
 };
+use crate::build::{container, dockerfile};
 use crate::domain::imageref::ImageRef;
 use crate::domain::model::{BaseImageUse, OutputImage, RunStatus, StepRecord};
 use crate::ports::{BuildRequest, ContainerRequest, Engine, LogSink, PullOutcome, PushOutcome};
@@ -54,6 +55,10 @@ impl<'a> PrefixLog<'a> {
 }
 
 impl LogSink for PrefixLog<'_> {
+    fn add_secret(&self, value: &str) {
+        self.inner.add_secret(value);
+    }
+
     fn write(&self, bytes: &[u8]) {
         let Ok(mut p) = self.pending.lock() else {
             return;
@@ -244,7 +249,14 @@ impl EngineStepRunner {
     }
 
     async fn cmd(&self, step: &Step, c: &taskfile::CmdStep, log: &dyn LogSink) -> Result<i32> {
-        let mut mounts = vec![(self.workspace.clone(), taskfile::WORKSPACE.to_string())];
+        // The run's home volume, shared by its steps (ACR's `/acb/home`).
+        let home = self.scratch.join("home");
+        std::fs::create_dir_all(&home)
+            .map_err(|e| Error::Builder(format!("cannot create the home volume: {e}")))?;
+        let mut mounts = vec![
+            (self.workspace.clone(), taskfile::WORKSPACE.to_string()),
+            (home, container::HOME_DIR.to_string()),
+        ];
         for vm in &step.volume_mounts {
             let files = self.secret_volumes.get(&vm.name).ok_or_else(|| {
                 Error::invalid(format!(
@@ -272,22 +284,20 @@ impl EngineStepRunner {
             }
             mounts.push((dir, vm.mount_path.clone()));
         }
-        let workdir = if step.disable_working_directory_override {
-            None
-        } else {
-            Some(
-                step.working_directory
-                    .clone()
-                    .unwrap_or_else(|| taskfile::WORKSPACE.to_string()),
-            )
-        };
+        let workdir = container::workdir(step);
+        if let Some(w) = &workdir {
+            container::ensure_workdir(w, &mounts).map_err(|e| {
+                Error::Builder(format!("cannot create the working directory {w}: {e}"))
+            })?;
+        }
+        let env = container::env(step);
         let entrypoint = step.entry_point.as_ref().map(|e| vec![e.clone()]);
         let name = clean_name(&step.id);
         let req = ContainerRequest {
             image: &c.image,
             entrypoint,
             args: &c.args,
-            env: &step.env,
+            env: &env,
             workdir: workdir.as_deref(),
             user: step.user.as_deref(),
             mounts,

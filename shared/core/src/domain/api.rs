@@ -3,7 +3,6 @@
 
 use crate::domain::model::{BuildArg, ContextSource};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// `POST /api/v1/builds`: a quick build.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,7 +26,7 @@ pub struct QuickBuildRequest {
     #[serde(default)]
     pub timeout: Option<u64>,
     #[serde(default)]
-    pub values: BTreeMap<String, String>,
+    pub values: crate::domain::model::Values,
 }
 
 fn dockerfile() -> String {
@@ -43,7 +42,7 @@ fn yes() -> bool {
 pub struct TaskRunRequest {
     /// `--set` values, on top of the task's own.
     #[serde(default)]
-    pub values: BTreeMap<String, String>,
+    pub values: crate::domain::model::Values,
 }
 
 /// Answer of `POST /api/v1/contexts`.

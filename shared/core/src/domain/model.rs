@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+/// Task-file template values (`{{.Values.x}}`): names to YAML scalars,
+/// lists and maps, as a `--values` file holds them; `--set` gives strings.
+pub type Values = BTreeMap<String, serde_json::Value>;
+
 /// The lifecycle of a run (ACR's statuses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RunStatus {
@@ -388,7 +392,7 @@ pub struct Task {
     #[serde(default)]
     pub build_args: Vec<BuildArg>,
     #[serde(default)]
-    pub values: BTreeMap<String, String>,
+    pub values: Values,
     #[serde(default)]
     pub path_filters: Vec<String>,
     #[serde(default)]
@@ -523,7 +527,7 @@ pub struct BuildSpec {
     pub push: bool,
     pub timeout: u64,
     #[serde(default)]
-    pub values: BTreeMap<String, String>,
+    pub values: Values,
 }
 
 /// A run: the record of one execution.

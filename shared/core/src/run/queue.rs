@@ -4,7 +4,6 @@ use crate::domain::model::{BuildSpec, ContextSource, Run, RunStatus, RunType, Ta
 use crate::domain::platform;
 use crate::ports::{Builder, Clock, Store};
 use crate::Result;
-use std::collections::BTreeMap;
 
 /// What a new run is.
 #[derive(Debug, Clone)]
@@ -18,7 +17,7 @@ pub struct NewRun {
 }
 
 /// The build a task describes, with `--set` overrides on top of its values.
-pub fn spec_from_task(task: &Task, overrides: &BTreeMap<String, String>) -> Result<BuildSpec> {
+pub fn spec_from_task(task: &Task, overrides: &crate::domain::model::Values) -> Result<BuildSpec> {
     let mut values = task.values.clone();
     values.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(BuildSpec {

@@ -3,7 +3,7 @@
 //! apply as to an upload.
 
 use super::extract::{drain, unpack_tar};
-use super::limits::{tar_cap, PackStats, CHUNK};
+use super::limits::{tar_cap, PackStats, UnpackLimits, CHUNK};
 use super::pack::pack_tar;
 use crate::{Error, Result};
 use std::io::{self, Read, Write};
@@ -48,8 +48,15 @@ pub fn copy_context(
         };
         // Whatever happens, the reader is dropped or drained before joining,
         // so the packer never blocks on a full channel.
+        // The user's own directory: only its size is limited.
+        let limits = UnpackLimits {
+            bytes: limit,
+            disk: u64::MAX,
+            entries: u64::MAX,
+            name: usize::MAX,
+        };
         let unpacked =
-            unpack_tar(reader, dest, limit, tar_cap(limit)).and_then(|(stats, mut rest)| {
+            unpack_tar(reader, dest, &limits, tar_cap(limit)).and_then(|(stats, mut rest)| {
                 drain(&mut rest)?;
                 Ok(stats)
             });

@@ -7,7 +7,7 @@
 //! able to read files and to read, write and enter directories (so the
 //! server can build from and delete the tree); ownership is not restored.
 
-use super::limits::{tar_cap, Guard, PackStats, CHUNK};
+use super::limits::{tar_cap, Guard, PackStats, UnpackLimits, CHUNK, MAX_COMPONENT};
 use super::safety::{
     check_parents, check_symlink, clear_slot, leads_outside, make_parents, relative,
 };
@@ -28,13 +28,22 @@ use tar::EntryType;
 /// [`Error::TooLarge`] if the total uncompressed size of files exceeds
 /// `limit`. On any refusal returns [`Error::Context`] naming the entry; the
 /// caller deletes `dest`. File modes (executable bits) are preserved,
-/// ownership is not.
+/// ownership is not. Entries, names and size on disk have the defaults of
+/// [`UnpackLimits::for_size`].
 pub fn unpack_safe(input: impl Read, dest: &Path, limit: u64) -> Result<PackStats> {
+    unpack_limited(input, dest, &UnpackLimits::for_size(limit))
+}
+
+/// [`unpack_safe`] within `limits`: [`Error::TooLarge`] past the content
+/// size, the size on disk or the number of entries; [`Error::Context`] for
+/// a path (or link target) longer than `limits.name` bytes or with a
+/// component over 255 bytes.
+pub fn unpack_limited(input: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<PackStats> {
     let gz = GzDecoder::new(CountingReader {
         inner: input,
         count: 0,
     });
-    let (stats, mut rest) = unpack_tar(gz, dest, limit, tar_cap(limit))?;
+    let (stats, mut rest) = unpack_tar(gz, dest, limits, tar_cap(limits.bytes))?;
     // Read to the end so the gzip checksum is verified.
     drain(&mut rest)?;
     let counted = rest.into_inner().into_inner();
@@ -50,7 +59,7 @@ pub fn unpack_safe(input: impl Read, dest: &Path, limit: u64) -> Result<PackStat
 pub(super) fn unpack_tar<R: Read>(
     reader: R,
     dest: &Path,
-    limit: u64,
+    limits: &UnpackLimits,
     max: u64,
 ) -> Result<(PackStats, Guard<R>)> {
     match fs::read_dir(dest) {
@@ -70,11 +79,12 @@ pub(super) fn unpack_tar<R: Read>(
         }
     }
     let mut archive = tar::Archive::new(Guard::new(reader, max));
-    let result = extract(&mut archive, dest, limit);
+    let result = extract(&mut archive, dest, limits);
     let guard = archive.into_inner();
     if guard.tripped() {
         return Err(Error::TooLarge(format!(
-            "context archive holds more than {max} bytes of tar data (the limit is {limit} bytes of files)"
+            "context archive holds more than {max} bytes of tar data (the limit is {} bytes of files)",
+            limits.bytes
         )));
     }
     Ok((result?, guard))
@@ -87,7 +97,41 @@ struct DirFix {
     mtime: Option<u64>,
 }
 
-fn extract<R: Read>(archive: &mut tar::Archive<R>, dest: &Path, limit: u64) -> Result<PackStats> {
+/// An entry name as error messages show it: at most 100 characters.
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}...", name.get(..cut).unwrap_or_default()),
+        None => name.to_string(),
+    }
+}
+
+/// Refuses a path (or link target) the file system could not take or that
+/// is over the configured length, before anything is created for it.
+fn check_name(path: &Path, limits: &UnpackLimits) -> std::result::Result<(), String> {
+    let len = path.as_os_str().len();
+    if len > limits.name {
+        return Err(format!(
+            "its path is {len} bytes long; the limit is {} bytes",
+            limits.name
+        ));
+    }
+    if let Some(c) = path.iter().find(|c| c.len() > MAX_COMPONENT) {
+        return Err(format!(
+            "a component of its path is {} bytes long; the limit is {MAX_COMPONENT} bytes",
+            c.len()
+        ));
+    }
+    Ok(())
+}
+
+fn extract<R: Read>(
+    archive: &mut tar::Archive<R>,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<PackStats> {
+    let limit = limits.bytes;
+    let mut entries_seen: u64 = 0;
+    let mut disk: u64 = 0;
     let mut stats = PackStats::default();
     let mut dirs: Vec<DirFix> = Vec::new();
     let mut links: Vec<(PathBuf, String)> = Vec::new();
@@ -96,10 +140,36 @@ fn extract<R: Read>(archive: &mut tar::Archive<R>, dest: &Path, limit: u64) -> R
     for entry in entries {
         let mut entry = entry.map_err(bad_archive)?;
         let raw = entry.path().map_err(bad_archive)?.into_owned();
-        let name = raw.display().to_string();
+        let name = shown(&raw.display().to_string());
         let refuse = |why: String| Error::Context(format!("refused archive entry '{name}': {why}"));
-        let rel = relative(&raw).map_err(|why| refuse(why.to_string()))?;
         let kind = entry.header().entry_type();
+        if !matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            entries_seen += 1;
+            if entries_seen > limits.entries {
+                return Err(Error::TooLarge(format!(
+                    "context has more than {} entries (files, links and directories)",
+                    limits.entries
+                )));
+            }
+            disk = disk.saturating_add(UnpackLimits::disk_cost(entry.size()));
+            if disk > limits.disk {
+                return Err(Error::TooLarge(format!(
+                    "context takes more than {} bytes on disk (reached at '{name}')",
+                    limits.disk
+                )));
+            }
+            check_name(&raw, limits).map_err(refuse)?;
+            if let Some(to) = entry.link_name().map_err(bad_archive)? {
+                check_name(&to, limits).map_err(|why| refuse(format!("link target: {why}")))?;
+            }
+        }
+        let rel = relative(&raw).map_err(|why| refuse(why.to_string()))?;
         if rel.as_os_str().is_empty() {
             if kind == EntryType::Directory {
                 continue; // the root itself, e.g. "./"
@@ -380,6 +450,120 @@ mod tests {
             Err(Error::Context(msg)) => assert!(msg.contains("invalid archive"), "{msg}"),
             other => panic!("expected a context error, got {other:?}"),
         }
+    }
+
+    /// A tar.gz of regular files with any names (long ones as GNU long names).
+    fn files(entries: &[(String, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(EntryType::Regular);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            if let Err(e) = b.append_data(&mut h, name, *data) {
+                panic!("append: {e}");
+            }
+        }
+        b.into_inner()
+            .and_then(|gz| gz.finish())
+            .unwrap_or_default()
+    }
+
+    fn limits() -> UnpackLimits {
+        UnpackLimits {
+            bytes: 1 << 20,
+            disk: 1 << 30,
+            entries: 10,
+            name: 200,
+        }
+    }
+
+    #[test]
+    fn too_many_entries_are_refused() {
+        let many: Vec<(String, &[u8])> = (0..11).map(|i| (format!("f{i}"), &b""[..])).collect();
+        let sb = Sandbox::new();
+        match unpack_limited(files(&many).as_slice(), &sb.dest(), &limits()) {
+            Err(Error::TooLarge(msg)) => assert!(msg.contains("more than 10 entries"), "{msg}"),
+            other => panic!("expected too large, got {other:?}"),
+        }
+        let sb = Sandbox::new();
+        let ten = many.get(..10).unwrap_or_default();
+        let ok = unpack_limited(files(ten).as_slice(), &sb.dest(), &limits());
+        assert_eq!(ok.map(|s| s.files).ok(), Some(10));
+    }
+
+    #[test]
+    fn long_names_are_refused_before_anything_is_created() {
+        for (name, want) in [
+            (
+                "a".repeat(5000),
+                "its path is 5000 bytes long; the limit is 200 bytes",
+            ),
+            ("b".repeat(201), "its path is 201 bytes long"),
+            (
+                format!("d/{}", "c".repeat(190)),
+                "its path is 192 bytes long",
+            ),
+        ] {
+            let mut l = limits();
+            if name.starts_with('d') {
+                l.name = 191;
+            }
+            let sb = Sandbox::new();
+            match unpack_limited(files(&[(name.clone(), b"x")]).as_slice(), &sb.dest(), &l) {
+                Err(Error::Context(msg)) => {
+                    assert!(msg.contains(want), "{msg}");
+                    assert!(msg.len() < 400, "the name is shortened: {msg}");
+                }
+                other => panic!("expected a context error, got {other:?}"),
+            }
+            assert!(snapshot(&sb.dest()).is_empty());
+        }
+        // A component the file system cannot hold, within the path limit.
+        let mut l = limits();
+        l.name = 4096;
+        let sb = Sandbox::new();
+        match unpack_limited(files(&[("z".repeat(300), b"x")]).as_slice(), &sb.dest(), &l) {
+            Err(Error::Context(msg)) => assert!(msg.contains("component"), "{msg}"),
+            other => panic!("expected a context error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_link_targets_are_refused() {
+        let target = "t".repeat(100);
+        let archive = hostile(&[(EntryType::Symlink, b"s", target.as_bytes(), 0o777, b"")]);
+        let l = UnpackLimits {
+            name: 50,
+            ..limits()
+        };
+        let sb = Sandbox::new();
+        match unpack_limited(archive.as_slice(), &sb.dest(), &l) {
+            Err(Error::Context(msg)) => assert!(msg.contains("link target"), "{msg}"),
+            other => panic!("expected a context error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn size_on_disk_counts_every_entry() {
+        // Five empty files hold no content but cost a block each.
+        let five: Vec<(String, &[u8])> = (0..5).map(|i| (format!("e{i}"), &b""[..])).collect();
+        let l = UnpackLimits {
+            disk: 4 * 4096,
+            ..limits()
+        };
+        let sb = Sandbox::new();
+        match unpack_limited(files(&five).as_slice(), &sb.dest(), &l) {
+            Err(Error::TooLarge(msg)) => assert!(msg.contains("16384 bytes on disk"), "{msg}"),
+            other => panic!("expected too large, got {other:?}"),
+        }
+        let sb = Sandbox::new();
+        let four = five.get(..4).unwrap_or_default();
+        assert!(unpack_limited(files(four).as_slice(), &sb.dest(), &l).is_ok());
+        assert_eq!(UnpackLimits::disk_cost(0), 4096);
+        assert_eq!(UnpackLimits::disk_cost(1), 8192);
+        assert_eq!(UnpackLimits::disk_cost(4096), 8192);
     }
 
     #[test]

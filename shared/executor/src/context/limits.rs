@@ -7,6 +7,47 @@ use std::io::{self, Read};
 /// Default largest context, bytes (uncompressed; the compressed upload too).
 pub const DEFAULT_CONTEXT_LIMIT: u64 = 512 * 1024 * 1024;
 
+/// Default largest number of entries (files, links, directories) unpacked.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+/// Default longest entry path (and link target), bytes.
+pub const DEFAULT_MAX_NAME: usize = 1024;
+/// Longest component of an entry path, bytes (Linux's NAME_MAX).
+pub const MAX_COMPONENT: usize = 255;
+/// What one entry costs on disk beyond its content (inode, directory entry),
+/// and the block its content is rounded up to.
+pub const DISK_BLOCK: u64 = 4096;
+
+/// What an unpack may create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Bytes of file content, uncompressed.
+    pub bytes: u64,
+    /// Bytes on disk: each entry costs [`DISK_BLOCK`] plus its content
+    /// rounded up to whole blocks, so many small or empty files count.
+    pub disk: u64,
+    /// Entries of any kind.
+    pub entries: u64,
+    /// Bytes of an entry's path or link target.
+    pub name: usize,
+}
+
+impl UnpackLimits {
+    /// `bytes` of content, twice that on disk, default entries and names.
+    pub fn for_size(bytes: u64) -> Self {
+        UnpackLimits {
+            bytes,
+            disk: bytes.saturating_mul(2).max(DISK_BLOCK * 16),
+            entries: DEFAULT_MAX_ENTRIES,
+            name: DEFAULT_MAX_NAME,
+        }
+    }
+
+    /// What an entry with `size` bytes of content costs on disk.
+    pub(super) fn disk_cost(size: u64) -> u64 {
+        DISK_BLOCK.saturating_add(size.div_ceil(DISK_BLOCK).saturating_mul(DISK_BLOCK))
+    }
+}
+
 /// What a pack, unpack or copy moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PackStats {
@@ -121,13 +162,17 @@ mod tests {
             }
         }
         let tar = b.into_inner().unwrap_or_default();
+        let roomy = UnpackLimits {
+            disk: u64::MAX,
+            ..UnpackLimits::for_size(1 << 20)
+        };
         let sb = Sandbox::new();
-        match unpack_tar(tar.as_slice(), &sb.dest(), 1 << 20, 100 * 512) {
+        match unpack_tar(tar.as_slice(), &sb.dest(), &roomy, 100 * 512) {
             Err(Error::TooLarge(msg)) => assert!(msg.contains("51200"), "{msg}"),
             other => panic!("expected too large, got {:?}", other.map(|r| r.0)),
         }
         let sb = Sandbox::new();
-        let ok = unpack_tar(tar.as_slice(), &sb.dest(), 1 << 20, tar_cap(1 << 20));
+        let ok = unpack_tar(tar.as_slice(), &sb.dest(), &roomy, tar_cap(1 << 20));
         assert_eq!(ok.map(|r| r.0.files).ok(), Some(2000));
     }
 }

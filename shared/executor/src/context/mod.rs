@@ -15,6 +15,8 @@ mod safety;
 mod testutil;
 
 pub use copy::copy_context;
-pub use extract::unpack_safe;
-pub use limits::{PackStats, DEFAULT_CONTEXT_LIMIT};
+pub use extract::{unpack_limited, unpack_safe};
+pub use limits::{
+    PackStats, UnpackLimits, DEFAULT_CONTEXT_LIMIT, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_NAME,
+};
 pub use pack::pack_dir;

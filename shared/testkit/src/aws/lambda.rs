@@ -325,6 +325,10 @@ impl RecordingStub {
 pub struct Function {
     child: Child,
     pub api: RuntimeApi,
+    stdout: Arc<Mutex<Vec<String>>>,
+    /// Every AWS call the function makes (except CodeBuild's, which go to
+    /// the stub) passes this recording proxy on its way to moto.
+    aws: super::http::Proxy,
 }
 
 impl Function {
@@ -332,6 +336,8 @@ impl Function {
     /// (and CodeBuild at `codebuild` when given), plus `env`.
     pub fn start(binary: &Path, moto: &str, codebuild: Option<&str>, env: &[(&str, &str)]) -> Self {
         let api = RuntimeApi::start();
+        let aws = super::http::Proxy::start(moto)
+            .unwrap_or_else(|e| panic!("cannot start the AWS recording proxy: {e}"));
         let mut cmd = Command::new(binary);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
@@ -352,17 +358,49 @@ impl Function {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", moto)
+            .env("AWS_ENDPOINT_URL", aws.url())
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
         if let Some(cb) = codebuild {
             cmd.env("AWS_ENDPOINT_URL_CODEBUILD", cb);
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        Function { child, api }
+        // The function's log (stdout, as Lambda collects it) is kept for
+        // tests that read it and still shown with the test's own output.
+        let stdout: Arc<Mutex<Vec<String>>> = Arc::default();
+        if let Some(out) = child.stdout.take() {
+            let lines = Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                    eprintln!("{line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Function {
+            child,
+            api,
+            stdout,
+            aws,
+        }
+    }
+
+    /// The AWS operations the function has called so far, in order
+    /// (`PutItem`, `Query`, `GetSecretValue`, ...; S3 calls as `METHOD path`).
+    pub fn aws_calls(&self) -> Vec<String> {
+        super::http::lock(&self.aws.calls)
+            .iter()
+            .map(|c| c.op.clone())
+            .collect()
+    }
+
+    /// The lines the function has written to stdout (its log) so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Invokes the function with `event` (30 s at most).
@@ -375,6 +413,12 @@ impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // No function may Scan: cost must follow what an event touches, not
+        // what the table holds. Checked for every function test.
+        let scans = self.aws_calls().iter().filter(|op| *op == "Scan").count();
+        if scans > 0 && !std::thread::panicking() {
+            panic!("the function called DynamoDB Scan {scans} time(s)");
+        }
     }
 }
 

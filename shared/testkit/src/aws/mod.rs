@@ -7,6 +7,7 @@
 //! test binary exits the pipe closes and the server is stopped.
 
 pub mod codebuild;
+pub mod http;
 pub mod lambda;
 pub mod logs;
 

@@ -9,8 +9,10 @@
 //!   `timeout`; the `timeout` covers every retry, retry delay and repeat.
 //! - An execution is retried (after `retryDelay`) only when it exits
 //!   non-zero; a runner error (`Err`, an engine failure) fails the step at
-//!   once. `repeat` runs the step `repeat + 1` times and stops at the first
-//!   failed repetition. Push steps are executed once per repetition:
+//!   once. `repeat` runs the step `repeat + 1` times; as in ACR every
+//!   repetition runs and the step fails with all their failures (an
+//!   execution canceled by fail-fast or the timeout ends the step). Push
+//!   steps are executed once per repetition:
 //!   `retries` does not apply to them; the runner retries each push itself
 //!   with [`push_with_retries`] (3 attempts, 250 ms doubling, at most 5 s).
 //! - `ignoreErrors` turns a failed or timed-out step into a success (its
@@ -374,7 +376,9 @@ async fn run_step(
     }
 }
 
-/// Every execution of a step: repeats, each with its retries.
+/// Every execution of a step: repeats, each with its retries. As ACR's
+/// executor does, every repetition runs even when an earlier one failed,
+/// and the step fails with the failures of all of them.
 async fn executions(
     step: &Step,
     runner: &dyn StepRunner,
@@ -383,9 +387,15 @@ async fn executions(
 ) -> Body {
     let mut attempt: u32 = 0;
     let mut last: Option<i32> = None;
+    let mut failures: Vec<String> = Vec::new();
+    let mut first_failed_code: Option<i32> = None;
     let tries = step.attempts();
-    for _repetition in 0..=step.repeat {
-        let mut passed = false;
+    let repetitions = step.repeat.saturating_add(1);
+    for repetition in 1..=repetitions {
+        if token.is_cancelled() {
+            break;
+        }
+        let mut outcome: Result<(), String> = Err("failed".to_string());
         for t in 0..tries {
             if t > 0 {
                 let delay = Duration::from_secs(step.retry_delay);
@@ -405,38 +415,46 @@ async fn executions(
             match runner.run(step, attempt, token.clone()).await {
                 Ok(0) => {
                     last = Some(0);
-                    passed = true;
+                    outcome = Ok(());
                     break;
                 }
-                Ok(code) => last = Some(code),
+                Ok(code) => {
+                    last = Some(code);
+                    outcome = Err(format!("exited with code {code}"));
+                }
+                // An engine failure is not retried, but the next
+                // repetition still runs.
                 Err(e) => {
-                    return Body {
-                        ok: false,
-                        exit_code: last,
-                        message: Some(format!("failed: {e}")),
-                    }
+                    outcome = Err(e.to_string());
+                    break;
                 }
             }
             if token.is_cancelled() {
                 break;
             }
         }
-        if !passed {
-            let message = match last {
-                Some(code) => format!("failed: exited with code {code}"),
-                None => "failed".to_string(),
-            };
-            return Body {
-                ok: false,
-                exit_code: last,
-                message: Some(message),
-            };
+        if let Err(why) = outcome {
+            if first_failed_code.is_none() {
+                first_failed_code = last.filter(|c| *c != 0);
+            }
+            failures.push(if repetitions > 1 {
+                format!("repetition {repetition} of {repetitions} {why}")
+            } else {
+                why
+            });
         }
     }
+    if failures.is_empty() {
+        return Body {
+            ok: true,
+            exit_code: last,
+            message: None,
+        };
+    }
     Body {
-        ok: true,
-        exit_code: last,
-        message: None,
+        ok: false,
+        exit_code: first_failed_code.or(last),
+        message: Some(format!("failed: {}", failures.join("; "))),
     }
 }
 

@@ -39,9 +39,9 @@ pub use exec::{
     StepRunner,
 };
 pub use graph::{plan, Graph, GraphNode};
-pub use parse::{default_image_aliases, parse, ParseOptions};
+pub use parse::{declared_secrets, default_image_aliases, parse, ParseOptions};
 pub use text::{preprocess, preprocess_mapped, template_data, LineMap, Preprocessed};
-pub use words::{classify_context, shell_split, with_default_tag};
+pub use words::{classify_context, shell_split, shell_unquote, with_default_tag};
 
 use crate::template::RunVars;
 use std::collections::BTreeMap;
@@ -195,11 +195,14 @@ impl TaskFile {
     }
 }
 
-/// A `secrets:` entry. Values are resolved by the platform, not here.
+/// A `secrets:` entry. Values are resolved by the platform (see
+/// [`crate::build::secrets`]), not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secret {
     pub id: String,
-    pub keyvault: Option<String>,
+    /// Where the value is (required, as in ACR): `file:///path`,
+    /// `crtask://NAME`, a Secrets Manager ARN, ...
+    pub keyvault: String,
     pub client_id: Option<String>,
 }
 
@@ -366,10 +369,42 @@ pub fn is_task_file(file: &str) -> bool {
 pub fn load(
     src: &str,
     vars: &RunVars,
-    values: &BTreeMap<String, String>,
+    values: &crate::domain::model::Values,
     opts: &ParseOptions,
 ) -> Result<TaskFile, TaskFileErrors> {
     load_with_data(src, &template_data(vars, values), opts)
+}
+
+/// The `secrets:` of a task file as the user wrote it (the text pipeline
+/// runs with `data`, whose `.Secrets` may be empty), without reading the
+/// rest of the file: see [`declared_secrets`].
+pub fn secrets_of(src: &str, data: &serde_json::Value) -> Result<Vec<Secret>, TaskFileErrors> {
+    let pre = preprocess_mapped(src, data)?;
+    declared_secrets(&pre.text, &pre.line_map)
+}
+
+/// Template data with `.Secrets.<id>` set to `value` for every secret the
+/// file declares: for checking a file where the real values are not
+/// available (`crtask run` before uploading). Errors are the file's.
+pub fn data_with_placeholder_secrets(
+    src: &str,
+    vars: &RunVars,
+    values: &crate::domain::model::Values,
+    value: &str,
+) -> Result<serde_json::Value, TaskFileErrors> {
+    let mut data = template_data(vars, values);
+    let ids = secrets_of(src, &data)?;
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert(
+            "Secrets".into(),
+            serde_json::Value::Object(
+                ids.into_iter()
+                    .map(|s| (s.id, serde_json::Value::String(value.to_string())))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(data)
 }
 
 /// [`load`] with ready template data (for callers that add `.Secrets`).

@@ -1,7 +1,7 @@
 //! Reading and validating the YAML of a task file.
 
 use super::alias::{alias_from_node, AliasDef};
-use super::words::{check_image_ref, parse_build, shell_split, with_default_tag};
+use super::words::{check_image_ref, parse_build, shell_split, shell_unquote, with_default_tag};
 use super::yaml::{self, Kind, Node};
 use super::{
     CmdStep, LineMap, Network, Secret, Step, StepKind, TaskFile, TaskFileError, TaskFileErrors,
@@ -231,7 +231,17 @@ impl P<'_> {
         what: &str,
         step: Option<&str>,
     ) -> Option<(String, String)> {
-        match s.split_once('=') {
+        // ACR puts each entry on a `docker run --env ...` line that a shell
+        // reads: quotes are removed. Nothing is expanded here (ACR's shell
+        // would expand the build agent's `$VARS`).
+        let entry = match shell_unquote(s) {
+            Ok(e) => e,
+            Err(e) => {
+                self.err(line, step, format!("{what} entry: {e}"));
+                return None;
+            }
+        };
+        match entry.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Some((k.to_string(), v.to_string())),
             _ => {
                 self.err(line, step, format!("{what} entry '{s}' must be NAME=VALUE"));
@@ -263,20 +273,13 @@ pub fn parse(
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let root = match yaml::parse(text) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
+    let root = match yaml_root(text, line_map)? {
+        Some(root) => root,
+        None => {
             return Err(TaskFileErrors(vec![TaskFileError::at(
                 None,
                 None,
                 "the task file is empty: it needs a 'steps' list",
-            )]))
-        }
-        Err(e) => {
-            return Err(TaskFileErrors(vec![TaskFileError::at(
-                Some(line_map.original(e.line)),
-                None,
-                format!("invalid yaml: {}", e.message),
             )]))
         }
     };
@@ -367,9 +370,15 @@ pub fn parse(
         }
     }
 
-    let mut images = opts.image_aliases.clone();
-    for (k, v) in &alias.values {
-        images.insert(k.clone(), v.clone());
+    // Image aliases (`bash`, `acr`, custom `alias.values`) are part of
+    // ACR's alias preprocessing, which only `v1.1.0` files get: in older
+    // versions the first word of a `cmd` is always an image name.
+    let mut images = BTreeMap::new();
+    if version == TaskVersion::V1_1_0 {
+        images = opts.image_aliases.clone();
+        for (k, v) in &alias.values {
+            images.insert(k.clone(), v.clone());
+        }
     }
     let defaults = TaskDefaults {
         step_timeout,
@@ -413,6 +422,46 @@ pub fn parse(
     })
 }
 
+/// The YAML document of a processed text (`None` when empty); a syntax
+/// error names the user's line.
+fn yaml_root(text: &str, line_map: &LineMap) -> Result<Option<Node>, TaskFileErrors> {
+    yaml::parse(text).map_err(|e| {
+        TaskFileErrors(vec![TaskFileError::at(
+            Some(line_map.original(e.line)),
+            None,
+            format!("invalid yaml: {}", e.message),
+        )])
+    })
+}
+
+/// Only the `secrets:` of a processed text (checked as [`parse`] checks
+/// them): what must be resolved before the whole file can be read with
+/// `.Secrets` filled in. Other parts of the file are not looked at, so
+/// they cannot fail for want of a secret's value.
+pub fn declared_secrets(text: &str, line_map: &LineMap) -> Result<Vec<Secret>, TaskFileErrors> {
+    let mut p = P {
+        map: line_map,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let Some(root) = yaml_root(text, line_map)? else {
+        return Ok(Vec::new());
+    };
+    let Kind::Map(pairs) = &root.kind else {
+        return Ok(Vec::new());
+    };
+    let secrets = pairs
+        .iter()
+        .find(|(k, _)| k.scalar() == Some("secrets"))
+        .map(|(_, v)| parse_secrets(&mut p, v))
+        .unwrap_or_default();
+    if p.errors.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(TaskFileErrors(p.errors))
+    }
+}
+
 /// Sets `kv` in `env`, replacing an earlier value of the same name in place.
 fn upsert(env: &mut Vec<(String, String)>, kv: (String, String)) {
     match env.iter_mut().find(|(k, _)| *k == kv.0) {
@@ -451,13 +500,19 @@ fn parse_secrets(p: &mut P, v: &Node) -> Vec<Secret> {
         };
         let mut s = Secret {
             id: String::new(),
-            keyvault: None,
+            keyvault: String::new(),
             client_id: None,
         };
         for (k, val, line) in pairs {
             match k {
                 "id" => s.id = p.string(val, "secret id", None).unwrap_or_default(),
-                "keyvault" => s.keyvault = p.string(val, "secret keyvault", None),
+                "keyvault" => {
+                    s.keyvault = p
+                        .string(val, "secret keyvault", None)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                }
                 "clientID" => s.client_id = p.string(val, "secret clientID", None),
                 other => p.warn(
                     line,
@@ -468,6 +523,25 @@ fn parse_secrets(p: &mut P, v: &Node) -> Vec<Secret> {
         }
         if s.id.trim().is_empty() {
             p.err(item.line, None, "a secret has no 'id'");
+            continue;
+        }
+        if s.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            p.err(
+                item.line,
+                None,
+                "a secret id cannot contain spaces or control characters",
+            );
+            continue;
+        }
+        if s.keyvault.is_empty() {
+            p.err(
+                item.line,
+                None,
+                format!(
+                    "secret '{}' has no 'keyvault': say where its value is (file:///path, crtask://NAME or a Secrets Manager ARN)",
+                    s.id
+                ),
+            );
             continue;
         }
         if let Some(first) = lines.get(&s.id) {
@@ -946,15 +1020,19 @@ fn parse_step(
     };
 
     if let (Some((_, line)), Some(k)) = (&entry_point, &kind) {
-        if !matches!(k, StepKind::Cmd(_)) {
-            p.err(
+        match k {
+            StepKind::Cmd(_) => {}
+            // ACR runs `docker build` without the step's entry point.
+            StepKind::Build(_) => p.warn(
                 *line,
                 sid,
-                format!(
-                    "entryPoint is only allowed on cmd steps, not on a {} step",
-                    k.name()
-                ),
-            );
+                "entryPoint is ignored on a build step (as in ACR)",
+            ),
+            StepKind::Push(_) => p.err(
+                *line,
+                sid,
+                "entryPoint is only allowed on cmd steps, not on a push step",
+            ),
         }
     }
 

@@ -118,8 +118,9 @@ steps:
     );
     match &t.kind {
         StepKind::Cmd(c) => {
-            assert_eq!(c.image, "mcr.microsoft.com/acr/bash:fe316c9");
-            assert_eq!(c.alias.as_deref(), Some("bash"));
+            // v1.0.0: image aliases are not expanded either (ACR).
+            assert_eq!(c.image, "bash");
+            assert_eq!(c.alias, None);
             assert_eq!(c.args, vec!["-c", "echo \"hi there\""]);
         }
         other => panic!("{other:?}"),
@@ -181,7 +182,7 @@ steps:
     opts.image_aliases
         .insert("curl".into(), "local/curl:1".into());
     let tf = load(
-        "steps:\n  - cmd: curl -s x\n",
+        "version: v1.1.0\nsteps:\n  - cmd: curl -s x\n",
         &vars(),
         &BTreeMap::new(),
         &opts,
@@ -190,6 +191,120 @@ steps:
     match &tf.steps[0].kind {
         StepKind::Cmd(c) => assert_eq!(c.image, "local/curl:1"),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn image_aliases_only_from_v1_1_0() {
+    let mut opts = ParseOptions::default();
+    opts.image_aliases
+        .insert("tool".into(), "local/tool:1".into());
+    let image = |src: &str| match load(src, &vars(), &BTreeMap::new(), &opts).unwrap().steps[0]
+        .kind
+        .clone()
+    {
+        StepKind::Cmd(c) => (c.image, c.alias),
+        other => panic!("{other:?}"),
+    };
+    for v in ["", "version: v1.0.0\n", "version: 1.0-preview-1\n"] {
+        assert_eq!(
+            image(&format!("{v}steps:\n  - cmd: tool x\n")),
+            ("tool".to_string(), None),
+            "{v:?}"
+        );
+        assert_eq!(
+            image(&format!("{v}steps:\n  - cmd: bash -c x\n")).0,
+            "bash",
+            "{v:?}"
+        );
+    }
+    assert_eq!(
+        image("version: v1.1.0\nsteps:\n  - cmd: tool x\n"),
+        ("local/tool:1".to_string(), Some("tool".to_string()))
+    );
+    assert_eq!(
+        image("version: V1.1.0\nsteps:\n  - cmd: bash -c x\n").0,
+        "mcr.microsoft.com/acr/bash:fe316c9"
+    );
+}
+
+#[test]
+fn env_values_lose_their_shell_quotes_but_nothing_expands() {
+    let tf = ok(r#"env: ["T='task level',U=plain"]
+steps:
+  - cmd: x
+    env:
+      - Q='a b'
+      - D="x"
+      - E=it\'s
+      - M="mixed 'single' inside" plus
+      - V=$HOME
+      - W="$HOME"
+      - "'K=quoted whole'"
+      - EMPTY=''
+"#);
+    let env: Vec<(&str, &str)> = tf.steps[0]
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("Q", "a b"),
+            ("D", "x"),
+            ("E", "it's"),
+            ("M", "mixed 'single' inside plus"),
+            ("V", "$HOME"),
+            ("W", "$HOME"),
+            ("K", "quoted whole"),
+            ("EMPTY", ""),
+            ("T", "task level"),
+            ("U", "plain"),
+        ]
+    );
+    let e = load_str("steps:\n  - id: a\n    cmd: x\n    env: [\"Q='open\"]\n").unwrap_err();
+    assert_eq!(e.0[0].line, Some(4), "{e}");
+    assert!(e.0[0].message.contains("unterminated single quote"), "{e}");
+}
+
+#[test]
+fn entry_point_on_a_build_step_is_accepted_and_ignored() {
+    let tf = ok("steps:\n  - id: b\n    build: -t app .\n    entryPoint: sh\n");
+    assert_eq!(tf.warnings.len(), 1, "{:?}", tf.warnings);
+    assert_eq!(tf.warnings[0].line, 4);
+    assert!(
+        tf.warnings[0].message.contains("ignored"),
+        "{:?}",
+        tf.warnings
+    );
+}
+
+#[test]
+fn secrets_need_a_keyvault() {
+    let tf = ok("secrets:\n  - id: tok\n    keyvault: crtask://tok\nsteps:\n  - cmd: x\n");
+    assert_eq!(tf.secrets[0].keyvault, "crtask://tok");
+    for (src, line, want) in [
+        (
+            "secrets:\n  - id: tok\nsteps:\n  - cmd: x\n",
+            2,
+            "secret 'tok' has no 'keyvault'",
+        ),
+        (
+            "secrets:\n  - id: tok\n    keyvault: ''\nsteps:\n  - cmd: x\n",
+            2,
+            "secret 'tok' has no 'keyvault'",
+        ),
+        (
+            "secrets:\n  - id: 'a b'\n    keyvault: crtask://x\nsteps:\n  - cmd: x\n",
+            2,
+            "cannot contain spaces",
+        ),
+    ] {
+        let e = load_str(src).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].line, Some(line), "{e}");
+        assert!(e.0[0].message.contains(want), "{src}: {e}");
     }
 }
 
@@ -242,7 +357,7 @@ fn invalid_files_name_step_and_line() {
         ("steps:\n  - id: a\n    cmd: x\n    retries: -1\n", 7, Some("a"), "retries must be 0 or more"),
         ("steps:\n  - id: a\n    cmd: x\n    repeat: -2\n", 7, Some("a"), "repeat must be 0 or more"),
         ("steps:\n  - id: a\n    cmd: x\n    timeout: soon\n", 7, Some("a"), "timeout must be a whole number"),
-        ("steps:\n  - id: a\n    build: .\n    entryPoint: sh\n", 7, Some("a"), "entryPoint is only allowed on cmd steps"),
+        ("steps:\n  - id: a\n    push: [x]\n    entryPoint: sh\n", 7, Some("a"), "entryPoint is only allowed on cmd steps"),
         ("volumes:\n  - name: v\n    secret:\n      f: aGk=\nsteps:\n  - id: a\n    push: [x]\n    volumeMounts:\n      - name: v\n        mountPath: /m\n", 11, Some("a"), "only allowed on cmd and build"),
         ("volumes:\n  - name: v\n    secret:\n      f: aGk=\nsteps:\n  - id: a\n    cmd: x\n    volumeMounts:\n      - name: v\n        mountPath: /m\n      - name: v\n        mountPath: /m\n", 14, Some("a"), "mountPath '/m' is used twice"),
         ("steps:\n  - id: a\n    cmd: x\n    volumeMounts:\n      - name: ghost\n        mountPath: /m\n", 8, Some("a"), "'ghost' does not match any volume"),
@@ -261,6 +376,7 @@ fn invalid_files_name_step_and_line() {
         ("alias:\n  values:\n    bad-name: x\nsteps:\n  - cmd: x\n", 6, None, "invalid alias name 'bad-name'"),
         ("volumes:\n  - name: v\n    secret:\n      f: '***'\nsteps:\n  - cmd: x\n", 7, None, "is not base64"),
         ("secrets:\n  - keyvault: https://x\nsteps:\n  - cmd: x\n", 5, None, "a secret has no 'id'"),
+        ("secrets:\n  - id: s\nsteps:\n  - cmd: x\n", 5, None, "secret 's' has no 'keyvault'"),
     ];
     // the head itself is fine
     assert!(load_str(&format!(
@@ -394,7 +510,7 @@ fn acr_samples_parse_and_validate() {
     let mut files = Vec::new();
     yaml_files(&dir, &mut files);
     assert!(files.len() >= 20, "only {} sample files", files.len());
-    let values: BTreeMap<String, String> = [
+    let values: crate::domain::model::Values = [
         ("secret1", "s1"),
         ("secret2", "s2"),
         ("mysecret", "m"),
@@ -403,7 +519,7 @@ fn acr_samples_parse_and_validate() {
         ("registryName", "roo"),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
     .collect();
     let mut by_name = BTreeMap::new();
     for f in &files {
@@ -450,7 +566,8 @@ fn acr_samples_parse_and_validate() {
         tf.alias.values.get("repo").map(String::as_str),
         Some("my-website")
     );
-    assert_eq!(tf.steps[0].env, vec![("MY_SECRET".into(), "''".into())]);
+    // `MY_SECRET='{{.Secrets.name}}'`: quotes removed, as ACR's shell does.
+    assert_eq!(tf.steps[0].env, vec![("MY_SECRET".into(), "".into())]);
     match &tf.steps[0].kind {
         StepKind::Cmd(c) => assert_eq!(
             c.args,
@@ -851,10 +968,43 @@ async fn repeat_runs_n_plus_one_and_fails_if_any_fails() {
     assert_eq!(o.status, RunStatus::Succeeded);
     assert_eq!(fake.calls().len(), 3);
 
+    // As in ACR: every repetition runs, and the step fails with all the
+    // failures.
     let fake = Fake::new(&[], &[("r", &[0, 4, 0])]);
     let (o, _) = run(&tf, fake.clone()).await;
     assert_eq!(o.status, RunStatus::Failed);
-    assert_eq!(fake.calls().len(), 2);
+    assert_eq!(fake.calls().len(), 3);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("step 'r' failed: repetition 2 of 3 exited with code 4")
+    );
+    let fake = Fake::new(&[], &[("r", &[3, 0, 5])]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(fake.calls().len(), 3);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("step 'r' failed: repetition 1 of 3 exited with code 3; repetition 3 of 3 exited with code 5")
+    );
+    assert_eq!(o.steps[0].exit_code, Some(3), "the first failure's code");
+
+    // Retries apply per repetition; a repetition that passes on a retry
+    // does not count as failed.
+    let tf =
+        ok("steps:\n  - id: r\n    cmd: x\n    repeat: 1\n    retries: 1\n    retryDelay: 1\n");
+    let fake = Fake::new(&[], &[("r", &[1, 0, 2, 2])]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(fake.calls().len(), 4);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("step 'r' failed: repetition 2 of 2 exited with code 2")
+    );
+
+    // ignoreErrors: every repetition ran, the step counts as succeeded.
+    let tf = ok("steps:\n  - id: r\n    cmd: x\n    repeat: 2\n    ignoreErrors: true\n  - id: next\n    cmd: y\n");
+    let fake = Fake::new(&[], &[("r", &[1])]);
+    let (o, _) = run(&tf, fake.clone()).await;
+    assert_eq!(o.status, RunStatus::Succeeded);
+    assert_eq!(fake.started(), ["r", "r", "r", "next"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1016,4 +1166,28 @@ fn odd_shapes_give_one_clear_error_each() {
         assert_eq!(e.0.len(), 1, "{src:?}: {e}");
         assert!(e.to_string().starts_with(want), "{src:?}: {e}");
     }
+}
+
+#[test]
+fn secrets_are_read_before_the_rest_of_the_file() {
+    // The image comes from a secret: without its value the step is invalid,
+    // but the secrets themselves can be read first.
+    let src =
+        "secrets:\n  - id: img\n    keyvault: crtask://img\nsteps:\n  - cmd: {{.Secrets.img}}\n";
+    let data = template_data(&vars(), &BTreeMap::new());
+    let declared = secrets_of(src, &data).unwrap();
+    assert_eq!(declared.len(), 1);
+    assert_eq!(declared[0].id, "img");
+    assert!(load_str(src).is_err(), "empty .Secrets.img: no image");
+    let data = data_with_placeholder_secrets(src, &vars(), &BTreeMap::new(), "secret").unwrap();
+    let tf = load_with_data(src, &data, &ParseOptions::default()).unwrap();
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => assert_eq!(c.image, "secret"),
+        other => panic!("{other:?}"),
+    }
+    // Errors in the secrets are reported by the first read already.
+    let e = secrets_of("secrets:\n  - id: s\nsteps: [1]\n", &data).unwrap_err();
+    assert!(e.to_string().contains("no 'keyvault'"), "{e}");
+    // A file without secrets has none, whatever else is wrong with it.
+    assert_eq!(secrets_of("steps: 3\n", &data).unwrap(), Vec::new());
 }

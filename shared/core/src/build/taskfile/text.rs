@@ -6,7 +6,6 @@ use super::alias::{alias_from_node, AliasDef};
 use super::{yaml, TaskFileError, TaskFileErrors};
 use crate::template::RunVars;
 use crtask_gotemplate::render;
-use std::collections::BTreeMap;
 
 /// Maps lines of the processed text (1-based) to lines of the user's file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,7 +52,7 @@ pub struct Preprocessed {
 pub fn preprocess(
     src: &str,
     vars: &RunVars,
-    values: &BTreeMap<String, String>,
+    values: &crate::domain::model::Values,
 ) -> crate::Result<String> {
     preprocess_mapped(src, &template_data(vars, values))
         .map(|p| p.text)
@@ -63,7 +62,7 @@ pub fn preprocess(
 /// The data templates see: `.Run`, `.Build`, `.Values` from [`RunVars`] and an
 /// empty `.Secrets` (so `{{.Secrets.x}}` renders empty unless the caller fills
 /// it in).
-pub fn template_data(vars: &RunVars, values: &BTreeMap<String, String>) -> serde_json::Value {
+pub fn template_data(vars: &RunVars, values: &crate::domain::model::Values) -> serde_json::Value {
     let mut data = vars.to_data(values);
     if let Some(obj) = data.as_object_mut() {
         obj.entry("Secrets")
@@ -304,6 +303,7 @@ fn has_block_action(line: &str) -> bool {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use std::collections::BTreeMap;
 
     fn vars() -> RunVars {
         RunVars {
@@ -319,7 +319,7 @@ mod tests {
     }
 
     fn run(src: &str) -> String {
-        let values: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+        let values: crate::domain::model::Values = [("app".to_string(), "web".into())].into();
         preprocess(src, &vars(), &values).unwrap()
     }
 
@@ -376,7 +376,7 @@ mod tests {
 
     #[test]
     fn multi_line_values_keep_the_source_line() {
-        let values: BTreeMap<String, String> = [("two".to_string(), "a\nb".to_string())].into();
+        let values: crate::domain::model::Values = [("two".to_string(), "a\nb".into())].into();
         let p = preprocess_mapped(
             "x: 1\ny: |\n  {{.Values.two}}\nz: 2\n",
             &template_data(&vars(), &values),
@@ -385,6 +385,23 @@ mod tests {
         assert_eq!(p.text, "x: 1\ny: |\n  a\nb\nz: 2\n");
         assert_eq!(p.line_map.original(4), 3);
         assert_eq!(p.line_map.original(5), 4);
+    }
+
+    #[test]
+    fn values_files_with_maps_and_lists_reach_templates() {
+        let mut values = crate::build::values::parse_values_yaml(
+            "app:\n  name: web\n  ports: [80, 443]\nenvs:\n  prod: {replicas: 3}\n  dev: {replicas: 1}\n",
+        )
+        .unwrap();
+        crate::build::values::apply_sets(&mut values, &["app.name=flat".into()]).unwrap();
+        let src = "steps:\n  - cmd: echo {{.Values.app.name}} {{index .Values \"app.name\"}}\n\
+                   {{- range .Values.app.ports}}\n  - cmd: echo port {{.}}{{end}}\n\
+                   {{- range $env, $cfg := .Values.envs}}\n  - cmd: echo {{$env}}={{$cfg.replicas}}{{end}}\n";
+        let out = preprocess(src, &vars(), &values).unwrap();
+        assert_eq!(
+            out,
+            "steps:\n  - cmd: echo web flat\n  - cmd: echo port 80\n  - cmd: echo port 443\n  - cmd: echo dev=1\n  - cmd: echo prod=3\n"
+        );
     }
 
     #[test]

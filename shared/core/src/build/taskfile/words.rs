@@ -7,6 +7,20 @@ use super::{BuildContext, BuildStep};
 /// spaces and honours `\"`, `\\`, `\$` and `` \` ``, and a backslash outside
 /// quotes takes the next character literally (backslash-newline joins lines).
 pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
+    shell_words(s, true)
+}
+
+/// Removes shell quoting from `s` as `sh` does for one word of a command
+/// line, without any expansion (`$HOME` stays as written): `'a b'` gives
+/// `a b`, `"x"` gives `x`, `\"` gives `"`. Unquoted blanks are kept as
+/// they are (a shell would split the word there).
+pub fn shell_unquote(s: &str) -> Result<String, String> {
+    Ok(shell_words(s, false)?.concat())
+}
+
+/// The one tokenizer of [`shell_split`] and [`shell_unquote`]: with `split`
+/// false, unquoted whitespace is kept instead of separating words.
+fn shell_words(s: &str, split: bool) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -53,7 +67,7 @@ pub fn shell_split(s: &str) -> Result<Vec<String>, String> {
                     cur.push('\\');
                 }
             },
-            c if c.is_whitespace() => {
+            c if split && c.is_whitespace() => {
                 if in_word {
                     words.push(std::mem::take(&mut cur));
                     in_word = false;

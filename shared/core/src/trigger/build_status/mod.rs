@@ -15,6 +15,7 @@
 pub mod finish;
 
 use crate::domain::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
+use crate::domain::text::inert;
 use crate::domain::time::serde_millis;
 use crate::ports::Store;
 use crate::{Error, Result};
@@ -269,7 +270,7 @@ pub fn apply(
     }
     run.error = match (status, result) {
         (RunStatus::Succeeded, _) => None,
-        (_, Some(ExecResult { error: Some(e), .. })) => Some(e.clone()),
+        (_, Some(ExecResult { error: Some(e), .. })) => Some(inert(e).into_owned()),
         (_, Some(r)) if r.status == RunStatus::Succeeded => Some(format!(
             "the build ended {} after the executor succeeded: see the build log",
             change.state.as_str()

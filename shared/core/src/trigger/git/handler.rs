@@ -9,6 +9,7 @@
 use crate::domain::model::{
     ContextSource, EventRecord, EventSource, Outcome, Run, RunType, Task, Trigger,
 };
+use crate::domain::text::inert_owned;
 use crate::ports::{
     Builder, Clock, DeliveryRecorded, DeliverySummary, DeliveryWrite, Store, Summarize,
 };
@@ -316,7 +317,9 @@ async fn record(
             delivery_id,
             received_at,
             outcome,
-            reason,
+            // The reason may quote payload text (a refused ref name, a
+            // header): stored inert, so no reader's terminal or log acts on it.
+            reason: inert_owned(reason),
             runs,
             detail,
         })

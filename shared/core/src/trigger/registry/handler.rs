@@ -486,7 +486,7 @@ pub async fn process_and_record(
         delivery_id: update.event_id.clone(),
         received_at,
         outcome: result.outcome,
-        reason: result.reason,
+        reason: crate::domain::text::inert_owned(result.reason),
         runs: result.runs,
         detail,
     };
@@ -649,7 +649,7 @@ pub async fn handle(
                     delivery_id: None,
                     received_at,
                     outcome: Outcome::Rejected,
-                    reason: reason.clone(),
+                    reason: crate::domain::text::inert_owned(reason.clone()),
                     runs: Vec::new(),
                     detail: json!({}),
                 })

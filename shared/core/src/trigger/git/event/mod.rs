@@ -16,6 +16,9 @@
 //!   (and the same kinds inside a `System Hook`).
 //! - `bitbucket.rs`: Bitbucket Cloud `repo:push`.
 //!
+//! Every ref name of a parsed event must pass git's check-ref-format rules
+//! (`refname.rs`), whichever provider sent it.
+//!
 //! `fields.rs` holds the field readers they share. Next: [`super::decide`]
 //! matches the event against every task.
 
@@ -31,6 +34,7 @@ mod body;
 mod fields;
 mod github;
 mod gitlab;
+mod refname;
 
 pub use fields::is_zero_sha;
 use fields::str_at;
@@ -223,28 +227,34 @@ pub fn parse_all(
         ))
     })?;
     let json = body::decode(content_type, body)?;
+    let events = parse_events(provider, &event, &json)?;
+    refname::check(&events)?;
+    Ok(events)
+}
+
+fn parse_events(provider: Provider, event: &str, json: &Value) -> Result<Vec<GitEvent>> {
     let one = |e: GitEvent| Ok(vec![e]);
     match provider {
-        Provider::GitHub => match event.as_str() {
+        Provider::GitHub => match event {
             "ping" => one(GitEvent::Ping {
-                zen: str_at(&json, &["zen"]).map(str::to_string),
+                zen: str_at(json, &["zen"]).map(str::to_string),
             }),
-            "push" => one(GitEvent::Push(github::push(provider, &json)?)),
-            "pull_request" => one(github::pull_request(&json)?),
-            _ => one(ignored_event(&event)),
+            "push" => one(GitEvent::Push(github::push(provider, json)?)),
+            "pull_request" => one(github::pull_request(json)?),
+            _ => one(ignored_event(event)),
         },
-        Provider::Gitea | Provider::Forgejo => match event.as_str() {
-            "push" => one(GitEvent::Push(github::push(provider, &json)?)),
-            "pull_request" | "pull_request_sync" => one(github::pull_request(&json)?),
-            _ => one(ignored_event(&event)),
+        Provider::Gitea | Provider::Forgejo => match event {
+            "push" => one(GitEvent::Push(github::push(provider, json)?)),
+            "pull_request" | "pull_request_sync" => one(github::pull_request(json)?),
+            _ => one(ignored_event(event)),
         },
         Provider::GitLab => {
-            let kind = match event.as_str() {
+            let kind = match event {
                 "Push Hook" | "Tag Push Hook" => "push",
                 "Merge Request Hook" => "merge_request",
                 // System hooks carry the same bodies; tell them by their kind.
-                "System Hook" => str_at(&json, &["object_kind"])
-                    .or_else(|| str_at(&json, &["event_name"]))
+                "System Hook" => str_at(json, &["object_kind"])
+                    .or_else(|| str_at(json, &["event_name"]))
                     .map(|k| match k {
                         "push" | "tag_push" => "push",
                         "merge_request" => "merge_request",
@@ -254,14 +264,14 @@ pub fn parse_all(
                 _ => "",
             };
             match kind {
-                "push" => one(GitEvent::Push(gitlab::push(&json)?)),
-                "merge_request" => one(gitlab::merge_request(&event, &json)?),
-                _ => one(ignored_event(&event)),
+                "push" => one(GitEvent::Push(gitlab::push(json)?)),
+                "merge_request" => one(gitlab::merge_request(event, json)?),
+                _ => one(ignored_event(event)),
             }
         }
-        Provider::Bitbucket => match event.as_str() {
-            "repo:push" => bitbucket::push(&json),
-            _ => one(ignored_event(&event)),
+        Provider::Bitbucket => match event {
+            "repo:push" => bitbucket::push(json),
+            _ => one(ignored_event(event)),
         },
     }
 }
@@ -371,9 +381,6 @@ mod tests {
             ("notes ref", json!({"ref": "refs/notes/commits"}), |p| {
                 p.branch.is_none() && p.tag.is_none()
             }),
-            ("empty branch name", json!({"ref": "refs/heads/"}), |p| {
-                p.branch.is_none()
-            }),
             (
                 "slashy branch",
                 json!({"ref": "refs/heads/release/1.x"}),
@@ -381,8 +388,8 @@ mod tests {
             ),
             (
                 "shell branch",
-                json!({"ref": "refs/heads/$(touch x);`id`${IFS}"}),
-                |p| p.branch.as_deref() == Some("$(touch x);`id`${IFS}"),
+                json!({"ref": "refs/heads/$(touch${IFS}x);`id`"}),
+                |p| p.branch.as_deref() == Some("$(touch${IFS}x);`id`"),
             ),
             ("no head_commit", json!({"head_commit": null}), |p| {
                 p.head_message.as_deref() == Some("two")
@@ -428,6 +435,9 @@ mod tests {
             ("push", b"other=1", Some("application/x-www-form-urlencoded"), "has no 'payload' field"),
             ("push", b"payload=", Some("application/x-www-form-urlencoded"), "'payload' field is empty"),
             ("push", b"payload=%7Bnope", None, "'payload' field is not valid json"),
+            ("push", br#"{"ref":"refs/heads/","after":"ab","repository":{}}"#, None, "ref 'refs/heads/' is not a valid git ref name"),
+            ("push", br#"{"ref":"refs/heads/a\nb","after":"ab","repository":{}}"#, None, "ref 'refs/heads/a\\nb' is not a valid git ref name"),
+            ("pull_request", br#"{"action":"opened","number":1,"pull_request":{"head":{"sha":"ab","ref":"f..g"},"base":{"ref":"main"}},"repository":{}}"#, None, "source branch 'f..g' is not a valid git ref name"),
         ];
         for (event, body, ct, want) in cases {
             match run(Provider::GitHub, event, ct, body) {

@@ -1,0 +1,199 @@
+//! Task-file values: a `--values` YAML file (scalars, lists and maps, as in
+//! ACR) with flat `--set KEY=VALUE` strings on top.
+//!
+//! As in ACR, `--set` is flat: `--set a.b=c` sets the value named `a.b`
+//! (reached with `{{index .Values "a.b"}}`), and a `--set` value replaces
+//! the file's value of that name whole.
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::domain::model::Values;
+use crate::{Error, Result};
+
+/// Deepest nesting of lists and maps a values file may have.
+const MAX_DEPTH: usize = 32;
+/// Largest values file, in bytes.
+pub const MAX_VALUES_BYTES: usize = 1024 * 1024;
+
+/// Parses the text of a values file: empty, or a mapping of names to
+/// values. Anchors and aliases are refused (they can blow a small file up).
+pub fn parse_values_yaml(text: &str) -> Result<Values> {
+    if text.len() > MAX_VALUES_BYTES {
+        return Err(Error::invalid(format!(
+            "values file is larger than {} KiB",
+            MAX_VALUES_BYTES / 1024
+        )));
+    }
+    // aliases are refused before loading: the loader copies what they name,
+    // and nested aliases would grow a small file without bound
+    let mut aliases = AliasFinder(false);
+    if Parser::new_from_str(text).load(&mut aliases, true).is_ok() && aliases.0 {
+        return Err(Error::invalid(
+            "values file uses a YAML alias (*name), which is not supported",
+        ));
+    }
+    let docs = YamlLoader::load_from_str(text)
+        .map_err(|e| Error::invalid(format!("values file is not valid YAML: {e}")))?;
+    if docs.len() > 1 {
+        return Err(Error::invalid(
+            "values file holds more than one YAML document",
+        ));
+    }
+    match docs.into_iter().next().unwrap_or(Yaml::Null) {
+        Yaml::Null => Ok(Values::new()),
+        Yaml::Hash(m) => {
+            let mut out = Values::new();
+            for (k, v) in m {
+                let key = key_text(&k)?;
+                let value = to_json(v, &key, 1)?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+        _ => Err(Error::invalid(
+            "values file must be a mapping of names to values",
+        )),
+    }
+}
+
+struct AliasFinder(bool);
+
+impl MarkedEventReceiver for AliasFinder {
+    fn on_event(&mut self, ev: Event, _mark: Marker) {
+        if matches!(ev, Event::Alias(_)) {
+            self.0 = true;
+        }
+    }
+}
+
+/// Applies `--set KEY=VALUE` arguments (later wins; `a=b=c` is key `a`,
+/// value `b=c`).
+pub fn apply_sets(values: &mut Values, sets: &[String]) -> Result<()> {
+    for s in sets {
+        match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                values.insert(k.trim().to_string(), Value::String(v.to_string()));
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "--set '{s}' must be KEY=VALUE with a non-empty key"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a value reads in listings: strings as-is, others as JSON.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn key_text(k: &Yaml) -> Result<String> {
+    match k {
+        Yaml::String(s) | Yaml::Real(s) => Ok(s.clone()),
+        Yaml::Integer(n) => Ok(n.to_string()),
+        Yaml::Boolean(b) => Ok(b.to_string()),
+        _ => Err(Error::invalid(
+            "values file: keys must be strings, numbers or booleans",
+        )),
+    }
+}
+
+fn to_json(v: Yaml, path: &str, depth: usize) -> Result<Value> {
+    if depth > MAX_DEPTH {
+        return Err(Error::invalid(format!(
+            "values file: '{path}' is nested more than {MAX_DEPTH} deep"
+        )));
+    }
+    Ok(match v {
+        Yaml::Null => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(b),
+        Yaml::Integer(n) => Value::from(n),
+        Yaml::String(s) => Value::String(s),
+        Yaml::Real(s) => match s.parse::<f64>().ok().and_then(Number::from_f64) {
+            Some(n) => Value::Number(n),
+            // .inf and .nan have no JSON number: keep the text
+            None => Value::String(s),
+        },
+        Yaml::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| to_json(item, &format!("{path}[{i}]"), depth + 1))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Yaml::Hash(m) => {
+            let mut out = Map::new();
+            for (k, item) in m {
+                let key = key_text(&k)?;
+                let value = to_json(item, &format!("{path}.{key}"), depth + 1)?;
+                out.insert(key, value);
+            }
+            Value::Object(out)
+        }
+        Yaml::Alias(_) => {
+            return Err(Error::invalid(format!(
+                "values file: '{path}' uses a YAML alias, which is not supported"
+            )))
+        }
+        Yaml::BadValue => {
+            return Err(Error::invalid(format!(
+                "values file: '{path}' has a value that cannot be read"
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn files_hold_scalars_lists_and_maps() {
+        let v = parse_values_yaml(
+            "name: web\nport: 8080\nratio: 1.5\non: true\nnone:\napp:\n  tags: [v1, latest]\n  db: {host: h, port: 5432}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(v.into_iter().collect()),
+            json!({"name": "web", "port": 8080, "ratio": 1.5, "on": true, "none": null,
+                   "app": {"tags": ["v1", "latest"], "db": {"host": "h", "port": 5432}}})
+        );
+        assert!(parse_values_yaml("").unwrap().is_empty());
+        assert!(parse_values_yaml("# only a comment\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        let err = |text: &str| parse_values_yaml(text).unwrap_err().to_string();
+        assert!(err("[1, 2]").contains("must be a mapping"));
+        assert!(err("a: 1\n---\nb: 2\n").contains("more than one"));
+        assert!(err("a: [1\n").contains("not valid YAML"));
+        assert!(err("a: &x [1]\nb: *x\n").contains("alias"));
+        assert!(err("? [1]\n: x\n").contains("keys must be"));
+        let deep = format!("a: {}{}\n", "[".repeat(40), "]".repeat(40));
+        assert!(err(&deep).contains("nested more than"));
+        let big = format!("a: \"{}\"\n", "x".repeat(MAX_VALUES_BYTES));
+        assert!(err(&big).contains("larger than"));
+    }
+
+    #[test]
+    fn sets_are_flat_strings_that_replace_whole_values() {
+        let mut v = parse_values_yaml("app: {name: web}\nn: 1\n").unwrap();
+        apply_sets(&mut v, &["app=api".into(), "a.b=c=d".into(), "n=2".into()]).unwrap();
+        assert_eq!(v["app"], json!("api"));
+        assert_eq!(v["a.b"], json!("c=d"));
+        assert_eq!(v["n"], json!("2"));
+        assert!(apply_sets(&mut v, &["novalue".into()]).is_err());
+        assert!(apply_sets(&mut v, &[" =v".into()]).is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! Runs you can trust: every line a step prints reaches the stored log and
+//! the followed stream, in order, on a loaded machine; a run sees only the
+//! images it pulls and builds; no container of a finished run remains.
+
+use crtask_tests::{show, write_files, Registry, Server};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn start(workers: &str) -> (Registry, Server) {
+    let reg = Registry::start().unwrap();
+    reg.seed("base:1", "v1").unwrap();
+    let srv = Server::start(&reg, &["--workers", workers]).unwrap();
+    (reg, srv)
+}
+
+/// `crtask run`, following the log; returns the streamed text and the run id.
+fn run_followed(srv: &Server, dir: &Path, file: &str) -> (String, std::process::Output, String) {
+    let out = srv.cli(&["run", "-f", file, dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Queued a run with ID: "))
+        .unwrap_or_else(|| panic!("no run id: {}", show(&out)))
+        .to_string();
+    (text, out, id)
+}
+
+fn stored_log(srv: &Server, id: &str) -> String {
+    let out = srv.cli(&["task", "logs", "--run-id", id]);
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Busy loops on every core, killed when dropped.
+struct CpuLoad(Vec<Child>);
+
+impl CpuLoad {
+    fn start(n: usize) -> CpuLoad {
+        CpuLoad(
+            (0..n)
+                .map(|_| {
+                    Command::new("yes")
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("yes")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+const LINES: usize = 150;
+const STEPS: [&str; 4] = ["s1", "s2", "s3", "s4"];
+
+/// The numbers of `[step] <stream>-<step>-N` lines, in log order.
+fn numbers(log: &str, step: &str, stream: &str) -> Vec<usize> {
+    let prefix = format!("[{step}] {stream}-{step}-");
+    log.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
+fn assert_every_line(log: &str, what: &str) {
+    let want: Vec<usize> = (1..=LINES).collect();
+    for step in STEPS {
+        for stream in ["out", "err"] {
+            assert_eq!(
+                numbers(log, step, stream),
+                want,
+                "{what}: {stream} of step {step} lost, repeated or reordered lines:\n{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_line_of_parallel_runs_and_steps_reaches_the_log_and_the_stream_under_load() {
+    let (reg, srv) = start("3");
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let mut file = String::from("version: v1.1.0\nsteps:\n");
+    for s in STEPS {
+        // Each line is its own write, stdout and stderr interleaved; the
+        // last line ends the step, where buildah's own relay dropped output.
+        file.push_str(&format!(
+            "  - id: {s}\n    cmd: {img} sh -c 'i=1; while [ $i -le {LINES} ]; do echo out-{s}-$i; echo err-{s}-$i >&2; i=$((i+1)); done'\n    when: [\"-\"]\n"
+        ));
+    }
+    write_files(ctx.path(), &[("stress.yaml", &file)]);
+    let _load = CpuLoad::start(6);
+    let results: Vec<(String, std::process::Output, String)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| sc.spawn(|| run_followed(&srv, ctx.path(), "stress.yaml")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (streamed, out, id) in &results {
+        assert!(out.status.success(), "{}", show(out));
+        assert_every_line(streamed, &format!("followed stream of run {id}"));
+        assert_every_line(&stored_log(&srv, id), &format!("stored log of run {id}"));
+    }
+}
+
+/// The run's image store, of a server started by [`start`].
+fn run_stores(srv: &Server) -> Vec<String> {
+    std::fs::read_dir(srv.data.join("storage").join("runs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `buildah containers` of the server's shared store.
+fn shared_containers(srv: &Server) -> String {
+    let storage = srv.data.join("storage");
+    let out = Command::new("buildah")
+        .arg("--storage-driver")
+        .arg("vfs")
+        .arg("--root")
+        .arg(storage.join("root"))
+        .arg("--runroot")
+        .arg(storage.join("runroot"))
+        .args(["containers", "--all", "--noheading"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_second_run_never_sees_an_image_only_a_first_run_built() {
+    let (reg, srv) = start("1");
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!("FROM {}/base:1\nRUN echo private > /which\n", reg.host);
+    let first = "version: v1.1.0\nsteps:\n  - build: -t $Registry/private:1 -f Dockerfile .\n  - cmd: $Registry/private:1 cat /which\n";
+    let second = "version: v1.1.0\nsteps:\n  - build: -t $Registry/other:1 -f Dockerfile .\n  - cmd: $Registry/private:1 cat /which\n";
+    write_files(
+        ctx.path(),
+        &[
+            ("Dockerfile", &dockerfile),
+            ("first.yaml", first),
+            ("second.yaml", second),
+        ],
+    );
+    // The first run builds private:1 (never pushed) and uses it.
+    let (text, out, _) = run_followed(&srv, ctx.path(), "first.yaml");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(text.contains("] private"), "{text}");
+    // The second cannot: the registry has no such image, and the first
+    // run's image store is gone. Its build lists only its own tag.
+    let (text, out, _) = run_followed(&srv, ctx.path(), "second.yaml");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text.contains("cannot start") && text.contains("private:1"),
+        "{text}"
+    );
+    assert!(!text.contains("] private\n"), "{text}");
+    let tagged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Successfully tagged"))
+        .collect();
+    assert!(
+        !tagged.is_empty() && tagged.iter().all(|l| !l.contains("private")),
+        "{text}"
+    );
+    assert!(run_stores(&srv).is_empty(), "{:?}", run_stores(&srv));
+}
+
+#[test]
+fn no_container_of_a_finished_run_remains_kept_failed_or_timed_out() {
+    let (reg, srv) = start("2");
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let kept = format!(
+        "steps:\n  - cmd: {img} echo kept\n    keep: true\n  - cmd: {img} sleep 3596\n    detach: true\n  - cmd: {img} echo plain\n"
+    );
+    let failing =
+        format!("steps:\n  - cmd: {img} echo kept\n    keep: true\n  - cmd: {img} false\n");
+    let slow =
+        format!("steps:\n  - cmd: {img} echo kept\n    keep: true\n  - cmd: {img} sleep 40\n");
+    write_files(
+        ctx.path(),
+        &[
+            ("kept.yaml", &kept),
+            ("failing.yaml", &failing),
+            ("slow.yaml", &slow),
+        ],
+    );
+    let (text, out, _) = run_followed(&srv, ctx.path(), "kept.yaml");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(text.contains("kept") && text.contains("plain"), "{text}");
+    let (_, out, _) = run_followed(&srv, ctx.path(), "failing.yaml");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let out = srv.cli(&[
+        "run",
+        "--timeout",
+        "8",
+        "-f",
+        "slow.yaml",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(run_stores(&srv).is_empty(), "{:?}", run_stores(&srv));
+    assert_eq!(shared_containers(&srv).trim(), "");
+    let ps = Command::new("pgrep")
+        .args(["-f", "^sleep 3596$"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());
+}
