@@ -284,10 +284,12 @@ fn slow_clients_are_cut_off_by_the_timeouts() {
         "an idle keep-alive connection stays open"
     );
 
-    // Body: headers promise 1000 bytes, 10 come, then nothing.
-    let mut s = connect(&f.srv);
+    // Body: headers promise 1000 bytes, 10 come, then nothing (an upload,
+    // on the management API's listener).
+    let mut s = TcpStream::connect(f.srv.api.trim_start_matches("http://"))
+        .unwrap_or_else(|e| panic!("connect: {e}"));
     let _ = s.write_all(
-        b"POST /api/v1/contexts HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789",
+        b"POST /api/v1/contexts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n0123456789",
     );
     let (code, text) = read_answer(&mut s);
     assert_eq!(code, 408, "{text}");
@@ -314,7 +316,7 @@ fn targz(entries: impl IntoIterator<Item = (String, Vec<u8>)>) -> Vec<u8> {
 
 fn upload(srv: &Server, archive: Vec<u8>) -> (u16, Value) {
     let resp = reqwest::blocking::Client::new()
-        .post(format!("{}/api/v1/contexts", srv.url))
+        .post(format!("{}/api/v1/contexts", srv.api))
         .body(archive)
         .send()
         .unwrap_or_else(|e| panic!("upload: {e}"));

@@ -248,7 +248,8 @@ pub async fn apply(
 /// planned `runs` were recorded: `blocked[i]` is the existing run whose
 /// dedupe key kept `runs[i]` from being recorded.
 pub fn summarize(reasons: &[String], runs: &[Run], blocked: &[Option<Run>]) -> DeliverySummary {
-    let mut reasons = reasons.to_vec();
+    // Reasons may quote payload text (an action, a branch): recorded inert.
+    let mut reasons: Vec<String> = reasons.iter().cloned().map(inert_owned).collect();
     let mut created = Vec::new();
     let mut existing = Vec::new();
     for (new, block) in runs.iter().zip(blocked) {
