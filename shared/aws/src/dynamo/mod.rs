@@ -279,6 +279,22 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A task's dependency items (its partition's `DEP#` items).
+    async fn dep_items(&self, task: &str) -> Result<Vec<Item>> {
+        self.query(
+            Query {
+                index: None,
+                pk_attr: "pk",
+                pk: &task_pk(task),
+                sk_prefix: Some("DEP#"),
+                forward: true,
+            },
+            None,
+            |_| true,
+        )
+        .await
+    }
+
     async fn put_conditional(&self, item: Item, condition: &str) -> Result<bool> {
         let r = self
             .client
@@ -754,20 +770,7 @@ impl Store for DynamoStore {
         task: &str,
         deps: &[BaseDependency],
     ) -> crtask_core::Result<()> {
-        let pk = task_pk(task);
-        let existing = self
-            .query(
-                Query {
-                    index: None,
-                    pk_attr: "pk",
-                    pk: &pk,
-                    sk_prefix: Some("DEP#"),
-                    forward: true,
-                },
-                None,
-                |_| true,
-            )
-            .await?;
+        let existing = self.dep_items(task).await?;
         // Last one wins for an image listed twice (as INSERT OR REPLACE does).
         let mut wanted: HashMap<&str, &BaseDependency> = HashMap::new();
         for d in deps {
@@ -785,8 +788,13 @@ impl Store for DynamoStore {
         for d in wanted.values() {
             writes.push(put_request(dep_item(task, d))?);
         }
-        // Tracked first, so the poller never misses an image a task has.
-        for image in wanted.keys() {
+        // Newly listed images are tracked first, so the poller never misses
+        // an image a task has (images listed before are tracked already).
+        let had: BTreeSet<&str> = existing
+            .iter()
+            .filter_map(|i| str_attr(i, "dep_image"))
+            .collect();
+        for image in wanted.keys().filter(|i| !had.contains(*i)) {
             self.track(image, task).await?;
         }
         self.batch_write(writes).await?;
@@ -797,20 +805,7 @@ impl Store for DynamoStore {
     }
 
     async fn dependencies_of(&self, task: &str) -> crtask_core::Result<Vec<BaseDependency>> {
-        let pk = task_pk(task);
-        let items = self
-            .query(
-                Query {
-                    index: None,
-                    pk_attr: "pk",
-                    pk: &pk,
-                    sk_prefix: Some("DEP#"),
-                    forward: true,
-                },
-                None,
-                |_| true,
-            )
-            .await?;
+        let items = self.dep_items(task).await?;
         let mut deps = items
             .iter()
             .map(|i| dep_from(i).map(|(_, d)| d))
