@@ -113,6 +113,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(a: ServeArgs) -> Result<i32> {
+    crtask_local::memory::return_large_buffers_to_the_system();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CRTASK_LOG")

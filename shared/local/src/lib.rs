@@ -9,6 +9,7 @@ pub mod error;
 pub mod json_errors;
 pub mod limits;
 pub mod listener;
+pub mod memory;
 pub mod platform;
 pub mod poller;
 pub mod retention;
