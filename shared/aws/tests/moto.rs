@@ -770,6 +770,7 @@ async fn two_deciders_at_once_record_one_run_of_the_bottom_task() {
                 digest: format!("sha256:{}", d.to_string().repeat(64)),
                 media_type: None,
                 event_id: None,
+                first_sighting: false,
             };
             process_update(&deps, &update, "test").await.unwrap()
         }

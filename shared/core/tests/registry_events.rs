@@ -343,6 +343,7 @@ fn cascade_story() {
             digest: BASE_V2.into(),
             media_type: None,
             event_id: None,
+            first_sighting: false,
         };
         decide(&push, &deps)
             .into_iter()

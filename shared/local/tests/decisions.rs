@@ -53,6 +53,7 @@ fn update(image: &str, d: char) -> TagUpdate {
         digest: digest(d),
         media_type: None,
         event_id: None,
+        first_sighting: false,
     }
 }
 

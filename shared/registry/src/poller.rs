@@ -135,8 +135,8 @@ impl Poller {
                 if let Some(b) = self.backoff.get_mut(registry) {
                     b.on_success();
                 }
-                let changed = self.last.get(image) != Some(&digest);
-                self.last.insert(image.to_string(), digest.clone());
+                let previous = self.last.insert(image.to_string(), digest.clone());
+                let changed = previous.as_ref() != Some(&digest);
                 if !changed {
                     record(
                         store,
@@ -151,7 +151,8 @@ impl Poller {
                 let Ok(r) = crtask_core::domain::imageref::ImageRef::parse(image) else {
                     return true;
                 };
-                let update = poll::poll_update(&r, &digest, media_type.as_deref());
+                let mut update = poll::poll_update(&r, &digest, media_type.as_deref());
+                update.first_sighting = previous.is_none();
                 let deps = UpdateDeps {
                     store,
                     clock,

@@ -22,6 +22,7 @@ use crtask_testkit::clock::at;
 use crtask_testkit::{FixedClock, TaskBuilder};
 use sha2::{Digest, Sha256};
 
+const D0: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 /// A clock the test moves by hand.
@@ -202,6 +203,40 @@ fn config(interval: u64, insecure: &[&str]) -> PollConfig {
         insecure: insecure.iter().map(|s| s.to_string()).collect(),
         ..PollConfig::default()
     }
+}
+
+#[tokio::test]
+async fn a_task_never_built_waits_for_a_move_not_a_first_sighting() {
+    let reg = Registry::start().await;
+    let h = reg.host.clone();
+    reg.push("base", "3", "v1").await;
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = test_clock();
+    let base3 = format!("{h}/base:3");
+    // Created (its Dockerfile pre-scanned) but never run.
+    task_with_deps(&store, "fresh", &[(&base3, None)]).await;
+    let mut poller = Poller::new(config(60, &[&h]));
+    let r = poller.round(&store, &clock).await;
+    assert_eq!(r.requests, 1);
+    assert!(r.new_runs.is_empty(), "nothing moved: {:?}", r.new_runs);
+    let events = poll_events(&store).await;
+    let last = events.last().map(|e| (e.outcome, e.reason.clone()));
+    assert!(
+        matches!(&last, Some((Outcome::Ignored, why)) if why.contains("first sighting")),
+        "{last:?}"
+    );
+    // A restart forgets what was seen: still nothing to rebuild.
+    let mut restarted = Poller::new(config(60, &[&h]));
+    assert!(restarted.round(&store, &clock).await.new_runs.is_empty());
+    // The tag really moves: the task is rebuilt on the new digest.
+    let v2 = reg.push("base", "3", "v2").await;
+    clock.advance_secs(67);
+    let r = restarted.round(&store, &clock).await;
+    assert_eq!(r.new_runs.len(), 1);
+    assert!(matches!(
+        &r.new_runs[0].trigger,
+        Trigger::ImageUpdate { new_digest, old_digest: None, .. } if *new_digest == v2
+    ));
 }
 
 #[tokio::test]
@@ -532,7 +567,8 @@ async fn token_flow_and_broken_answers_are_recorded() {
     .map(|r| format!("{h}/{r}:1"))
     .chain([format!("{dead}/gone:1")])
     .collect();
-    let deps: Vec<(&str, Option<&str>)> = refs.iter().map(|r| (r.as_str(), None)).collect();
+    // The task was built on an older digest of each image.
+    let deps: Vec<(&str, Option<&str>)> = refs.iter().map(|r| (r.as_str(), Some(D0))).collect();
     task_with_deps(&store, "t", &deps).await;
     let mut poller = Poller::new(config(60, &[h, &dead]));
 
@@ -562,8 +598,8 @@ async fn token_flow_and_broken_answers_are_recorded() {
             ),
         ]
     );
-    // The token-flow digest went through reghook: the task never built
-    // from it, so it starts a run.
+    // The token-flow digest went through reghook: the task was built on
+    // another digest, so it starts a run.
     assert_eq!(r.new_runs.len(), 1);
     assert!(matches!(
         &r.new_runs[0].trigger,

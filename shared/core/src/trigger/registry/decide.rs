@@ -56,6 +56,9 @@ pub enum Verdict {
     /// The task's trigger type is `Runtime` and this image is only a
     /// build-time base of it.
     BuildTimeOnly { task: String },
+    /// The poller sees the tag for the first time and the task has never
+    /// been built on it: nothing moved that the task was built on.
+    NotBuiltYet { task: String, image: String },
 }
 
 impl Verdict {
@@ -65,7 +68,8 @@ impl Verdict {
             Verdict::Trigger { task, .. }
             | Verdict::Unchanged { task, .. }
             | Verdict::TriggerDisabled { task }
-            | Verdict::BuildTimeOnly { task } => task,
+            | Verdict::BuildTimeOnly { task }
+            | Verdict::NotBuiltYet { task, .. } => task,
         }
     }
 
@@ -79,7 +83,9 @@ impl Verdict {
         match self {
             Verdict::Trigger { .. } => "triggered",
             Verdict::Unchanged { .. } => "unchanged",
-            Verdict::TriggerDisabled { .. } | Verdict::BuildTimeOnly { .. } => "ignored",
+            Verdict::TriggerDisabled { .. }
+            | Verdict::BuildTimeOnly { .. }
+            | Verdict::NotBuiltYet { .. } => "ignored",
         }
     }
 }
@@ -124,6 +130,11 @@ impl fmt::Display for Verdict {
             Verdict::BuildTimeOnly { task } => write!(
                 f,
                 "task '{task}': the image is only a build-time base and the trigger type is Runtime"
+            ),
+            Verdict::NotBuiltYet { task, image } => write!(
+                f,
+                "task '{task}': first sighting of {image} and the task has not been built on it yet; \
+                 its first run records the digest"
             ),
         }
     }
@@ -187,6 +198,12 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
                 return Verdict::BuildTimeOnly { task };
             }
             let last = u.runtime_digest.or(u.any_digest);
+            if last.is_none() && update.first_sighting {
+                return Verdict::NotBuiltYet {
+                    task,
+                    image: image.clone(),
+                };
+            }
             if last == Some(update.digest.as_str()) {
                 return Verdict::Unchanged {
                     task,
@@ -303,6 +320,38 @@ mod tests {
         assert_eq!(
             decide(&hub, &deps),
             vec![trig("app", "docker.io/library/alpine:3.19", Some(D1), D2)]
+        );
+    }
+
+    #[test]
+    fn a_first_sighting_rebuilds_only_tasks_built_on_an_older_digest() {
+        use BaseImageTriggerType::Runtime;
+        let img = "r.io/base:1";
+        let mut u = update(img, D2);
+        u.first_sighting = true;
+        let deps = vec![
+            dep("built", img, Some(D1), true, true, Runtime),
+            dep("current", img, Some(D2), true, true, Runtime),
+            dep("never", img, None, true, true, Runtime),
+        ];
+        let got = decide(&u, &deps);
+        assert_eq!(got.first(), Some(&trig("built", img, Some(D1), D2)));
+        assert_eq!(got.get(1).map(Verdict::outcome), Some("unchanged"));
+        let never = got.get(2).cloned();
+        assert_eq!(
+            never,
+            Some(Verdict::NotBuiltYet {
+                task: "never".into(),
+                image: img.into()
+            })
+        );
+        let line = never.map(|v| v.to_string()).unwrap_or_default();
+        assert!(line.contains("first sighting"), "{line}");
+        // The same digest seen moving (a push, a later poll) rebuilds it.
+        u.first_sighting = false;
+        assert_eq!(
+            decide(&u, &deps).get(2),
+            Some(&trig("never", img, None, D2))
         );
     }
 

@@ -81,6 +81,12 @@ pub struct TagUpdate {
     pub media_type: Option<String>,
     /// The event's own id (distribution event id, EventBridge id), for dedupe.
     pub event_id: Option<String>,
+    /// True when nothing moved as far as anyone knows: the poller sees the
+    /// tag for the first time (a new tracked reference, or after a restart).
+    /// A task never built on the image is then not rebuilt: its first run
+    /// records the digest, and only a later move triggers it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_sighting: bool,
 }
 
 /// What a registry notification body held: the tags that moved and, for the
@@ -338,6 +344,7 @@ fn distribution_event(
         digest: digest.to_string(),
         media_type: Some(media.to_string()),
         event_id: event_id(event),
+        first_sighting: false,
     })
 }
 
@@ -472,6 +479,7 @@ fn ecr_detail(event: &Value, detail: &Value) -> std::result::Result<TagUpdate, S
         digest: digest.to_string(),
         media_type: str_field(detail, "manifest-media-type").map(str::to_string),
         event_id: event_id(event),
+        first_sighting: false,
     })
 }
 
@@ -646,6 +654,7 @@ mod tests {
                             digest: D1.to_string(),
                             media_type: Some(m.to_string()),
                             event_id: Some("e1".to_string()),
+                            first_sighting: false,
                         }],
                         "{event}"
                     );
@@ -819,6 +828,7 @@ mod tests {
                     digest: D1.to_string(),
                     media_type: None,
                     event_id: Some("ev-1".to_string()),
+                    first_sighting: false,
                 }],
                 ignored: vec![],
             }

@@ -518,6 +518,7 @@ pub async fn cascade(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>
             digest: out.digest.clone(),
             media_type: None,
             event_id: None,
+            first_sighting: false,
         };
         if deps.store.dependents_of(&update.image).await?.is_empty() {
             continue;
@@ -605,6 +606,7 @@ pub async fn release_waiters(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<
             digest,
             media_type: None,
             event_id: None,
+            first_sighting: false,
         };
         let cause = format!(
             "pushed by run {by_run} of task {by_task}; decided again when run {} of task {name} ended {}",

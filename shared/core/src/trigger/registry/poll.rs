@@ -406,6 +406,7 @@ pub fn poll_update(image: &ImageRef, digest: &str, media_type: Option<&str>) -> 
         digest: digest.to_string(),
         media_type: media_type.map(str::to_string),
         event_id: None,
+        first_sighting: false,
     }
 }
 

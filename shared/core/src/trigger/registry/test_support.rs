@@ -34,6 +34,7 @@ pub(super) fn update(image: &str, digest: &str) -> TagUpdate {
         digest: digest.to_string(),
         media_type: None,
         event_id: None,
+        first_sighting: false,
     }
 }
 
