@@ -7,15 +7,19 @@
 #     on a fresh store each time (as crtask's runs are), same cache repository
 #   - crtask build --no-cache (a clean build)
 # Targets: rebuild <= 0.3x the clean build; within 5% + 0.2 s of bare buildah.
-#   infra/bench/rebuild.sh [RUNS]     (default 5)
+#   [CRTASK_BIN=PATH] infra/bench/rebuild.sh [RUNS]     (default 5)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 runs=${1:-5}
 command -v hyperfine >/dev/null 2>&1 || { apt-get install -y -qq hyperfine >/dev/null; }
 infra/local/setup.sh >/dev/null
-cargo build --quiet --release -p crtask
-bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
+# CRTASK_BIN: an already built binary (else a release build is made).
+bin=${CRTASK_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --quiet --release -p crtask
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/crtask"
+fi
 
 work=$(mktemp -d)
 reg_port=$((20000 + RANDOM % 10000)); srv_port=$((reg_port + 1)); api_port=$((reg_port + 2))
