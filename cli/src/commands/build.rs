@@ -31,6 +31,15 @@ pub struct BuildArgs {
     /// Build only; push nothing.
     #[arg(long)]
     no_push: bool,
+    /// Build every step again instead of reusing cached layers.
+    #[arg(long)]
+    no_cache: bool,
+    /// Ask the registry for the base images again inside the build.
+    #[arg(long)]
+    pull: bool,
+    /// Layer cache repository (REGISTRY/REPOSITORY) [default: IMAGE/cache].
+    #[arg(long)]
+    cache_repo: Option<String>,
     /// Do not stream the log.
     #[arg(long)]
     no_logs: bool,
@@ -92,6 +101,11 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         push: !a.no_push,
         timeout: a.timeout,
         values: Default::default(),
+        cache: crtask_core::domain::model::CacheOptions {
+            repo: a.cache_repo,
+            no_cache: a.no_cache,
+            pull: a.pull,
+        },
     };
     let run = client.quick_build(&req).await?;
     wait::queued(ctx, &client, run, "build", a.no_wait, a.no_logs).await

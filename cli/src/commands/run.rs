@@ -118,6 +118,7 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         push: true,
         timeout: a.timeout,
         values,
+        cache: Default::default(),
     };
     let run = client.quick_build(&req).await?;
     wait::queued(ctx, &client, run, "run", a.no_wait, a.no_logs).await

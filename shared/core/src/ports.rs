@@ -230,6 +230,8 @@ pub struct BuildRequest<'a> {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub platform: Option<String>,
+    /// The layer cache to read and write ([`crate::build::cache`]).
+    pub cache: crate::build::cache::CachePlan,
 }
 
 /// A container to run for a `cmd` step.

@@ -129,6 +129,9 @@ pub async fn quick_build(
     if let Some(p) = &req.platform {
         crate::domain::platform::validate(p)?;
     }
+    if let Some(r) = &req.cache.repo {
+        crate::build::cache::validate_repo(r)?;
+    }
     let timeout = req.timeout.unwrap_or(DEFAULT_TASK_TIMEOUT);
     if timeout == 0 || timeout > *TASK_TIMEOUT_RANGE.end() {
         return Err(Error::invalid(format!(
@@ -146,6 +149,7 @@ pub async fn quick_build(
         push: req.push,
         timeout,
         values: req.values,
+        cache: req.cache,
     };
     check_images(&spec, registry, clock.now())?;
     let run_type = if crate::build::taskfile::is_task_file(&spec.file) {

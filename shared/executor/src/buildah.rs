@@ -9,6 +9,7 @@ use crate::gitctx::GitAuth;
 use crate::probe::probe_distribution;
 use crate::process::{first_error_line, own_group, run_streaming, GroupGuard, Tee};
 use async_trait::async_trait;
+use crtask_core::build::cache::CachePlan;
 use crtask_core::ports::{
     BuildRequest, ContainerRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome,
 };
@@ -65,6 +66,34 @@ fn toml_string(s: &str) -> String {
         })
         .collect();
     format!("\"{escaped}\"")
+}
+
+/// The layer-cache options of `buildah bud` ([`crtask_core::build::cache`]):
+/// a registry cache, since a run's own store dies with the run.
+fn cache_args(cmd: &mut Command, plan: &CachePlan) {
+    // Base images were pulled (and their digests recorded) just before,
+    // unless the build asks for `--pull`.
+    cmd.arg(if plan.pull {
+        "--pull=always"
+    } else {
+        "--pull=false"
+    });
+    match &plan.repo {
+        None => {
+            cmd.arg("--layers=false");
+        }
+        Some(repo) => {
+            cmd.arg("--layers=true");
+            if !plan.no_cache {
+                cmd.arg("--cache-from").arg(repo);
+            } else {
+                cmd.arg("--no-cache");
+            }
+            if plan.write {
+                cmd.arg("--cache-to").arg(repo);
+            }
+        }
+    }
 }
 
 /// Containers of a run still to clean up: detached ones (with the guard
@@ -229,11 +258,9 @@ impl Engine for Buildah {
         cmd.arg("bud")
             .arg("--isolation")
             .arg(&self.cfg.isolation)
-            // Base images were pulled (and their digests recorded) just before.
-            .arg("--pull=false")
-            .arg("--layers=false")
             .arg("-f")
             .arg(req.dockerfile);
+        cache_args(&mut cmd, &req.cache);
         for t in &req.tags {
             cmd.arg("-t").arg(t);
         }

@@ -79,13 +79,24 @@ pub fn inspect_digests_argv(image: &str) -> Vec<OsString> {
 
 /// `docker build` for a [`BuildRequest`].
 pub fn build_argv(req: &BuildRequest<'_>) -> Vec<OsString> {
-    // Base images were pulled (and their digests recorded) just before.
+    // Base images were pulled (and their digests recorded) just before,
+    // unless the build asks for `--pull`. The registry layer cache is
+    // buildah's (`--cache-from/--cache-to` need buildx with docker); here
+    // the daemon's own layer cache serves, and `--no-cache` bypasses it.
     let mut a: Vec<OsString> = vec![
         "build".into(),
-        "--pull=false".into(),
-        "-f".into(),
-        req.dockerfile.into(),
+        if req.cache.pull {
+            "--pull=true"
+        } else {
+            "--pull=false"
+        }
+        .into(),
     ];
+    if req.cache.no_cache {
+        a.push("--no-cache".into());
+    }
+    a.push("-f".into());
+    a.push(req.dockerfile.into());
     for t in &req.tags {
         a.push("-t".into());
         a.push(t.into());
@@ -392,6 +403,7 @@ mod tests {
             build_args: args,
             target: Some("final".into()),
             platform: Some("linux/amd64".into()),
+            cache: Default::default(),
         };
         assert_eq!(
             strings(build_argv(&req)),

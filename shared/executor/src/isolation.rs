@@ -17,7 +17,10 @@
 //! checked with buildah 1.28, a run store then lists the other store's
 //! images; overlay has `additionalimagestores`), so a shared cache of pulled
 //! layers can sit under every run store without runs seeing each other's
-//! builds. Today nothing is shared: a run pulls what it uses, once.
+//! builds. The layer cache is kept in a registry instead
+//! (`crtask_core::build::cache`): it works the same on the CodeBuild
+//! builder, whose store is gone after every build, and its entries are named
+//! by content keys, never by tags a run chose.
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,7 @@
 //! `.dockerignore` matching ([`dockerignore`]), what a `cmd` step's container
 //! gets ([`container`]) and where task-file secrets come from ([`secrets`]).
 
+pub mod cache;
 pub mod container;
 pub mod dockerfile;
 pub mod dockerignore;

@@ -91,6 +91,8 @@ struct Produced {
     bases: Vec<BaseImageUse>,
     /// Tags built by earlier steps of this run (usable without a pull).
     built: HashSet<String>,
+    /// How each build step (by id) used the layer cache.
+    cache: std::collections::HashMap<String, crate::domain::model::CacheUse>,
 }
 
 /// Runs steps on an engine.
@@ -226,6 +228,20 @@ impl EngineStepRunner {
                 }
             }
         }
+        // ACR's step `cache:` (default enabled), `--no-cache` and `--pull`.
+        let opts = crate::domain::model::CacheOptions {
+            repo: None,
+            no_cache: b.no_cache,
+            pull: b.pull,
+        };
+        let cache = crate::build::cache::plan(
+            step.cache != Some(false),
+            &opts,
+            b.tags.first().map(String::as_str),
+            true,
+        );
+        log.line(&crate::build::cache::describe(&cache));
+        let tally = crate::build::cache::CacheTally::new(log);
         let req = BuildRequest {
             context_dir: &context_dir,
             dockerfile: &dockerfile,
@@ -233,8 +249,19 @@ impl EngineStepRunner {
             build_args: args,
             target: b.target.clone(),
             platform: b.platform.clone(),
+            cache,
         };
-        let exit = self.engine.build(&req, log).await?;
+        let exit = self.engine.build(&req, &tally).await?;
+        if req.cache.repo.is_some() {
+            let used = tally.result();
+            log.line(&format!(
+                "crtask: layer cache: {} step(s) reused, {} built",
+                used.reused, used.built
+            ));
+            if let Ok(mut p) = self.produced.lock() {
+                p.cache.insert(step.id.clone(), used);
+            }
+        }
         if exit.success() {
             if let Ok(mut p) = self.produced.lock() {
                 for t in &b.tags {
@@ -494,15 +521,24 @@ pub async fn execute_task_file(tf: &TaskFile, r: TaskFileRun) -> MultiResult {
     };
     let outcome = taskfile::execute_with(tf, runner.clone(), &events, opts).await;
     engine.end_group(group).await;
-    let produced = runner
+    let (produced, cache) = runner
         .produced
         .lock()
-        .map(|mut p| (std::mem::take(&mut p.outputs), std::mem::take(&mut p.bases)))
+        .map(|mut p| {
+            (
+                (std::mem::take(&mut p.outputs), std::mem::take(&mut p.bases)),
+                std::mem::take(&mut p.cache),
+            )
+        })
         .unwrap_or_default();
+    let mut steps = outcome.steps;
+    for s in &mut steps {
+        s.cache = cache.get(&s.id).copied();
+    }
     MultiResult {
         status: outcome.status,
         error: outcome.error,
-        steps: outcome.steps,
+        steps,
         output_images: produced.0,
         base_images: produced.1,
     }

@@ -121,6 +121,7 @@ impl Steps<'_> {
             start_time: Some(self.clock.now()),
             finish_time: None,
             exit_code: None,
+            cache: None,
         });
     }
     fn finish(&mut self, status: RunStatus, exit_code: Option<i32>) {
@@ -239,7 +240,15 @@ pub async fn execute_build(
     }
 
     // 4. Build.
-    let tail = LogTail::new(log);
+    let cache = crate::build::cache::plan(
+        true,
+        &spec.cache,
+        inputs.tags.first().map(|t| t.full()).as_deref(),
+        spec.push,
+    );
+    log.line(&crate::build::cache::describe(&cache));
+    let tally = crate::build::cache::CacheTally::new(log);
+    let tail = LogTail::new(&tally);
     let req = BuildRequest {
         context_dir: inputs.context_dir,
         dockerfile: inputs.dockerfile_path,
@@ -247,8 +256,20 @@ pub async fn execute_build(
         build_args: args,
         target: spec.target.clone(),
         platform: spec.platform.clone(),
+        cache,
     };
-    match engine.build(&req, &tail).await {
+    let built = engine.build(&req, &tail).await;
+    let used = tally.result();
+    if req.cache.repo.is_some() {
+        log.line(&format!(
+            "crtask: layer cache: {} step(s) reused, {} built",
+            used.reused, used.built
+        ));
+        if let Some(s) = steps.steps.last_mut() {
+            s.cache = Some(used);
+        }
+    }
+    match built {
         Ok(exit) if exit.success() => steps.finish(RunStatus::Succeeded, Some(0)),
         Ok(exit) => {
             steps.finish(RunStatus::Failed, Some(exit.code));

@@ -27,6 +27,8 @@ pub struct QuickBuildRequest {
     pub timeout: Option<u64>,
     #[serde(default)]
     pub values: crate::domain::model::Values,
+    #[serde(default)]
+    pub cache: crate::domain::model::CacheOptions,
 }
 
 fn dockerfile() -> String {

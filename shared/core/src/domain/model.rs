@@ -181,6 +181,30 @@ pub struct StepRecord {
     pub finish_time: Option<DateTime<Utc>>,
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// Layers a build step reused from the layer cache and built anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheUse>,
+}
+
+/// How a build step used the layer cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheUse {
+    pub reused: u32,
+    pub built: u32,
+}
+
+/// A build's layer-cache options (`--no-cache`, `--pull`, `--cache-repo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheOptions {
+    /// Cache repository (`registry/repository`); default: `<image>/cache`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pull: bool,
 }
 
 /// A build argument. `secret` values never appear in logs or listings.
@@ -528,6 +552,8 @@ pub struct BuildSpec {
     pub timeout: u64,
     #[serde(default)]
     pub values: Values,
+    #[serde(default)]
+    pub cache: CacheOptions,
 }
 
 /// A run: the record of one execution.

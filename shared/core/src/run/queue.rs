@@ -30,6 +30,7 @@ pub fn spec_from_task(task: &Task, overrides: &crate::domain::model::Values) -> 
         push: task.push,
         timeout: task.timeout,
         values,
+        cache: Default::default(),
     })
 }
 

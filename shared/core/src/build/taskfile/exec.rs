@@ -191,6 +191,7 @@ pub async fn execute_with(
                     start_time: done.start,
                     finish_time: Some(done.finish),
                     exit_code: done.exit_code,
+                    cache: None,
                 };
                 if let Some(slot) = records.get_mut(done.index) {
                     *slot = Some(record.clone());
@@ -241,6 +242,7 @@ pub async fn execute_with(
                     start_time: None,
                     finish_time: None,
                     exit_code: None,
+                    cache: None,
                 });
             }
         }
