@@ -427,7 +427,7 @@ async fn configure_writes_a_profile_the_cli_then_uses_with_no_flag() {
     assert!(text.contains("[profiles.default.aws]"), "{text}");
     assert!(text.contains("[profiles.staging.aws]"), "{text}");
     assert!(
-        text.contains(&*staging["TableName"].as_str().unwrap()),
+        text.contains(staging["TableName"].as_str().unwrap()),
         "{text}"
     );
     let listed = json(cfg, &["task", "list", "--profile", "staging"]);
