@@ -22,32 +22,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The AWS stack the CLI talks to (the stack's outputs).
-#[derive(Debug, Clone, Default)]
-pub struct AwsSettings {
-    /// `TableName`.
-    pub table: Option<String>,
-    /// `BucketName`: uploaded contexts and run logs.
-    pub bucket: Option<String>,
-    /// `CodeBuildProject`.
-    pub project: Option<String>,
-    /// The registry unqualified image names are pushed to (default: the
-    /// project's `CRTASK_REGISTRY`).
-    pub registry: Option<String>,
-    /// `ScheduleGroupName`: where timers' schedules live.
-    pub schedule_group: Option<String>,
-    /// `ScheduleTargetArn`: the function timers' schedules invoke.
-    pub schedule_target: Option<String>,
-    /// `SchedulerRoleArn`: the role timers' schedules run with.
-    pub scheduler_role: Option<String>,
-    /// `ScheduleSigningSecretArn`: the key timer payloads are signed with.
-    pub schedule_secret: Option<String>,
-    /// `FailedEventsQueueArn`: where undeliverable timer payloads go (optional).
-    pub schedule_dlq: Option<String>,
-    /// `BuilderLogGroupName`: the builder's CloudWatch log group; when set,
-    /// following a run streams its build log live (optional).
-    pub log_group: Option<String>,
-}
+pub use crate::settings::AwsSettings;
 
 /// One timer setting: its flag, its environment variable and the stack
 /// output that holds its value.
@@ -106,6 +81,16 @@ impl Backend {
         match self {
             Backend::Http(c) => c.upload(file, len, progress).await,
             Backend::Aws(a) => a.upload(file, len, progress).await,
+        }
+    }
+
+    /// Checks a quick build before anything is uploaded for it (`uploads`:
+    /// its context will be). The local server checks the request itself
+    /// (only it knows its registry); on AWS the CLI is the API.
+    pub async fn check_quick_build(&self, req: &QuickBuildRequest, uploads: bool) -> Result<()> {
+        match self {
+            Backend::Http(_) => Ok(()),
+            Backend::Aws(a) => a.check_quick_build(req, uploads).await,
         }
     }
 
@@ -280,6 +265,21 @@ fn buildable_on_aws(t: &Task) -> Result<()> {
     Ok(())
 }
 
+/// The caller's AWS configuration (environment, `AWS_PROFILE`, SSO,
+/// instance roles; `AWS_ENDPOINT_URL` for emulators) in `region` when one
+/// is given (the profile's or `--aws-region`), else the configured one.
+pub async fn sdk_config(region: Option<&str>) -> Result<aws_config::SdkConfig> {
+    let mut loader = crtask_aws::config::loader();
+    if let Some(r) = region.map(str::trim).filter(|r| !r.is_empty()) {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    let conf = loader.load().await;
+    if conf.region().is_none() {
+        bail!("no AWS region: set AWS_REGION (or AWS_PROFILE with a region), or run `crtask aws configure --stack NAME --region R`");
+    }
+    Ok(conf)
+}
+
 /// How often the AWS backend polls a run (DynamoDB) and its build log
 /// (CloudWatch Logs).
 const AWS_POLL: Duration = Duration::from_secs(2);
@@ -296,7 +296,10 @@ pub struct AwsBackend {
     store: Arc<DynamoStore>,
     s3: Option<S3Contexts>,
     builder: Option<CodeBuildBuilder>,
-    registry: Option<String>,
+    /// The default registry: `--aws-registry` or the profile's, else read
+    /// once from the builder project ([`Self::registry`]).
+    registry: tokio::sync::OnceCell<Option<String>>,
+    codebuild: aws_sdk_codebuild::Client,
     clock: SystemClock,
     settings: AwsSettings,
     scheduler: crtask_aws::scheduler::Client,
@@ -309,12 +312,9 @@ impl AwsBackend {
     /// SSO, instance roles; `AWS_ENDPOINT_URL` for emulators).
     pub async fn connect(settings: &AwsSettings) -> Result<AwsBackend> {
         let table = settings.table.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
-            anyhow!("--platform aws needs the stack's table: set --aws-table or CRTASK_AWS_TABLE (the TableName output)")
+            anyhow!("--platform aws needs the stack's settings: run `crtask aws configure --stack NAME` once (or set --aws-table or CRTASK_AWS_TABLE, the TableName output)")
         })?;
-        let conf = crtask_aws::config::load(None).await;
-        if conf.region().is_none() {
-            bail!("no AWS region: set AWS_REGION (or AWS_PROFILE with a region)");
-        }
+        let conf = sdk_config(settings.region.as_deref()).await?;
         let store = Arc::new(DynamoStore::new(crtask_aws::config::dynamodb(&conf), table));
         let bucket = settings.bucket.clone().filter(|b| !b.is_empty());
         let s3 = bucket
@@ -343,7 +343,8 @@ impl AwsBackend {
             store,
             s3,
             builder,
-            registry,
+            registry: tokio::sync::OnceCell::new_with(registry.map(Some)),
+            codebuild: crtask_aws::config::codebuild(&conf),
             clock: SystemClock,
             settings: settings.clone(),
             scheduler: crtask_aws::config::scheduler(&conf),
@@ -528,6 +529,39 @@ impl AwsBackend {
         service::run_json(run)
     }
 
+    /// The registry unqualified image names go to: `--aws-registry` or the
+    /// profile's, else the builder project's `CRTASK_REGISTRY` (read once;
+    /// when it cannot be read, a warning and none).
+    async fn registry(&self) -> Option<&str> {
+        self.registry
+            .get_or_init(|| async {
+                let project = self.settings.project.as_deref().filter(|p| !p.is_empty())?;
+                match crtask_aws::stack::project_registry(&self.codebuild, project).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("warning: cannot read the default registry from CodeBuild project {project}: {e} (set --aws-registry, or run `crtask aws configure`)");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_deref()
+    }
+
+    /// Checks a quick build before its context is uploaded: the settings
+    /// it needs and the request itself (its context still `None`).
+    async fn check_quick_build(&self, req: &QuickBuildRequest, uploads: bool) -> Result<()> {
+        no_secret_args_on_aws(&req.build_args)?;
+        self.builder()?;
+        if uploads {
+            self.s3()?;
+        }
+        let mut probe = req.clone();
+        probe.context = ContextSource::None;
+        service::quick_build_spec(self.registry().await, chrono::Utc::now(), probe)?;
+        Ok(())
+    }
+
     async fn quick_build(&self, req: &QuickBuildRequest) -> Result<RunJson> {
         no_secret_args_on_aws(&req.build_args)?;
         let builder = self.builder()?;
@@ -535,7 +569,7 @@ impl AwsBackend {
             self.store(),
             builder,
             &self.clock,
-            self.registry.as_deref(),
+            self.registry().await,
             req.clone(),
         )
         .await?;
@@ -548,7 +582,7 @@ impl AwsBackend {
             self.store(),
             builder,
             &self.clock,
-            self.registry.as_deref(),
+            self.registry().await,
             name,
             &req.values,
         )

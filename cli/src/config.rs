@@ -40,6 +40,13 @@ pub struct Connection {
 
 /// The default config file, when a home is known.
 fn default_path() -> Option<PathBuf> {
+    Some(default_dir()?.join("cli.toml"))
+}
+
+/// The CLI's config directory (`$XDG_CONFIG_HOME/crtask`, else
+/// `~/.config/crtask`), when a home is known: the config file and the
+/// profiles ([`crate::profile`]) live there.
+pub fn default_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -48,7 +55,7 @@ fn default_path() -> Option<PathBuf> {
                 .filter(|v| !v.is_empty())
                 .map(|h| PathBuf::from(h).join(".config"))
         })?;
-    Some(base.join("crtask").join("cli.toml"))
+    Some(base.join("crtask"))
 }
 
 /// Reads the config file: the one named (which must exist), else the

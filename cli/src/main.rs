@@ -6,6 +6,8 @@ mod client;
 mod commands;
 mod config;
 mod output;
+mod profile;
+mod settings;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -18,6 +20,15 @@ use std::path::PathBuf;
     about = "Automated container image builds: quick builds, triggered tasks, multi-step tasks"
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every command takes.
+#[derive(clap::Args)]
+struct Globals {
     /// URL of the crtask server's management API (its --api-listen)
     /// [default: the CLI config's `server`, else http://127.0.0.1:7879].
     /// The API token comes from CRTASK_API_TOKEN, else the CLI config.
@@ -28,51 +39,24 @@ struct Cli {
     #[arg(long, global = true, env = "CRTASK_CLI_CONFIG")]
     cli_config: Option<PathBuf>,
     /// Where tasks and runs live: `local` (the `crtask serve` at --server)
-    /// or `aws` (the deployed stack, called with your own AWS credentials).
+    /// or `aws` (the deployed stack, called with your own AWS credentials)
+    /// [default: the profile's platform, else local].
     /// Give it before the command: `crtask --platform aws task list`.
-    #[arg(long = "platform", env = "CRTASK_CLI_PLATFORM", value_enum, default_value_t = Platform::Local)]
-    platform: Platform,
-    /// AWS: the stack's DynamoDB table (output TableName).
-    #[arg(long, global = true, env = "CRTASK_AWS_TABLE")]
-    aws_table: Option<String>,
-    /// AWS: the stack's bucket for contexts and logs (output BucketName).
-    #[arg(long, global = true, env = "CRTASK_AWS_BUCKET")]
-    aws_bucket: Option<String>,
-    /// AWS: the stack's CodeBuild project (output CodeBuildProject).
-    #[arg(long, global = true, env = "CRTASK_AWS_PROJECT")]
-    aws_project: Option<String>,
-    /// AWS: the registry unqualified image names go to [default: the project's].
-    #[arg(long, global = true, env = "CRTASK_AWS_REGISTRY")]
-    aws_registry: Option<String>,
-    /// AWS: the schedule group timers go to (output ScheduleGroupName).
-    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_GROUP")]
-    aws_schedule_group: Option<String>,
-    /// AWS: the function timers' schedules invoke (output ScheduleTargetArn).
-    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_TARGET")]
-    aws_schedule_target: Option<String>,
-    /// AWS: the role timers' schedules run with (output SchedulerRoleArn).
-    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULER_ROLE")]
-    aws_scheduler_role: Option<String>,
-    /// AWS: the secret timer payloads are signed with, read with your
-    /// credentials (output ScheduleSigningSecretArn).
-    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_SECRET")]
-    aws_schedule_secret: Option<String>,
-    /// AWS: the dead-letter queue for undeliverable timer payloads
-    /// (output FailedEventsQueueArn; optional).
-    #[arg(long, global = true, env = "CRTASK_AWS_SCHEDULE_DLQ")]
-    aws_schedule_dlq: Option<String>,
-    /// AWS: the builder's CloudWatch log group (output BuilderLogGroupName);
-    /// with it, following a run streams its build log as the build runs.
-    #[arg(long, global = true, env = "CRTASK_AWS_LOG_GROUP")]
-    aws_log_group: Option<String>,
+    #[arg(long = "platform", env = "CRTASK_CLI_PLATFORM", value_enum)]
+    platform: Option<Platform>,
+    /// The CLI profile to use (`crtask aws configure` writes them, in
+    /// profiles.toml next to the CLI config) [default: default].
+    #[arg(long, global = true, env = "CRTASK_PROFILE")]
+    profile: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, env = "CRTASK_OUTPUT", value_enum, default_value_t = Format::Table)]
     output: Format,
-    #[command(subcommand)]
-    command: Command,
+    #[command(flatten)]
+    aws: settings::AwsSettings,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Platform {
     Local,
     Aws,
@@ -101,6 +85,9 @@ enum Command {
     /// Base-image dependencies.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// The AWS platform's CLI setup.
+    #[command(subcommand)]
+    Aws(commands::aws::AwsCommand),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
     Exec,
@@ -132,35 +119,45 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> Result<i32> {
-    let ctx = commands::Ctx {
-        server: cli.server,
-        cli_config: cli.cli_config,
-        format: cli.output,
-        platform: cli.platform,
-        aws: backend::AwsSettings {
-            table: cli.aws_table,
-            bucket: cli.aws_bucket,
-            project: cli.aws_project,
-            registry: cli.aws_registry,
-            schedule_group: cli.aws_schedule_group,
-            schedule_target: cli.aws_schedule_target,
-            scheduler_role: cli.aws_scheduler_role,
-            schedule_secret: cli.aws_schedule_secret,
-            schedule_dlq: cli.aws_schedule_dlq,
-            log_group: cli.aws_log_group,
-        },
-    };
+    let g = cli.globals;
     match cli.command {
-        Command::Serve(_) if ctx.platform == Platform::Aws => anyhow::bail!(
+        // The local server and the executor read no profile.
+        Command::Serve(_) if g.platform == Some(Platform::Aws) => anyhow::bail!(
             "`crtask serve` is the local platform; on AWS the deployed functions serve webhooks"
         ),
         Command::Serve(a) => commands::serve::run(*a).await,
-        Command::Build(a) => commands::build::run(&ctx, a).await,
-        Command::Run(a) => commands::run::run(&ctx, a).await,
-        Command::Task(c) => commands::task::run(&ctx, c).await,
-        Command::Events(c) => commands::events::run(&ctx, c).await,
-        Command::Image(c) => commands::image::run(&ctx, c).await,
         Command::Exec => commands::exec::run().await,
+        Command::Aws(c) => {
+            let g = commands::aws::Globals {
+                profile: g.profile,
+                cli_config: g.cli_config,
+                format: g.output,
+            };
+            commands::aws::run(g, c).await
+        }
+        Command::Build(a) => commands::build::run(&g.ctx()?, a).await,
+        Command::Run(a) => commands::run::run(&g.ctx()?, a).await,
+        Command::Task(c) => commands::task::run(&g.ctx()?, c).await,
+        Command::Events(c) => commands::events::run(&g.ctx()?, c).await,
+        Command::Image(c) => commands::image::run(&g.ctx()?, c).await,
+    }
+}
+
+impl Globals {
+    /// The client commands' context: flags and their variables, then the
+    /// selected profile, then the defaults.
+    fn ctx(self) -> Result<commands::Ctx> {
+        let chosen = profile::select(
+            profile::path(self.cli_config.as_deref()).as_deref(),
+            self.profile.as_deref(),
+        )?;
+        Ok(commands::Ctx {
+            server: self.server,
+            cli_config: self.cli_config,
+            format: self.output,
+            platform: self.platform.or(chosen.platform).unwrap_or(Platform::Local),
+            aws: self.aws.over(chosen.aws.unwrap_or_default()),
+        })
     }
 }
 
@@ -193,13 +190,13 @@ mod tests {
             ".",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(cli.platform == Platform::Aws);
-        assert_eq!(cli.aws_table.as_deref(), Some("t"));
+        assert!(cli.globals.platform == Some(Platform::Aws));
+        assert_eq!(cli.globals.aws.table.as_deref(), Some("t"));
         assert!(matches!(cli.command, Command::Build(_)));
         // The AWS settings are global; --platform is not.
         let cli = Cli::try_parse_from(["crtask", "task", "list", "--aws-bucket", "b"])
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(cli.aws_bucket.as_deref(), Some("b"));
+        assert_eq!(cli.globals.aws.bucket.as_deref(), Some("b"));
         let cli = Cli::try_parse_from([
             "crtask",
             "task",
@@ -211,7 +208,7 @@ mod tests {
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            cli.aws_log_group.as_deref(),
+            cli.globals.aws.log_group.as_deref(),
             Some("/aws/codebuild/crtask-builder")
         );
         assert!(Cli::try_parse_from(["crtask", "task", "list", "--platform", "aws"]).is_err());

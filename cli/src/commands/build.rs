@@ -66,7 +66,23 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
     if let Some(p) = &a.platform {
         crtask_core::domain::platform::validate(p)?;
     }
-    let context = if a.context == "/dev/null" {
+    let mut req = QuickBuildRequest {
+        context: ContextSource::None,
+        file: a.file.clone(),
+        images: a.images,
+        build_args,
+        target: a.target,
+        platform: a.platform,
+        push: !a.no_push,
+        timeout: a.timeout,
+        values: Default::default(),
+        cache: crtask_core::domain::model::CacheOptions {
+            repo: a.cache_repo,
+            no_cache: a.no_cache,
+            pull: a.pull,
+        },
+    };
+    req.context = if a.context == "/dev/null" {
         ContextSource::None
     } else if is_git_url(&a.context) {
         ContextSource::parse_task_context(&a.context)?
@@ -88,24 +104,10 @@ pub async fn run(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
                 dir.display()
             ),
         }
+        // Nothing is uploaded for a request that would be refused.
+        client.check_quick_build(&req, true).await?;
         let id = upload(&client, &dir, &a.file, a.context_limit).await?;
         ContextSource::Uploaded { id }
-    };
-    let req = QuickBuildRequest {
-        context,
-        file: a.file,
-        images: a.images,
-        build_args,
-        target: a.target,
-        platform: a.platform,
-        push: !a.no_push,
-        timeout: a.timeout,
-        values: Default::default(),
-        cache: crtask_core::domain::model::CacheOptions {
-            repo: a.cache_repo,
-            no_cache: a.no_cache,
-            pull: a.pull,
-        },
     };
     let run = client.quick_build(&req).await?;
     wait::queued(ctx, &client, run, "build", a.no_wait, a.no_logs).await

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod aws;
 pub mod build;
 pub mod events;
 pub mod exec;

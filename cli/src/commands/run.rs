@@ -67,7 +67,19 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         }
         (Some(dir), None)
     };
-    let context = match (dir, remote) {
+    let mut req = QuickBuildRequest {
+        context: ContextSource::None,
+        file: file.clone(),
+        images: Vec::new(),
+        build_args: Vec::new(),
+        target: None,
+        platform: None,
+        push: true,
+        timeout: a.timeout,
+        values,
+        cache: Default::default(),
+    };
+    req.context = match (dir, remote) {
         (_, Some(remote)) => remote,
         (Some(dir), None) => {
             let path = crtask_executor::fsutil::resolve_inside(&dir, &file)
@@ -90,10 +102,11 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
                 ..Default::default()
             };
             // Secrets are read by the server: a placeholder stands in.
-            let checked = taskfile::data_with_placeholder_secrets(&text, &vars, &values, "secret")
-                .and_then(|data| {
-                    taskfile::load_with_data(&text, &data, &taskfile::ParseOptions::default())
-                });
+            let checked =
+                taskfile::data_with_placeholder_secrets(&text, &vars, &req.values, "secret")
+                    .and_then(|data| {
+                        taskfile::load_with_data(&text, &data, &taskfile::ParseOptions::default())
+                    });
             if let Err(errs) = checked {
                 for e in errs.0.iter().skip(1) {
                     eprintln!("{file}: {e}");
@@ -103,22 +116,12 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
                     errs.0.first().map(|e| e.to_string()).unwrap_or_default()
                 );
             }
+            // Nothing is uploaded for a request that would be refused.
+            client.check_quick_build(&req, true).await?;
             let id = super::build::upload(&client, &dir, &file, a.context_limit).await?;
             ContextSource::Uploaded { id }
         }
         (None, None) => bail!("no context"),
-    };
-    let req = QuickBuildRequest {
-        context,
-        file,
-        images: Vec::new(),
-        build_args: Vec::new(),
-        target: None,
-        platform: None,
-        push: true,
-        timeout: a.timeout,
-        values,
-        cache: Default::default(),
     };
     let run = client.quick_build(&req).await?;
     wait::queued(ctx, &client, run, "run", a.no_wait, a.no_logs).await

@@ -175,6 +175,13 @@ pub fn scheduler(config: &SdkConfig) -> aws_sdk_scheduler::Client {
     aws_sdk_scheduler::Client::new(config)
 }
 
+/// A CloudFormation client for `config` (reading a stack's outputs,
+/// [`crate::stack::describe_stack`]).
+#[cfg(feature = "stack")]
+pub fn cloudformation(config: &SdkConfig) -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(config)
+}
+
 /// A Secrets Manager client for `config`.
 pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(config)

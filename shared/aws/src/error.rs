@@ -42,6 +42,13 @@ pub enum Error {
         stream: String,
         message: String,
     },
+    /// A CloudFormation call failed (names the operation and the stack).
+    #[error("cloudformation {op} {name}: {message}")]
+    Stack {
+        op: &'static str,
+        name: String,
+        message: String,
+    },
     /// A secret that cannot be read (names the secret, never its value).
     #[error("secret '{id}': {message}")]
     Secrets { id: String, message: String },
@@ -112,7 +119,8 @@ impl From<Error> for crtask_core::Error {
             | Error::S3 { .. }
             | Error::Corrupt { .. }
             | Error::Scheduler { .. }
-            | Error::Logs { .. }) => crtask_core::Error::Store(e.to_string()),
+            | Error::Logs { .. }
+            | Error::Stack { .. }) => crtask_core::Error::Store(e.to_string()),
             e @ (Error::CodeBuild { .. } | Error::Secrets { .. }) => {
                 crtask_core::Error::Builder(e.to_string())
             }

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod s3;
 pub mod scheduler;
 pub mod secrets;
+pub mod stack;
 
 pub use codebuild::{start_build_request, CodeBuildBuilder, StartBuildRequest};
 pub use dynamo::{create_table, DynamoStore};

@@ -112,15 +112,16 @@ pub async fn run_task(
     .await
 }
 
-/// Queues a quick build or quick run. The platform checks first that an
-/// uploaded context exists.
-pub async fn quick_build(
-    store: &dyn Store,
-    builder: &dyn Builder,
-    clock: &dyn Clock,
+/// Checks a quick build or quick run request and makes its spec: the
+/// context kind, platform, timeout and image names (qualified with
+/// `registry`). Clients call it before uploading a context, with the
+/// context still [`ContextSource::None`], so that nothing is uploaded for a
+/// request that would be refused.
+pub fn quick_build_spec(
     registry: Option<&str>,
+    now: DateTime<Utc>,
     req: QuickBuildRequest,
-) -> Result<Run> {
+) -> Result<BuildSpec> {
     if let ContextSource::LocalDir { .. } = &req.context {
         return Err(Error::invalid(
             "a quick build's context must be uploaded, a git URL or none",
@@ -151,7 +152,20 @@ pub async fn quick_build(
         values: req.values,
         cache: req.cache,
     };
-    check_images(&spec, registry, clock.now())?;
+    check_images(&spec, registry, now)?;
+    Ok(spec)
+}
+
+/// Queues a quick build or quick run ([`quick_build_spec`]). The platform
+/// checks first that an uploaded context exists.
+pub async fn quick_build(
+    store: &dyn Store,
+    builder: &dyn Builder,
+    clock: &dyn Clock,
+    registry: Option<&str>,
+    req: QuickBuildRequest,
+) -> Result<Run> {
+    let spec = quick_build_spec(registry, clock.now(), req)?;
     let run_type = if crate::build::taskfile::is_task_file(&spec.file) {
         RunType::QuickRun
     } else {

@@ -34,7 +34,7 @@ pub fn render_tags(
                     || !crate::domain::imageref::is_registry_host(rendered.split('/').next().unwrap_or(""))
                 {
                     return Err(Error::invalid(format!(
-                        "image '{rendered}' names no registry and no default registry is configured (start the server with --registry)"
+                        "image '{rendered}' names no registry and no default registry is configured (the local server's --registry; on AWS, the stack's: `crtask aws configure`, or --aws-registry)"
                     )));
                 }
                 Ok(r)
