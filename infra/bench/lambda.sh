@@ -9,6 +9,8 @@
 #   infra/bench/lambda.sh [COLD_RUNS] [WARM_INVOCATIONS] [driver args...]
 #   (defaults 20 and 500; e.g. `--event schedule=event.json`)
 # A function whose package does not build yet is skipped with a note.
+# When infra/aws/build.sh has run (`sam build`, .aws-sam/build or
+# CRTASK_SAM_BUILD_DIR), the sizes of the arm64 bootstraps it built follow.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -51,3 +53,19 @@ prio=()
 "${prio[@]}" "$target/release/examples/lambda_bench" --moto "http://127.0.0.1:$port" \
   --hello "$target/release/examples/hello" --cold "$cold" --warm "$warm" \
   "${functions[@]}" "$@"
+
+sam_build=${CRTASK_SAM_BUILD_DIR:-$root/.aws-sam/build}
+if [ -f "$sam_build/template.yaml" ]; then
+  echo
+  echo "arm64 bootstraps of \`sam build\` ($sam_build):"
+  echo
+  echo "| function | arm64 bootstrap |"
+  echo "|---|---|"
+  for f in GitWebhookFunction BuildStatusFunction RegistryEventFunction ScheduleFunction; do
+    [ -f "$sam_build/$f/bootstrap" ] || continue
+    echo "| $f | $(awk -v b="$(stat -c %s "$sam_build/$f/bootstrap")" 'BEGIN { printf "%.1f MiB", b / 1048576 }') |"
+  done
+else
+  echo
+  echo "note: no \`sam build\` output at $sam_build (infra/aws/build.sh): arm64 sizes not shown" >&2
+fi

@@ -62,7 +62,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Appends `test` to the skip log; best effort (a test is not failed for it).
-fn note_skip(test: &str) {
+pub fn note_skip(test: &str) {
     let log = match std::env::var_os(SKIP_LOG_VAR).filter(|v| !v.is_empty()) {
         Some(path) => PathBuf::from(path),
         None => match target_dir() {

@@ -6,6 +6,7 @@
 
 pub mod acr_samples;
 pub mod moto;
+pub mod sam_build;
 pub use acr_samples::acr_samples;
 pub use moto::MotoServer;
 

@@ -12,6 +12,7 @@
 //! Plain HTTP/1.1 on std threads: one thread per connection, keep-alive.
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -335,10 +336,30 @@ impl Function {
     /// Starts `binary` with the Lambda environment, AWS pointed at `moto`
     /// (and CodeBuild at `codebuild` when given), plus `env`.
     pub fn start(binary: &Path, moto: &str, codebuild: Option<&str>, env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], binary, moto, codebuild, env)
+    }
+
+    /// [`Function::start`] with `binary` run by `launcher` (a program and
+    /// its arguments, e.g. `qemu-aarch64 -L <sysroot>` for an arm64 build;
+    /// empty: `binary` itself).
+    pub fn start_under(
+        launcher: &[&OsStr],
+        binary: &Path,
+        moto: &str,
+        codebuild: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let api = RuntimeApi::start();
         let aws = super::http::Proxy::start(moto)
             .unwrap_or_else(|e| panic!("cannot start the AWS recording proxy: {e}"));
-        let mut cmd = Command::new(binary);
+        let mut cmd = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
             if k.starts_with("AWS_") || k.starts_with("CRTASK_") {
@@ -366,9 +387,10 @@ impl Function {
         if let Some(cb) = codebuild {
             cmd.env("AWS_ENDPOINT_URL_CODEBUILD", cb);
         }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            let program = cmd.get_program().to_string_lossy().into_owned();
+            panic!("cannot start {} (as {program}): {e}", binary.display())
+        });
         // The function's log (stdout, as Lambda collects it) is kept for
         // tests that read it and still shown with the test's own output.
         let stdout: Arc<Mutex<Vec<String>>> = Arc::default();
