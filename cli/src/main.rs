@@ -101,6 +101,9 @@ enum Command {
     /// Base-image dependencies.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Private registries the base-image poller reads (credentials).
+    #[command(subcommand)]
+    Registry(commands::registry::RegistryCommand),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
     Exec,
@@ -160,6 +163,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Task(c) => commands::task::run(&ctx, c).await,
         Command::Events(c) => commands::events::run(&ctx, c).await,
         Command::Image(c) => commands::image::run(&ctx, c).await,
+        Command::Registry(c) => commands::registry::run(&ctx, c).await,
         Command::Exec => commands::exec::run().await,
     }
 }

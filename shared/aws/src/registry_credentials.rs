@@ -200,6 +200,37 @@ impl CredentialSource for AwsRegistryCredentials {
     }
 }
 
+/// The stored credentials of one stack, for `crtask registry credential`.
+pub struct StoredCredentials {
+    client: aws_sdk_secretsmanager::Client,
+    prefix: String,
+}
+
+impl StoredCredentials {
+    /// The secrets `<prefix>/registries/*` (the prefix is the stack name).
+    pub fn new(sdk: &SdkConfig, prefix: impl Into<String>) -> Self {
+        StoredCredentials {
+            client: crate::config::secretsmanager(sdk),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// Creates or updates the secret of `host`; returns its name.
+    pub async fn put(&self, host: &str, cred: &StoredCredential) -> Result<String> {
+        put_stored(&self.client, &self.prefix, host, cred).await
+    }
+
+    /// The hosts with a secret (values are not read).
+    pub async fn list(&self) -> Result<Vec<String>> {
+        list_stored(&self.client, &self.prefix).await
+    }
+
+    /// Deletes the secret of `host`; `false` when there was none.
+    pub async fn remove(&self, host: &str) -> Result<bool> {
+        remove_stored(&self.client, &self.prefix, host).await
+    }
+}
+
 /// `crtask registry credential add` on AWS: creates or updates the secret
 /// `<prefix>/registries/<host>`; returns its name.
 pub async fn put_stored(
