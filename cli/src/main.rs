@@ -88,6 +88,9 @@ enum Command {
     /// The AWS platform's CLI setup.
     #[command(subcommand)]
     Aws(commands::aws::AwsCommand),
+    /// Private registries the base-image poller reads (credentials).
+    #[command(subcommand)]
+    Registry(commands::registry::RegistryCommand),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
     Exec,
@@ -140,6 +143,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Task(c) => commands::task::run(&g.ctx()?, c).await,
         Command::Events(c) => commands::events::run(&g.ctx()?, c).await,
         Command::Image(c) => commands::image::run(&g.ctx()?, c).await,
+        Command::Registry(c) => commands::registry::run(&g.ctx()?, c).await,
     }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, only where it is missing:
 # buildah (builds), docker-registry (the CNCF distribution registry),
-# busybox-static (the seed base image), git, curl.
+# busybox-static (the seed base image), git, curl, htpasswd (apache2-utils:
+# the tests' registry that requires a credential, as a private one does).
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 [ -f /etc/containers/policy.json ] || need+=(golang-github-containers-common)
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -21,4 +23,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git ready"
+echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, htpasswd ready"

@@ -5,6 +5,7 @@ pub mod build;
 pub mod events;
 pub mod exec;
 pub mod image;
+pub mod registry;
 pub mod run;
 pub mod serve;
 pub mod serve_limits;

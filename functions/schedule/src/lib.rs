@@ -31,6 +31,16 @@ pub const SECRET_ARN_VAR: &str = "CRTASK_SCHEDULE_SECRET_ARN";
 pub const POLL_INTERVAL_VAR: &str = "CRTASK_POLL_INTERVAL";
 /// Seconds to wait after a poll round before its runs are dispatched.
 pub const SETTLE_WINDOW_VAR: &str = "CRTASK_SETTLE_WINDOW";
+/// Registries whose pushes reach the stack as events (its own ECR, through
+/// the EventBridge rule), comma-separated: never polled.
+pub const EVENT_REGISTRIES_VAR: &str = "CRTASK_EVENT_REGISTRIES";
+/// The prefix of registry credential secrets (`<prefix>/registries/<host>`:
+/// the stack name).
+pub const CREDENTIALS_PREFIX_VAR: &str = "CRTASK_REGISTRY_CREDENTIALS_PREFIX";
+/// FOR TESTS ONLY: `HOST=URL,...` sends the poller's requests for a
+/// registry host to another address (a local registry standing in for an
+/// ECR host name). The template never sets it.
+pub const TEST_ENDPOINTS_VAR: &str = "CRTASK_TEST_REGISTRY_ENDPOINTS";
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +52,12 @@ pub struct Config {
     pub poll_interval: Duration,
     /// `CRTASK_SETTLE_WINDOW` (default 0 s).
     pub settle_window: Duration,
+    /// `CRTASK_EVENT_REGISTRIES`.
+    pub event_registries: Vec<String>,
+    /// `CRTASK_REGISTRY_CREDENTIALS_PREFIX` (none: no stored credentials).
+    pub credentials_prefix: Option<String>,
+    /// `CRTASK_TEST_REGISTRY_ENDPOINTS` (tests only).
+    pub test_endpoints: std::collections::BTreeMap<String, String>,
 }
 
 /// A whole number of seconds from `name`, or `default` when unset or empty.
@@ -77,8 +93,35 @@ impl Config {
             secret_arn: config::required(&get, SECRET_ARN_VAR)?,
             poll_interval: seconds(&get, POLL_INTERVAL_VAR, 300)?,
             settle_window: seconds(&get, SETTLE_WINDOW_VAR, 0)?,
+            event_registries: get(EVENT_REGISTRIES_VAR)
+                .unwrap_or_default()
+                .split(',')
+                .map(|r| r.trim().to_ascii_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            credentials_prefix: get(CREDENTIALS_PREFIX_VAR).filter(|p| !p.trim().is_empty()),
+            test_endpoints: crtask_registry::PollConfig::parse_endpoints(
+                &get(TEST_ENDPOINTS_VAR).unwrap_or_default(),
+            )
+            .map_err(|e| crtask_aws::Error::Config(format!("{TEST_ENDPOINTS_VAR}: {e}")))?,
         })
     }
+}
+
+/// The poller's registry credentials: ECR tokens, and stored credentials
+/// when the stack names their prefix.
+fn credentials(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Arc<dyn crtask_core::trigger::registry::credentials::CredentialSource> {
+    let mut c = crtask_aws::registry_credentials::AwsRegistryCredentials::new(sdk);
+    if let Some(prefix) = &config.credentials_prefix {
+        c = c.with_stored(
+            config::Lazy::new(sdk, config::secretsmanager),
+            prefix.clone(),
+        );
+    }
+    Arc::new(c)
 }
 
 /// The clients, built once per process.
@@ -103,7 +146,7 @@ impl App {
             secrets: SecretsManagerSecrets::new(config::Lazy::new(sdk, config::secretsmanager)),
             secret_arn: config.secret_arn.clone(),
             skew: Skew::default(),
-            poll: poll::PollState::new(config),
+            poll: poll::PollState::new(config, credentials(config, sdk)),
         }
     }
 
@@ -166,8 +209,10 @@ mod poll {
     use crtask_core::ports::{Builder, Clock, Store};
     use crtask_core::run::queue;
     use crtask_core::trigger::answer::{Answer, OtherVerdict};
+    use crtask_core::trigger::registry::credentials::CredentialSource;
     use crtask_registry::{PollConfig, Poller};
     use serde_json::Value;
+    use std::sync::Arc;
     use std::sync::OnceLock;
     use std::time::Duration;
     use tokio::sync::Mutex;
@@ -184,22 +229,26 @@ mod poll {
         cfg: PollConfig,
         poller: OnceLock<Mutex<Poller>>,
         settle: Duration,
+        credentials: Arc<dyn CredentialSource>,
     }
 
     impl PollState {
-        pub fn new(config: &Config) -> Self {
+        pub fn new(config: &Config, credentials: Arc<dyn CredentialSource>) -> Self {
             let cfg = PollConfig {
                 interval: config.poll_interval,
                 registry: config.env.registry_host.clone(),
                 settle_window: config.settle_window,
                 // PollTickSchedule: rate(1 minute).
                 tick: Duration::from_secs(60),
+                covered_by_events: config.event_registries.clone(),
+                endpoints: config.test_endpoints.clone(),
                 ..PollConfig::default()
             };
             PollState {
                 cfg,
                 poller: OnceLock::new(),
                 settle: config.settle_window,
+                credentials,
             }
         }
 
@@ -213,9 +262,9 @@ mod poll {
             clock: &dyn Clock,
             remaining: Option<Duration>,
         ) -> crtask_aws::Result<Value> {
-            let poller = self
-                .poller
-                .get_or_init(|| Mutex::new(Poller::new(self.cfg.clone())));
+            let poller = self.poller.get_or_init(|| {
+                Mutex::new(Poller::new(self.cfg.clone()).with_credentials(self.credentials.clone()))
+            });
             let round = poller.lock().await.round(store, clock).await;
             let mut new_runs = round.new_runs;
             if !new_runs.is_empty() {

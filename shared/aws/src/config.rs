@@ -199,6 +199,9 @@ pub struct FunctionEnv {
     pub project: String,
     /// `CRTASK_REGISTRY_HOST` (optional)
     pub registry_host: Option<String>,
+    /// `CRTASK_RETENTION_DAYS` (whole days; default 90): events and
+    /// delivery ids expire this long after they were recorded.
+    pub retention: std::time::Duration,
 }
 
 impl FunctionEnv {
@@ -214,6 +217,7 @@ impl FunctionEnv {
             bucket: required(&get, "CRTASK_BUCKET")?,
             project: required(&get, "CRTASK_BUILDER_PROJECT")?,
             registry_host: get("CRTASK_REGISTRY_HOST").filter(|v| !v.is_empty()),
+            retention: retention_days(&get)?,
         })
     }
 }
@@ -230,7 +234,8 @@ impl FunctionEnv {
         std::sync::Arc<dyn crtask_core::ports::Builder>,
     ) {
         let store: std::sync::Arc<dyn crtask_core::ports::Store> = std::sync::Arc::new(
-            crate::DynamoStore::new(Lazy::new(sdk, dynamodb), self.table.clone()),
+            crate::DynamoStore::new(Lazy::new(sdk, dynamodb), self.table.clone())
+                .with_retention(self.retention),
         );
         let mut builder =
             crate::CodeBuildBuilder::new(Lazy::new(sdk, codebuild), store.clone(), &self.project)
@@ -239,6 +244,22 @@ impl FunctionEnv {
             builder = builder.with_registry(r.clone());
         }
         (store, std::sync::Arc::new(builder))
+    }
+}
+
+/// `CRTASK_RETENTION_DAYS`: a whole number of days, at least 1 (unset or
+/// empty: [`crate::dynamo::DEFAULT_RETENTION`]).
+fn retention_days(get: impl Fn(&str) -> Option<String>) -> crate::Result<std::time::Duration> {
+    const VAR: &str = "CRTASK_RETENTION_DAYS";
+    match get(VAR).filter(|v| !v.trim().is_empty()) {
+        None => Ok(crate::dynamo::DEFAULT_RETENTION),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(d) if (1..=36_500).contains(&d) => Ok(std::time::Duration::from_secs(d * 86_400)),
+            _ => Err(crate::Error::Config(format!(
+                "{VAR} is '{}': expected a whole number of days from 1 to 36500",
+                crtask_core::domain::text::inert(&v)
+            ))),
+        },
     }
 }
 
@@ -294,5 +315,23 @@ mod tests {
         assert_eq!(env.registry_host, None);
         let e = FunctionEnv::from_lookup(|k| get(k).filter(|_| k != "CRTASK_BUCKET")).unwrap_err();
         assert!(e.to_string().starts_with("CRTASK_BUCKET is not set"), "{e}");
+        assert_eq!(env.retention, crate::dynamo::DEFAULT_RETENTION);
+        let with = |v: &'static str| {
+            FunctionEnv::from_lookup(move |k| {
+                if k == "CRTASK_RETENTION_DAYS" {
+                    Some(v.to_string())
+                } else {
+                    get(k)
+                }
+            })
+        };
+        assert_eq!(
+            with(" 30 ").unwrap().retention,
+            std::time::Duration::from_secs(30 * 86_400)
+        );
+        for bad in ["0", "-1", "soon", "1.5", "36501"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.starts_with("CRTASK_RETENTION_DAYS is '"), "{e}");
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod dynamo;
 pub mod error;
 pub mod function_log;
 pub mod logs;
+pub mod registry_credentials;
 pub mod s3;
 pub mod scheduler;
 pub mod secrets;

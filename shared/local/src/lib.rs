@@ -12,6 +12,7 @@ pub mod listener;
 pub mod memory;
 pub mod platform;
 pub mod poller;
+pub mod registry_credentials;
 pub mod retention;
 pub mod scheduler;
 pub mod server;

@@ -207,7 +207,11 @@ impl Platform {
                 registry: s.registry.clone(),
                 settle_window: state.workers.settle_window,
                 tick: std::time::Duration::ZERO,
+                ..Default::default()
             },
+            Arc::new(crate::registry_credentials::FileCredentials::in_data_dir(
+                &data_dir,
+            )),
         );
         Ok(Platform {
             state,

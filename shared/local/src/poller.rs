@@ -5,6 +5,7 @@
 //! dispatched after the settle window.
 
 use crtask_core::ports::{Clock, Store};
+use crtask_core::trigger::registry::credentials::CredentialSource;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,18 +23,21 @@ impl From<crtask_registry::Error> for crate::Error {
     }
 }
 
-/// Starts the poller on the current runtime (nothing when the interval is zero).
+/// Starts the poller on the current runtime (nothing when the interval is
+/// zero); registries that answer `401` get their credential from
+/// `credentials` (the data directory's credentials file).
 pub fn start(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     queue: UnboundedSender<String>,
     cfg: PollConfig,
+    credentials: Arc<dyn CredentialSource>,
 ) {
     if cfg.is_off() {
         return;
     }
     let settle = cfg.settle_window;
-    let mut poller = crtask_registry::Poller::new(cfg);
+    let mut poller = crtask_registry::Poller::new(cfg).with_credentials(credentials);
     tokio::spawn(async move {
         loop {
             let round = poller.round(store.as_ref(), clock.as_ref()).await;

@@ -1,11 +1,15 @@
-//! The registry HTTP client: a manifest `HEAD` with the anonymous bearer
-//! token flow, reading `Docker-Content-Digest`, and telling a registry that
+//! The registry HTTP client: a manifest `HEAD` with the bearer token flow
+//! (anonymous, or with the registry's credential), HTTP Basic for
+//! registries that ask for it (ECR, `htpasswd`), reading `Docker-Content-Digest`, and telling a registry that
 //! asks us to slow down (`429`, `5xx`, `Retry-After`) from one that fails.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crtask_core::domain::imageref::ImageRef;
+use crtask_core::trigger::registry::credentials::{self, Anonymous, Credential, CredentialSource};
 use crtask_core::trigger::registry::poll;
 use crtask_core::trigger::request::Headers;
 
@@ -35,8 +39,11 @@ pub enum Probe {
         /// Which URL answered what.
         reason: String,
     },
-    /// Anything else (network error, `404`, credentials needed, a malformed
-    /// answer); the reason names the URL.
+    /// The registry wants credentials crtask lacks, or refused the ones it
+    /// sent (the reason names the URL and host, never the credential).
+    Unauthorized(String),
+    /// Anything else (network error, `404`, a malformed answer); the reason
+    /// names the URL.
     Failed(String),
 }
 
@@ -50,16 +57,39 @@ pub struct Head {
     pub requests: usize,
 }
 
-/// An anonymous OCI registry client (rustls; 5 s connect, 20 s total).
-#[derive(Debug, Clone)]
+/// An OCI registry client (rustls; 5 s connect, 20 s total): anonymous
+/// first, with a registry's credential when it answers `401` (HTTP Basic,
+/// or Basic on the bearer token request), from its [`CredentialSource`].
+#[derive(Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     insecure: Vec<String>,
+    credentials: Arc<dyn CredentialSource>,
+    endpoints: BTreeMap<String, String>,
+    /// Registries that asked for HTTP Basic: later requests send the
+    /// credential at once (one `HEAD` per reference instead of two).
+    basic: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("insecure", &self.insecure)
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a request is authorised.
+enum Auth {
+    None,
+    Bearer(String),
+    Basic(String),
 }
 
 impl RegistryClient {
     /// A client speaking plain HTTP to the registries in `insecure`, HTTPS
-    /// to the others.
+    /// to the others, without credentials.
     pub fn new(insecure: Vec<String>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -69,7 +99,33 @@ impl RegistryClient {
                 tracing::warn!(error = %e, "registry client settings refused; using defaults");
                 reqwest::Client::new()
             });
-        RegistryClient { http, insecure }
+        RegistryClient {
+            http,
+            insecure,
+            credentials: Arc::new(Anonymous),
+            endpoints: BTreeMap::new(),
+            basic: Arc::default(),
+        }
+    }
+
+    /// Uses `source` for registries that answer `401`.
+    pub fn with_credentials(mut self, source: Arc<dyn CredentialSource>) -> Self {
+        self.credentials = source;
+        self
+    }
+
+    /// FOR TESTS ONLY: sends the requests for registry `host` (the key) to
+    /// another base URL (`http://127.0.0.1:5000`), so a test can stand a
+    /// local registry in for a name such as
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com` that it cannot serve.
+    /// Which credential is used still follows the image's own registry
+    /// name; nothing about matching ECR hosts changes.
+    pub fn with_endpoints(mut self, endpoints: BTreeMap<String, String>) -> Self {
+        self.endpoints = endpoints
+            .into_iter()
+            .map(|(h, u)| (h.to_ascii_lowercase(), u))
+            .collect();
+        self
     }
 
     /// `HEAD`s the manifest `image` (a reference as users write it) points
@@ -84,16 +140,51 @@ impl RegistryClient {
         }
     }
 
+    fn url(&self, image: &ImageRef) -> String {
+        match self.endpoints.get(&image.registry.to_ascii_lowercase()) {
+            Some(base) => poll::manifest_url_on(base, image),
+            None => poll::manifest_url(image, &self.insecure),
+        }
+    }
+
+    fn knows_basic(&self, host: &str) -> bool {
+        self.basic.lock().is_ok_and(|b| b.contains(host))
+    }
+
+    /// The credential for `host`, or the reason to record.
+    async fn credential(&self, host: &str) -> std::result::Result<Option<Credential>, String> {
+        self.credentials
+            .credential(host)
+            .await
+            .map_err(|why| format!("credentials for {host}: {why}"))
+    }
+
     /// [`RegistryClient::head_manifest`] for a parsed reference.
     pub async fn head(&self, image: &ImageRef, now: DateTime<Utc>) -> Head {
-        let url = poll::manifest_url(image, &self.insecure);
-        let mut token: Option<String> = None;
+        let url = self.url(image);
+        let host = image.registry.to_ascii_lowercase();
         let mut requests = 0;
         let done = |probe, requests| Head { probe, requests };
-        for _ in 0..2 {
+        let mut auth = Auth::None;
+        // With a credential sent (directly or for the token) a 401 means it
+        // was refused.
+        let mut credentialed = false;
+        if self.knows_basic(&host) {
+            match self.credential(&host).await {
+                Ok(Some(c)) => {
+                    auth = Auth::Basic(c.basic());
+                    credentialed = true;
+                }
+                Ok(None) => {}
+                Err(why) => return done(Probe::Unauthorized(why), requests),
+            }
+        }
+        for _ in 0..3 {
             let mut req = self.http.head(&url).header("Accept", poll::MANIFEST_ACCEPT);
-            if let Some(t) = &token {
-                req = req.bearer_auth(t);
+            match &auth {
+                Auth::None => {}
+                Auth::Bearer(t) => req = req.bearer_auth(t),
+                Auth::Basic(b) => req = req.header("Authorization", format!("Basic {b}")),
             }
             requests += 1;
             let resp = match req.send().await {
@@ -133,55 +224,91 @@ impl RegistryClient {
                     requests,
                 );
             }
-            if status == 401 && token.is_some() {
+            if status == 401 && credentialed {
+                return done(
+                    Probe::Unauthorized(format!(
+                        "{url} refused the credential crtask has for {host} (401): renew it, or check the role may read the repository"
+                    )),
+                    requests,
+                );
+            }
+            if status == 401 && matches!(auth, Auth::Bearer(_)) {
                 return done(
                     Probe::Failed(format!("{url} refused the anonymous token")),
                     requests,
                 );
             }
             if status == 401 {
-                let Some(challenge) = header("www-authenticate")
-                    .as_deref()
-                    .and_then(poll::parse_www_authenticate)
-                else {
+                let challenge = header("www-authenticate").unwrap_or_default();
+                if credentials::wants_basic(&challenge) {
+                    if let Ok(mut b) = self.basic.lock() {
+                        b.insert(host.clone());
+                    }
+                    match self.credential(&host).await {
+                        Ok(Some(c)) => {
+                            auth = Auth::Basic(c.basic());
+                            credentialed = true;
+                            continue;
+                        }
+                        Ok(None) => {
+                            return done(
+                                Probe::Unauthorized(format!(
+                                    "{url} wants credentials and none are configured for {host}"
+                                )),
+                                requests,
+                            )
+                        }
+                        Err(why) => return done(Probe::Unauthorized(why), requests),
+                    }
+                }
+                let Some(challenge) = poll::parse_www_authenticate(&challenge) else {
                     return done(
                         Probe::Failed(format!("{url} wants credentials crtask does not have")),
                         requests,
                     );
                 };
-                match self.token(&challenge, image, &url).await {
-                    Ok(t) => token = Some(t),
+                let cred = match self.credential(&host).await {
+                    Ok(c) => c,
+                    Err(why) => return done(Probe::Unauthorized(why), requests),
+                };
+                credentialed = cred.is_some();
+                match self.token(&challenge, image, &url, cred.as_ref()).await {
+                    Ok(t) => auth = Auth::Bearer(t),
+                    Err(why) if credentialed => return done(Probe::Unauthorized(why), requests),
                     Err(why) => return done(Probe::Failed(why), requests),
                 }
                 continue;
             }
             return done(Probe::Failed(format!("{url} answered {status}")), requests);
         }
-        done(
-            Probe::Failed(format!("{url} refused the anonymous token")),
-            requests,
-        )
+        done(Probe::Failed(format!("{url} kept answering 401")), requests)
     }
 
-    /// Fetches an anonymous pull token for `image`; the error names `url`.
+    /// Fetches a pull token for `image`, anonymous or with `cred` (HTTP
+    /// Basic on the token request); the error names `url`.
     async fn token(
         &self,
         challenge: &poll::BearerChallenge,
         image: &ImageRef,
         url: &str,
+        cred: Option<&Credential>,
     ) -> std::result::Result<String, String> {
         let scope = poll::pull_scope(image);
-        let resp = self
-            .http
-            .get(challenge.token_url(Some(&scope)))
+        let kind = if cred.is_some() {
+            "token with the configured credential"
+        } else {
+            "anonymous token"
+        };
+        let mut req = self.http.get(challenge.token_url(Some(&scope)));
+        if let Some(c) = cred {
+            req = req.header("Authorization", format!("Basic {}", c.basic()));
+        }
+        let resp = req
             .send()
             .await
-            .map_err(|e| format!("anonymous token for {url}: {e}"))?;
+            .map_err(|e| format!("{kind} for {url}: {e}"))?;
         if !resp.status().is_success() {
-            return Err(format!(
-                "anonymous token for {url} refused ({})",
-                resp.status()
-            ));
+            return Err(format!("{kind} for {url} refused ({})", resp.status()));
         }
         if resp
             .content_length()

@@ -29,6 +29,12 @@ pub struct PollConfig {
     /// this round, so a 60 s interval on a 60 s tick polls every tick, not
     /// every other one because of jitter.
     pub tick: Duration,
+    /// Registries whose pushes arrive as events (the AWS stack's own ECR,
+    /// covered by its EventBridge rule): never polled.
+    pub covered_by_events: Vec<String>,
+    /// FOR TESTS ONLY: registry host -> base URL the requests go to instead
+    /// (see [`crate::RegistryClient::with_endpoints`]).
+    pub endpoints: BTreeMap<String, String>,
 }
 
 impl Default for PollConfig {
@@ -42,6 +48,8 @@ impl Default for PollConfig {
             registry: None,
             settle_window: Duration::ZERO,
             tick: Duration::ZERO,
+            covered_by_events: Vec::new(),
+            endpoints: BTreeMap::new(),
         }
     }
 }
@@ -66,8 +74,38 @@ impl PollConfig {
             .collect()
     }
 
-    /// The interval for `registry` (its own entry, else the default).
+    /// Parses `HOST=URL` entries of [`PollConfig::endpoints`] (tests only).
+    pub fn parse_endpoints(specs: &str) -> Result<BTreeMap<String, String>> {
+        specs
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s.split_once('=') {
+                Some((h, u))
+                    if !h.trim().is_empty()
+                        && (u.trim().starts_with("http://")
+                            || u.trim().starts_with("https://")) =>
+                {
+                    Ok((h.trim().to_ascii_lowercase(), u.trim().to_string()))
+                }
+                _ => Err(Error::Config(format!(
+                    "registry endpoint '{}' must be HOST=http(s)://ADDRESS",
+                    crtask_core::domain::text::inert(s)
+                ))),
+            })
+            .collect()
+    }
+
+    /// The interval for `registry` (its own entry, else the default; zero
+    /// for a registry covered by events).
     pub fn interval_for(&self, registry: &str) -> Duration {
+        if self
+            .covered_by_events
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(registry))
+        {
+            return Duration::ZERO;
+        }
         self.per_registry
             .get(registry)
             .copied()

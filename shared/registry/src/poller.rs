@@ -2,11 +2,13 @@
 //! distinct tracked reference, and what each answer is recorded as.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use crtask_core::domain::model::{EventRecord, EventSource, Outcome, Run};
 use crtask_core::ports::{Clock, Store};
 use crtask_core::trigger::registry;
+use crtask_core::trigger::registry::credentials::CredentialSource;
 use crtask_core::trigger::registry::handler::UpdateDeps;
 use crtask_core::trigger::registry::poll::{self, Backoff};
 
@@ -35,6 +37,9 @@ pub struct Poller {
     last: HashMap<String, String>,
     backoff: HashMap<String, Backoff>,
     next_due: HashMap<String, DateTime<Utc>>,
+    /// The credential problem last recorded per reference: recorded once,
+    /// again only when it changes or after the reference answered.
+    refused: HashMap<String, String>,
     seed: u32,
 }
 
@@ -44,13 +49,21 @@ impl Poller {
         let nanos = Utc::now().timestamp_subsec_nanos();
         let seed = (std::process::id() ^ nanos).wrapping_mul(2_654_435_761) | 1;
         Poller {
-            client: RegistryClient::new(cfg.insecure.clone()),
+            client: RegistryClient::new(cfg.insecure.clone()).with_endpoints(cfg.endpoints.clone()),
             cfg,
             last: HashMap::new(),
             backoff: HashMap::new(),
             next_due: HashMap::new(),
+            refused: HashMap::new(),
             seed,
         }
+    }
+
+    /// Uses `source` for registries that want credentials (ECR tokens,
+    /// stored credentials).
+    pub fn with_credentials(mut self, source: Arc<dyn CredentialSource>) -> Self {
+        self.client = self.client.with_credentials(source);
+        self
     }
 
     /// The settings.
@@ -87,6 +100,7 @@ impl Poller {
         // Forget references no task depends on any more.
         let planned: BTreeSet<&String> = plan.values().flatten().collect();
         self.last.retain(|image, _| planned.contains(image));
+        self.refused.retain(|image, _| planned.contains(image));
         let now = clock.now();
         for (registry, refs) in &plan {
             let interval = self.cfg.interval_for(registry);
@@ -130,6 +144,9 @@ impl Poller {
     ) -> bool {
         let head = self.client.head_manifest(image, clock.now()).await;
         out.requests += head.requests;
+        if !matches!(head.probe, Probe::Unauthorized(_)) {
+            self.refused.remove(image);
+        }
         match head.probe {
             Probe::Digest { digest, media_type } => {
                 if let Some(b) = self.backoff.get_mut(registry) {
@@ -194,6 +211,16 @@ impl Poller {
                 )
                 .await;
                 false
+            }
+            Probe::Unauthorized(why) => {
+                // Every reference of the registry would be refused alike:
+                // one recorded reason per reference, not one per round.
+                if self.refused.get(image) != Some(&why) {
+                    tracing::warn!(image, reason = %why, "registry refused the poll");
+                    record(store, clock, image, Outcome::Rejected, why.clone()).await;
+                    self.refused.insert(image.to_string(), why);
+                }
+                true
             }
             Probe::Failed(why) => {
                 record(store, clock, image, Outcome::Ignored, why).await;

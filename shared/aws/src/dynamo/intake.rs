@@ -161,7 +161,7 @@ impl DynamoStore {
         items.push(
             Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(event_item(&event)?))
+                .set_item(Some(self.expiring_event_item(&event)?))
                 .condition_expression("attribute_not_exists(pk)"),
         );
         let new_runs: Vec<Run> = runs

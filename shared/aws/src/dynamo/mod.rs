@@ -13,8 +13,8 @@
 //! | timer state | `TASK#<task>` | `TIMER#<timer>` | `last_fired` (RFC 3339) |
 //! | run | `RUN#<id>` | `RUN` | `body`, `status`, `seq` (N); `gsi1pk=TASKRUNS#<task>` (task runs only), `gsi2pk=RUNS`, `gsi3pk=STATUS#<status>`, every `gsiNsk=<seq, 20 digits>` |
 //! | dedupe marker | `DEDUPE#<key>` | `DEDUPE` | `run_id`, `status` of the newest run with that key |
-//! | event | `EVENT#<id>` | `EVENT` | `body`; `gsi1pk=EVSRC#<source>`, `gsi2pk=EVENTS`, `gsiNsk=<seq>` |
-//! | delivery dedupe | `DELIVERY#<source>#<delivery id>` | `DELIVERY` | `event_id`, `expires_at` (N, epoch seconds: the table's TTL attribute) |
+//! | event | `EVENT#<id>` | `EVENT` | `body`; `gsi1pk=EVSRC#<source>`, `gsi2pk=EVENTS`, `gsiNsk=<seq>`, `expires_at` (received + retention: [`retention`]) |
+//! | delivery dedupe | `DELIVERY#<source>#<delivery id>` | `DELIVERY` | `event_id`, `expires_at` (N, epoch seconds: the table's TTL attribute; the retention when set) |
 //! | tracked image | `TRACKED` | `IMAGE#<image>` | `image`, `tasks` (SS: the tasks depending on it); `tracked_images` is one Query on this partition, never a Scan |
 //! | counters | `META` | `COUNTERS` | `run_counter`, `event_counter` (N) |
 //! | decision lease | `LEASE#<name>` | `LEASE` | `holder`, `until_ms` (N); taken with a conditional put (free, expired, or ours), `expires_at` an hour after it lapses |
@@ -86,10 +86,12 @@ type Item = HashMap<String, AttributeValue>;
 
 mod intake;
 mod items;
+mod retention;
 mod table;
 mod tracked;
 
 use items::*;
+pub use retention::DEFAULT_RETENTION;
 pub use table::create_table;
 
 /// Index names and their key attributes (for templates and table creation).
@@ -112,6 +114,7 @@ pub struct DynamoStore {
     table: String,
     run_prefix: String,
     delivery_ttl: Duration,
+    retention: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -123,6 +126,7 @@ impl DynamoStore {
             table: table.into(),
             run_prefix: runid::DEFAULT_PREFIX.to_string(),
             delivery_ttl: DEFAULT_DELIVERY_TTL,
+            retention: DEFAULT_RETENTION,
             clock: Arc::new(SystemClock),
         }
     }
@@ -656,7 +660,7 @@ impl Store for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(event_item(event)?))
+            .set_item(Some(self.expiring_event_item(event)?))
             .send()
             .await
             .map_err(|e| Error::dynamo("PutItem", e))?;

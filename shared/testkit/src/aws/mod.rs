@@ -10,6 +10,7 @@ pub mod codebuild;
 pub mod http;
 pub mod lambda;
 pub mod logs;
+pub mod registry;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;

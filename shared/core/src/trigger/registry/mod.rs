@@ -12,8 +12,10 @@
 //!    after a run feeds its pushed images back in (cascades A -> B -> C).
 //!
 //! Besides: [`poll`] finds updates for registries that send no
-//! notifications (digest polling; its updates join at step 3).
+//! notifications (digest polling; its updates join at step 3), with the
+//! [`credentials`] private registries need.
 
+pub mod credentials;
 pub mod decide;
 pub mod event;
 pub mod handler;

@@ -379,14 +379,21 @@ pub fn manifest_url(image: &ImageRef, insecure: &[String]) -> String {
     } else {
         "https"
     };
+    manifest_url_on(&format!("{scheme}://{}", api_host(image)), image)
+}
+
+/// [`manifest_url`] on another base URL (`scheme://host[:port]`): the
+/// endpoint override tests use to stand a local registry in for a host
+/// name they cannot serve (see `crtask_registry::RegistryClient::with_endpoints`).
+pub fn manifest_url_on(base: &str, image: &ImageRef) -> String {
     let reference = image
         .tag
         .as_deref()
         .or(image.digest.as_deref())
         .unwrap_or("latest");
     format!(
-        "{scheme}://{}/v2/{}/manifests/{reference}",
-        api_host(image),
+        "{}/v2/{}/manifests/{reference}",
+        base.trim_end_matches('/'),
         image.repository
     )
 }
