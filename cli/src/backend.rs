@@ -116,6 +116,13 @@ impl Backend {
         }
     }
 
+    pub async fn patch(&self, req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        match self {
+            Backend::Http(c) => c.patch(req).await,
+            Backend::Aws(a) => a.patch(req).await,
+        }
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunJson> {
         match self {
             Backend::Http(c) => c.run(id).await,
@@ -540,6 +547,14 @@ impl AwsBackend {
         )
         .await?;
         Ok(self.queued(&run))
+    }
+
+    /// Patch runs need `crtask exec` to carry them out on CodeBuild, which
+    /// it does not yet: refused before anything is recorded.
+    async fn patch(&self, _req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        anyhow::bail!(
+            "patch runs are not available on AWS yet: patch with a local server (crtask serve) pushing to the same registry"
+        )
     }
 
     async fn run_task(&self, name: &str, req: &TaskRunRequest) -> Result<RunJson> {

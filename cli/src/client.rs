@@ -120,6 +120,10 @@ impl Client {
         self.json(Method::POST, "/builds", Some(req)).await
     }
 
+    pub async fn patch(&self, req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        self.json(Method::POST, "/patches", Some(req)).await
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunJson> {
         self.json(Method::GET, &format!("/runs/{}", enc(id)), None::<&()>)
             .await

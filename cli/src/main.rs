@@ -101,6 +101,8 @@ enum Command {
     /// Base-image dependencies.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Patch an image's OS packages in one new layer, without a rebuild.
+    Patch(commands::patch::PatchArgs),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
     Exec,
@@ -160,6 +162,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Task(c) => commands::task::run(&ctx, c).await,
         Command::Events(c) => commands::events::run(&ctx, c).await,
         Command::Image(c) => commands::image::run(&ctx, c).await,
+        Command::Patch(a) => commands::patch::run(&ctx, a).await,
         Command::Exec => commands::exec::run().await,
     }
 }

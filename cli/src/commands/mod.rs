@@ -4,6 +4,7 @@ pub mod build;
 pub mod events;
 pub mod exec;
 pub mod image;
+pub mod patch;
 pub mod run;
 pub mod serve;
 pub mod serve_limits;

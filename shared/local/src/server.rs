@@ -135,6 +135,7 @@ pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
     let api = Router::new()
         .route("/api/v1/contexts", post(upload_context))
         .route("/api/v1/builds", post(quick_build))
+        .route("/api/v1/patches", post(patch_image))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(show_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
@@ -272,6 +273,21 @@ async fn quick_build(
         s.clock.as_ref(),
         s.workers.registry.as_deref(),
         req,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run_json(&run))))
+}
+
+async fn patch_image(
+    State(s): State<AppState>,
+    Json(req): Json<crtask_core::domain::api::PatchApiRequest>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let run = crtask_core::patch::queue::queue_patch(
+        s.store.as_ref(),
+        s.builder.as_ref(),
+        s.clock.as_ref(),
+        s.workers.registry.as_deref(),
+        &req,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run_json(&run))))

@@ -156,10 +156,12 @@ pub fn choose_manager(
             PackageManager::Tdnf,
             PackageManager::Yum,
         ],
-        Family::Unknown => return Err(Refusal(format!(
+        Family::Unknown => {
+            return Err(Refusal(format!(
             "{} is not an OS crtask can patch (Debian, Ubuntu, Alpine and RPM distributions are)",
             os.pretty_name
-        ))),
+        )))
+        }
     };
     for m in candidates {
         if m.binaries().iter().any(|b| present(b)) {
