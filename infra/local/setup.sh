@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, only where it is missing:
 # buildah (builds), docker-registry (the CNCF distribution registry),
-# busybox-static (the seed base image), git, curl.
+# busybox-static (the seed base image), git, curl; debootstrap and
+# dpkg-dev (the OS patching tests build a Debian image and an apt repository).
 set -euo pipefail
 
 need=()
@@ -11,6 +12,8 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v dpkg-scanpackages >/dev/null 2>&1 || need+=(dpkg-dev)
 [ -f /etc/containers/policy.json ] || need+=(golang-github-containers-common)
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -21,4 +24,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git ready"
+echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, debootstrap, dpkg-dev ready"

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crtask_core::domain::imageref::ImageRef;
 use crtask_core::domain::model::RunStatus;
 use crtask_core::patch::commands::Command;
-use crtask_core::patch::execute::{execute_patch, Opened, PatchEngine, PatchResult};
+use crtask_core::patch::execute::{execute_patch, Opened, PatchEngine, PatchResult, TagLister};
 use crtask_core::patch::PatchRun;
 use crtask_core::ports::{Clock, Engine, Exit, LogSink};
 use crtask_core::{Error as CoreError, Result};
@@ -272,7 +272,10 @@ impl PatchEngine for BuildahPatcher {
             .stderr(Stdio::null());
         let _ = tokio::time::timeout(Duration::from_secs(60), cmd.status()).await;
     }
+}
 
+#[async_trait]
+impl TagLister for BuildahPatcher {
     async fn list_tags(
         &self,
         image: &ImageRef,

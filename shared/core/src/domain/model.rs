@@ -139,6 +139,11 @@ pub enum Trigger {
         #[serde(with = "serde_millis")]
         scheduled_time: DateTime<Utc>,
     },
+    /// Continuous patching's schedule (`crtask patch config set`).
+    Patch {
+        #[serde(with = "serde_millis")]
+        scheduled_time: DateTime<Utc>,
+    },
 }
 
 impl Trigger {
@@ -149,6 +154,7 @@ impl Trigger {
             Trigger::PullRequest { .. } => "PullRequest",
             Trigger::ImageUpdate { .. } => "ImageUpdate",
             Trigger::Timer { .. } => "Timer",
+            Trigger::Patch { .. } => "Patch",
         }
     }
 }

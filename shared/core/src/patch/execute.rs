@@ -21,10 +21,19 @@ pub struct Opened {
     pub digest: String,
 }
 
+/// Lists a repository's tags (the registry's `/v2/<name>/tags/list`).
+#[async_trait]
+pub trait TagLister: Send + Sync {
+    /// The tags of `image`'s repository (empty when there is none yet);
+    /// `Err` with a one-line reason when the registry cannot be asked.
+    async fn list_tags(&self, image: &ImageRef)
+        -> Result<std::result::Result<Vec<String>, String>>;
+}
+
 /// The mechanics of a patch. Infrastructure failures are `Err`; what the
 /// user's image or registry caused is `Ok(Err(message))` or a failed [`Exit`].
 #[async_trait]
-pub trait PatchEngine: Send + Sync {
+pub trait PatchEngine: TagLister {
     /// Pulls `image` (always asking the registry) and creates a working container.
     async fn open(
         &self,
@@ -57,9 +66,6 @@ pub trait PatchEngine: Send + Sync {
     ) -> Result<Exit>;
     /// Removes a working container.
     async fn close(&self, container: &str);
-    /// The tags of `image`'s repository (empty when there is none yet).
-    async fn list_tags(&self, image: &ImageRef)
-        -> Result<std::result::Result<Vec<String>, String>>;
 }
 
 /// How a patch run ended.

@@ -10,6 +10,7 @@
 //! (buildah `from` / `run` / `commit`).
 
 pub mod commands;
+pub mod continuous;
 pub mod execute;
 pub mod model;
 pub mod os;
