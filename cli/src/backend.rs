@@ -123,6 +123,30 @@ impl Backend {
         }
     }
 
+    pub async fn set_patch_config(
+        &self,
+        req: &crtask_core::domain::api::PatchConfigRequest,
+    ) -> Result<serde_json::Value> {
+        match self {
+            Backend::Http(c) => c.set_patch_config(req).await,
+            Backend::Aws(_) => Err(no_patching_on_aws()),
+        }
+    }
+
+    pub async fn patch_config(&self) -> Result<serde_json::Value> {
+        match self {
+            Backend::Http(c) => c.patch_config().await,
+            Backend::Aws(_) => Err(no_patching_on_aws()),
+        }
+    }
+
+    pub async fn delete_patch_config(&self) -> Result<serde_json::Value> {
+        match self {
+            Backend::Http(c) => c.delete_patch_config().await,
+            Backend::Aws(_) => Err(no_patching_on_aws()),
+        }
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunJson> {
         match self {
             Backend::Http(c) => c.run(id).await,
@@ -552,9 +576,7 @@ impl AwsBackend {
     /// Patch runs need `crtask exec` to carry them out on CodeBuild, which
     /// it does not yet: refused before anything is recorded.
     async fn patch(&self, _req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
-        anyhow::bail!(
-            "patch runs are not available on AWS yet: patch with a local server (crtask serve) pushing to the same registry"
-        )
+        Err(no_patching_on_aws())
     }
 
     async fn run_task(&self, name: &str, req: &TaskRunRequest) -> Result<RunJson> {
@@ -754,4 +776,11 @@ fn print_sync_report(task: &str, r: &crtask_aws::scheduler::SyncReport) {
             );
         }
     }
+}
+
+/// OS patching runs on the local platform only, for now.
+fn no_patching_on_aws() -> anyhow::Error {
+    anyhow::anyhow!(
+        "OS patching is not available on AWS yet: patch with a local server (crtask serve) pushing to the same registry"
+    )
 }

@@ -442,3 +442,71 @@ fn a_task_built_on_the_patched_tag_rebuilds_once() {
         Some("1.1\n")
     );
 }
+
+#[test]
+fn continuous_patching_config_is_set_shown_and_deleted() {
+    let reg = Registry::start().unwrap();
+    let srv = Server::start(&reg, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("continuous-patch.json");
+    std::fs::write(
+        &file,
+        r#"{"version": "v1", "tag-convention": "floating",
+            "repositories": [{"repository": "demo", "tags": ["1*", "2"], "enabled": true},
+                             {"repository": "old", "tags": ["*"], "enabled": false}]}"#,
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let shown = srv
+        .cli_json(&["patch", "config", "set", "-f", f, "--schedule", "7d"])
+        .unwrap();
+    assert_eq!(shown["schedule"], "7d");
+    assert_eq!(shown["config"]["tag-convention"], "floating");
+    let shown = srv.cli_json(&["patch", "config", "show"]).unwrap();
+    assert_eq!(shown["config"]["repositories"][1]["enabled"], false);
+    assert!(shown["nextRun"]
+        .as_str()
+        .is_some_and(|t| t > shown["createTime"].as_str().unwrap()));
+
+    // Bad schedules and files are refused and change nothing.
+    for (args, why) in [
+        (vec!["--schedule", "31d"], "not 1d to 30d"),
+        (vec!["--schedule", "12h"], "not 1d to 30d"),
+    ] {
+        let mut a = vec!["patch", "config", "set", "-f", f];
+        a.extend(args);
+        let out = srv.cli(&a);
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{}",
+            show(&out)
+        );
+    }
+    let resp = reqwest::blocking::Client::new()
+        .put(format!("{}/api/v1/patch-config", srv.api))
+        .json(
+            &serde_json::json!({"config": {"version": "v2", "repositories": []}, "schedule": "1d"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp
+        .text()
+        .unwrap()
+        .contains("version 'v2' is not supported"));
+    assert_eq!(
+        srv.cli_json(&["patch", "config", "show"]).unwrap()["schedule"],
+        "7d"
+    );
+
+    let out = srv.cli(&["patch", "config", "delete"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = srv.cli(&["patch", "config", "show"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        show(&out)
+    );
+}

@@ -74,3 +74,13 @@ pub struct PatchApiRequest {
     #[serde(default)]
     pub report: Option<serde_json::Value>,
 }
+
+/// `PUT /api/v1/patch-config`: continuous patching.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchConfigRequest {
+    /// ACR's configuration file (`version`, `tag-convention`, `repositories`).
+    pub config: serde_json::Value,
+    /// `1d` to `30d`.
+    pub schedule: String,
+}
