@@ -284,8 +284,7 @@ impl TagLister for BuildahPatcher {
             .buildah
             .config()
             .insecure_registries
-            .iter()
-            .any(|h| *h == image.registry);
+            .contains(&image.registry);
         let scheme = if insecure { "http" } else { "https" };
         let base = format!("{scheme}://{}", image.registry);
         let mut url = format!("{base}/v2/{}/tags/list?n=1000", image.repository);
