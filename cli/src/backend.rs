@@ -101,6 +101,37 @@ impl Backend {
         }
     }
 
+    pub async fn patch(&self, req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        match self {
+            Backend::Http(c) => c.patch(req).await,
+            Backend::Aws(a) => a.patch(req).await,
+        }
+    }
+
+    pub async fn set_patch_config(
+        &self,
+        req: &crtask_core::domain::api::PatchConfigRequest,
+    ) -> Result<serde_json::Value> {
+        match self {
+            Backend::Http(c) => c.set_patch_config(req).await,
+            Backend::Aws(_) => Err(no_patching_on_aws()),
+        }
+    }
+
+    pub async fn patch_config(&self) -> Result<serde_json::Value> {
+        match self {
+            Backend::Http(c) => c.patch_config().await,
+            Backend::Aws(_) => Err(no_patching_on_aws()),
+        }
+    }
+
+    pub async fn delete_patch_config(&self) -> Result<serde_json::Value> {
+        match self {
+            Backend::Http(c) => c.delete_patch_config().await,
+            Backend::Aws(_) => Err(no_patching_on_aws()),
+        }
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunJson> {
         match self {
             Backend::Http(c) => c.run(id).await,
@@ -576,6 +607,12 @@ impl AwsBackend {
         Ok(self.queued(&run))
     }
 
+    /// Patch runs need `crtask exec` to carry them out on CodeBuild, which
+    /// it does not yet: refused before anything is recorded.
+    async fn patch(&self, _req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        Err(no_patching_on_aws())
+    }
+
     async fn run_task(&self, name: &str, req: &TaskRunRequest) -> Result<RunJson> {
         let builder = self.builder()?;
         let run = service::run_task(
@@ -773,4 +810,11 @@ fn print_sync_report(task: &str, r: &crtask_aws::scheduler::SyncReport) {
             );
         }
     }
+}
+
+/// OS patching runs on the local platform only, for now.
+fn no_patching_on_aws() -> anyhow::Error {
+    anyhow::anyhow!(
+        "OS patching is not available on AWS yet: patch with a local server (crtask serve) pushing to the same registry"
+    )
 }

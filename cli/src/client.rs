@@ -120,6 +120,26 @@ impl Client {
         self.json(Method::POST, "/builds", Some(req)).await
     }
 
+    pub async fn patch(&self, req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        self.json(Method::POST, "/patches", Some(req)).await
+    }
+
+    pub async fn set_patch_config(
+        &self,
+        req: &crtask_core::domain::api::PatchConfigRequest,
+    ) -> Result<serde_json::Value> {
+        self.json(Method::PUT, "/patch-config", Some(req)).await
+    }
+
+    pub async fn patch_config(&self) -> Result<serde_json::Value> {
+        self.json(Method::GET, "/patch-config", None::<&()>).await
+    }
+
+    pub async fn delete_patch_config(&self) -> Result<serde_json::Value> {
+        self.json(Method::DELETE, "/patch-config", None::<&()>)
+            .await
+    }
+
     pub async fn run(&self, id: &str) -> Result<RunJson> {
         self.json(Method::GET, &format!("/runs/{}", enc(id)), None::<&()>)
             .await

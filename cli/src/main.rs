@@ -91,6 +91,8 @@ enum Command {
     /// Private registries the base-image poller reads (credentials).
     #[command(subcommand)]
     Registry(commands::registry::RegistryCommand),
+    /// Patch an image's OS packages in one new layer, without a rebuild.
+    Patch(commands::patch::PatchArgs),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
     Exec,
@@ -144,6 +146,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Events(c) => commands::events::run(&g.ctx()?, c).await,
         Command::Image(c) => commands::image::run(&g.ctx()?, c).await,
         Command::Registry(c) => commands::registry::run(&g.ctx()?, c).await,
+        Command::Patch(a) => commands::patch::run(&g.ctx()?, a).await,
     }
 }
 

@@ -2,7 +2,9 @@
 # Installs what the local stack needs, only where it is missing:
 # buildah (builds), docker-registry (the CNCF distribution registry),
 # busybox-static (the seed base image), git, curl, htpasswd (apache2-utils:
-# the tests' registry that requires a credential, as a private one does).
+# the tests' registry that requires a credential, as a private one does);
+# debootstrap and dpkg-dev (the OS patching tests build a Debian image and an
+# apt repository).
 set -euo pipefail
 
 need=()
@@ -13,6 +15,8 @@ if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybo
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v dpkg-scanpackages >/dev/null 2>&1 || need+=(dpkg-dev)
 [ -f /etc/containers/policy.json ] || need+=(golang-github-containers-common)
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -23,4 +27,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, htpasswd ready"
+echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, htpasswd, debootstrap, dpkg-dev ready"

@@ -5,6 +5,7 @@
 //! directories, and drives the real `crtask` binary like a user would.
 
 pub mod acr_samples;
+pub mod debian;
 pub mod moto;
 pub mod sam_build;
 pub use acr_samples::acr_samples;

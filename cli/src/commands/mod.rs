@@ -5,6 +5,7 @@ pub mod build;
 pub mod events;
 pub mod exec;
 pub mod image;
+pub mod patch;
 pub mod registry;
 pub mod run;
 pub mod serve;

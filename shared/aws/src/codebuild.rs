@@ -138,6 +138,7 @@ pub fn start_build_request(
             set("CRTASK_TIMER", timer_name);
             (None, None)
         }
+        Trigger::Patch { .. } => (None, None),
         Trigger::Manual => (None, None),
     };
     if let Some(c) = commit {

@@ -296,6 +296,11 @@ pub trait Engine: Send + Sync {
     /// Checks that a registry answers the distribution API (`GET /v2/`);
     /// `Err` carries a one-line reason ("registry x is unreachable: ...").
     async fn probe_registry(&self, registry: &str) -> std::result::Result<(), String>;
+    /// The mechanics of OS patching on this engine's image store; `None`
+    /// when the engine cannot patch (patch runs then fail saying so).
+    fn patcher(&self) -> Option<std::sync::Arc<dyn crate::patch::execute::PatchEngine>> {
+        None
+    }
 }
 
 /// Result of a pull.

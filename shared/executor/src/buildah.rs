@@ -488,6 +488,10 @@ impl Engine for Buildah {
         Some(Arc::new(self.scoped(run)))
     }
 
+    fn patcher(&self) -> Option<Arc<dyn crtask_core::patch::execute::PatchEngine>> {
+        Some(Arc::new(crate::patch::BuildahPatcher::new(self.clone())))
+    }
+
     async fn end_group(&self, group: &str) {
         let taken = self.groups.lock().ok().and_then(|mut g| g.remove(group));
         if let Some(g) = taken {

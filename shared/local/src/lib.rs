@@ -10,6 +10,7 @@ pub mod json_errors;
 pub mod limits;
 pub mod listener;
 pub mod memory;
+pub mod patch_schedule;
 pub mod platform;
 pub mod poller;
 pub mod registry_credentials;

@@ -31,6 +31,8 @@ pub struct Platform {
     pub timer_grace: chrono::Duration,
     /// How long events and finished runs are kept (`--retention-days`).
     pub retention: crtask_core::run::retention::Retention,
+    /// Lists registry tags for continuous patching (the engine's).
+    pub patch_tags: Option<Arc<dyn crtask_core::patch::execute::TagLister>>,
 }
 
 fn valid_host(h: &str) -> bool {
@@ -144,6 +146,9 @@ impl Platform {
             );
         }
         let engine: Arc<dyn Engine> = Arc::new(buildah);
+        let patch_tags = engine
+            .patcher()
+            .map(|p| p as Arc<dyn crtask_core::patch::execute::TagLister>);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = Arc::new(RunEvents::default());
         let workers = WorkerConfig {
@@ -221,6 +226,7 @@ impl Platform {
             data_dir,
             timer_grace: crate::scheduler::grace(s.timer_grace),
             retention: crtask_core::run::retention::Retention::from_setting(s.retention_days),
+            patch_tags,
         })
     }
 
@@ -250,6 +256,21 @@ impl Platform {
             self.data_dir.display()
         );
         let timers = crate::scheduler::Scheduler::for_state(&self.state, self.timer_grace).start();
+        let patches = match (&self.patch_tags, &self.state.workers.registry) {
+            (Some(tags), Some(registry)) => Some(
+                crate::patch_schedule::PatchScheduler {
+                    store: self.state.store.clone(),
+                    builder: self.state.builder.clone(),
+                    clock: self.state.clock.clone(),
+                    tags: tags.clone(),
+                    registry: registry.clone(),
+                    data_dir: self.state.workers.data_dir.clone(),
+                    events: self.state.events.clone(),
+                }
+                .start(),
+            ),
+            _ => None,
+        };
         let pruner = crate::retention::start(
             self.state.store.clone(),
             self.state.clock.clone(),
@@ -275,6 +296,9 @@ impl Platform {
         );
         signal.abort();
         timers.abort();
+        if let Some(p) = patches {
+            p.abort();
+        }
         if let Some(p) = pruner {
             p.abort();
         }

@@ -135,6 +135,13 @@ pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
     let api = Router::new()
         .route("/api/v1/contexts", post(upload_context))
         .route("/api/v1/builds", post(quick_build))
+        .route("/api/v1/patches", post(patch_image))
+        .route(
+            "/api/v1/patch-config",
+            get(show_patch_config)
+                .put(set_patch_config)
+                .delete(delete_patch_config),
+        )
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(show_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
@@ -275,6 +282,66 @@ async fn quick_build(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run_json(&run))))
+}
+
+async fn patch_image(
+    State(s): State<AppState>,
+    Json(req): Json<crtask_core::domain::api::PatchApiRequest>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let run = crtask_core::patch::queue::queue_patch(
+        s.store.as_ref(),
+        s.builder.as_ref(),
+        s.clock.as_ref(),
+        s.workers.registry.as_deref(),
+        &req,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run_json(&run))))
+}
+
+/// The continuous-patching configuration as the API shows it, with the
+/// next occurrence.
+fn patch_config_json(
+    s: &crtask_core::patch::continuous::PatchSchedule,
+    now: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["nextRun"] = crtask_core::domain::time::rfc3339(s.next_occurrence(now)).into();
+    v
+}
+
+async fn set_patch_config(
+    State(s): State<AppState>,
+    Json(req): Json<crtask_core::domain::api::PatchConfigRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    use crtask_core::patch::continuous;
+    if s.workers.registry.is_none() {
+        return Err(CoreError::invalid(
+            "continuous patching needs the server's registry: start it with --registry",
+        )
+        .into());
+    }
+    let bytes = serde_json::to_vec(&req.config).map_err(|e| CoreError::invalid(e.to_string()))?;
+    let config = continuous::parse_config(&bytes)?;
+    let now = s.clock.now();
+    let schedule = continuous::PatchSchedule::new(config, &req.schedule, now)?;
+    crate::patch_schedule::save(&s.workers.data_dir, &schedule)?;
+    Ok(Json(patch_config_json(&schedule, now)))
+}
+
+async fn show_patch_config(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    match crate::patch_schedule::load(&s.workers.data_dir)? {
+        Some(c) => Ok(Json(patch_config_json(&c, s.clock.now()))),
+        None => Err(CoreError::not_found("continuous patching configuration", "default").into()),
+    }
+}
+
+async fn delete_patch_config(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    if crate::patch_schedule::delete(&s.workers.data_dir)? {
+        Ok(Json(serde_json::json!({"deleted": true})))
+    } else {
+        Err(CoreError::not_found("continuous patching configuration", "default").into())
+    }
 }
 
 fn run_json(run: &crtask_core::domain::model::Run) -> serde_json::Value {

@@ -360,6 +360,22 @@ impl Inner {
         cancel: CancellationToken,
     ) -> Outcome {
         let _ = tokio::fs::remove_dir_all(work).await;
+        if let Some(patch) = run.patch.clone() {
+            let r = crtask_executor::patch::execute(
+                engine.clone(),
+                self.clock.as_ref(),
+                patch,
+                log.as_ref(),
+                cancel,
+            )
+            .await;
+            run.status = r.status;
+            run.error = r.error;
+            run.output_images = r.output_images;
+            run.steps = r.steps;
+            run.patch = Some(r.patch);
+            return Outcome::Done;
+        }
         let ctx = match self.prepare_context(run, work, log.as_ref()).await {
             Ok(dir) => dir,
             Err(e) => return Outcome::Ended(RunStatus::Failed, Some(e.to_string())),

@@ -60,3 +60,29 @@ pub struct UploadResponse {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `POST /api/v1/patches`: patch an image's OS packages (`crtask patch`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchApiRequest {
+    /// The tagged image; a name without a registry host gets the server's registry.
+    pub image: String,
+    /// `incremental` (default) or `floating`.
+    #[serde(default)]
+    pub tag_convention: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// A Trivy JSON report (`trivy image -f json`): only its packages are updated.
+    #[serde(default)]
+    pub report: Option<serde_json::Value>,
+}
+
+/// `PUT /api/v1/patch-config`: continuous patching.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchConfigRequest {
+    /// ACR's configuration file (`version`, `tag-convention`, `repositories`).
+    pub config: serde_json::Value,
+    /// `1d` to `30d`.
+    pub schedule: String,
+}

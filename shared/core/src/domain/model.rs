@@ -91,6 +91,8 @@ pub enum RunType {
     QuickRun,
     AutoBuild,
     AutoRun,
+    /// An OS patch of a pushed image (`crtask patch`, continuous patching).
+    Patch,
 }
 
 impl RunType {
@@ -100,6 +102,7 @@ impl RunType {
             RunType::QuickRun => "QuickRun",
             RunType::AutoBuild => "AutoBuild",
             RunType::AutoRun => "AutoRun",
+            RunType::Patch => "Patch",
         }
     }
 }
@@ -136,6 +139,11 @@ pub enum Trigger {
         #[serde(with = "serde_millis")]
         scheduled_time: DateTime<Utc>,
     },
+    /// Continuous patching's schedule (`crtask patch config set`).
+    Patch {
+        #[serde(with = "serde_millis")]
+        scheduled_time: DateTime<Utc>,
+    },
 }
 
 impl Trigger {
@@ -146,6 +154,7 @@ impl Trigger {
             Trigger::PullRequest { .. } => "PullRequest",
             Trigger::ImageUpdate { .. } => "ImageUpdate",
             Trigger::Timer { .. } => "Timer",
+            Trigger::Patch { .. } => "Patch",
         }
     }
 }
@@ -592,6 +601,9 @@ pub struct Run {
     /// What to build. Secret build-arg values are kept for the builder only
     /// and are blanked in every answer to a client ([`Run::redacted`]).
     pub spec: BuildSpec,
+    /// A patch run's request and result ([`RunType::Patch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<crate::patch::PatchRun>,
 }
 
 impl Run {

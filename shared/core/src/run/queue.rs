@@ -77,6 +77,7 @@ pub fn new_run_record(run_id: String, new: NewRun, now: chrono::DateTime<chrono:
         dedupe_key: new.dedupe_key,
         builder_ref: None,
         spec: new.spec,
+        patch: None,
     }
 }
 

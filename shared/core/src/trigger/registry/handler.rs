@@ -509,7 +509,10 @@ pub async fn cascade(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>
         run.task
             .as_deref()
             .map(|t| format!("task {t}"))
-            .unwrap_or_else(|| "a quick build".into())
+            .unwrap_or_else(|| match run.run_type {
+                crate::domain::model::RunType::Patch => "a patch".into(),
+                _ => "a quick build".into(),
+            })
     );
     let mut new_runs = Vec::new();
     for out in &run.output_images {
