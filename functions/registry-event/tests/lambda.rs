@@ -159,7 +159,7 @@ async fn ecr_push_rebuilds_the_dependent_once_and_starts_its_build() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].source, EventSource::Registry);
     assert_eq!(events[0].outcome, EventOutcome::Triggered);
-    assert_eq!(events[0].runs, [run.run_id.clone()]);
+    assert_eq!(events[0].runs, vec![run.run_id.clone()]);
     // The event and its run were one TransactWriteItems.
     assert!(
         f.function
