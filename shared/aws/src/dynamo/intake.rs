@@ -39,11 +39,11 @@ impl DynamoStore {
         write: &DeliveryWrite,
         summarize: &Summarize,
     ) -> crtask_core::Result<DeliveryRecorded> {
-        if 2 + 2 * write.runs.len() > MAX_TRANSACT_ITEMS {
+        if 2 + 3 * write.runs.len() > MAX_TRANSACT_ITEMS {
             return Err(CoreError::Store(format!(
                 "a delivery starting {} runs is more than one DynamoDB transaction holds ({} runs at most)",
                 write.runs.len(),
-                (MAX_TRANSACT_ITEMS - 2) / 2
+                (MAX_TRANSACT_ITEMS - 2) / 3
             )));
         }
         if let Some(seen) = self.seen(write).await? {
@@ -77,8 +77,20 @@ impl DynamoStore {
         Ok(self.find_delivery(write.source, d).await?)
     }
 
-    /// The run blocking `run`'s dedupe key now, repairing a stale marker.
+    /// The run blocking `run` now: the one holding its dedupe key, or the
+    /// queued base-image run of its task ([`super::task_marker`]).
     async fn blocker(&self, run: &Run, earlier: &[(&Run, bool)]) -> Result<Option<Run>> {
+        if let Some(b) = self.key_blocker(run, earlier).await? {
+            return Ok(Some(b));
+        }
+        match super::task_marker::marked_task(run) {
+            Some(task) => self.queued_image_run(task).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The run blocking `run`'s dedupe key now, repairing a stale marker.
+    async fn key_blocker(&self, run: &Run, earlier: &[(&Run, bool)]) -> Result<Option<Run>> {
         let Some(key) = run.dedupe_key.as_deref() else {
             return Ok(None);
         };
@@ -173,6 +185,9 @@ impl DynamoStore {
         for run in &new_runs {
             if let Some(key) = &run.dedupe_key {
                 items.push(marker_put(&self.table, key, run));
+            }
+            if let Some(task) = super::task_marker::marked_task(run) {
+                items.push(super::task_marker::put(&self.table, task, run));
             }
             items.push(
                 Put::builder()

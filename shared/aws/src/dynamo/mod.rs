@@ -13,6 +13,7 @@
 //! | timer state | `TASK#<task>` | `TIMER#<timer>` | `last_fired` (RFC 3339) |
 //! | run | `RUN#<id>` | `RUN` | `body`, `status`, `seq` (N); `gsi1pk=TASKRUNS#<task>` (task runs only), `gsi2pk=RUNS`, `gsi3pk=STATUS#<status>`, every `gsiNsk=<seq, 20 digits>` |
 //! | dedupe marker | `DEDUPE#<key>` | `DEDUPE` | `run_id`, `status` of the newest run with that key |
+//! | queued base-image run | `QUEUED#<task>` | `IMAGE` | `run_id`, `status`: at most one `Queued` base-image run per task ([`task_marker`]) |
 //! | event | `EVENT#<id>` | `EVENT` | `body`; `gsi1pk=EVSRC#<source>`, `gsi2pk=EVENTS`, `gsiNsk=<seq>`, `expires_at` (received + retention: [`retention`]) |
 //! | delivery dedupe | `DELIVERY#<source>#<delivery id>` | `DELIVERY` | `event_id`, `expires_at` (N, epoch seconds: the table's TTL attribute; the retention when set) |
 //! | tracked image | `TRACKED` | `IMAGE#<image>` | `image`, `tasks` (SS: the tasks depending on it); `tracked_images` is one Query on this partition, never a Scan |
@@ -88,6 +89,7 @@ mod intake;
 mod items;
 mod retention;
 mod table;
+mod task_marker;
 mod tracked;
 
 use items::*;
@@ -382,6 +384,16 @@ impl DynamoStore {
 
     /// One attempt of [`Store::insert_run_deduped`].
     async fn try_insert_deduped(&self, run: &Run, key: &str) -> Result<InsertAttempt> {
+        let task = task_marker::marked_task(run);
+        if let Some(task) = task {
+            if let Some(queued) = self.queued_image_run(task).await? {
+                if queued.run_id == run.run_id {
+                    // Our own earlier attempt committed although its answer was lost.
+                    return Ok(InsertAttempt::Inserted);
+                }
+                return Ok(InsertAttempt::Existing(Box::new(queued)));
+            }
+        }
         let marker = intake::marker_put(&self.table, key, run)
             .build()
             .map_err(|e| Error::dynamo("TransactWriteItems", e))?;
@@ -391,13 +403,20 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| Error::dynamo("TransactWriteItems", e))?;
-        let r = self
+        let mut req = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(marker).build())
-            .transact_items(TransactWriteItem::builder().put(put_run).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().put(put_run).build());
+        if let Some(task) = task {
+            // Third item: a failed condition means another base-image run
+            // of the task was queued meanwhile; the retry finds it.
+            let queued = task_marker::put(&self.table, task, run)
+                .build()
+                .map_err(|e| Error::dynamo("TransactWriteItems", e))?;
+            req = req.transact_items(TransactWriteItem::builder().put(queued).build());
+        }
+        let r = req.send().await;
         let e = match r {
             Ok(_) => return Ok(InsertAttempt::Inserted),
             Err(e) => e,
@@ -604,6 +623,7 @@ impl Store for DynamoStore {
         if let Some(key) = &run.dedupe_key {
             self.sync_marker(key, &run.run_id, run.status).await?;
         }
+        self.sync_task_marker(run).await?;
         Ok(())
     }
 

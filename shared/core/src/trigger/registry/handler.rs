@@ -15,7 +15,7 @@ use crate::domain::imageref::ImageRef;
 use crate::domain::model::{
     EventRecord, EventSource, Outcome, Run, RunStatus, RunType, Task, Trigger,
 };
-use crate::ports::{Clock, Store};
+use crate::ports::{Clock, DeliveryRecorded, DeliverySummary, DeliveryWrite, Store, Summarize};
 use crate::run::lease;
 use crate::run::queue::{self, NewRun, Recorded};
 use crate::signing::Secret;
@@ -26,6 +26,7 @@ use crate::trigger::registry::verify;
 use crate::trigger::request::Headers;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What deciding on updates needs.
 pub struct UpdateDeps<'a> {
@@ -414,58 +415,110 @@ pub fn plan(update: &TagUpdate, cause: &str, snap: &Snapshot) -> crate::Result<U
 /// Records `plan`'s runs (every run of the update in one go: one durable
 /// commit for the fan-out) and sums up the outcome.
 pub async fn apply(deps: &UpdateDeps<'_>, plan: UpdatePlan) -> crate::Result<UpdateResult> {
-    let UpdatePlan {
-        record,
-        runs: mut run_ids,
-        mut reasons,
-        debounced,
-        mut duplicate,
-        unchanged,
-        other,
-    } = plan;
-    let mut new_runs = Vec::new();
-    let (whys, news): (Vec<_>, Vec<_>) = record
-        .into_iter()
-        .map(|(why, name, image, digest, new)| ((why, name, image, digest), new))
-        .unzip();
+    let (news, tally) = plan.split();
     let recorded = queue::record_many(deps.store, deps.clock, news).await?;
-    for ((verdict, name, image, new_digest), rec) in whys.into_iter().zip(recorded) {
-        match rec {
-            Recorded::New(run) => {
-                reasons.push(format!("task {name}: {verdict} (run {})", run.run_id));
-                run_ids.push(run.run_id.clone());
-                new_runs.push(run);
-            }
-            Recorded::Existing(run) => {
-                duplicate = true;
-                reasons.push(format!(
-                    "task {name}: {image} {new_digest} already rebuilt (run {})",
-                    run.run_id
-                ));
-                run_ids.push(run.run_id);
-            }
-        }
-    }
-    let outcome = if !new_runs.is_empty() {
-        Outcome::Triggered
-    } else if debounced {
-        Outcome::Debounced
-    } else if duplicate {
-        Outcome::Duplicate
-    } else if unchanged && !other {
-        Outcome::Unchanged
-    } else {
-        Outcome::Ignored
-    };
-    Ok(UpdateResult {
-        outcome,
-        reason: reasons.join("; "),
-        new_runs,
-        runs: run_ids,
-    })
+    Ok(tally.result(recorded))
 }
 
-/// Processes one update and records it as an event of `source`.
+/// An [`UpdatePlan`] without its runs: what sums up the outcome once the
+/// store said which runs were recorded.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// `(verdict, task, image, new digest)` of each run to record, in order.
+    whys: Vec<(String, String, String, String)>,
+    runs: Vec<String>,
+    reasons: Vec<String>,
+    debounced: bool,
+    duplicate: bool,
+    unchanged: bool,
+    other: bool,
+}
+
+impl UpdatePlan {
+    /// The runs to record and the [`Tally`] that sums them up.
+    pub fn split(self) -> (Vec<NewRun>, Tally) {
+        let (whys, news): (Vec<_>, Vec<_>) = self
+            .record
+            .into_iter()
+            .map(|(why, name, image, digest, new)| ((why, name, image, digest), new))
+            .unzip();
+        let tally = Tally {
+            whys,
+            runs: self.runs,
+            reasons: self.reasons,
+            debounced: self.debounced,
+            duplicate: self.duplicate,
+            unchanged: self.unchanged,
+            other: self.other,
+        };
+        (news, tally)
+    }
+}
+
+impl Tally {
+    /// The outcome, given what became of each run (in plan order).
+    pub fn result(&self, recorded: Vec<Recorded>) -> UpdateResult {
+        let mut run_ids = self.runs.clone();
+        let mut reasons = self.reasons.clone();
+        let mut duplicate = self.duplicate;
+        let mut debounced = self.debounced;
+        let mut new_runs = Vec::new();
+        for ((verdict, name, image, new_digest), rec) in self.whys.iter().zip(recorded) {
+            match rec {
+                Recorded::New(run) => {
+                    reasons.push(format!("task {name}: {verdict} (run {})", run.run_id));
+                    run_ids.push(run.run_id.clone());
+                    new_runs.push(run);
+                }
+                // Another update's run of the task, still queued (the
+                // store allows one): this update merges into it.
+                Recorded::Existing(run)
+                    if run.status == RunStatus::Queued
+                        && !matches!(&run.trigger, Trigger::ImageUpdate { image: i, new_digest: d, .. } if i == image && d == new_digest) =>
+                {
+                    debounced = true;
+                    reasons.push(format!(
+                        "task {name}: merged into queued run {}",
+                        run.run_id
+                    ));
+                    run_ids.push(run.run_id);
+                }
+                Recorded::Existing(run) => {
+                    duplicate = true;
+                    reasons.push(format!(
+                        "task {name}: {image} {new_digest} already rebuilt (run {})",
+                        run.run_id
+                    ));
+                    run_ids.push(run.run_id);
+                }
+            }
+        }
+        let outcome = if !new_runs.is_empty() {
+            Outcome::Triggered
+        } else if debounced {
+            Outcome::Debounced
+        } else if duplicate {
+            Outcome::Duplicate
+        } else if self.unchanged && !self.other {
+            Outcome::Unchanged
+        } else {
+            Outcome::Ignored
+        };
+        UpdateResult {
+            outcome,
+            reason: reasons.join("; "),
+            new_runs,
+            runs: run_ids,
+        }
+    }
+}
+
+/// Processes one update and records it as an event of `source` together
+/// with the runs it starts, in one store write ([`Store::record_delivery`]:
+/// one transaction, one `TransactWriteItems` on DynamoDB), so a crash can
+/// leave neither runs without their event nor an event without its runs.
+/// An update whose event id was recorded already (a redelivered
+/// notification) answers the first event and records nothing.
 pub async fn process_and_record(
     deps: &UpdateDeps<'_>,
     update: &TagUpdate,
@@ -474,24 +527,72 @@ pub async fn process_and_record(
     mut detail: Value,
 ) -> crate::Result<(EventRecord, Vec<Run>)> {
     let received_at = deps.clock.now();
-    let result = process_update(deps, update, cause).await?;
     if let Some(d) = detail.as_object_mut() {
         d.insert("image".into(), json!(update.image));
         d.insert("digest".into(), json!(update.digest));
         d.insert("cause".into(), json!(cause));
     }
-    let event = EventRecord {
-        id: deps.store.next_event_id().await?,
+    let write = |runs: Vec<Run>| DeliveryWrite {
         source,
         delivery_id: update.event_id.clone(),
         received_at,
-        outcome: result.outcome,
-        reason: crate::domain::text::inert_owned(result.reason),
-        runs: result.runs,
-        detail,
+        detail: detail.clone(),
+        runs,
     };
-    deps.store.record_event(&event).await?;
-    Ok((event, result.new_runs))
+    let nobody = || UpdatePlan {
+        reasons: vec![format!("no task depends on {}", update.image)],
+        other: true,
+        ..UpdatePlan::default()
+    };
+    // Most pushes are of images nothing is built on: no lease for those.
+    if deps.store.dependents_of(&update.image).await?.is_empty() {
+        return record_delivery(deps, write, nobody()).await;
+    }
+    let held = lease::acquire(deps.store, deps.clock, lease::BASE_IMAGE_DECISIONS).await?;
+    let result = async {
+        let plan = match Snapshot::read(deps, update).await? {
+            Some(snapshot) => plan(update, cause, &snapshot)?,
+            None => nobody(),
+        };
+        record_delivery(deps, write, plan).await
+    }
+    .await;
+    held.release().await;
+    result
+}
+
+/// Records `plan`'s runs and its event in one [`Store::record_delivery`].
+async fn record_delivery(
+    deps: &UpdateDeps<'_>,
+    write: impl Fn(Vec<Run>) -> DeliveryWrite,
+    plan: UpdatePlan,
+) -> crate::Result<(EventRecord, Vec<Run>)> {
+    let (news, tally) = plan.split();
+    let now = deps.clock.now();
+    let runs = news
+        .into_iter()
+        .map(|new| queue::new_run_record(String::new(), new, now))
+        .collect();
+    let summarize: Summarize = Arc::new(move |runs: &[Run], blocked: &[Option<Run>]| {
+        let recorded = runs
+            .iter()
+            .zip(blocked)
+            .map(|(run, b)| match b {
+                Some(existing) => Recorded::Existing(existing.clone()),
+                None => Recorded::New(run.clone()),
+            })
+            .collect();
+        let r = tally.result(recorded);
+        DeliverySummary {
+            outcome: r.outcome,
+            reason: crate::domain::text::inert_owned(r.reason),
+            runs: r.runs,
+        }
+    });
+    match deps.store.record_delivery(write(runs), summarize).await? {
+        DeliveryRecorded::New { event, new_runs } => Ok((event, new_runs)),
+        DeliveryRecorded::Seen(first) => Ok((first, Vec::new())),
+    }
 }
 
 /// Feeds the images a successful run pushed back in as tag updates, so the
