@@ -4,7 +4,7 @@
 //! each bootstrap started under `qemu-aarch64` against the Lambda Runtime
 //! API emulator (DynamoDB and Secrets Manager on moto_server, CodeBuild on
 //! the recording stub, as in functions/*/tests/lambda.rs) answers one real
-//! event. Skipped (with the reason) when nothing was built, except under CI.
+//! event. Skipped (with the reason) when nothing was built, except when CRTASK_REQUIRE_SAM_BUILD=1.
 
 use crtask_core::ports::Store;
 use crtask_testkit::aws as harness;
