@@ -83,10 +83,11 @@ pub async fn run(ctx: &Ctx, a: PatchArgs) -> Result<i32> {
             );
             let bytes = std::fs::read(p)
                 .with_context(|| format!("cannot read the report {}", p.display()))?;
-            // Checked here too, so a wrong file is reported before anything is queued.
-            crtask_core::patch::report::parse(&bytes)
+            // Read here, so a wrong file is reported before anything is
+            // queued, and only what matters is sent.
+            let packages = crtask_core::patch::report::parse(&bytes)
                 .with_context(|| format!("report {}", p.display()))?;
-            Some(serde_json::from_slice(&bytes)?)
+            Some(crtask_core::patch::report::minimal(&packages))
         }
         None => None,
     };

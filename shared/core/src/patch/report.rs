@@ -88,6 +88,19 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ReportedPackage>> {
     Ok(out)
 }
 
+/// The smallest Trivy report listing `packages`: what a client sends
+/// instead of a whole report (reports of large images run to megabytes).
+pub fn minimal(packages: &[ReportedPackage]) -> serde_json::Value {
+    let vulns: Vec<serde_json::Value> = packages
+        .iter()
+        .map(|p| serde_json::json!({"PkgName": p.name, "FixedVersion": p.fixed_version}))
+        .collect();
+    serde_json::json!({
+        "SchemaVersion": 2,
+        "Results": [{"Class": "os-pkgs", "Vulnerabilities": vulns}]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +136,13 @@ mod tests {
                 ("libssl3", "3.0.13-1~deb12u1")
             ]
         );
+    }
+
+    #[test]
+    fn the_minimal_report_lists_the_same_packages() {
+        let p = parse(REPORT.as_bytes()).unwrap();
+        let small = serde_json::to_vec(&minimal(&p)).unwrap();
+        assert_eq!(parse(&small).unwrap(), p);
     }
 
     #[test]
