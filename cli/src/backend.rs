@@ -15,6 +15,7 @@ use crtask_core::domain::api::{QuickBuildRequest, TaskRunRequest, UploadResponse
 use crtask_core::domain::model::{
     BaseDependency, ContextSource, EventRecord, EventSource, RunFilter, RunStatus, Task,
 };
+use crtask_core::patch::continuous::PatchSchedule;
 use crtask_core::ports::{Builder, Store, SystemClock};
 use crtask_core::service;
 use serde_json::Value;
@@ -114,21 +115,21 @@ impl Backend {
     ) -> Result<serde_json::Value> {
         match self {
             Backend::Http(c) => c.set_patch_config(req).await,
-            Backend::Aws(_) => Err(no_patching_on_aws()),
+            Backend::Aws(a) => a.set_patch_config(req).await,
         }
     }
 
     pub async fn patch_config(&self) -> Result<serde_json::Value> {
         match self {
             Backend::Http(c) => c.patch_config().await,
-            Backend::Aws(_) => Err(no_patching_on_aws()),
+            Backend::Aws(a) => a.patch_config().await,
         }
     }
 
     pub async fn delete_patch_config(&self) -> Result<serde_json::Value> {
         match self {
             Backend::Http(c) => c.delete_patch_config().await,
-            Backend::Aws(_) => Err(no_patching_on_aws()),
+            Backend::Aws(a) => a.delete_patch_config().await,
         }
     }
 
@@ -395,13 +396,18 @@ impl AwsBackend {
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// Fails naming every setting of `needed` that is not given.
-    fn require(&self, task: &str, needed: &[&TimerSetting]) -> Result<()> {
-        let missing: Vec<String> = needed
+    /// Every setting of `needed` that is not given, as the user can give it.
+    fn missing(&self, needed: &[&TimerSetting]) -> Vec<String> {
+        needed
             .iter()
             .filter(|n| self.setting(n).is_none())
             .map(|n| format!("{} (or {}; the stack output {})", n.flag, n.env, n.output))
-            .collect();
+            .collect()
+    }
+
+    /// Fails naming every setting of `needed` that is not given.
+    fn require(&self, task: &str, needed: &[&TimerSetting]) -> Result<()> {
+        let missing = self.missing(needed);
         if !missing.is_empty() {
             bail!(
                 "the timers of task '{task}' are EventBridge Scheduler schedules on AWS: set {}",
@@ -607,10 +613,81 @@ impl AwsBackend {
         Ok(self.queued(&run))
     }
 
-    /// Patch runs need `crtask exec` to carry them out on CodeBuild, which
-    /// it does not yet: refused before anything is recorded.
-    async fn patch(&self, _req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
-        Err(no_patching_on_aws())
+    /// A patch run: recorded, then handed to CodeBuild, whose `crtask exec`
+    /// patches with buildah (`CRTASK_PATCH`).
+    async fn patch(&self, req: &crtask_core::domain::api::PatchApiRequest) -> Result<RunJson> {
+        let builder = self.builder()?;
+        let run = crtask_core::patch::queue::queue_patch(
+            self.store(),
+            builder,
+            &self.clock,
+            self.registry().await,
+            req,
+        )
+        .await?;
+        Ok(self.queued(&run))
+    }
+
+    /// The schedules client for continuous patching (its settings checked).
+    fn patch_schedules(&self, needed: &[&TimerSetting]) -> Result<TimerSchedules> {
+        let missing = self.missing(needed);
+        if !missing.is_empty() {
+            bail!(
+                "continuous patching is an EventBridge Scheduler schedule on AWS: set {} (or run `crtask aws configure --stack NAME`)",
+                missing.join(", ")
+            );
+        }
+        Ok(TimerSchedules::new(
+            self.scheduler.clone(),
+            self.schedule_settings(),
+            crtask_core::signing::Secret::new(""),
+        ))
+    }
+
+    /// Stores the configuration (DynamoDB), then creates or updates its
+    /// schedule; everything is checked before the first write.
+    async fn set_patch_config(
+        &self,
+        req: &crtask_core::domain::api::PatchConfigRequest,
+    ) -> Result<Value> {
+        if self.registry().await.is_none() {
+            bail!("continuous patching needs the stack's registry: set --aws-registry (or run `crtask aws configure --stack NAME`)");
+        }
+        let now = chrono::Utc::now();
+        let schedule = PatchSchedule::from_request(req, now)?;
+        let schedules =
+            self.patch_schedules(&[&SCHEDULE_GROUP, &SCHEDULE_TARGET, &SCHEDULER_ROLE])?;
+        self.store.put_patch_schedule(&schedule).await?;
+        schedules.put_patch_schedule(&schedule).await.map_err(|e| {
+            anyhow!("the configuration is saved, but its schedule is not: {e} (fix the cause and run the command again)")
+        })?;
+        Ok(schedule.describe(now))
+    }
+
+    async fn patch_config(&self) -> Result<Value> {
+        match self.store.patch_schedule().await? {
+            Some(s) => Ok(s.describe(chrono::Utc::now())),
+            None => Err(crtask_core::Error::not_found(
+                "continuous patching configuration",
+                "default",
+            )
+            .into()),
+        }
+    }
+
+    /// Deletes the schedule, then the configuration.
+    async fn delete_patch_config(&self) -> Result<Value> {
+        let schedules = self.patch_schedules(&[&SCHEDULE_GROUP])?;
+        let scheduled = schedules.delete_patch_schedule().await?;
+        let stored = self.store.delete_patch_schedule().await?;
+        if !scheduled && !stored {
+            return Err(crtask_core::Error::not_found(
+                "continuous patching configuration",
+                "default",
+            )
+            .into());
+        }
+        Ok(serde_json::json!({"deleted": true}))
     }
 
     async fn run_task(&self, name: &str, req: &TaskRunRequest) -> Result<RunJson> {
@@ -810,11 +887,4 @@ fn print_sync_report(task: &str, r: &crtask_aws::scheduler::SyncReport) {
             );
         }
     }
-}
-
-/// OS patching runs on the local platform only, for now.
-fn no_patching_on_aws() -> anyhow::Error {
-    anyhow::anyhow!(
-        "OS patching is not available on AWS yet: patch with a local server (crtask serve) pushing to the same registry"
-    )
 }

@@ -510,3 +510,103 @@ fn continuous_patching_config_is_set_shown_and_deleted() {
         show(&out)
     );
 }
+
+/// The patch run as CodeBuild carries it out on AWS: `crtask exec` with the
+/// contract variables the dispatcher sets for a patch run (`CRTASK_PATCH`,
+/// `CRTASK_ENGINE=buildah`, no context), on the same Debian image. Its
+/// result file is what build-status stores on the run.
+#[test]
+fn exec_carries_out_a_patch_run_as_the_aws_builder_does() {
+    let s = stack(&["3"], &[]);
+    let host = s.reg.host.clone();
+    let work = tempfile::tempdir().unwrap();
+    let p = |n: &str| work.path().join(n).display().to_string();
+    let patch = serde_json::json!({
+        "image": format!("{host}/demo:3"),
+        "tagConvention": "incremental",
+        "dryRun": false,
+    });
+    let spec = serde_json::json!({
+        "context": {"kind": "none"}, "file": "", "images": [], "push": true, "timeout": 1800,
+    });
+    let mut cmd = std::process::Command::new(crtask_tests::crtask_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CRTASK_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .arg("exec")
+        .envs([
+            ("CRTASK_ENGINE", "buildah".to_string()),
+            ("CRTASK_WORK_DIR", p("work")),
+            ("CRTASK_RESULT_FILE", p("out/result.json")),
+            ("CRTASK_LOG_FILE", p("out/run.log")),
+            ("CRTASK_RUN_ID", "cb12".to_string()),
+            ("CRTASK_RUN_TYPE", "Patch".to_string()),
+            ("CRTASK_TRIGGER", "Manual".to_string()),
+            ("CRTASK_CONTEXT_KIND", "none".to_string()),
+            ("CRTASK_REGISTRY", host.clone()),
+            ("CRTASK_INSECURE_REGISTRY", host.clone()),
+            ("CRTASK_SPEC", spec.to_string()),
+            ("CRTASK_PATCH", patch.to_string()),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(p("out/run.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "crtask exec: {}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p("out/result.json")).unwrap()).unwrap();
+    assert_eq!(result["status"], "Succeeded", "{result:#}");
+    assert_eq!(result["patch"]["outcome"], "Patched", "{result:#}");
+    assert_eq!(result["patch"]["image"], format!("{host}/demo:3"));
+    assert_eq!(result["patch"]["packageManager"], "apt");
+    assert_eq!(
+        changes(&result),
+        [
+            ch("crtask-demo", "1.0", "1.1"),
+            ch("crtask-other", "1.0", "1.1")
+        ]
+    );
+    assert_eq!(result["outputImages"][0]["tag"], "3-1", "{result:#}");
+    assert_eq!(debian::tags(&host, "demo").unwrap(), ["3", "3-1"]);
+    assert!(log.contains("crtask-demo"), "{log}");
+
+    // build-status reads exactly this file back.
+    let parsed = crtask_core::trigger::build_status::ExecResult::from_json(
+        &std::fs::read(p("out/result.json")).unwrap(),
+    )
+    .unwrap();
+    let reported = parsed.patch.expect("the result carries the patch");
+    assert_eq!(reported.packages.len(), 2);
+
+    // A malformed CRTASK_PATCH is refused by name, with a result left.
+    let bad = std::process::Command::new(crtask_tests::crtask_bin())
+        .arg("exec")
+        .envs([
+            ("CRTASK_ENGINE", "buildah".to_string()),
+            ("CRTASK_WORK_DIR", p("work2")),
+            ("CRTASK_RESULT_FILE", p("out2/result.json")),
+            ("CRTASK_LOG_FILE", p("out2/run.log")),
+            ("CRTASK_RUN_ID", "cb13".to_string()),
+            ("CRTASK_CONTEXT_KIND", "none".to_string()),
+            ("CRTASK_SPEC", spec.to_string()),
+            ("CRTASK_PATCH", "{\"image\": 7}".to_string()),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p("out2/result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "Error", "{r:#}");
+    assert!(
+        r["error"].as_str().unwrap().contains("CRTASK_PATCH"),
+        "{r:#}"
+    );
+}

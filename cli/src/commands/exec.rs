@@ -16,6 +16,7 @@ use crtask_core::domain::model::{
     BaseImageUse, BuildSpec, ContextSource, OutputImage, RunStatus, StepRecord,
 };
 use crtask_core::domain::time::serde_millis;
+use crtask_core::patch::PatchRun;
 use crtask_core::ports::{Clock, Engine, LogSink, SystemClock};
 use crtask_core::signing::Secret;
 use crtask_core::template::RunVars;
@@ -45,6 +46,9 @@ pub struct Report {
     pub steps: Vec<StepRecord>,
     pub output_images: Vec<OutputImage>,
     pub base_images: Vec<BaseImageUse>,
+    /// A patch run's request with what the patch found and did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchRun>,
 }
 
 /// Secrets Manager for task-file secrets, configured on first use: a run
@@ -130,6 +134,7 @@ pub async fn run() -> Result<i32> {
                 steps: Vec::new(),
                 output_images: Vec::new(),
                 base_images: Vec::new(),
+                patch: None,
             };
             let _ = write_report(&result_file, &report);
             Err(e)
@@ -209,6 +214,24 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
     log.line(&format!(
         "crtask: run {run_id} on {engine_name} ({platform})"
     ));
+
+    if let Some(text) = var("CRTASK_PATCH")? {
+        let patch: PatchRun = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("CRTASK_PATCH is not a valid patch request (JSON): {e}"))?;
+        let timeout = Duration::from_secs(spec.timeout.max(1));
+        return Ok(patch_run(
+            PatchRunContext {
+                engine,
+                run_id,
+                started,
+                timeout,
+                log,
+            },
+            patch,
+        )
+        .await
+        .flush(&run_log));
+    }
 
     let context_dir = work_dir.join("context");
     let ctx = prepare_context(
@@ -305,7 +328,84 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         steps,
         output_images: result.output_images,
         base_images: result.base_images,
+        patch: None,
     })
+}
+
+/// What a patch run needs from [`execute`].
+struct PatchRunContext {
+    engine: Arc<dyn Engine>,
+    run_id: String,
+    started: DateTime<Utc>,
+    timeout: Duration,
+    log: Arc<dyn LogSink>,
+}
+
+impl Report {
+    /// Flushes the run's log before the report is written.
+    fn flush(self, log: &RunLog) -> Self {
+        log.flush();
+        self
+    }
+}
+
+/// A patch run (`CRTASK_PATCH`): the same patcher as local patch runs
+/// ([`crtask_executor::patch::execute`]), on this builder's buildah.
+async fn patch_run(c: PatchRunContext, patch: PatchRun) -> Report {
+    let clock = SystemClock;
+    let cancel = CancellationToken::new();
+    let kept = patch.clone();
+    let run = crtask_executor::patch::execute(
+        c.engine.clone(),
+        &clock,
+        patch,
+        c.log.as_ref(),
+        cancel.clone(),
+    );
+    let ended = |status: RunStatus, msg: String| crtask_core::patch::execute::PatchResult {
+        status,
+        error: Some(msg),
+        output_images: Vec::new(),
+        steps: Vec::new(),
+        patch: kept.clone(),
+    };
+    let result = tokio::select! {
+        r = tokio::time::timeout(c.timeout, run) => match r {
+            Ok(r) => r,
+            Err(_) => {
+                cancel.cancel();
+                ended(RunStatus::Timeout, format!("the run exceeded its timeout of {} s", c.timeout.as_secs()))
+            }
+        },
+        _ = stop_signal() => {
+            cancel.cancel();
+            ended(RunStatus::Canceled, "the build was stopped".into())
+        }
+    };
+    c.engine.end_group(&c.run_id).await;
+    let finish = clock.now();
+    let took = human(finish - c.started);
+    match &result.error {
+        None => c.log.line(&format!(
+            "crtask: run {} {} after {took}",
+            c.run_id, result.status
+        )),
+        Some(e) => c.log.line(&format!(
+            "crtask: run {} {} after {took}: {e}",
+            c.run_id, result.status
+        )),
+    }
+    Report {
+        run_id: Some(c.run_id),
+        status: result.status,
+        error: result.error,
+        start_time: c.started,
+        finish_time: finish,
+        steps: result.steps,
+        output_images: result.output_images,
+        base_images: Vec::new(),
+        patch: Some(result.patch),
+    }
 }
 
 /// SIGTERM (CodeBuild stopping the build) or SIGINT.

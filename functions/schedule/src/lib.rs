@@ -9,7 +9,12 @@
 //! - the stack's poll tick (`{"kind":"poll-tick",...}`): one round of the
 //!   base-image poller ([`crtask_registry::Poller`], kept across warm
 //!   invocations); the runs it records are dispatched after the settle
-//!   window.
+//!   window;
+//! - continuous patching's tick (`{"kind":"patch-tick",...}`, from the
+//!   schedule `crtask patch config set` creates): the stored configuration's
+//!   due occurrence, one Patch run per matching tag
+//!   ([`crtask_core::patch::continuous::tick`]), tags listed with ECR
+//!   `ListImages`.
 //!
 //! A store, Secrets Manager or CodeBuild failure is an error, so the
 //! asynchronous invocation is retried (the occurrence key keeps a retried
@@ -133,6 +138,7 @@ pub struct App {
     secret_arn: String,
     skew: Skew,
     poll: poll::PollState,
+    patch: patch::PatchTick,
 }
 
 impl App {
@@ -147,6 +153,7 @@ impl App {
             secret_arn: config.secret_arn.clone(),
             skew: Skew::default(),
             poll: poll::PollState::new(config, credentials(config, sdk)),
+            patch: patch::PatchTick::new(config, sdk),
         }
     }
 
@@ -158,8 +165,19 @@ impl App {
         event: &Value,
         remaining: Option<Duration>,
     ) -> crtask_aws::Result<Value> {
-        if event.get("kind").and_then(Value::as_str) == Some("poll-tick") {
-            return self.poll_tick(remaining).await;
+        match event.get("kind").and_then(Value::as_str) {
+            Some("poll-tick") => return self.poll_tick(remaining).await,
+            Some("patch-tick") => {
+                return self
+                    .patch
+                    .tick(
+                        self.store.as_ref(),
+                        self.builder.as_ref(),
+                        self.clock.clone(),
+                    )
+                    .await
+            }
+            _ => {}
         }
         self.timer(event).await
     }
@@ -198,6 +216,93 @@ impl App {
             .await?;
         tracing::info!(answer = %answer, "poll tick handled");
         Ok(answer)
+    }
+}
+
+mod patch {
+    //! Continuous patching's tick: the configuration `crtask patch config
+    //! set` stored in the table, its due occurrence handled once.
+
+    use super::Config;
+    use chrono::{DateTime, Utc};
+    use crtask_aws::ecr_tags::EcrTags;
+    use crtask_aws::DynamoStore;
+    use crtask_core::patch::continuous;
+    use crtask_core::ports::{Builder, Clock, Store};
+    use crtask_core::trigger::answer::{Answer, OtherVerdict};
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    /// Scheduler may deliver an occurrence a little before the instant the
+    /// configuration computes for it; a tick this early still handles it.
+    const EARLY: chrono::Duration = chrono::Duration::seconds(60);
+
+    /// The clock a tick decides with: [`EARLY`] ahead.
+    struct Ahead(Arc<dyn Clock>);
+
+    impl Clock for Ahead {
+        fn now(&self) -> DateTime<Utc> {
+            self.0.now() + EARLY
+        }
+    }
+
+    pub struct PatchTick {
+        configs: DynamoStore,
+        tags: EcrTags,
+        registry: Option<String>,
+    }
+
+    impl PatchTick {
+        pub fn new(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
+            PatchTick {
+                configs: DynamoStore::new(
+                    crtask_aws::config::Lazy::new(sdk, crtask_aws::config::dynamodb),
+                    config.env.table.clone(),
+                ),
+                tags: EcrTags::new(sdk),
+                registry: config.env.registry_host.clone(),
+            }
+        }
+
+        pub async fn tick(
+            &self,
+            store: &dyn Store,
+            builder: &dyn Builder,
+            clock: Arc<dyn Clock>,
+        ) -> crtask_aws::Result<Value> {
+            let Some(schedule) = self.configs.patch_schedule().await? else {
+                return Ok(Answer::new(
+                    OtherVerdict::Patched,
+                    "no continuous patching configuration is stored",
+                )
+                .body());
+            };
+            let Some(registry) = &self.registry else {
+                return Ok(Answer::new(
+                    OtherVerdict::Patched,
+                    "continuous patching needs the stack's registry (CRTASK_REGISTRY_HOST)",
+                )
+                .body());
+            };
+            let runs = continuous::tick(
+                store,
+                builder,
+                &Ahead(clock),
+                &self.tags,
+                registry,
+                &schedule,
+            )
+            .await?;
+            let ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+            tracing::info!(runs = ?ids, "continuous patching tick handled");
+            let reason = match ids.len() {
+                0 => "no occurrence due, or no tag to patch".to_string(),
+                n => format!("queued {n} patch run(s)"),
+            };
+            Ok(Answer::new(OtherVerdict::Patched, reason)
+                .with_runs(ids)
+                .body())
+        }
     }
 }
 

@@ -212,6 +212,15 @@ pub fn start_build_request(
         "CRTASK_SPEC",
         &serde_json::to_string(&spec).map_err(|e| CoreError::Builder(e.to_string()))?,
     );
+    // A patch run: its request for `crtask exec`, which patches with buildah
+    // (the override beats the buildspec's `CRTASK_ENGINE: docker`).
+    if let Some(patch) = &run.patch {
+        set(
+            "CRTASK_PATCH",
+            &serde_json::to_string(patch).map_err(|e| CoreError::Builder(e.to_string()))?,
+        );
+        set("CRTASK_ENGINE", "buildah");
+    }
     let minutes = i32::try_from(run.spec.timeout.div_ceil(60))
         .unwrap_or(i32::MAX)
         .clamp(*TIMEOUT_MINUTES.start(), *TIMEOUT_MINUTES.end());

@@ -12,6 +12,7 @@
 pub mod codebuild;
 pub mod config;
 pub mod dynamo;
+pub mod ecr_tags;
 pub mod error;
 pub mod function_log;
 pub mod logs;

@@ -33,6 +33,16 @@ pub const MAX_EVENT_AGE_SECS: i32 = 900;
 /// How many times Scheduler retries a failed delivery.
 pub const MAX_RETRY_ATTEMPTS: i32 = 5;
 
+/// The schedule firing continuous patching's occurrences (no timer's
+/// schedule name lacks a `.`, so it cannot collide with one).
+pub const PATCH_SCHEDULE_NAME: &str = "crtask-continuous-patch";
+
+/// The `Input` of the continuous-patching schedule. Unsigned, like the poll
+/// tick: a tick only makes the function check the stored configuration,
+/// whose occurrences are each handled once whoever asks.
+pub const PATCH_TICK_INPUT: &str =
+    r#"{"kind":"patch-tick","scheduledTime":"<aws.scheduler.scheduled-time>"}"#;
+
 /// The stack's scheduling resources (its outputs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleSettings {
@@ -242,14 +252,44 @@ impl TimerSchedules {
         })
     }
 
+    /// Creates or replaces continuous patching's schedule
+    /// ([`PATCH_SCHEDULE_NAME`], `rate(N days)`); `true` when created.
+    pub async fn put_patch_schedule(
+        &self,
+        schedule: &crtask_core::patch::continuous::PatchSchedule,
+    ) -> Result<bool> {
+        let def = ScheduleDefinition {
+            name: PATCH_SCHEDULE_NAME.to_string(),
+            expression: schedule.scheduler_expression(),
+            input: PATCH_TICK_INPUT.to_string(),
+            enabled: true,
+            description: format!("crtask continuous patching (every {})", schedule.schedule),
+        };
+        if self.create(&def).await? {
+            return Ok(true);
+        }
+        if self.update(&def).await? {
+            return Ok(false);
+        }
+        self.create(&def).await
+    }
+
+    /// Deletes continuous patching's schedule; `false` when there was none.
+    pub async fn delete_patch_schedule(&self) -> Result<bool> {
+        self.delete_named(PATCH_SCHEDULE_NAME).await
+    }
+
     /// Deletes the schedule of timer `timer` of `task`; `false` when there
     /// was none.
     pub async fn delete(&self, task: &str, timer: &str) -> Result<bool> {
-        let name = schedule_name(task, timer);
+        self.delete_named(&schedule_name(task, timer)).await
+    }
+
+    async fn delete_named(&self, name: &str) -> Result<bool> {
         let r = self
             .client
             .delete_schedule()
-            .name(&name)
+            .name(name)
             .group_name(&self.settings.group)
             .send()
             .await;
@@ -261,7 +301,7 @@ impl TimerSchedules {
             {
                 Ok(false)
             }
-            Err(e) => Err(self.err("DeleteSchedule", &name, e)),
+            Err(e) => Err(self.err("DeleteSchedule", name, e)),
         }
     }
 

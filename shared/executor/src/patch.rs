@@ -289,9 +289,30 @@ impl TagLister for BuildahPatcher {
         let base = format!("{scheme}://{}", image.registry);
         let mut url = format!("{base}/v2/{}/tags/list?n=1000", image.repository);
         let mut tags = Vec::new();
+        // Asked anonymously first; a 401 is asked again with the login
+        // buildah pushes with (crate::registry_auth), if there is one.
+        let mut basic: Option<String> = None;
         // A registry pages long lists with `Link: <...>; rel="next"`.
         for _ in 0..100 {
-            let resp = match self.http.get(&url).send().await {
+            let mut req = self.http.get(&url);
+            if let Some(b) = &basic {
+                req = req.header("Authorization", format!("Basic {b}"));
+            }
+            let resp = match req.send().await {
+                Ok(r) if r.status().as_u16() == 401 && basic.is_none() => {
+                    match crate::registry_auth::basic_for(&image.registry) {
+                        Some(b) => {
+                            basic = Some(b);
+                            continue;
+                        }
+                        None => {
+                            return Ok(Err(format!(
+                                "cannot list the tags of {}: the registry wants credentials and no login for {} was found (buildah login / docker login)",
+                                image.repository, image.registry
+                            )))
+                        }
+                    }
+                }
                 Ok(r) => r,
                 Err(e) => {
                     return Ok(Err(format!(

@@ -299,17 +299,6 @@ async fn patch_image(
     Ok((StatusCode::CREATED, Json(run_json(&run))))
 }
 
-/// The continuous-patching configuration as the API shows it, with the
-/// next occurrence.
-fn patch_config_json(
-    s: &crtask_core::patch::continuous::PatchSchedule,
-    now: chrono::DateTime<chrono::Utc>,
-) -> serde_json::Value {
-    let mut v = serde_json::to_value(s).unwrap_or_default();
-    v["nextRun"] = crtask_core::domain::time::rfc3339(s.next_occurrence(now)).into();
-    v
-}
-
 async fn set_patch_config(
     State(s): State<AppState>,
     Json(req): Json<crtask_core::domain::api::PatchConfigRequest>,
@@ -321,17 +310,15 @@ async fn set_patch_config(
         )
         .into());
     }
-    let bytes = serde_json::to_vec(&req.config).map_err(|e| CoreError::invalid(e.to_string()))?;
-    let config = continuous::parse_config(&bytes)?;
     let now = s.clock.now();
-    let schedule = continuous::PatchSchedule::new(config, &req.schedule, now)?;
+    let schedule = continuous::PatchSchedule::from_request(&req, now)?;
     crate::patch_schedule::save(&s.workers.data_dir, &schedule)?;
-    Ok(Json(patch_config_json(&schedule, now)))
+    Ok(Json(schedule.describe(now)))
 }
 
 async fn show_patch_config(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     match crate::patch_schedule::load(&s.workers.data_dir)? {
-        Some(c) => Ok(Json(patch_config_json(&c, s.clock.now()))),
+        Some(c) => Ok(Json(c.describe(s.clock.now()))),
         None => Err(CoreError::not_found("continuous patching configuration", "default").into()),
     }
 }

@@ -18,6 +18,7 @@
 //! | delivery dedupe | `DELIVERY#<source>#<delivery id>` | `DELIVERY` | `event_id`, `expires_at` (N, epoch seconds: the table's TTL attribute; the retention when set) |
 //! | tracked image | `TRACKED` | `IMAGE#<image>` | `image`, `tasks` (SS: the tasks depending on it); `tracked_images` is one Query on this partition, never a Scan |
 //! | counters | `META` | `COUNTERS` | `run_counter`, `event_counter` (N) |
+//! | continuous-patching configuration | `CONFIG` | `CONTINUOUS-PATCH` | `body` (the schedule with ACR's configuration file: [`patch_config`]) |
 //! | decision lease | `LEASE#<name>` | `LEASE` | `holder`, `until_ms` (N); taken with a conditional put (free, expired, or ours), `expires_at` an hour after it lapses |
 //!
 //! Global secondary indexes (all project ALL; `gsiN` keys are overloaded):
@@ -87,6 +88,7 @@ type Item = HashMap<String, AttributeValue>;
 
 mod intake;
 mod items;
+mod patch_config;
 mod retention;
 mod table;
 mod task_marker;

@@ -139,6 +139,33 @@ impl PatchSchedule {
     pub fn next_occurrence(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         self.latest_occurrence(now).unwrap_or(self.create_time) + self.period()
     }
+
+    /// The schedule of a `crtask patch config set` request (its file
+    /// checked), starting at `now`.
+    pub fn from_request(
+        req: &crate::domain::api::PatchConfigRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        let bytes = serde_json::to_vec(&req.config).map_err(|e| Error::invalid(e.to_string()))?;
+        PatchSchedule::new(parse_config(&bytes)?, &req.schedule, now)
+    }
+
+    /// The configuration as the API and the CLI show it: the stored
+    /// schedule with its next occurrence (`nextRun`).
+    pub fn describe(&self, now: DateTime<Utc>) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["nextRun"] = crate::domain::time::rfc3339(self.next_occurrence(now)).into();
+        v
+    }
+
+    /// The EventBridge Scheduler expression that fires the occurrences on
+    /// AWS (`rate(1 day)`, `rate(7 days)`).
+    pub fn scheduler_expression(&self) -> String {
+        match parse_schedule(&self.schedule).unwrap_or(1) {
+            1 => "rate(1 day)".to_string(),
+            n => format!("rate({n} days)"),
+        }
+    }
 }
 
 /// `*` matches any run of characters; everything else itself.
@@ -274,6 +301,29 @@ mod tests {
         {"repository": "legacy", "tags": ["*"], "enabled": false}
       ]
     }"#;
+
+    #[test]
+    fn requests_become_schedules_with_their_scheduler_expression() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let req = |schedule: &str| crate::domain::api::PatchConfigRequest {
+            config: serde_json::from_str(CONFIG).unwrap(),
+            schedule: schedule.into(),
+        };
+        let one = PatchSchedule::from_request(&req("1d"), now).unwrap();
+        assert_eq!(one.scheduler_expression(), "rate(1 day)");
+        let week = PatchSchedule::from_request(&req(" 7d"), now).unwrap();
+        assert_eq!(week.scheduler_expression(), "rate(7 days)");
+        assert_eq!(week.describe(now)["nextRun"], "2026-12-08T10:00:00.000Z");
+        assert_eq!(week.describe(now)["schedule"], "7d");
+        let e = PatchSchedule::from_request(&req("31d"), now).unwrap_err();
+        assert!(e.to_string().contains("not 1d to 30d"), "{e}");
+        let mut bad = req("1d");
+        bad.config = serde_json::json!({"version": "v1", "repositories": []});
+        let e = PatchSchedule::from_request(&bad, now).unwrap_err();
+        assert!(e.to_string().contains("at least one repository"), "{e}");
+    }
 
     #[test]
     fn configurations_and_schedules_are_checked() {

@@ -38,6 +38,8 @@ pub enum OtherVerdict {
     Recorded,
     /// A poll tick ran.
     Polled,
+    /// A continuous-patching tick ran (`runs`: the patch runs it queued).
+    Patched,
 }
 
 impl From<Outcome> for Verdict {

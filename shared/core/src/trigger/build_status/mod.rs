@@ -191,6 +191,10 @@ pub struct ExecResult {
     pub output_images: Vec<OutputImage>,
     #[serde(default)]
     pub base_images: Vec<BaseImageUse>,
+    /// A patch run's request with its result (OS, packages changed, tag
+    /// pushed), as `crtask exec` carried it out.
+    #[serde(default)]
+    pub patch: Option<crate::patch::PatchRun>,
 }
 
 impl ExecResult {
@@ -267,6 +271,15 @@ pub fn apply(
         run.steps = r.steps.clone();
         run.output_images = r.output_images.clone();
         run.base_images = r.base_images.clone();
+        // Only a patch run takes a patch result, and only its findings:
+        // the request (and the configuration that asked for it) stay as
+        // they were queued.
+        if let (Some(queued), Some(reported)) = (&run.patch, &r.patch) {
+            let mut p = reported.clone();
+            p.request = queued.request.clone();
+            p.config = queued.config.clone();
+            run.patch = Some(p);
+        }
     }
     run.error = match (status, result) {
         (RunStatus::Succeeded, _) => None,
