@@ -36,22 +36,29 @@ struct Fixture {
 }
 
 async fn fixture_env() -> Fixture {
+    fixture_with(&[]).await
+}
+
+/// The function with the stack's variables and `extra` ones.
+async fn fixture_with(extra: &[(&str, &str)]) -> Fixture {
     let store = harness::store().await;
     let secret_arn = harness::secret("crtask/schedule/signing", KEY).await;
     let codebuild = RecordingStub::codebuild();
+    let mut vars = vec![
+        ("CRTASK_TABLE", store.table()),
+        ("CRTASK_BUCKET", "crtask-ctx"),
+        ("CRTASK_BUILDER_PROJECT", "crtask-builder"),
+        ("CRTASK_SCHEDULE_SECRET_ARN", &secret_arn),
+        ("CRTASK_SCHEDULE_GROUP", "crtask-timers"),
+        ("CRTASK_POLL_INTERVAL", "300"),
+        ("CRTASK_SETTLE_WINDOW", "0"),
+    ];
+    vars.extend_from_slice(extra);
     let function = Function::start(
         Path::new(env!("CARGO_BIN_EXE_schedule")),
         harness::endpoint(),
         Some(&codebuild.url()),
-        &[
-            ("CRTASK_TABLE", store.table()),
-            ("CRTASK_BUCKET", "crtask-ctx"),
-            ("CRTASK_BUILDER_PROJECT", "crtask-builder"),
-            ("CRTASK_SCHEDULE_SECRET_ARN", &secret_arn),
-            ("CRTASK_SCHEDULE_GROUP", "crtask-timers"),
-            ("CRTASK_POLL_INTERVAL", "300"),
-            ("CRTASK_SETTLE_WINDOW", "0"),
-        ],
+        &vars,
     );
     Fixture {
         store,
@@ -396,4 +403,99 @@ async fn poll_tick_hands_over_runs_that_never_reached_codebuild() {
 #[test]
 fn binary_is_linked_position_dependent() {
     lambda::assert_position_dependent(Path::new(env!("CARGO_BIN_EXE_schedule")));
+}
+
+/// Continuous patching's tick (the input of the schedule `crtask patch
+/// config set` creates): the due occurrence of the stored configuration
+/// queues one Patch run per matching tag of the ECR repository (listed with
+/// `ListImages` on moto), each handed to CodeBuild with its patch request;
+/// the same occurrence is handled once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_tick_queues_one_patch_run_per_matching_tag_once() {
+    use crtask_core::patch::continuous::{parse_config, PatchSchedule};
+    let registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let repo = harness::unique("patched-app");
+    let f = fixture_with(&[("CRTASK_REGISTRY_HOST", registry)]).await;
+    let (store, codebuild) = (&f.store, &f.codebuild);
+    let invoke =
+        |event: &Value| tokio::task::block_in_place(|| f.function.invoke(event)).response();
+    let tick = json!({"kind": "patch-tick", "scheduledTime": Utc::now().to_rfc3339()});
+
+    // No configuration: answered, nothing queued.
+    let answer = invoke(&tick);
+    assert_eq!(answer["outcome"], "patched", "{answer}");
+    assert_eq!(answer["runs"], json!([]), "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no continuous patching configuration"),
+        "{answer}"
+    );
+
+    harness::registry::ecr_repository_with_tags(&repo, &["1", "1.2", "2", "1-1"]).await;
+    let config = parse_config(
+        format!(
+            r#"{{"version": "v1", "repositories": [
+                {{"repository": "{repo}", "tags": ["1*"], "enabled": true}},
+                {{"repository": "elsewhere", "tags": ["*"], "enabled": false}}]}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Configured a day and a minute ago: one occurrence is due.
+    let created = Utc::now() - Duration::days(1) - Duration::minutes(1);
+    let schedule = PatchSchedule::new(config, "1d", created).unwrap();
+    store.put_patch_schedule(&schedule).await.unwrap();
+
+    let answer = invoke(&tick);
+    assert_eq!(answer["outcome"], "patched", "{answer}");
+    let runs: Vec<String> = answer["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    // `1` and `1.2` match; `1-1` is a patch of `1`; `2` does not match.
+    assert_eq!(runs.len(), 2, "{answer}");
+    let mut images = Vec::new();
+    for id in &runs {
+        let run = store.get_run(id).await.unwrap().expect("run");
+        assert_eq!(run.run_type, RunType::Patch);
+        assert!(matches!(run.trigger, Trigger::Patch { .. }), "{run:?}");
+        assert!(run.builder_ref.is_some(), "dispatched: {run:?}");
+        images.push(run.patch.unwrap().request.image);
+    }
+    images.sort();
+    assert_eq!(
+        images,
+        [
+            format!("{registry}/{repo}:1"),
+            format!("{registry}/{repo}:1.2")
+        ]
+    );
+    let calls = codebuild.calls("StartBuild");
+    assert_eq!(calls.len(), 2);
+    for call in &calls {
+        let env = call["environmentVariablesOverride"].as_array().unwrap();
+        let get = |name: &str| {
+            env.iter()
+                .find(|v| v["name"] == name)
+                .map(|v| v["value"].as_str().unwrap().to_string())
+        };
+        assert_eq!(get("CRTASK_ENGINE").as_deref(), Some("buildah"), "{call}");
+        assert_eq!(get("CRTASK_RUN_TYPE").as_deref(), Some("Patch"), "{call}");
+        let patch: Value =
+            serde_json::from_str(&get("CRTASK_PATCH").expect("CRTASK_PATCH")).unwrap();
+        assert!(
+            patch["image"].as_str().unwrap().starts_with(registry),
+            "{patch}"
+        );
+        assert_eq!(patch["config"], "continuous-patch", "{patch}");
+    }
+
+    // The same occurrence again (Scheduler retried): nothing more.
+    let answer = invoke(&tick);
+    assert_eq!(answer["runs"], json!([]), "{answer}");
+    assert_eq!(codebuild.calls("StartBuild").len(), 2);
 }

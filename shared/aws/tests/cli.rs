@@ -319,6 +319,25 @@ async fn cli_on_aws_tasks_runs_builds_and_logs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The schedule function and the role Scheduler invokes it with (the stack
+/// outputs `ScheduleTargetArn`, `SchedulerRoleArn`).
+const SCHEDULE_TARGET: &str = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";
+const SCHEDULER_ROLE: &str = "arn:aws:iam::123456789012:role/crtask-scheduler";
+
+/// `args` followed by the schedule settings (group, target, role).
+fn with_schedule_flags(args: &[&str], group: &str) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.extend([
+        "--aws-schedule-group".into(),
+        group.to_string(),
+        "--aws-schedule-target".into(),
+        SCHEDULE_TARGET.into(),
+        "--aws-scheduler-role".into(),
+        SCHEDULER_ROLE.into(),
+    ]);
+    v
+}
+
 /// The schedule of `name` in `group`, if any.
 async fn schedule(
     client: &crtask_aws::scheduler::Client,
@@ -372,20 +391,10 @@ async fn cli_on_aws_keeps_timer_schedules_in_step() {
         bucket: "unused".into(),
         project: "unused".into(),
     };
-    let target = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";
-    let role = "arn:aws:iam::123456789012:role/crtask-scheduler";
+    let (target, role) = (SCHEDULE_TARGET, SCHEDULER_ROLE);
     let flags = |args: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend([
-            "--aws-schedule-group".into(),
-            group.clone(),
-            "--aws-schedule-target".into(),
-            target.into(),
-            "--aws-scheduler-role".into(),
-            role.into(),
-            "--aws-schedule-secret".into(),
-            secret_arn.clone(),
-        ]);
+        let mut v = with_schedule_flags(args, &group);
+        v.extend(["--aws-schedule-secret".into(), secret_arn.clone()]);
         v
     };
     let with = |args: &[&str]| -> Value {
@@ -747,5 +756,118 @@ async fn cli_on_aws_streams_the_build_log_from_cloudwatch() {
                 .unwrap()
         )),
         "{err}"
+    );
+}
+
+/// OS patching on AWS: a patch run is recorded and handed to CodeBuild
+/// carrying its request; continuous patching's configuration lands in the
+/// table and its EventBridge Scheduler schedule (`rate(N days)`, the patch
+/// tick as input) in the stack's group, and `delete` removes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_on_aws_patches_and_schedules_continuous_patching() {
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let store = harness::store().await;
+    let sched = crtask_aws::config::scheduler(&conf);
+    let group = harness::unique("crtask-patch");
+    sched
+        .create_schedule_group()
+        .name(&group)
+        .send()
+        .await
+        .expect("create schedule group");
+    let stack = Stack {
+        table: store.table().to_string(),
+        bucket: "unused".into(),
+        project: codebuild::project(&cb, "crtask-patch").await,
+    };
+
+    // A manual patch: a Patch run with its request, on CodeBuild.
+    let run = stack.json(&["patch", "demo:1", "--no-wait"]);
+    let run_id = run["runId"].as_str().expect("run id").to_string();
+    assert_eq!(run["runType"], "Patch", "{run}");
+    assert_eq!(run["status"], "Queued", "{run}");
+    let stored = store.get_run(&run_id).await.unwrap().expect("run");
+    assert_eq!(stored.run_type, RunType::Patch);
+    assert_eq!(
+        stored.patch.as_ref().expect("patch request").request.image,
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:1"
+    );
+    let build_id = stored.builder_ref.clone().expect("dispatched");
+    assert_eq!(builds_of(&cb, &stack.project).await, vec![build_id]);
+    // A digest-pinned image is refused before anything is recorded.
+    let pinned = format!("demo@sha256:{}", "a".repeat(64));
+    let o = stack.run(&["patch", &pinned, "--no-wait"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pinned by digest"), "{}", stderr(&o));
+    assert_eq!(builds_of(&cb, &stack.project).await.len(), 1);
+
+    // Continuous patching.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("continuous-patch.json");
+    std::fs::write(
+        &file,
+        r#"{"version": "v1", "tag-convention": "floating",
+            "repositories": [{"repository": "demo", "tags": ["1*"], "enabled": true}]}"#,
+    )
+    .unwrap();
+    let file_s = file.to_str().unwrap();
+    let set = ["patch", "config", "set", "-f", file_s, "--schedule", "7d"];
+    // Without the schedule settings: a clear error, nothing stored.
+    let o = stack.run(&set);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("continuous patching is an EventBridge Scheduler schedule on AWS: set")
+            && err.contains("--aws-schedule-group")
+            && err.contains("--aws-scheduler-role"),
+        "{err}"
+    );
+    assert!(store.patch_schedule().await.unwrap().is_none());
+
+    let (target, role) = (SCHEDULE_TARGET, SCHEDULER_ROLE);
+    let with = |args: &[&str]| with_schedule_flags(args, &group);
+    let args = with(&set);
+    let shown = stack.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(shown["schedule"], "7d", "{shown}");
+    assert!(shown["nextRun"].is_string(), "{shown}");
+    let saved = store.patch_schedule().await.unwrap().expect("stored");
+    assert_eq!(saved.config.repositories[0].repository, "demo");
+    let s = schedule(&sched, &group, crtask_aws::scheduler::PATCH_SCHEDULE_NAME)
+        .await
+        .expect("the patch schedule exists");
+    assert_eq!(s.schedule_expression(), Some("rate(7 days)"));
+    let t = s.target().expect("target");
+    assert_eq!(t.arn(), target);
+    assert_eq!(t.role_arn(), role);
+    let input: Value = serde_json::from_str(t.input().unwrap_or_default()).unwrap();
+    assert_eq!(input["kind"], "patch-tick", "{input}");
+
+    // Setting it again replaces both (one schedule, the new rate).
+    let daily = with(&["patch", "config", "set", "-f", file_s, "--schedule", "1d"]);
+    stack.json(&daily.iter().map(String::as_str).collect::<Vec<_>>());
+    let s = schedule(&sched, &group, crtask_aws::scheduler::PATCH_SCHEDULE_NAME)
+        .await
+        .unwrap();
+    assert_eq!(s.schedule_expression(), Some("rate(1 day)"));
+    let show = stack.json(&["patch", "config", "show"]);
+    assert_eq!(show["schedule"], "1d", "{show}");
+
+    // Delete: both gone; a second delete says there is nothing.
+    let del = with(&["patch", "config", "delete"]);
+    let o = stack.run(&del.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(store.patch_schedule().await.unwrap().is_none());
+    assert!(
+        schedule(&sched, &group, crtask_aws::scheduler::PATCH_SCHEDULE_NAME)
+            .await
+            .is_none()
+    );
+    let o = stack.run(&del.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("continuous patching configuration"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -283,3 +283,45 @@ fn an_event_naming_the_build_by_arn_finishes_the_run_started_by_id() {
         Applied::Updated(RunStatus::Succeeded)
     );
 }
+
+/// A patch run takes the findings `crtask exec` reported (OS, packages,
+/// tag pushed) but keeps the request it was queued with; a build run
+/// ignores a patch section.
+#[test]
+fn a_patch_result_fills_the_patch_run_and_keeps_its_request() {
+    use crtask_core::patch::{PatchOutcome, PatchRequest, PatchRun, TagConvention};
+    let c = parse(&event("succeeded.json")).unwrap();
+    let queued = PatchRun::new(PatchRequest {
+        image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1".into(),
+        tag_convention: TagConvention::Incremental,
+        dry_run: false,
+        only: Vec::new(),
+    });
+    let mut reported = queued.clone();
+    reported.request.image = "elsewhere.example/other:9".into();
+    reported.outcome = Some(PatchOutcome::Patched);
+    reported.package_manager = Some("apt".into());
+    reported.patched_image = Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1-1".into());
+    let mut res = result("result-succeeded.json");
+    res.patch = Some(reported);
+
+    let mut r = run(RunStatus::Running);
+    r.patch = Some(queued.clone());
+    let now = at("2030-01-01T00:00:00Z");
+    assert_eq!(
+        apply(&mut r, &c, Some(&res), now),
+        Applied::Updated(RunStatus::Succeeded)
+    );
+    let p = r.patch.expect("patch kept");
+    assert_eq!(p.request, queued.request, "the queued request stays");
+    assert_eq!(p.outcome, Some(PatchOutcome::Patched));
+    assert_eq!(p.package_manager.as_deref(), Some("apt"));
+    assert_eq!(
+        p.patched_image.as_deref(),
+        Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1-1")
+    );
+
+    let mut build = run(RunStatus::Running);
+    apply(&mut build, &c, Some(&res), now);
+    assert_eq!(build.patch, None, "a build run gets no patch section");
+}

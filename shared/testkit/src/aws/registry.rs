@@ -189,3 +189,31 @@ pub async fn ecr_token(account: &str) -> (String, String) {
     let (u, p) = text.split_once(':').unwrap();
     (u.to_string(), p.to_string())
 }
+
+/// Creates ECR repository `repo` (moto or AWS) holding one image tagged
+/// with each of `tags` (`PutImage` of a small manifest per tag).
+pub async fn ecr_repository_with_tags(repo: &str, tags: &[&str]) {
+    let sdk = super::sdk_config().await;
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    ecr.create_repository()
+        .repository_name(repo)
+        .send()
+        .await
+        .expect("CreateRepository");
+    for (i, tag) in tags.iter().enumerate() {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": 100 + i, "digest": format!("sha256:{:064x}", i + 1)},
+            "layers": []
+        });
+        ecr.put_image()
+            .repository_name(repo)
+            .image_tag(*tag)
+            .image_manifest(manifest.to_string())
+            .send()
+            .await
+            .expect("PutImage");
+    }
+}
