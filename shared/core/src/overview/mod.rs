@@ -2,4 +2,5 @@
 //! make (what rebuilds when an image moves, when a timer fires next).
 
 pub mod graph;
+pub mod listing;
 pub mod timers;

@@ -1,0 +1,127 @@
+//! `crtask dashboard`: the dashboard for the platform the CLI points at.
+//!
+//! - AWS: serves the UI and a read-only API ([`crtask_dashboard::readonly`])
+//!   on a loopback address, reading DynamoDB and the S3 run logs with the
+//!   caller's own AWS credentials. The API needs a random token made at
+//!   start; the printed address carries it in its fragment (`/#token=...`),
+//!   which the page keeps in the tab and the browser never sends.
+//! - local: the server already serves the dashboard at `/` of its
+//!   management API; this prints its address.
+
+use crate::commands::Ctx;
+use anyhow::{bail, Context, Result};
+use crtask_core::domain::model::Run;
+use crtask_core::ports::{Store, SystemClock};
+use crtask_core::signing::Secret;
+use crtask_dashboard::readonly::{self, Access, Logs};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct DashboardArgs {
+    /// Address to serve the dashboard on (AWS platform). Loopback only:
+    /// the page reads with your AWS credentials.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:7880",
+        env = "CRTASK_DASHBOARD_LISTEN"
+    )]
+    pub listen: SocketAddr,
+}
+
+pub async fn run(ctx: &Ctx, a: DashboardArgs) -> Result<i32> {
+    match ctx.platform {
+        crate::Platform::Local => {
+            let conn = ctx.local_connection()?;
+            println!(
+                "The local server serves the dashboard at {}/ (its --api-listen address; \
+                 the page asks for the API token when the server has one)",
+                conn.server.trim_end_matches('/')
+            );
+            Ok(0)
+        }
+        crate::Platform::Aws => serve_aws(ctx, a).await,
+    }
+}
+
+/// A run's log from the stack's bucket (`logs/<run>.log`, uploaded when
+/// the build ends).
+struct S3Logs(crtask_aws::S3Contexts);
+
+#[async_trait::async_trait]
+impl Logs for S3Logs {
+    async fn read(&self, run: &Run, offset: u64) -> crtask_dashboard::Result<Vec<u8>> {
+        match self.0.get_log(&run.run_id, offset).await {
+            Ok(log) => Ok(log.unwrap_or_default()),
+            Err(e) => Err(crtask_dashboard::Error::Log(e.to_string())),
+        }
+    }
+}
+
+async fn serve_aws(ctx: &Ctx, a: DashboardArgs) -> Result<i32> {
+    if !a.listen.ip().is_loopback() {
+        bail!(
+            "--listen {}: the dashboard reads with your AWS credentials, so it serves \
+             only on a loopback address (127.0.0.1)",
+            a.listen
+        );
+    }
+    let settings = &ctx.aws;
+    let table = settings.table.clone().filter(|t| !t.is_empty()).context(
+        "the dashboard needs the stack's settings: run `crtask aws configure --stack NAME` \
+         once (or set --aws-table, the TableName output)",
+    )?;
+    let bucket = settings.bucket.clone().filter(|b| !b.is_empty()).context(
+        "the dashboard reads run logs from the stack's bucket: set --aws-bucket \
+         (the BucketName output) or run `crtask aws configure`",
+    )?;
+    let conf = crate::backend::sdk_config(settings.region.as_deref()).await?;
+    let store: Arc<dyn Store> = Arc::new(crtask_aws::DynamoStore::new(
+        crtask_aws::config::dynamodb(&conf),
+        table,
+    ));
+    let logs = Arc::new(S3Logs(crtask_aws::S3Contexts::new(
+        crtask_aws::config::s3(&conf),
+        bucket,
+    )));
+    let token = new_token()?;
+    let app = readonly::router(
+        store,
+        Arc::new(SystemClock),
+        logs,
+        Access::new(Secret::new(token.clone())),
+    );
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("--listen: cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Dashboard (AWS platform, read-only): http://{addr}/#token={token}");
+    println!("Stop it with Ctrl-C.");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(0)
+}
+
+/// 32 random bytes from the OS, hex.
+fn new_token() -> Result<String> {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    Ok(hex::encode(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_and_differ() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
