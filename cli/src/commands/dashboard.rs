@@ -14,6 +14,7 @@ use crtask_core::domain::model::Run;
 use crtask_core::ports::{Store, SystemClock};
 use crtask_core::signing::Secret;
 use crtask_dashboard::readonly::{self, Access, Logs};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -95,8 +96,13 @@ async fn serve_aws(ctx: &Ctx, a: DashboardArgs) -> Result<i32> {
         .await
         .with_context(|| format!("--listen: cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
-    println!("Dashboard (AWS platform, read-only): http://{addr}/#token={token}");
-    println!("Stop it with Ctrl-C.");
+    // Written, not printed: a closed stdout (`| head -1`) must not stop the server.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "Dashboard (AWS platform, read-only): http://{addr}/#token={token}\nStop it with Ctrl-C."
+    );
+    let _ = out.flush();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
