@@ -21,8 +21,10 @@ impl Drop for Running {
     }
 }
 
-fn dashboard(table: &str, bucket: &str, listen: &str) -> Command {
-    harness::crtask_on_aws(table, bucket, &["dashboard", "--listen", listen])
+fn dashboard(table: &str, bucket: &str, group: &str, listen: &str) -> Command {
+    let mut c = harness::crtask_on_aws(table, bucket, &["dashboard", "--listen", listen]);
+    c.env("CRTASK_AWS_LOG_GROUP", group);
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,6 +39,38 @@ async fn the_aws_dashboard_reads_runs_and_logs_behind_its_token() {
         .create_task(&crtask_testkit::task("web"))
         .await
         .unwrap();
+    // A run in progress whose build writes to CloudWatch Logs.
+    let conf = harness::sdk_config().await;
+    let cwl = crtask_aws::config::cloudwatchlogs(&conf);
+    let group = format!("/aws/codebuild/{}", harness::unique("crtask-builder"));
+    cwl.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .unwrap();
+    let stream = harness::unique("build");
+    cwl.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let mut live = crtask_testkit::run("ca8");
+    live.status = crtask_core::domain::model::RunStatus::Running;
+    live.builder_ref = Some(format!("crtask-builder:{stream}"));
+    store.insert_run(&live).await.unwrap();
+    crtask_testkit::aws::logs::put_build_log(
+        &cwl,
+        &group,
+        &stream,
+        &[
+            "[Container] 2024/05/01 10:00:00.000000 Running on CodeBuild On-demand",
+            "Login Succeeded",
+            "crtask: run ca8 on docker (linux/amd64)",
+            "step one",
+        ],
+    )
+    .await;
     s3.put_log(
         "ca7",
         b"==> step build: started\nhello from the build\n".to_vec(),
@@ -45,7 +79,7 @@ async fn the_aws_dashboard_reads_runs_and_logs_behind_its_token() {
     .unwrap();
 
     // Off loopback it does not start.
-    let out = dashboard(store.table(), &bucket, "0.0.0.0:0")
+    let out = dashboard(store.table(), &bucket, &group, "0.0.0.0:0")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -55,7 +89,7 @@ async fn the_aws_dashboard_reads_runs_and_logs_behind_its_token() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut child = dashboard(store.table(), &bucket, "127.0.0.1:0")
+    let mut child = dashboard(store.table(), &bucket, &group, "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -114,8 +148,13 @@ async fn the_aws_dashboard_reads_runs_and_logs_behind_its_token() {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs[0]["runId"], "ca7", "{runs}");
-    assert_eq!(runs[0]["task"], "web", "{runs}");
+    let ca7 = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["runId"] == "ca7")
+        .unwrap_or_else(|| panic!("{runs}"));
+    assert_eq!(ca7["task"], "web", "{runs}");
     let log = get("/api/v1/runs/ca7/log?offset=24", Some(token))
         .await
         .unwrap()
@@ -123,6 +162,16 @@ async fn the_aws_dashboard_reads_runs_and_logs_behind_its_token() {
         .await
         .unwrap();
     assert_eq!(log, "hello from the build\n");
+    // The run in progress: the executor's lines only, then what came since.
+    let text = |path: String| {
+        let r = get(&path, Some(token));
+        async move { r.await.unwrap().text().await.unwrap() }
+    };
+    let first = text("/api/v1/runs/ca8/log".into()).await;
+    assert_eq!(first, "crtask: run ca8 on docker (linux/amd64)\nstep one\n");
+    crtask_testkit::aws::logs::put_build_log(&cwl, &group, &stream, &["step two"]).await;
+    let next = text(format!("/api/v1/runs/ca8/log?offset={}", first.len())).await;
+    assert_eq!(next, "step two\n");
     let missing = get("/api/v1/runs/nope", Some(token)).await.unwrap();
     assert_eq!(missing.status(), 404);
 

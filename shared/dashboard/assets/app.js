@@ -140,13 +140,27 @@ function fail(e) {
   add(main, el("p", { class: "error", text: "Error: " + e.message }));
 }
 
+// Calls fn now and every `ms` until it answers false or the page changes.
+// A failed call (the server restarting, a network blip) is shown and tried
+// again later; a refused token stops it (the login form is up).
 function every(ms, fn) {
   const gen = generation;
+  const note = el("p", { class: "error", hidden: "hidden" });
+  document.getElementById("main").appendChild(note);
   const tick = async () => {
     if (gen !== generation) return;
     let again = true;
-    try { again = (await fn()) !== false; } catch (e) { fail(e); again = false; }
-    if (again && gen === generation) timer = setTimeout(tick, ms);
+    let wait = ms;
+    try {
+      again = (await fn()) !== false;
+      note.hidden = true;
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      note.textContent = "Error: " + e.message + " (retrying)";
+      note.hidden = false;
+      wait = Math.max(ms, 5000);
+    }
+    if (again && gen === generation) timer = setTimeout(tick, wait);
   };
   tick();
 }
