@@ -23,7 +23,7 @@ steps:
     cmd: $Registry/dash-app:$ID sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tick-$i; sleep 1; done'
     when: [build]
   - id: lint
-    cmd: $Registry/dash-app:$ID sh -c 'echo lint-ok; sleep 2'
+    cmd: $Registry/dash-app:$ID sh -c 'echo lint-ok; echo "<img id=xss src=x> is text"; sleep 2'
     when: [build]
   - id: push
     push:
@@ -254,6 +254,12 @@ fn the_dashboard_shows_runs_live_logs_timelines_events_timers_and_the_graph() {
     assert_eq!(ticks(&log), 12, "{log}");
     assert!(api_log.contains("==> step push: Succeeded"), "{api_log}");
     assert!(log.contains("==> step push: Succeeded"), "{log}");
+    // Markup in a log line is shown as text, never made into elements.
+    assert!(log.contains("<img id=xss src=x> is text"), "{log}");
+    let injected = b
+        .exec("return document.getElementById('xss') !== null;", vec![])
+        .unwrap();
+    assert_eq!(injected, false, "a log line became markup");
     let row = |step: &str| {
         b.wait_text(
             &format!("#timeline .tl-row[data-step=\"{step}\"]"),
