@@ -91,6 +91,9 @@ enum Command {
     /// Private registries the base-image poller reads (credentials).
     #[command(subcommand)]
     Registry(commands::registry::RegistryCommand),
+    /// Open the dashboard (web UI): on AWS, serves it on loopback with your
+    /// credentials; locally, says where the server serves it.
+    Dashboard(commands::dashboard::DashboardArgs),
     /// Patch an image's OS packages in one new layer, without a rebuild.
     Patch(commands::patch::PatchArgs),
     /// Run one build described by CRTASK_* environment variables: the step
@@ -147,6 +150,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Image(c) => commands::image::run(&g.ctx()?, c).await,
         Command::Registry(c) => commands::registry::run(&g.ctx()?, c).await,
         Command::Patch(a) => commands::patch::run(&g.ctx()?, a).await,
+        Command::Dashboard(a) => commands::dashboard::run(&g.ctx()?, a).await,
     }
 }
 

@@ -4,7 +4,8 @@
 # busybox-static (the seed base image), git, curl, htpasswd (apache2-utils:
 # the tests' registry that requires a credential, as a private one does);
 # debootstrap and dpkg-dev (the OS patching tests build a Debian image and an
-# apt repository).
+# apt repository); chromium and chromium-driver (the dashboard's tests drive
+# a headless browser over WebDriver).
 set -euo pipefail
 
 need=()
@@ -18,6 +19,8 @@ command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 command -v dpkg-scanpackages >/dev/null 2>&1 || need+=(dpkg-dev)
 [ -f /etc/containers/policy.json ] || need+=(golang-github-containers-common)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -27,4 +30,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, htpasswd, debootstrap, dpkg-dev ready"
+echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, htpasswd, debootstrap, dpkg-dev, chromium ready"

@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod build;
+pub mod dashboard;
 pub mod events;
 pub mod exec;
 pub mod image;
@@ -34,13 +35,7 @@ impl Ctx {
     pub async fn client(&self) -> Result<Backend> {
         match self.platform {
             crate::Platform::Local => {
-                let (file, path) = crate::config::load(self.cli_config.as_deref())?;
-                let conn = crate::config::resolve(
-                    self.server.clone(),
-                    std::env::var(crate::config::TOKEN_ENV).ok(),
-                    file,
-                    path.as_deref(),
-                )?;
+                let conn = self.local_connection()?;
                 Ok(Backend::Http(crate::client::Client::new(
                     &conn.server,
                     conn.token,
@@ -50,6 +45,19 @@ impl Ctx {
                 crate::backend::AwsBackend::connect(&self.aws).await?,
             ))),
         }
+    }
+}
+
+impl Ctx {
+    /// The local server's address and token: flags, environment, CLI config.
+    pub fn local_connection(&self) -> Result<crate::config::Connection> {
+        let (file, path) = crate::config::load(self.cli_config.as_deref())?;
+        crate::config::resolve(
+            self.server.clone(),
+            std::env::var(crate::config::TOKEN_ENV).ok(),
+            file,
+            path.as_deref(),
+        )
     }
 }
 

@@ -26,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crtask_core::domain::api::ErrorBody;
+use crtask_core::domain::host::is_ip_or_localhost;
 use crtask_core::signing::{token_matches_any, usable, Secret};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,7 +82,7 @@ impl ApiAuth {
             return match headers.get(header::HOST).map(|h| h.to_str()) {
                 // No Host (HTTP/1.0): no browser sends that.
                 None => Verdict::Allowed,
-                Some(Ok(h)) if loopback_host(h) => Verdict::Allowed,
+                Some(Ok(h)) if is_ip_or_localhost(h) => Verdict::Allowed,
                 Some(_) => Verdict::ForeignHost,
             };
         }
@@ -107,23 +108,6 @@ pub enum Verdict {
     Wrong,
     /// An open API called under a host name other than `localhost`.
     ForeignHost,
-}
-
-/// True for a `Host` value that is an IP address or `localhost`, with or
-/// without a port.
-fn loopback_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => {
-            return rest
-                .split_once(']')
-                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok())
-        }
-        None => match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-            _ => host,
-        },
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is

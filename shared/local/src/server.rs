@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
-use crtask_core::domain::model::{ContextSource, RunFilter, RunStatus, Task};
+use crtask_core::domain::model::{ContextSource, Task};
 use crtask_core::ports::{Builder, Clock, Store};
 use crtask_core::Error as CoreError;
 use crtask_executor::logs::LogDir;
@@ -130,7 +130,8 @@ pub fn public_router(state: AppState) -> Router {
 }
 
 /// The management API's listener (`--api-listen`): `/api/v1/` (everything
-/// the CLI uses, behind [`require_token`]) and `/healthz`.
+/// the CLI and the dashboard use, behind [`require_token`]), `/healthz`,
+/// and the dashboard's page at `/`.
 pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
     let api = Router::new()
         .route("/api/v1/contexts", post(upload_context))
@@ -155,11 +156,21 @@ pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/images/dependents", get(image_dependents))
         .route("/api/v1/tasks/{name}/dependencies", get(task_dependencies))
+        .with_state(state.clone())
+        // The dashboard's read-only views (docs/DASHBOARD.md).
+        .merge(crtask_dashboard::overview::routes(
+            crtask_dashboard::overview::Overview {
+                store: state.store.clone(),
+                clock: state.clock.clone(),
+            },
+        ))
         .route_layer(middleware::from_fn_with_state(auth, require_token));
     Router::new()
         .route("/healthz", get(healthz))
-        .merge(api)
         .with_state(state)
+        .merge(api)
+        // The dashboard's page and assets at `/`: public, they hold no data.
+        .merge(crtask_dashboard::assets::router())
         .layer(middleware::from_fn(json_errors))
 }
 
@@ -335,31 +346,13 @@ fn run_json(run: &crtask_core::domain::model::Run) -> serde_json::Value {
     crtask_core::service::run_json(run)
 }
 
-#[derive(Deserialize)]
-struct RunsQuery {
-    task: Option<String>,
-    status: Option<String>,
-    top: Option<usize>,
-}
-
 async fn list_runs(
     State(s): State<AppState>,
-    Query(q): Query<RunsQuery>,
+    Query(q): Query<crtask_core::overview::listing::RunsQuery>,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
-    let status = q
-        .status
-        .as_deref()
-        .map(str::parse::<RunStatus>)
-        .transpose()?;
-    let runs = s
-        .store
-        .list_runs(&RunFilter {
-            task: q.task,
-            status,
-            top: q.top,
-        })
-        .await?;
-    Ok(Json(runs.iter().map(run_json).collect()))
+    Ok(Json(
+        crtask_core::overview::listing::runs(s.store.as_ref(), q).await?,
+    ))
 }
 
 async fn get_run(s: &AppState, id: &str) -> ApiResult<crtask_core::domain::model::Run> {
@@ -487,12 +480,7 @@ async fn run_log(
 
 async fn list_tasks(State(s): State<AppState>) -> ApiResult<Json<Vec<Task>>> {
     Ok(Json(
-        s.store
-            .list_tasks()
-            .await?
-            .iter()
-            .map(Task::redacted)
-            .collect(),
+        crtask_core::overview::listing::tasks(s.store.as_ref()).await?,
     ))
 }
 
@@ -647,23 +635,12 @@ async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
     answer_response(answer)
 }
 
-#[derive(Deserialize)]
-struct EventsQuery {
-    source: Option<String>,
-    top: Option<usize>,
-}
-
 async fn list_events(
     State(s): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    Query(q): Query<crtask_core::overview::listing::EventsQuery>,
 ) -> ApiResult<Json<Vec<crtask_core::domain::model::EventRecord>>> {
-    let source = q
-        .source
-        .as_deref()
-        .map(str::parse::<crtask_core::domain::model::EventSource>)
-        .transpose()?;
     Ok(Json(
-        s.store.list_events(source, q.top.unwrap_or(50)).await?,
+        crtask_core::overview::listing::events(s.store.as_ref(), q).await?,
     ))
 }
 

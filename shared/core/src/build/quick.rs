@@ -115,12 +115,19 @@ struct Steps<'a> {
 
 impl Steps<'_> {
     fn start(&mut self, id: &str) {
+        // Steps run one after another: each waits for the one before.
+        let when = self
+            .steps
+            .last()
+            .map(|s| vec![s.id.clone()])
+            .unwrap_or_default();
         self.steps.push(StepRecord {
             id: id.to_string(),
             status: RunStatus::Running,
             start_time: Some(self.clock.now()),
             finish_time: None,
             exit_code: None,
+            when,
             cache: None,
         });
     }

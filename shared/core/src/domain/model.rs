@@ -190,6 +190,10 @@ pub struct StepRecord {
     pub finish_time: Option<DateTime<Utc>>,
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// The steps this one waited for (its `when`, resolved): empty for a
+    /// step that started at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<String>,
     /// Layers a build step reused from the layer cache and built anew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheUse>,

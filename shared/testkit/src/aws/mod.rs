@@ -151,3 +151,45 @@ pub async fn secret(prefix: &str, value: &str) -> String {
         .arn
         .expect("secret arn")
 }
+
+/// The `crtask` binary next to the running test's directory
+/// (`target/<profile>/crtask`), or `CRTASK_BIN`. Build it first
+/// (`cargo build -p crtask`).
+pub fn crtask_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("CRTASK_BIN") {
+        return std::path::PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test-exe> -> target/<profile>/crtask
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("crtask"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "the crtask binary is not at {}: run `cargo build -p crtask` first",
+        bin.display()
+    );
+    bin
+}
+
+/// `crtask --platform aws ARGS` with only the emulator's environment and
+/// the stack's table and bucket.
+pub fn crtask_on_aws(table: &str, bucket: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(crtask_bin());
+    c.args(["--platform", "aws"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("CRTASK_AWS_TABLE", table)
+        .env("CRTASK_AWS_BUCKET", bucket)
+        .stdin(std::process::Stdio::null());
+    c
+}

@@ -191,6 +191,7 @@ pub async fn execute_with(
                     start_time: done.start,
                     finish_time: Some(done.finish),
                     exit_code: done.exit_code,
+                    when: waited_for(&graph, &step.id),
                     cache: None,
                 };
                 if let Some(slot) = records.get_mut(done.index) {
@@ -242,6 +243,7 @@ pub async fn execute_with(
                     start_time: None,
                     finish_time: None,
                     exit_code: None,
+                    when: waited_for(&graph, &step.id),
                     cache: None,
                 });
             }
@@ -262,6 +264,16 @@ pub async fn execute_with(
         error,
         steps: out,
     }
+}
+
+/// The ids of the steps `id` waits for, as a run's record lists them.
+fn waited_for(graph: &super::graph::Graph, id: &str) -> Vec<String> {
+    graph
+        .dependencies_of(id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The result of a step's executions.
