@@ -282,6 +282,7 @@ fn new_task(name: &str) -> Task {
         push: true,
         timeout: DEFAULT_TASK_TIMEOUT,
         create_time: chrono::Utc::now(),
+        notify: Vec::new(),
     }
 }
 
