@@ -240,3 +240,136 @@ pub(super) fn of_run(c: &Connection, run_id: &str) -> Result<Vec<NotificationRec
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::SqliteStore;
+    use chrono::{Duration, Utc};
+    use crtask_core::domain::model::RunStatus;
+    use crtask_core::notify::{Attempt, DeliveryState, Phase};
+    use crtask_core::ports::Store;
+
+    fn kinds(list: &[crtask_core::notify::NotificationRecord]) -> Vec<(Phase, String)> {
+        list.iter().map(|n| (n.event, n.url.clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_start_and_an_end_are_queued_once_per_url() {
+        let store = SqliteStore::in_memory()
+            .unwrap()
+            .with_notify_urls(vec!["http://a/".into()]);
+        let mut task = crtask_testkit::task("app");
+        task.notify = vec!["http://b/".into(), "http://a/".into()];
+        store.create_task(&task).await.unwrap();
+        let mut run = crtask_testkit::run("ca1");
+        run.task = Some("app".into());
+        store.insert_run(&run).await.unwrap();
+        assert!(store.notifications_of_run("ca1").await.unwrap().is_empty());
+
+        for status in [RunStatus::Running, RunStatus::Running] {
+            run.status = status;
+            store.update_run(&run).await.unwrap();
+        }
+        for status in [RunStatus::Succeeded, RunStatus::Succeeded] {
+            run.status = status;
+            store.update_run(&run).await.unwrap();
+        }
+        let list = store.notifications_of_run("ca1").await.unwrap();
+        let a = || "http://a/".to_string();
+        let b = || "http://b/".to_string();
+        assert_eq!(
+            kinds(&list),
+            vec![
+                (Phase::Started, a()),
+                (Phase::Started, b()),
+                (Phase::Finished, a()),
+                (Phase::Finished, b())
+            ]
+        );
+        assert!(list.iter().all(|n| n.state == DeliveryState::Pending));
+
+        // Taken once, then leased until the lease ends.
+        let now = Utc::now() + Duration::seconds(1);
+        let lease = now + Duration::seconds(60);
+        let due = store.take_due_notifications(now, lease, 10).await.unwrap();
+        assert_eq!(due.len(), 4);
+        assert_eq!(due[0].attempts, 0);
+        assert!(store
+            .take_due_notifications(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let again = store
+            .take_due_notifications(lease, lease + Duration::seconds(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.len(),
+            4,
+            "a lease that ran out (a crash) is due again"
+        );
+
+        let attempt = Attempt {
+            number: 1,
+            time: now,
+            http_status: Some(503),
+            error: None,
+        };
+        let next = now + Duration::seconds(5);
+        store
+            .record_notification_attempt(due[0].seq, attempt, DeliveryState::Pending, Some(next))
+            .await
+            .unwrap();
+        let ok = Attempt {
+            number: 1,
+            time: now,
+            http_status: Some(204),
+            error: None,
+        };
+        store
+            .record_notification_attempt(due[1].seq, ok, DeliveryState::Delivered, None)
+            .await
+            .unwrap();
+        let list = store.notifications_of_run("ca1").await.unwrap();
+        assert_eq!(list[0].attempts[0].http_status, Some(503));
+        assert_eq!(list[0].state, DeliveryState::Pending);
+        assert_eq!(
+            list[0].next_attempt.map(|t| t.timestamp_millis()),
+            Some(next.timestamp_millis())
+        );
+        assert_eq!(list[1].state, DeliveryState::Delivered);
+        assert_eq!(list[1].next_attempt, None);
+        let due = store.take_due_notifications(next, next, 10).await.unwrap();
+        assert_eq!(
+            due.iter().find(|d| d.id == list[0].id).map(|d| d.attempts),
+            Some(1)
+        );
+        assert!(
+            due.iter().all(|d| d.id != list[1].id),
+            "delivered is never taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_queued_without_urls_and_quick_builds_get_the_servers() {
+        let store = SqliteStore::in_memory().unwrap();
+        let mut run = crtask_testkit::run("ca2");
+        run.task = None;
+        store.insert_run(&run).await.unwrap();
+        run.status = RunStatus::Running;
+        store.update_run(&run).await.unwrap();
+        assert!(store.notifications_of_run("ca2").await.unwrap().is_empty());
+
+        let store = SqliteStore::in_memory()
+            .unwrap()
+            .with_notify_urls(vec!["http://a/".into()]);
+        store.insert_run(&run).await.unwrap();
+        run.status = RunStatus::Canceled;
+        store.update_run(&run).await.unwrap();
+        let list = store.notifications_of_run("ca2").await.unwrap();
+        assert_eq!(
+            kinds(&list),
+            vec![(Phase::Finished, "http://a/".to_string())]
+        );
+    }
+}
