@@ -140,6 +140,20 @@ impl Backend {
         }
     }
 
+    /// A run's notifications (local server only: on AWS run state changes
+    /// go to EventBridge, which keeps no delivery record here).
+    pub async fn notifications(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crtask_core::notify::NotificationRecord>> {
+        match self {
+            Backend::Http(c) => c.notifications(id).await,
+            Backend::Aws(_) => bail!(
+                "notification deliveries are recorded by `crtask serve` only; on AWS each run state change is a `crtask Run State Change` event on the default EventBridge bus (see docs/NOTIFICATIONS.md)"
+            ),
+        }
+    }
+
     pub async fn runs(
         &self,
         task: Option<&str>,
@@ -289,6 +303,11 @@ fn no_secret_args_on_aws(args: &[crtask_core::domain::model::BuildArg]) -> Resul
 
 fn buildable_on_aws(t: &Task) -> Result<()> {
     no_secret_args_on_aws(&t.build_args)?;
+    if !t.notify.is_empty() {
+        bail!(
+            "--notify URLs are delivered by `crtask serve` only; on AWS every run state change is a `crtask Run State Change` event on the account's default EventBridge bus: route it with a rule (for example on detail.task) to SNS, a chatbot or an API destination"
+        );
+    }
     if let Ok(ContextSource::LocalDir { path }) = ContextSource::parse_task_context(&t.context) {
         bail!(
             "task context '{path}' is a local directory, which the AWS builder cannot read: use a git URL (#ref[:subdir]) or /dev/null (or `crtask build` to upload a directory)"

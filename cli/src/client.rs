@@ -145,6 +145,19 @@ impl Client {
             .await
     }
 
+    /// A run's notifications and their delivery attempts.
+    pub async fn notifications(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crtask_core::notify::NotificationRecord>> {
+        self.json(
+            Method::GET,
+            &format!("/runs/{}/notifications", enc(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn runs(
         &self,
         task: Option<&str>,

@@ -110,6 +110,8 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     limits: Box<super::serve_limits::LimitArgs>,
+    #[command(flatten)]
+    notify: Box<super::serve_notify::NotifyArgs>,
 }
 
 pub async fn run(a: ServeArgs) -> Result<i32> {
@@ -153,6 +155,11 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         storage_root: a.storage_root,
         secret_dir: a.secret_dir,
         limits: (*a.limits).into(),
+        notify: a.notify.notify,
+        notify_secret_file: a.notify.notify_secret_file,
+        notify_attempts: a.notify.notify_attempts,
+        notify_backoff: a.notify.notify_backoff,
+        notify_timeout: a.notify.notify_timeout,
     };
     let platform = Platform::assemble(flags.over(file)).await?;
     platform.serve().await?;

@@ -34,6 +34,8 @@ pub enum TaskCommand {
     Logs(LogsArgs),
     /// Cancel a queued or running run.
     CancelRun(RunId),
+    /// A run's start and end notifications and every delivery attempt.
+    Notifications(RunId),
     /// Add, change, remove or list a task's cron timers.
     #[command(subcommand)]
     Timer(super::timer::TimerCommand),
@@ -113,6 +115,10 @@ pub struct TaskFields {
     /// Build without pushing (BOOL).
     #[arg(long, value_name = "BOOL")]
     no_push: Option<bool>,
+    /// URL told (signed JSON POST) when a run of the task starts and ends
+    /// (repeatable; replaces the list on update; '' clears it).
+    #[arg(long = "notify", value_name = "URL")]
+    notify: Vec<String>,
 }
 
 #[derive(Args)]
@@ -256,6 +262,9 @@ impl TaskFields {
         if let Some(v) = self.no_push {
             t.push = !v;
         }
+        if !self.notify.is_empty() {
+            t.notify = self.notify.into_iter().filter(|u| !u.is_empty()).collect();
+        }
         Ok(())
     }
 }
@@ -282,6 +291,7 @@ fn new_task(name: &str) -> Task {
         push: true,
         timeout: DEFAULT_TASK_TIMEOUT,
         create_time: chrono::Utc::now(),
+        notify: Vec::new(),
     }
 }
 
@@ -327,6 +337,9 @@ fn show_task(ctx: &Ctx, t: Task) {
     }
     kv("Push:", if t.push { "yes".into() } else { "no".into() });
     kv("Timeout:", format!("{}s", t.timeout));
+    for u in &t.notify {
+        kv("Notify:", u.clone());
+    }
     kv(
         "Created:",
         crtask_core::domain::time::rfc3339(t.create_time),
@@ -459,6 +472,10 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
             };
             client.run(&id).await?;
             client.log(&id, true, &mut std::io::stdout()).await?;
+        }
+        TaskCommand::Notifications(r) => {
+            let list = client.notifications(&r.run_id).await?;
+            super::notifications::show(ctx, &list);
         }
         TaskCommand::CancelRun(r) => {
             let run = client.cancel(&r.run_id).await?;

@@ -9,7 +9,7 @@
 //! a dependent task would rightly wait for it.
 
 use crtask_aws::config::{self, FunctionEnv};
-use crtask_aws::S3Contexts;
+use crtask_aws::{RunEventBus, S3Contexts};
 use crtask_core::domain::model::Outcome;
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
 use crtask_core::run::queue;
@@ -30,6 +30,8 @@ pub struct App {
     bucket: S3Contexts,
     clock: Arc<dyn Clock>,
     registry: Option<String>,
+    /// Where run starts and ends are announced (the default event bus).
+    bus: RunEventBus,
 }
 
 impl App {
@@ -42,6 +44,7 @@ impl App {
             bucket: S3Contexts::new(config::Lazy::new(sdk, config::s3), env.bucket.clone()),
             clock: Arc::new(SystemClock),
             registry: env.registry_host.clone(),
+            bus: RunEventBus::new(config::Lazy::new(sdk, config::eventbridge)),
         }
     }
 
@@ -60,13 +63,16 @@ impl App {
             (Some(run), true) => self.result(run).await?,
             _ => None,
         };
-        let (run, applied) = build_status::record(
+        let (run, applied, notification) = build_status::record(
             self.store.as_ref(),
             &change,
             result.as_ref(),
             self.clock.now(),
         )
         .await?;
+        if let Some(n) = &notification {
+            self.announce(n).await;
+        }
         let cascaded = match &run {
             Some(id) if change.state.is_final() => self.cascade(id).await?,
             _ => Vec::new(),
@@ -133,6 +139,21 @@ impl App {
             tracing::info!(run = %run.run_id, cascaded = ?ids, "rebuilds of what this run pushed");
         }
         Ok(ids)
+    }
+
+    /// Puts the run's `crtask Run State Change` event on the default bus.
+    /// The run's state is stored already and stays so: a bus that refuses
+    /// (after the SDK's own retries) is logged, not retried by failing the
+    /// invocation, which would find the change applied and announce nothing.
+    async fn announce(&self, n: &crtask_core::notify::RunNotification) {
+        match self.bus.publish(n).await {
+            Ok(()) => {
+                tracing::info!(run = %n.run_id, event = n.event.as_str(), "run state change published")
+            }
+            Err(e) => {
+                tracing::error!(run = %n.run_id, event = n.event.as_str(), error = %e, "run state change not published")
+            }
+        }
     }
 
     /// The executor's result for `run`, when it is there and readable.

@@ -293,3 +293,132 @@ async fn failed_run_rebuilds_nothing() {
 fn binary_is_linked_position_dependent() {
     lambda::assert_position_dependent(Path::new(env!("CARGO_BIN_EXE_build-status")));
 }
+
+/// A log group receiving, through an EventBridge rule on the default bus,
+/// the `crtask Run State Change` events of `run_id` (moto delivers rule
+/// targets, so this is what a user's rule would see).
+async fn run_events_sink(run_id: &str) -> String {
+    let conf = harness::sdk_config().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    let events = aws_sdk_eventbridge::Client::new(&conf);
+    let group = harness::unique("/crtask/run-events");
+    logs.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .unwrap();
+    let rule = harness::unique("crtask-runs");
+    let pattern = serde_json::json!({
+        "source": ["crtask"],
+        "detail-type": ["crtask Run State Change"],
+        "detail": {"runId": [run_id]},
+    });
+    events
+        .put_rule()
+        .name(&rule)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("log")
+                .arn(format!(
+                    "arn:aws:logs:us-east-1:123456789012:log-group:{group}"
+                ))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    group
+}
+
+/// The events the sink's log group holds, oldest first. Read with a plain
+/// FilterLogEvents request: moto writes the target's timestamps as
+/// fractional milliseconds, which the SDK's parser refuses.
+async fn sunk(group: &str) -> Vec<Value> {
+    let answer: Value = reqwest::Client::new()
+        .post(harness::endpoint())
+        .header("X-Amz-Target", "Logs_20140328.FilterLogEvents")
+        // moto picks the service from the credential scope (it checks no signature).
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/logs/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .body(serde_json::json!({"logGroupName": group}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events in {answer}"))
+        .iter()
+        .filter_map(|e| serde_json::from_str(e["message"].as_str()?).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_starts_and_ends_go_to_the_default_event_bus() {
+    let f = fixture_env().await;
+    let group = run_events_sink("ca301").await;
+    f.store.insert_run(&run("ca301", BUILD)).await.unwrap();
+
+    f.invoke(&event("in-progress.json", "ca301", BUILD)).await;
+    f.put_result("ca301", "result-succeeded.json").await;
+    f.invoke(&event("succeeded.json", "ca301", BUILD)).await;
+    // Redelivered: the run does not change, so nothing more is published.
+    f.invoke(&event("succeeded.json", "ca301", BUILD)).await;
+
+    let got = sunk(&group).await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    for e in &got {
+        assert_eq!(e["source"], "crtask");
+        assert_eq!(e["detail-type"], "crtask Run State Change");
+        assert_eq!(e["detail"]["runId"], "ca301");
+        assert_eq!(e["detail"]["task"], "web");
+        assert_eq!(e["detail"]["version"], 1);
+    }
+    let (start, end) = (&got[0]["detail"], &got[1]["detail"]);
+    assert_eq!(start["event"], "run.started");
+    assert_eq!(start["status"], "Running");
+    assert_eq!(end["event"], "run.finished");
+    assert_eq!(end["status"], "Succeeded");
+    assert_eq!(
+        end["outputImages"][0]["digest"],
+        format!("sha256:{}", "a".repeat(64))
+    );
+    assert!(end.get("spec").is_none());
+    assert!(
+        f.function
+            .aws_calls()
+            .iter()
+            .any(|c| c.contains("PutEvents")),
+        "{:?}",
+        f.function.aws_calls()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_published_with_its_error() {
+    let f = fixture_env().await;
+    let group = run_events_sink("ca302").await;
+    f.store.insert_run(&run("ca302", BUILD)).await.unwrap();
+    f.put_result("ca302", "result-failed.json").await;
+    f.invoke(&event("failed.json", "ca302", BUILD)).await;
+    let got = sunk(&group).await;
+    // Queued straight to Failed: only the end.
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let d = &got[0]["detail"];
+    assert_eq!(d["event"], "run.finished");
+    assert_eq!(d["status"], "Failed");
+    assert_eq!(d["error"], "step build exited with code 1");
+}

@@ -137,7 +137,8 @@ lazy_from_client!(
     aws_sdk_dynamodb::Client,
     aws_sdk_codebuild::Client,
     aws_sdk_s3::Client,
-    aws_sdk_secretsmanager::Client
+    aws_sdk_secretsmanager::Client,
+    aws_sdk_eventbridge::Client
 );
 
 /// A DynamoDB client for `config`.
@@ -157,6 +158,11 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
 /// A CodeBuild client for `config` with the SDK's own retries off:
 /// [`crate::codebuild::CodeBuildBuilder`] retries throttling itself, with a
 /// bounded number of attempts.
+/// The EventBridge client (run state change events).
+pub fn eventbridge(config: &SdkConfig) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(config)
+}
+
 pub fn codebuild(config: &SdkConfig) -> aws_sdk_codebuild::Client {
     let conf = aws_sdk_codebuild::config::Builder::from(config)
         .retry_config(aws_config::retry::RetryConfig::disabled())

@@ -49,6 +49,9 @@ pub enum Error {
         name: String,
         message: String,
     },
+    /// An EventBridge PutEvents call failed, or the bus refused the entry.
+    #[error("eventbridge {op}: {message}")]
+    Events { op: &'static str, message: String },
     /// A secret that cannot be read (names the secret, never its value).
     #[error("secret '{id}': {message}")]
     Secrets { id: String, message: String },
@@ -70,6 +73,16 @@ impl Error {
         E: std::error::Error + 'static,
     {
         Error::Dynamo {
+            op,
+            message: describe(&e),
+        }
+    }
+
+    pub(crate) fn events<E>(op: &'static str, e: E) -> Self
+    where
+        E: std::error::Error + 'static,
+    {
+        Error::Events {
             op,
             message: describe(&e),
         }
@@ -120,7 +133,8 @@ impl From<Error> for crtask_core::Error {
             | Error::Corrupt { .. }
             | Error::Scheduler { .. }
             | Error::Logs { .. }
-            | Error::Stack { .. }) => crtask_core::Error::Store(e.to_string()),
+            | Error::Stack { .. }
+            | Error::Events { .. }) => crtask_core::Error::Store(e.to_string()),
             e @ (Error::CodeBuild { .. } | Error::Secrets { .. }) => {
                 crtask_core::Error::Builder(e.to_string())
             }

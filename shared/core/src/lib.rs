@@ -33,6 +33,7 @@
 pub mod build;
 pub mod domain;
 pub mod error;
+pub mod notify;
 pub mod overview;
 pub mod patch;
 pub mod ports;

@@ -53,5 +53,23 @@ pub(crate) fn task_with_timers(timers: &[(&str, &str, bool)]) -> Task {
         push: true,
         timeout: DEFAULT_TASK_TIMEOUT,
         create_time: DateTime::UNIX_EPOCH,
+        notify: Vec::new(),
     }
+}
+
+/// A `Queued` manual run `run_id` of task `app` (no context).
+pub(crate) fn run(run_id: &str) -> crate::domain::model::Run {
+    serde_json::from_value(serde_json::json!({
+        "runId": run_id,
+        "task": "app",
+        "runType": "AutoRun",
+        "status": "Queued",
+        "trigger": {"type": "Manual"},
+        "platform": "linux/amd64",
+        "createTime": "2026-12-01T10:00:00.000Z",
+        "error": null,
+        "spec": {"context": {"kind": "none"}, "file": "Dockerfile", "images": [],
+                 "push": true, "timeout": 3600},
+    }))
+    .unwrap_or_else(|e| panic!("test run: {e}"))
 }

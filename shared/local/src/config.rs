@@ -62,6 +62,19 @@ pub struct ServerSettings {
     /// Directory of the secrets the server holds: a task file's
     /// `keyvault: crtask://NAME` reads the file `NAME` in it.
     pub secret_dir: Option<PathBuf>,
+    /// URLs told when any run starts and ends (signed JSON, see NOTIFICATIONS.md).
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// The file holding the notifications' signing secret (default:
+    /// `notify.secret` in the data directory, generated).
+    pub notify_secret_file: Option<PathBuf>,
+    /// Attempts per notification (default 8).
+    pub notify_attempts: Option<u32>,
+    /// Seconds before a notification's second attempt; doubled for each
+    /// further one (default 5).
+    pub notify_backoff: Option<u64>,
+    /// Seconds one delivery attempt may take (default 10).
+    pub notify_timeout: Option<u64>,
     /// Connection, body and upload limits (the `[limits]` table).
     #[serde(default)]
     pub limits: crate::limits::LimitSettings,
@@ -118,6 +131,11 @@ impl ServerSettings {
             isolation: self.isolation.or(lower.isolation),
             storage_root: self.storage_root.or(lower.storage_root),
             secret_dir: self.secret_dir.or(lower.secret_dir),
+            notify: v(self.notify, lower.notify),
+            notify_secret_file: self.notify_secret_file.or(lower.notify_secret_file),
+            notify_attempts: self.notify_attempts.or(lower.notify_attempts),
+            notify_backoff: self.notify_backoff.or(lower.notify_backoff),
+            notify_timeout: self.notify_timeout.or(lower.notify_timeout),
             limits: self.limits.over(lower.limits),
         }
     }

@@ -10,6 +10,7 @@ pub mod json_errors;
 pub mod limits;
 pub mod listener;
 pub mod memory;
+pub mod notify;
 pub mod patch_schedule;
 pub mod platform;
 pub mod poller;

@@ -3,11 +3,13 @@
 
 use crate::api_auth::{check_exposure, ApiAuth};
 use crate::config::{ServerSettings, DEFAULT_API_LISTEN, DEFAULT_LISTEN};
+use crate::notify::NotifyConfig;
 use crate::server::{api_router, public_router, AppState};
 use crate::store::SqliteStore;
 use crate::worker::{RunEvents, WorkerConfig, WorkerPool};
 use crate::{Error, Result};
 use crtask_core::domain::model::RunStatus;
+use crtask_core::notify::RetryPolicy;
 use crtask_core::ports::{Builder, Clock, Engine, Store, SystemClock};
 use crtask_executor::buildah::{write_registries_conf, Buildah, BuildahConfig};
 use crtask_executor::context::DEFAULT_CONTEXT_LIMIT;
@@ -109,10 +111,12 @@ impl Platform {
                 )));
             }
         }
+        let notify = notify_config(&s, &data_dir)?;
         let registries_conf = data_dir.join("registries.conf");
         write_registries_conf(&registries_conf, &s.insecure_registry)?;
-        let store = SqliteStore::open(&data_dir.join("crtask.db"))?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let outbox =
+            SqliteStore::open(&data_dir.join("crtask.db"))?.with_notify_urls(s.notify.clone());
+        let store: Arc<dyn Store> = Arc::new(outbox.clone());
         let logs = LogDir::new(data_dir.join("logs"))?;
         let storage_root = s
             .storage_root
@@ -190,8 +194,10 @@ impl Platform {
                 crate::webhook_gate::BUDGET_WAIT,
             ),
             limits,
+            notifications: Some(outbox.clone()),
         };
         recover(&state).await?;
+        crate::notify::start(outbox, notify)?;
         crate::sweeper::start(
             state.store.clone(),
             state.workers.uploads_dir(),
@@ -306,6 +312,34 @@ impl Platform {
         tracing::info!("crtask stopped");
         Ok(())
     }
+}
+
+/// The notification settings: the server's URLs checked (a bad one stops
+/// the server), the signing secret's file, the retry policy.
+fn notify_config(s: &ServerSettings, data_dir: &std::path::Path) -> Result<NotifyConfig> {
+    crtask_core::notify::validate_urls(&s.notify)
+        .map_err(|e| Error::Config(format!("--notify: {e}")))?;
+    let defaults = RetryPolicy::default();
+    let timeout = s.notify_timeout.map_or(
+        crate::notify::DEFAULT_TIMEOUT,
+        std::time::Duration::from_secs,
+    );
+    if timeout.is_zero() || s.notify_attempts == Some(0) {
+        return Err(Error::Config(
+            "--notify-timeout and --notify-attempts must be at least 1".into(),
+        ));
+    }
+    Ok(NotifyConfig {
+        secret_file: crate::notify::secret_file(data_dir, s.notify_secret_file.as_deref())?,
+        policy: RetryPolicy {
+            max_attempts: s.notify_attempts.unwrap_or(defaults.max_attempts),
+            first_delay: s
+                .notify_backoff
+                .map_or(defaults.first_delay, std::time::Duration::from_secs),
+            max_delay: defaults.max_delay,
+        },
+        timeout,
+    })
 }
 
 async fn shutdown_signal() {

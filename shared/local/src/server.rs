@@ -48,6 +48,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Bytes of webhook bodies in memory at once.
     pub body_budget: crate::webhook_gate::BodyBudget,
+    /// The store's notification outbox (`GET /api/v1/runs/{id}/notifications`).
+    pub notifications: Option<crate::store::SqliteStore>,
 }
 
 /// Reads secret files (trimmed, empty ones skipped), warning about unreadable ones.
@@ -147,6 +149,7 @@ pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
         .route("/api/v1/runs/{id}", get(show_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
         .route("/api/v1/runs/{id}/log", get(run_log))
+        .route("/api/v1/runs/{id}/notifications", get(run_notifications))
         .route("/api/v1/tasks", get(list_tasks).post(create_task))
         .route(
             "/api/v1/tasks/{name}",
@@ -367,6 +370,18 @@ async fn show_run(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(run_json(&get_run(&s, &id).await?)))
+}
+
+/// A run's notifications and every attempt to deliver them.
+async fn run_notifications(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<Vec<crtask_core::notify::NotificationRecord>>> {
+    get_run(&s, &id).await?;
+    Ok(Json(match &s.notifications {
+        Some(outbox) => outbox.notifications_of_run(&id).await?,
+        None => Vec::new(),
+    }))
 }
 
 async fn cancel_run(

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 mod intake;
+pub mod outbox;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +69,17 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Group commit of webhook deliveries ([`intake`]).
     intake: intake::IntakeWriter,
+    /// The server's notification URLs and the deliverer's wake-up ([`outbox`]).
+    notify: Arc<NotifySettings>,
+}
+
+/// What `update_run` needs to queue notifications.
+#[derive(Default)]
+struct NotifySettings {
+    /// The server-wide `--notify` URLs.
+    urls: Vec<String>,
+    /// Woken when a notification is queued.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -82,6 +94,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             intake: intake::IntakeWriter::start(Arc::new(Mutex::new(writer)))?,
             conn,
+            notify: Arc::default(),
         })
     }
 
@@ -92,6 +105,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             intake: intake::IntakeWriter::start(conn.clone())?,
             conn,
+            notify: Arc::default(),
         })
     }
 
@@ -100,6 +114,7 @@ impl SqliteStore {
         configure(&conn)?;
         crate::retention::enable_incremental_vacuum(&conn)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(outbox::SCHEMA)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0')",
             params![runid::DEFAULT_PREFIX],
@@ -134,6 +149,61 @@ impl SqliteStore {
             .lock()
             .map_err(|_| CoreError::Store("store lock poisoned".into()))?;
         f(&mut guard).map_err(CoreError::from)
+    }
+}
+
+impl SqliteStore {
+    /// Sets the server-wide notification URLs (`--notify`): every run's
+    /// start and end is sent to them, besides its task's own.
+    pub fn with_notify_urls(mut self, urls: Vec<String>) -> Self {
+        self.notify = Arc::new(NotifySettings {
+            urls,
+            wake: self.notify.wake.clone(),
+        });
+        self
+    }
+
+    /// Woken whenever a notification is queued.
+    pub fn notification_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.notify.wake.clone()
+    }
+
+    /// Takes the notifications due at `now` (at most `limit`), leasing each
+    /// until `lease_until` ([`outbox::take_due`]).
+    pub async fn take_due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<outbox::Due>, CoreError> {
+        self.with(move |c| outbox::take_due(c, now, lease_until, limit))
+            .await
+    }
+
+    /// When the next pending notification is due.
+    pub async fn next_notification_due(&self) -> Result<Option<DateTime<Utc>>, CoreError> {
+        self.with(|c| outbox::next_due(c)).await
+    }
+
+    /// Records one delivery attempt and the delivery's new state.
+    pub async fn record_notification_attempt(
+        &self,
+        seq: i64,
+        attempt: crtask_core::notify::Attempt,
+        state: crtask_core::notify::DeliveryState,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), CoreError> {
+        self.with(move |c| outbox::record_attempt(c, seq, &attempt, state, next))
+            .await
+    }
+
+    /// A run's notifications with their attempts.
+    pub async fn notifications_of_run(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<crtask_core::notify::NotificationRecord>, CoreError> {
+        let id = run_id.to_string();
+        self.with(move |c| outbox::of_run(c, &id)).await
     }
 }
 
@@ -418,17 +488,33 @@ impl Store for SqliteStore {
 
     async fn update_run(&self, run: &Run) -> crtask_core::Result<()> {
         let (id, status, body) = (run.run_id.clone(), run.status.as_str(), to_json(run)?);
-        self.with(move |c| {
-            let n = c.execute(
-                "UPDATE runs SET status = ?2, body = ?3 WHERE run_id = ?1",
-                params![id, status, body],
-            )?;
-            if n == 0 {
-                return Err(CoreError::not_found("run", id).into());
-            }
-            Ok(())
-        })
-        .await
+        let (run, notify) = (run.clone(), self.notify.clone());
+        let queued = self
+            .with(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let old: Option<String> = tx
+                    .query_row("SELECT status FROM runs WHERE run_id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let Some(old) = old else {
+                    return Err(CoreError::not_found("run", id).into());
+                };
+                tx.execute(
+                    "UPDATE runs SET status = ?2, body = ?3 WHERE run_id = ?1",
+                    params![id, status, body],
+                )?;
+                // The run's start or end notifications commit with it.
+                let old = old.parse::<RunStatus>().ok();
+                let queued = outbox::enqueue(&tx, old, &run, &notify.urls, Utc::now())?;
+                tx.commit()?;
+                Ok(queued)
+            })
+            .await?;
+        if queued {
+            self.notify.wake.notify_one();
+        }
+        Ok(())
     }
 
     async fn get_run(&self, run_id: &str) -> crtask_core::Result<Option<Run>> {

@@ -442,6 +442,10 @@ pub struct Task {
     pub timeout: u64,
     #[serde(with = "serde_millis")]
     pub create_time: DateTime<Utc>,
+    /// URLs told when a run of the task starts and ends (`--notify`),
+    /// besides the server's own ([`crate::notify`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 impl Task {
@@ -472,6 +476,7 @@ impl Task {
             crate::domain::pattern::validate(b)
                 .map_err(|e| Error::invalid(format!("branch '{b}': {e}")))?;
         }
+        crate::notify::validate_urls(&self.notify)?;
         for f in &self.path_filters {
             crate::domain::pattern::validate(f)
                 .map_err(|e| Error::invalid(format!("path filter '{f}': {e}")))?;

@@ -17,6 +17,7 @@ pub mod finish;
 use crate::domain::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
 use crate::domain::text::inert;
 use crate::domain::time::serde_millis;
+use crate::notify::RunNotification;
 use crate::ports::Store;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -316,13 +317,15 @@ pub fn dependencies_from_run(run: &Run) -> Vec<BaseDependency> {
 /// Applies one event to its run in `store` (the status update). `result`
 /// is the executor's report when it could be read. Returns the run id (when
 /// the event names one) and what was done. Once the run is final, the
-/// caller follows with [`finish::after_run`].
+/// caller follows with [`finish::after_run`]. When the change starts or
+/// ends the run, also the notification to publish
+/// ([`crate::notify::phase_of`]; on AWS an EventBridge event).
 pub async fn record(
     store: &dyn Store,
     change: &BuildStateChange,
     result: Option<&ExecResult>,
     now: DateTime<Utc>,
-) -> Result<(Option<String>, Applied)> {
+) -> Result<(Option<String>, Applied, Option<RunNotification>)> {
     let Some(run_id) = &change.run_id else {
         return Ok((
             None,
@@ -330,17 +333,23 @@ pub async fn record(
                 "build {} carries no CRTASK_RUN_ID: not a crtask run",
                 change.build_id
             )),
+            None,
         ));
     };
     let Some(mut run) = store.get_run(run_id).await? else {
         return Ok((
             Some(run_id.clone()),
             Applied::Ignored(format!("run {run_id} is not in the store")),
+            None,
         ));
     };
+    let old = run.status;
     let applied = apply(&mut run, change, result, now);
-    if let Applied::Updated(_) = applied {
+    let mut notification = None;
+    if let Applied::Updated(new) = applied {
         store.update_run(&run).await?;
+        notification =
+            crate::notify::phase_of(Some(old), new).map(|p| RunNotification::of(&run, p));
     }
-    Ok((Some(run_id.clone()), applied))
+    Ok((Some(run_id.clone()), applied, notification))
 }
