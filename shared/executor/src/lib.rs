@@ -17,6 +17,7 @@ pub mod logs;
 pub mod patch;
 pub mod probe;
 pub mod process;
+pub mod runtime;
 pub mod secrets;
 pub mod stdio;
 
