@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, only where it is missing:
-# buildah (builds), docker-registry (the CNCF distribution registry),
+# buildah (builds), runc (the OCI runtime of builds' RUN instructions, whose
+# output buildah's chroot isolation can lose), docker-registry (the CNCF distribution registry),
 # busybox-static (the seed base image), git, curl, htpasswd (apache2-utils:
 # the tests' registry that requires a credential, as a private one does);
 # debootstrap and dpkg-dev (the OS patching tests build a Debian image and an
@@ -10,6 +11,7 @@ set -euo pipefail
 
 need=()
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 # The seed image copies /bin/busybox: it must be the static build.
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
@@ -30,4 +32,4 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: buildah $(buildah --version | awk '{print $3}'), docker-registry, busybox-static, git, htpasswd, debootstrap, dpkg-dev, chromium ready"
+echo "setup: buildah $(buildah --version | awk '{print $3}'), runc, docker-registry, busybox-static, git, htpasswd, debootstrap, dpkg-dev, chromium ready"

@@ -6,10 +6,12 @@
 
 pub mod acr_samples;
 pub mod debian;
+pub mod load;
 pub mod moto;
 pub mod sam_build;
 pub mod webdriver;
 pub use acr_samples::acr_samples;
+pub use load::CpuLoad;
 pub use moto::MotoServer;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -388,6 +390,25 @@ pub fn seeded_stack(extra: &[&str]) -> (Registry, Server) {
         .unwrap_or_else(|e| panic!("seed: {e:#}"));
     let srv = Server::start(&reg, extra).unwrap_or_else(|e| panic!("server: {e:#}"));
     (reg, srv)
+}
+
+/// The run id `crtask run`/`build` printed first ("Queued a run with ID: ").
+pub fn queued_id(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Queued a run with ID: "))
+        .unwrap_or_else(|| panic!("no run id: {}", show(out)))
+        .to_string()
+}
+
+/// `crtask run -f FILE DIR` against `srv`, following the log: the streamed
+/// text, the output and the run id.
+pub fn run_followed(srv: &Server, dir: &Path, file: &str) -> (String, Output, String) {
+    let out = srv.cli(&["run", "-f", file, &dir.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = queued_id(&out);
+    (text, out, id)
 }
 
 /// stdout and stderr of a command, for assertion messages.

@@ -2,9 +2,8 @@
 //! the followed stream, in order, on a loaded machine; a run sees only the
 //! images it pulls and builds; no container of a finished run remains.
 
-use crtask_tests::{show, write_files, Registry, Server};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use crtask_tests::{run_followed, show, write_files, CpuLoad, Registry, Server};
+use std::process::Command;
 
 fn start(workers: &str) -> (Registry, Server) {
     let reg = Registry::start().unwrap();
@@ -13,50 +12,10 @@ fn start(workers: &str) -> (Registry, Server) {
     (reg, srv)
 }
 
-/// `crtask run`, following the log; returns the streamed text and the run id.
-fn run_followed(srv: &Server, dir: &Path, file: &str) -> (String, std::process::Output, String) {
-    let out = srv.cli(&["run", "-f", file, dir.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let id = text
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("Queued a run with ID: "))
-        .unwrap_or_else(|| panic!("no run id: {}", show(&out)))
-        .to_string();
-    (text, out, id)
-}
-
 fn stored_log(srv: &Server, id: &str) -> String {
     let out = srv.cli(&["task", "logs", "--run-id", id]);
     assert!(out.status.success(), "{}", show(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Busy loops on every core, killed when dropped.
-struct CpuLoad(Vec<Child>);
-
-impl CpuLoad {
-    fn start(n: usize) -> CpuLoad {
-        CpuLoad(
-            (0..n)
-                .map(|_| {
-                    Command::new("yes")
-                        .stdout(Stdio::null())
-                        .spawn()
-                        .expect("yes")
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for CpuLoad {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 const LINES: usize = 150;

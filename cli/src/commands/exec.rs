@@ -451,6 +451,9 @@ fn make_engine(name: &str, work_dir: &Path) -> Result<Arc<dyn Engine>> {
                 runroot: storage.join("runroot"),
                 storage_driver: var("CRTASK_STORAGE_DRIVER")?.unwrap_or_else(|| "vfs".into()),
                 isolation: var("CRTASK_ISOLATION")?.unwrap_or_else(|| "chroot".into()),
+                build_runtime: crtask_executor::runtime::resolve(
+                    var("CRTASK_BUILD_RUNTIME")?.as_deref(),
+                ),
                 registries_conf,
                 insecure_registries: insecure,
                 git_auth,

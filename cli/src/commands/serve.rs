@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// buildah isolation [default: chroot].
     #[arg(long, env = "CRTASK_ISOLATION")]
     isolation: Option<String>,
+    /// OCI runtime the RUN instructions of builds run under, so that none
+    /// of their output is lost; `none`: --isolation [default: runc when
+    /// installed].
+    #[arg(long, env = "CRTASK_BUILD_RUNTIME", value_name = "RUNTIME")]
+    build_runtime: Option<String>,
     /// buildah storage location [default: DATA_DIR/storage].
     #[arg(long, env = "CRTASK_STORAGE_ROOT")]
     storage_root: Option<PathBuf>,
@@ -152,6 +157,7 @@ pub async fn run(a: ServeArgs) -> Result<i32> {
         buildah: a.buildah,
         storage_driver: a.storage_driver,
         isolation: a.isolation,
+        build_runtime: a.build_runtime,
         storage_root: a.storage_root,
         secret_dir: a.secret_dir,
         limits: (*a.limits).into(),

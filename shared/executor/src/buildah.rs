@@ -32,6 +32,10 @@ pub struct BuildahConfig {
     pub storage_driver: String,
     /// `chroot` works without user namespaces; `oci` where runc is usable.
     pub isolation: String,
+    /// The OCI runtime `RUN` instructions of builds run under, whatever
+    /// `isolation` is ([`crate::runtime`]: buildah's chroot relay can lose
+    /// their output); `None`: `isolation` as it is.
+    pub build_runtime: Option<PathBuf>,
     /// containers-registries.conf(5) written by the platform (insecure registries).
     pub registries_conf: PathBuf,
     /// Registries reached over plain HTTP.
@@ -142,6 +146,12 @@ impl Buildah {
         self.stdio_helper.is_some()
     }
 
+    /// False when `RUN` instructions of builds go through buildah's chroot
+    /// relay, which can lose their output on a busy machine.
+    pub fn has_build_runtime(&self) -> bool {
+        self.cfg.build_runtime.is_some() || self.cfg.isolation != "chroot"
+    }
+
     /// Removes the stores of runs a dead server left behind
     /// ([`crate::isolation`]): their containers first, then the files.
     pub async fn delete_stale_run_stores(&self) -> std::io::Result<usize> {
@@ -174,6 +184,12 @@ impl Buildah {
     }
 
     async fn remove_all_containers(&self) {
+        // Containers of `RUN`s a cancelled build left running (runc puts
+        // them out of reach of the process-group kill).
+        if let Some(rt) = &self.cfg.build_runtime {
+            crate::runtime::delete_leftovers(rt, &crate::runtime::state_root(&self.cfg.runroot))
+                .await;
+        }
         let mut cmd = self.command();
         cmd.args(["rm", "--all"])
             .stdout(Stdio::null())
@@ -256,8 +272,11 @@ impl Engine for Buildah {
     async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit> {
         let mut cmd = self.command();
         cmd.arg("bud")
-            .arg("--isolation")
-            .arg(&self.cfg.isolation)
+            .args(crate::runtime::bud_args(
+                &self.cfg.isolation,
+                self.cfg.build_runtime.as_deref(),
+                &crate::runtime::state_root(&self.cfg.runroot),
+            ))
             .arg("-f")
             .arg(req.dockerfile);
         cache_args(&mut cmd, &req.cache);
@@ -526,6 +545,9 @@ impl Engine for Buildah {
             let store = self.cfg.root.parent().map(Path::to_path_buf);
             if store.is_none_or(|d| crate::isolation::has_mounts_below(&d)) {
                 self.remove_all_containers().await;
+            } else if let Some(rt) = &self.cfg.build_runtime {
+                let state = crate::runtime::state_root(&self.cfg.runroot);
+                crate::runtime::delete_leftovers(rt, &state).await;
             }
             crate::isolation::delete_store(&self.cfg.root).await;
         }

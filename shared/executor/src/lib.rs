@@ -18,6 +18,7 @@ pub mod patch;
 pub mod probe;
 pub mod process;
 pub mod registry_auth;
+pub mod runtime;
 pub mod secrets;
 pub mod stdio;
 

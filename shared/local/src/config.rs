@@ -58,6 +58,8 @@ pub struct ServerSettings {
     pub buildah: Option<PathBuf>,
     pub storage_driver: Option<String>,
     pub isolation: Option<String>,
+    /// OCI runtime of the `RUN`s of builds (`none`: `isolation`).
+    pub build_runtime: Option<String>,
     pub storage_root: Option<PathBuf>,
     /// Directory of the secrets the server holds: a task file's
     /// `keyvault: crtask://NAME` reads the file `NAME` in it.
@@ -129,6 +131,7 @@ impl ServerSettings {
             buildah: self.buildah.or(lower.buildah),
             storage_driver: self.storage_driver.or(lower.storage_driver),
             isolation: self.isolation.or(lower.isolation),
+            build_runtime: self.build_runtime.or(lower.build_runtime),
             storage_root: self.storage_root.or(lower.storage_root),
             secret_dir: self.secret_dir.or(lower.secret_dir),
             notify: v(self.notify, lower.notify),

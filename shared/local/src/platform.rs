@@ -131,6 +131,7 @@ impl Platform {
             runroot: storage_root.join("runroot"),
             storage_driver: s.storage_driver.clone().unwrap_or_else(|| "vfs".into()),
             isolation: s.isolation.clone().unwrap_or_else(|| "chroot".into()),
+            build_runtime: crtask_executor::runtime::resolve(s.build_runtime.as_deref()),
             registries_conf,
             insecure_registries: s.insecure_registry.clone(),
             git_auth: crtask_executor::gitctx::GitAuth::parse(&s.git_token_file)?,
@@ -147,6 +148,11 @@ impl Platform {
         if !buildah.has_direct_output() {
             tracing::warn!(
                 "no static busybox found (/bin/busybox): cmd steps go through buildah's own output relay, which can lose output on a busy machine; install busybox-static"
+            );
+        }
+        if !buildah.has_build_runtime() {
+            tracing::warn!(
+                "no OCI runtime for builds (runc): RUN output goes through buildah's chroot relay, which can lose output on a busy machine; install runc"
             );
         }
         let engine: Arc<dyn Engine> = Arc::new(buildah);
