@@ -11,6 +11,9 @@ mod settings;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
+
+#[cfg(test)]
+mod help_tests;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -48,9 +51,14 @@ struct Globals {
     /// profiles.toml next to the CLI config) [default: default].
     #[arg(long, global = true, env = "CRTASK_PROFILE")]
     profile: Option<String>,
-    /// Output format.
+    /// Output format: table (for people), json, yaml, or tsv (values only,
+    /// tab-separated, one line per item, as `az -o tsv`).
     #[arg(short = 'o', long = "output", global = true, env = "CRTASK_OUTPUT", value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// JMESPath query run on the JSON answer before it is printed, as
+    /// `az --query` (e.g. "[?status=='Failed'].runId").
+    #[arg(long, global = true, env = "CRTASK_QUERY")]
+    query: Option<String>,
     #[command(flatten)]
     aws: settings::AwsSettings,
 }
@@ -66,6 +74,8 @@ pub enum Platform {
 pub enum Format {
     Table,
     Json,
+    Yaml,
+    Tsv,
 }
 
 #[derive(Subcommand)]
@@ -93,8 +103,11 @@ enum Command {
     Registry(commands::registry::RegistryCommand),
     /// Patch an image's OS packages in one new layer, without a rebuild.
     Patch(commands::patch::PatchArgs),
+    /// Print a shell completion script: `crtask completion bash > /etc/bash_completion.d/crtask`.
+    Completion(commands::completion::CompletionArgs),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
+    #[command(hide = true)]
     Exec,
 }
 
@@ -132,11 +145,12 @@ async fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Serve(a) => commands::serve::run(*a).await,
         Command::Exec => commands::exec::run().await,
+        Command::Completion(a) => commands::completion::run::<Cli>(a),
         Command::Aws(c) => {
             let g = commands::aws::Globals {
                 profile: g.profile,
                 cli_config: g.cli_config,
-                format: g.output,
+                out: output::Printer::new(g.output, g.query.as_deref())?,
             };
             commands::aws::run(g, c).await
         }
@@ -161,7 +175,7 @@ impl Globals {
         Ok(commands::Ctx {
             server: self.server,
             cli_config: self.cli_config,
-            format: self.output,
+            out: output::Printer::new(self.output, self.query.as_deref())?,
             platform: self.platform.or(chosen.platform).unwrap_or(Platform::Local),
             aws: self.aws.over(chosen.aws.unwrap_or_default()),
         })

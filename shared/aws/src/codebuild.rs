@@ -52,6 +52,10 @@ pub struct StartBuildRequest {
     pub environment_variables_override: Vec<(String, String)>,
     pub privileged_mode_override: bool,
     pub timeout_in_minutes_override: i32,
+    /// The task's role (`--assign-identity`): the build runs with it
+    /// instead of the project's service role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_role_override: Option<String>,
 }
 
 impl StartBuildRequest {
@@ -205,9 +209,11 @@ pub fn start_build_request(
             )));
         }
     }
-    // The spec without secret build arguments, for the executor.
+    // The spec without secrets (secret build arguments, the git access
+    // token), for the executor.
     let mut spec = run.spec.clone();
     spec.build_args.retain(|a| !a.secret);
+    spec.git_access_token = None;
     set(
         "CRTASK_SPEC",
         &serde_json::to_string(&spec).map_err(|e| CoreError::Builder(e.to_string()))?,
@@ -224,6 +230,7 @@ pub fn start_build_request(
         environment_variables_override: env,
         privileged_mode_override: true,
         timeout_in_minutes_override: minutes,
+        service_role_override: run.spec.identity.clone(),
     })
 }
 
@@ -360,6 +367,7 @@ pub async fn send_start_build(client: &Client, req: &StartBuildRequest) -> Resul
         .privileged_mode_override(req.privileged_mode_override)
         .timeout_in_minutes_override(req.timeout_in_minutes_override)
         .set_source_version(req.source_version.clone())
+        .set_service_role_override(req.service_role_override.clone())
         .set_source_location_override(req.source_location_override.clone());
     if let Some(t) = &req.source_type_override {
         call = call.source_type_override(SourceType::from(t.as_str()));
@@ -399,6 +407,8 @@ pub struct CodeBuildBuilder {
     project: String,
     registry: Option<String>,
     contexts_bucket: Option<String>,
+    /// `TaskRolePath`: the IAM path task roles must be under.
+    task_role_path: Option<String>,
     backoff: Backoff,
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
@@ -419,6 +429,7 @@ impl CodeBuildBuilder {
             project: project.into(),
             registry: None,
             contexts_bucket: None,
+            task_role_path: None,
             backoff: Backoff::default(),
             sleeper: Arc::new(TokioSleeper),
             clock: Arc::new(SystemClock),
@@ -434,6 +445,13 @@ impl CodeBuildBuilder {
     /// The bucket holding uploaded contexts.
     pub fn with_contexts_bucket(mut self, bucket: impl Into<String>) -> Self {
         self.contexts_bucket = Some(bucket.into());
+        self
+    }
+
+    /// The IAM path task roles must be under (the stack's `TaskRolePath`);
+    /// without it a run naming a role is refused.
+    pub fn with_task_role_path(mut self, path: impl Into<String>) -> Self {
+        self.task_role_path = Some(path.into());
         self
     }
 
@@ -453,7 +471,14 @@ impl CodeBuildBuilder {
     }
 
     /// The request [`Builder::dispatch`] sends for `run`.
+    /// A run whose task names a role outside `TaskRolePath` is refused.
     pub fn request_for(&self, run: &Run) -> crtask_core::Result<StartBuildRequest> {
+        use crtask_core::domain::identity::{check, RolePolicy};
+        let policy = match &self.task_role_path {
+            Some(p) => RolePolicy::Under(p),
+            None => RolePolicy::Unconfigured,
+        };
+        check(run.spec.identity.as_deref(), policy)?;
         start_build_request(
             run,
             &self.project,
