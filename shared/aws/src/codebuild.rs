@@ -470,15 +470,20 @@ impl CodeBuildBuilder {
         self
     }
 
-    /// The request [`Builder::dispatch`] sends for `run`.
-    /// A run whose task names a role outside `TaskRolePath` is refused.
-    pub fn request_for(&self, run: &Run) -> crtask_core::Result<StartBuildRequest> {
+    /// Whether the run's role (`--assign-identity`) may be passed.
+    fn check_role(&self, run: &Run) -> crtask_core::Result<()> {
         use crtask_core::domain::identity::{check, RolePolicy};
         let policy = match &self.task_role_path {
             Some(p) => RolePolicy::Under(p),
             None => RolePolicy::Unconfigured,
         };
-        check(run.spec.identity.as_deref(), policy)?;
+        check(run.spec.identity.as_deref(), policy)
+    }
+
+    /// The request [`Builder::dispatch`] sends for `run`.
+    /// A run whose task names a role outside `TaskRolePath` is refused.
+    pub fn request_for(&self, run: &Run) -> crtask_core::Result<StartBuildRequest> {
+        self.check_role(run)?;
         start_build_request(
             run,
             &self.project,
@@ -507,6 +512,17 @@ impl Builder for CodeBuildBuilder {
                 "run {run_id} has already finished ({})",
                 run.status
             )));
+        }
+        // A role the stack does not allow will not become allowed by
+        // waiting: the run fails with the reason, and nothing is started.
+        if let Err(e) = self.check_role(&run) {
+            let mut run = run;
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+            run.finish_time = Some(self.clock.now());
+            self.store.update_run(&run).await?;
+            tracing::warn!(run = run_id, error = %e, "run refused: its task role is not allowed");
+            return Ok(());
         }
         let req = self.request_for(&run)?;
         let build_id = with_backoff(&self.backoff, &*self.sleeper, || {
