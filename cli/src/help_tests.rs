@@ -69,6 +69,29 @@ fn aws_flags_sit_under_one_heading_and_exec_is_hidden() {
         .next()
         .and_then(|h| h.as_deref())
         .is_some_and(|h| h.starts_with("AWS platform")));
+    // Listed once, in the top-level help; accepted after any command.
+    // The whole tree is valid (clap checks a command only when it is used).
+    super::command().debug_assert();
+    let serve = help_of_serve();
+    assert!(serve.contains("--registry"), "{serve}");
+    let help_of = |args: &[&str]| {
+        let e = super::command()
+            .try_get_matches_from(args)
+            .expect_err("--help stops parsing");
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        e.render().to_string()
+    };
+    let sub_help = help_of(&["crtask", "task", "list", "--help"]);
+    assert!(!sub_help.contains("--aws-"), "{sub_help}");
+    assert!(sub_help.contains("--query"), "{sub_help}");
+    let root_help = help_of(&["crtask", "--help"]);
+    assert!(root_help.contains("AWS platform"), "{root_help}");
+    assert!(root_help.contains("--aws-table"), "{root_help}");
+    let m = super::command()
+        .try_get_matches_from(["crtask", "task", "list", "--aws-table", "t"])
+        .unwrap();
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+    assert_eq!(cli.globals.aws.table.as_deref(), Some("t"));
     let cmd = Cli::command();
     let exec = cmd.find_subcommand("exec").expect("exec exists");
     assert!(exec.is_hide_set());
@@ -190,4 +213,12 @@ fn completion_scripts_generate_and_bash_accepts_its_own() {
     assert!(zsh.starts_with("#compdef crtask"), "{zsh}");
     let fish = String::from_utf8(script::<Cli>(Shell::Fish)).unwrap();
     assert!(fish.contains("complete -c crtask"), "{fish}");
+}
+
+fn help_of_serve() -> String {
+    super::command()
+        .try_get_matches_from(["crtask", "serve", "--help"])
+        .expect_err("--help stops parsing")
+        .render()
+        .to_string()
 }

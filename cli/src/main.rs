@@ -10,7 +10,7 @@ mod profile;
 mod settings;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[cfg(test)]
 mod help_tests;
@@ -111,8 +111,40 @@ enum Command {
     Exec,
 }
 
+/// The command tree as parsed: the `--aws-*` flags are global (accepted
+/// after any command) but listed once, under their heading in `crtask
+/// --help`, rather than in every command's help. Each subcommand gets a
+/// hidden copy, which clap's propagation of globals then leaves alone.
+fn command() -> clap::Command {
+    let root = Cli::command();
+    let aws: Vec<clap::Arg> = root
+        .get_arguments()
+        .filter(|a| a.get_long().is_some_and(|l| l.starts_with("aws-")))
+        .map(|a| a.clone().hide(true))
+        .collect();
+    let names: Vec<String> = root
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names.iter().fold(root, |cmd, name| {
+        cmd.mut_subcommand(name, |sc| {
+            // A command's own argument of the same id wins (`serve
+            // --registry`), as it does in clap's propagation.
+            let copies: Vec<clap::Arg> = aws
+                .iter()
+                .filter(|a| sc.get_arguments().all(|own| own.get_id() != a.get_id()))
+                .cloned()
+                .collect();
+            sc.args(copies)
+        })
+    })
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
