@@ -229,7 +229,7 @@ impl Backend {
         match self {
             Backend::Http(c) => c.create_task(t).await,
             Backend::Aws(a) => {
-                buildable_on_aws(t)?;
+                buildable_on_aws(t, &a.settings)?;
                 // Everything the schedules need is checked before the task is stored.
                 let schedules = a.timer_schedules(&t.name, t.timers.is_empty(), t).await?;
                 let t = service::create_task(a.store(), &a.clock, t.clone()).await?;
@@ -245,7 +245,7 @@ impl Backend {
         match self {
             Backend::Http(c) => c.update_task(t).await,
             Backend::Aws(a) => {
-                buildable_on_aws(t)?;
+                buildable_on_aws(t, &a.settings)?;
                 let old = a.store().get_task(&t.name).await?;
                 let none = t.timers.is_empty() && old.as_ref().is_none_or(|o| o.timers.is_empty());
                 let schedules = a.timer_schedules(&t.name, none, t).await?;
@@ -301,13 +301,24 @@ fn no_secret_args_on_aws(args: &[crtask_core::domain::model::BuildArg]) -> Resul
     Ok(())
 }
 
-fn buildable_on_aws(t: &Task) -> Result<()> {
+fn buildable_on_aws(t: &Task, settings: &AwsSettings) -> Result<()> {
     no_secret_args_on_aws(&t.build_args)?;
     if !t.notify.is_empty() {
         bail!(
             "--notify URLs are delivered by `crtask serve` only; on AWS every run state change is a `crtask Run State Change` event on the account's default EventBridge bus: route it with a rule (for example on detail.task) to SNS, a chatbot or an API destination"
         );
     }
+    if t.git_access_token.is_some() {
+        bail!(
+            "--git-access-token cannot be used on AWS yet: the builder would receive it as a plaintext CodeBuild environment override; connect CodeBuild to the git host (aws codebuild import-source-credentials) instead"
+        );
+    }
+    use crtask_core::domain::identity::{check, RolePolicy};
+    let policy = match settings.task_role_path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => RolePolicy::Under(p),
+        None => RolePolicy::Unconfigured,
+    };
+    check(t.identity.as_deref(), policy)?;
     if let Ok(ContextSource::LocalDir { path }) = ContextSource::parse_task_context(&t.context) {
         bail!(
             "task context '{path}' is a local directory, which the AWS builder cannot read: use a git URL (#ref[:subdir]) or /dev/null (or `crtask build` to upload a directory)"
@@ -387,6 +398,9 @@ impl AwsBackend {
                 }
                 if let Some(bk) = &bucket {
                     b = b.with_contexts_bucket(bk.clone());
+                }
+                if let Some(p) = settings.task_role_path.clone().filter(|p| !p.is_empty()) {
+                    b = b.with_task_role_path(p);
                 }
                 b
             });

@@ -10,7 +10,10 @@ mod profile;
 mod settings;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+#[cfg(test)]
+mod help_tests;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -48,9 +51,14 @@ struct Globals {
     /// profiles.toml next to the CLI config) [default: default].
     #[arg(long, global = true, env = "CRTASK_PROFILE")]
     profile: Option<String>,
-    /// Output format.
+    /// Output format: table (for people), json, yaml, or tsv (values only,
+    /// tab-separated, one line per item, as `az -o tsv`).
     #[arg(short = 'o', long = "output", global = true, env = "CRTASK_OUTPUT", value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// JMESPath query run on the JSON answer before it is printed, as
+    /// `az --query` (e.g. "[?status=='Failed'].runId").
+    #[arg(long, global = true, env = "CRTASK_QUERY")]
+    query: Option<String>,
     #[command(flatten)]
     aws: settings::AwsSettings,
 }
@@ -66,6 +74,8 @@ pub enum Platform {
 pub enum Format {
     Table,
     Json,
+    Yaml,
+    Tsv,
 }
 
 #[derive(Subcommand)]
@@ -96,13 +106,48 @@ enum Command {
     Dashboard(commands::dashboard::DashboardArgs),
     /// Patch an image's OS packages in one new layer, without a rebuild.
     Patch(commands::patch::PatchArgs),
+    /// Print a shell completion script: `crtask completion bash > /etc/bash_completion.d/crtask`.
+    Completion(commands::completion::CompletionArgs),
     /// Run one build described by CRTASK_* environment variables: the step
     /// executor the builder runs (CodeBuild's buildspec on AWS).
+    #[command(hide = true)]
     Exec,
 }
 
+/// The command tree as parsed: the `--aws-*` flags are global (accepted
+/// after any command) but listed once, under their heading in `crtask
+/// --help`, rather than in every command's help. Each subcommand gets a
+/// hidden copy, which clap's propagation of globals then leaves alone.
+fn command() -> clap::Command {
+    let root = Cli::command();
+    let aws: Vec<clap::Arg> = root
+        .get_arguments()
+        .filter(|a| a.get_long().is_some_and(|l| l.starts_with("aws-")))
+        .map(|a| a.clone().hide(true))
+        .collect();
+    let names: Vec<String> = root
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names.iter().fold(root, |cmd, name| {
+        cmd.mut_subcommand(name, |sc| {
+            // A command's own argument of the same id wins (`serve
+            // --registry`), as it does in clap's propagation.
+            let copies: Vec<clap::Arg> = aws
+                .iter()
+                .filter(|a| sc.get_arguments().all(|own| own.get_id() != a.get_id()))
+                .cloned()
+                .collect();
+            sc.args(copies)
+        })
+    })
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,11 +180,12 @@ async fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Serve(a) => commands::serve::run(*a).await,
         Command::Exec => commands::exec::run().await,
+        Command::Completion(a) => commands::completion::run::<Cli>(a),
         Command::Aws(c) => {
             let g = commands::aws::Globals {
                 profile: g.profile,
                 cli_config: g.cli_config,
-                format: g.output,
+                out: output::Printer::new(g.output, g.query.as_deref())?,
             };
             commands::aws::run(g, c).await
         }
@@ -165,7 +211,7 @@ impl Globals {
         Ok(commands::Ctx {
             server: self.server,
             cli_config: self.cli_config,
-            format: self.output,
+            out: output::Printer::new(self.output, self.query.as_deref())?,
             platform: self.platform.or(chosen.platform).unwrap_or(Platform::Local),
             aws: self.aws.over(chosen.aws.unwrap_or_default()),
         })

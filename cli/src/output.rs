@@ -4,6 +4,10 @@
 //! event reasons, branch names and error texts come from webhook senders,
 //! and a raw escape sequence or NUL would act on the user's terminal.
 
+mod formats;
+
+pub use formats::Printer;
+
 use chrono::{DateTime, Utc};
 use crtask_core::domain::text;
 use serde_json::Value;
@@ -192,9 +196,4 @@ pub fn run_details(r: &Value) {
             ),
         );
     }
-}
-
-/// Prints any serialisable value as pretty JSON.
-pub fn json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

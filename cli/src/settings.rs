@@ -86,6 +86,15 @@ pub struct AwsSettings {
     #[arg(long = "aws-log-group", global = true, env = "CRTASK_AWS_LOG_GROUP")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_group: Option<String>,
+    /// AWS: the IAM path task roles (--assign-identity) must be under
+    /// (output TaskRolePath; optional).
+    #[arg(
+        long = "aws-task-role-path",
+        global = true,
+        env = "CRTASK_AWS_TASK_ROLE_PATH"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_path: Option<String>,
 }
 
 /// Which stack output fills which setting, and whether a profile needs it.
@@ -150,6 +159,11 @@ pub const OUTPUTS: &[Output] = &[
         field: |s| &mut s.schedule_dlq,
         required: false,
     },
+    Output {
+        key: "TaskRolePath",
+        field: |s| &mut s.task_role_path,
+        required: false,
+    },
 ];
 
 impl AwsSettings {
@@ -172,6 +186,7 @@ impl AwsSettings {
             schedule_secret: pick(self.schedule_secret, profile.schedule_secret),
             schedule_dlq: pick(self.schedule_dlq, profile.schedule_dlq),
             log_group: pick(self.log_group, profile.log_group),
+            task_role_path: pick(self.task_role_path, profile.task_role_path),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::profile::{self, Profile};
 use crate::settings::AwsSettings;
-use crate::{Format, Platform};
+use crate::Platform;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use crtask_aws::stack::{describe_stack, project_registry};
@@ -33,7 +33,7 @@ pub struct Globals {
     pub profile: Option<String>,
     /// `--cli-config` or `CRTASK_CLI_CONFIG`: the profiles file is next to it.
     pub cli_config: Option<PathBuf>,
-    pub format: Format,
+    pub out: crate::output::Printer,
 }
 
 pub async fn run(g: Globals, c: AwsCommand) -> Result<i32> {
@@ -94,35 +94,34 @@ async fn configure(g: Globals, a: ConfigureArgs) -> Result<i32> {
         file.display(),
         stack.name
     );
-    print(g.format, &name, &file, &p)?;
+    print(&g.out, &name, &file, &p)?;
     Ok(0)
 }
 
-fn print(format: Format, name: &str, file: &std::path::Path, p: &Profile) -> Result<()> {
+fn print(
+    out: &crate::output::Printer,
+    name: &str,
+    file: &std::path::Path,
+    p: &Profile,
+) -> Result<()> {
     let aws = p.aws.clone().unwrap_or_default();
-    match format {
-        Format::Json => {
-            let v = serde_json::json!({
-                "profile": name,
-                "file": file.display().to_string(),
-                "platform": "aws",
-                "aws": aws,
-            });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+    let v = serde_json::json!({
+        "profile": name,
+        "file": file.display().to_string(),
+        "platform": "aws",
+        "aws": aws,
+    });
+    let settings = serde_json::to_value(&aws)?;
+    let Some(map) = settings.as_object() else {
+        bail!("cannot show the profile");
+    };
+    out.emit(&v, || {
+        let width = map.keys().map(String::len).max().unwrap_or(0);
+        for (k, v) in map {
+            println!(
+                "{k:width$}  {}",
+                crtask_core::domain::text::inert(v.as_str().unwrap_or_default())
+            );
         }
-        Format::Table => {
-            let v = serde_json::to_value(&aws)?;
-            let Some(map) = v.as_object() else {
-                bail!("cannot show the profile");
-            };
-            let width = map.keys().map(String::len).max().unwrap_or(0);
-            for (k, v) in map {
-                println!(
-                    "{k:width$}  {}",
-                    crtask_core::domain::text::inert(v.as_str().unwrap_or_default())
-                );
-            }
-        }
-    }
-    Ok(())
+    })
 }

@@ -16,11 +16,13 @@ pub struct BuildArgs {
     /// Dockerfile, relative to the context.
     #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
     file: String,
-    /// Build argument K=V, or K to take the value from the environment (repeatable).
-    #[arg(long = "build-arg")]
+    /// Build argument K=V, or K to take the value from the environment
+    /// (repeatable; `--arg` is the same flag).
+    #[arg(long = "build-arg", visible_alias = "arg")]
     build_args: Vec<String>,
-    /// Build argument whose value is never shown in logs or listings (repeatable).
-    #[arg(long = "secret-build-arg")]
+    /// Build argument whose value is never shown in logs or listings
+    /// (repeatable; `--secret-arg` is the same flag).
+    #[arg(long = "secret-build-arg", visible_alias = "secret-arg")]
     secret_build_args: Vec<String>,
     /// Build stage to stop at.
     #[arg(long)]

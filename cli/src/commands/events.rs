@@ -2,7 +2,6 @@
 
 use super::Ctx;
 use crate::output;
-use crate::Format;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
@@ -17,6 +16,7 @@ pub struct ListArgs {
     /// git, registry, timer or poll.
     #[arg(long)]
     source: Option<String>,
+    /// How many events to list.
     #[arg(long, default_value_t = 20)]
     top: usize,
 }
@@ -31,10 +31,11 @@ pub async fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<i32> {
         .await?
         .events(a.source.as_deref(), a.top)
         .await?;
-    if ctx.format == Format::Json {
-        output::json(&events);
-        return Ok(0);
-    }
+    ctx.out.emit(&events, || table(&events))?;
+    Ok(0)
+}
+
+fn table(events: &[crtask_core::domain::model::EventRecord]) {
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -56,5 +57,4 @@ pub async fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<i32> {
         &["ID", "SOURCE", "RECEIVED", "OUTCOME", "RUNS", "REASON"],
         &rows,
     );
-    Ok(0)
 }

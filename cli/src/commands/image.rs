@@ -2,7 +2,6 @@
 
 use super::Ctx;
 use crate::output;
-use crate::Format;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
@@ -21,10 +20,11 @@ pub struct DependentsArgs {
 pub async fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<i32> {
     let ImageCommand::Dependents(a) = cmd;
     let v = ctx.client().await?.dependents(&a.image).await?;
-    if ctx.format == Format::Json {
-        output::json(&v);
-        return Ok(0);
-    }
+    ctx.out.emit(&v, || table(&v, &a.image))?;
+    Ok(0)
+}
+
+fn table(v: &serde_json::Value, image: &str) {
     let rows: Vec<Vec<String>> = v["dependents"]
         .as_array()
         .into_iter()
@@ -53,8 +53,7 @@ pub async fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<i32> {
         .collect();
     println!(
         "Tasks that depend on {}:",
-        v["image"].as_str().unwrap_or(&a.image)
+        v["image"].as_str().unwrap_or(image)
     );
     output::table(&["TASK", "USE", "DIGEST LAST BUILT ON", "TRIGGER"], &rows);
-    Ok(0)
 }

@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod build;
+pub mod completion;
 pub mod dashboard;
 pub mod events;
 pub mod exec;
@@ -18,7 +19,6 @@ pub mod timer;
 pub mod wait;
 
 use crate::backend::Backend;
-use crate::Format;
 use anyhow::{bail, Result};
 
 /// What every client command needs.
@@ -27,7 +27,8 @@ pub struct Ctx {
     pub server: Option<String>,
     /// `--cli-config` or `CRTASK_CLI_CONFIG`.
     pub cli_config: Option<std::path::PathBuf>,
-    pub format: Format,
+    /// `-o` and `--query`.
+    pub out: crate::output::Printer,
     pub platform: crate::Platform,
     pub aws: crate::backend::AwsSettings,
 }

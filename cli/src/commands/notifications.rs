@@ -3,16 +3,16 @@
 
 use super::Ctx;
 use crate::output;
-use crate::Format;
 use crtask_core::domain::time::rfc3339;
 use crtask_core::notify::NotificationRecord;
 
-/// Prints the deliveries (one row each; `-o json` adds every attempt).
-pub fn show(ctx: &Ctx, list: &[NotificationRecord]) {
-    if ctx.format == Format::Json {
-        output::json(&list);
-        return;
-    }
+/// Prints the deliveries (one row each; `-o json|yaml|tsv` and `--query`
+/// see every attempt).
+pub fn show(ctx: &Ctx, list: &[NotificationRecord]) -> anyhow::Result<()> {
+    ctx.out.emit(&list, || table(list))
+}
+
+fn table(list: &[NotificationRecord]) {
     if list.is_empty() {
         println!("No notifications for this run (no --notify URL was set when it ran).");
         return;

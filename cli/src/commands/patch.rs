@@ -122,13 +122,13 @@ async fn config(ctx: &Ctx, c: ConfigCommand) -> Result<i32> {
         ConfigCommand::Show => client.patch_config().await?,
         ConfigCommand::Delete => {
             client.delete_patch_config().await?;
-            println!("Continuous patching is off");
+            ctx.out.emit(&serde_json::json!({"deleted": true}), || {
+                println!("Continuous patching is off")
+            })?;
             return Ok(0);
         }
     };
-    if ctx.format == crate::Format::Json {
-        crate::output::json(&v);
-    } else {
+    ctx.out.emit(&v, || {
         println!(
             "Schedule: every {}; next run {}",
             v["schedule"].as_str().unwrap_or("?"),
@@ -158,6 +158,6 @@ async fn config(ctx: &Ctx, c: ConfigCommand) -> Result<i32> {
                 }
             );
         }
-    }
+    })?;
     Ok(0)
 }

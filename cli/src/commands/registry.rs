@@ -20,7 +20,7 @@ use crtask_core::trigger::registry::credentials::{
 use crtask_local::registry_credentials::FileCredentials;
 
 use super::Ctx;
-use crate::{Format, Platform};
+use crate::Platform;
 
 #[derive(Subcommand)]
 pub enum RegistryCommand {
@@ -147,16 +147,18 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
         }
         Platform::Aws => aws(&a.place).await?.put(&host, &cred).await?,
     };
-    match ctx.format {
-        Format::Json => crate::output::json(&serde_json::json!({
+    ctx.out.emit(
+        &serde_json::json!({
             "registry": host, "username": cred.username, "stored": place,
-        })),
-        Format::Table => println!(
-            "credential for {host} (user {}) stored in {}",
-            inert(&cred.username),
-            inert(&place)
-        ),
-    }
+        }),
+        || {
+            println!(
+                "credential for {host} (user {}) stored in {}",
+                inert(&cred.username),
+                inert(&place)
+            )
+        },
+    )?;
     Ok(0)
 }
 
@@ -176,14 +178,12 @@ async fn list(ctx: &Ctx, place: &Place) -> Result<i32> {
             .map(|h| (h, None))
             .collect(),
     };
-    match ctx.format {
-        Format::Json => crate::output::json(
-            &rows
-                .iter()
-                .map(|(h, u)| serde_json::json!({"registry": h, "username": u}))
-                .collect::<Vec<_>>(),
-        ),
-        Format::Table => crate::output::table(
+    let data: Vec<_> = rows
+        .iter()
+        .map(|(h, u)| serde_json::json!({"registry": h, "username": u}))
+        .collect();
+    ctx.out.emit(&data, || {
+        crate::output::table(
             &["REGISTRY", "USERNAME"],
             &rows
                 .iter()
@@ -196,8 +196,8 @@ async fn list(ctx: &Ctx, place: &Place) -> Result<i32> {
                     ]
                 })
                 .collect::<Vec<_>>(),
-        ),
-    }
+        )
+    })?;
     Ok(0)
 }
 
@@ -211,11 +211,9 @@ async fn remove(ctx: &Ctx, host: &str, place: &Place) -> Result<i32> {
         eprintln!("error: no credential is stored for {host}");
         return Ok(1);
     }
-    match ctx.format {
-        Format::Json => {
-            crate::output::json(&serde_json::json!({"registry": host, "removed": true}))
-        }
-        Format::Table => println!("credential for {host} removed"),
-    }
+    ctx.out.emit(
+        &serde_json::json!({"registry": host, "removed": true}),
+        || println!("credential for {host} removed"),
+    )?;
     Ok(0)
 }

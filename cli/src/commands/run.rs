@@ -10,9 +10,20 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The task file (acr-task.yaml), relative to the context.
-    #[arg(short = 'f', long = "file")]
-    file: String,
+    /// The task file (acr-task.yaml), relative to the context (with the
+    /// context /dev/null: a local file).
+    #[arg(
+        short = 'f',
+        long = "file",
+        required_unless_present = "cmd",
+        conflicts_with = "cmd"
+    )]
+    file: Option<String>,
+    /// Run this command instead of a task file: an image and its arguments,
+    /// as a task file's `cmd` step (`crtask run --cmd "alpine echo hi" /dev/null`,
+    /// as `az acr run --cmd`). Takes the context /dev/null.
+    #[arg(long, value_name = "IMAGE [ARGS]")]
+    cmd: Option<String>,
     /// Template value K=V (repeatable; later wins, beats --values).
     #[arg(long = "set")]
     sets: Vec<String>,
@@ -35,27 +46,48 @@ pub struct RunArgs {
     context: String,
 }
 
+/// The task file `--cmd` runs: one `cmd` step (v1.1.0, so `$Registry`
+/// and the other aliases expand as in `az acr run --cmd`). The command is
+/// written as a JSON string, which is a valid YAML double-quoted scalar:
+/// quotes, newlines and `#` stay inside the step.
+pub fn cmd_task_file(cmd: &str) -> Result<String> {
+    if cmd.trim().is_empty() {
+        bail!("--cmd is empty: give an image and its arguments, e.g. --cmd \"alpine echo hi\"");
+    }
+    Ok(format!(
+        "version: v1.1.0\nsteps:\n  - cmd: {}\n",
+        serde_json::to_string(cmd)?
+    ))
+}
+
+/// The name the `--cmd` task file is uploaded under.
+const CMD_FILE: &str = "acb_cmd.yaml";
+
 pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    if !taskfile::is_task_file(&a.file) {
-        bail!(
-            "'{}' is not a task file (.yaml or .yml); use `crtask build` for a Dockerfile",
-            a.file
-        );
+    let given = a.file.clone().unwrap_or_else(|| CMD_FILE.to_string());
+    if a.cmd.is_none() && !taskfile::is_task_file(&given) {
+        bail!("'{given}' is not a task file (.yaml or .yml); use `crtask build` for a Dockerfile");
+    }
+    if a.cmd.is_some() && a.context != "/dev/null" {
+        bail!("--cmd runs without a context: give /dev/null as the context (or write a task file with a cmd step and use -f)");
     }
     let values = super::values(a.values.as_deref(), &a.sets)?;
     let client = ctx.client().await?;
-    let mut file = a.file.clone();
+    let mut file = given.clone();
     // With no context (/dev/null) the task file is read from here and
     // uploaded alone, as `az acr run -f FILE /dev/null` does.
     let scratch = tempfile::tempdir()?;
-    let (dir, remote) = if a.context == "/dev/null" {
-        let local = crate::absolute(&PathBuf::from(&a.file));
+    let (dir, remote) = if let Some(cmd) = &a.cmd {
+        std::fs::write(scratch.path().join(CMD_FILE), cmd_task_file(cmd)?)?;
+        (Some(scratch.path().to_path_buf()), None)
+    } else if a.context == "/dev/null" {
+        let local = crate::absolute(&PathBuf::from(&given));
         let name = local
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| anyhow!("task file '{}' has no file name", a.file))?;
+            .ok_or_else(|| anyhow!("task file '{given}' has no file name"))?;
         std::fs::copy(&local, scratch.path().join(&name))
-            .map_err(|e| anyhow!("cannot read task file '{}': {e}", a.file))?;
+            .map_err(|e| anyhow!("cannot read task file '{given}': {e}"))?;
         file = name;
         (Some(scratch.path().to_path_buf()), None)
     } else if is_git_url(&a.context) {
@@ -125,4 +157,40 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     };
     let run = client.quick_build(&req).await?;
     wait::queued(ctx, &client, run, "run", a.no_wait, a.no_logs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crtask_core::build::taskfile;
+
+    #[test]
+    fn cmd_becomes_one_cmd_step_whatever_it_holds() {
+        for cmd in [
+            "alpine echo hi",
+            "$Registry/tool:1 --flag \"quoted # not a comment\"",
+            "bash -c 'a: b'\necho two",
+        ] {
+            let text = cmd_task_file(cmd).unwrap();
+            let vars = crtask_core::template::RunVars {
+                id: "ca1".into(),
+                registry: "reg.example:5000".into(),
+                ..Default::default()
+            };
+            let data =
+                taskfile::data_with_placeholder_secrets(&text, &vars, &Default::default(), "s")
+                    .unwrap_or_else(|e| panic!("{cmd}: {e:?}"));
+            let tf = taskfile::load_with_data(&text, &data, &taskfile::ParseOptions::default())
+                .unwrap_or_else(|e| panic!("{cmd}: {e:?}"));
+            assert_eq!(tf.steps.len(), 1, "{text}");
+            let taskfile::StepKind::Cmd(c) = &tf.steps[0].kind else {
+                panic!("not a cmd step: {text}");
+            };
+            let expected = cmd.replace("$Registry", "reg.example:5000");
+            assert_eq!(c.raw, expected, "{text}");
+        }
+        let tf_text = cmd_task_file("$Registry/tool:1 run").unwrap();
+        assert!(tf_text.starts_with("version: v1.1.0\n"), "{tf_text}");
+        assert!(cmd_task_file("  ").is_err());
+    }
 }

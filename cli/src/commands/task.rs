@@ -2,7 +2,6 @@
 
 use super::{wait, Ctx};
 use crate::output;
-use crate::Format;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use crtask_core::domain::api::TaskRunRequest;
@@ -43,18 +42,21 @@ pub enum TaskCommand {
 
 #[derive(Args)]
 pub struct Name {
+    /// The task's name.
     #[arg(long, short = 'n')]
     name: String,
 }
 
 #[derive(Args)]
 pub struct RunId {
+    /// The run's id (e.g. ca1).
     #[arg(long)]
     run_id: String,
 }
 
 #[derive(Args)]
 pub struct TaskFields {
+    /// The task's name.
     #[arg(long, short = 'n')]
     name: String,
     /// A local directory (read by the server at each run), a git URL
@@ -70,8 +72,10 @@ pub struct TaskFields {
     /// Branch to build on commits [default: main].
     #[arg(long)]
     branch: Option<String>,
+    /// Build on pushes to the branch [default: true].
     #[arg(long, value_name = "BOOL")]
     commit_trigger_enabled: Option<bool>,
+    /// Build pull requests into the branch [default: false].
     #[arg(long, value_name = "BOOL")]
     pull_request_trigger_enabled: Option<bool>,
     /// Build tag pushes too.
@@ -80,6 +84,7 @@ pub struct TaskFields {
     /// Push the images pull-request runs build (off: they only build).
     #[arg(long, value_name = "BOOL")]
     pull_request_push_enabled: Option<bool>,
+    /// Rebuild when a base image changes [default: true].
     #[arg(long, value_name = "BOOL")]
     base_image_trigger_enabled: Option<bool>,
     /// Runtime or All.
@@ -88,12 +93,23 @@ pub struct TaskFields {
     /// Timer as [NAME:]CRON (repeatable).
     #[arg(long = "schedule")]
     schedules: Vec<String>,
-    /// Build argument K=V (repeatable).
-    #[arg(long = "build-arg")]
+    /// Build argument K=V, or K to take the value from the environment
+    /// (repeatable; `--build-arg` is the same flag).
+    #[arg(long = "arg", visible_alias = "build-arg")]
     build_args: Vec<String>,
-    /// Secret build argument K=V (repeatable; never shown).
-    #[arg(long = "secret-build-arg")]
+    /// Secret build argument K=V (repeatable; never shown;
+    /// `--secret-build-arg` is the same flag).
+    #[arg(long = "secret-arg", visible_alias = "secret-build-arg")]
     secret_build_args: Vec<String>,
+    /// Token for cloning a private git context over HTTPS; stored as a
+    /// secret, never shown (an empty value removes it).
+    #[arg(long, env = "CRTASK_GIT_ACCESS_TOKEN", hide_env_values = true)]
+    git_access_token: Option<String>,
+    /// AWS: IAM role ARN the task's builds run with (CodeBuild's service
+    /// role override), under the stack's TaskRolePath; an empty value
+    /// removes it. Refused on the local platform.
+    #[arg(long, value_name = "ROLE_ARN")]
+    assign_identity: Option<String>,
     /// Template value K=V (repeatable).
     #[arg(long = "set")]
     sets: Vec<String>,
@@ -123,13 +139,16 @@ pub struct TaskFields {
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// The task's name.
     #[arg(long, short = 'n')]
     name: String,
     /// Template value K=V for this run (repeatable).
     #[arg(long = "set")]
     sets: Vec<String>,
+    /// YAML file of template values for this run.
     #[arg(long)]
     values: Option<PathBuf>,
+    /// Do not stream the log.
     #[arg(long)]
     no_logs: bool,
     /// Return once the run is queued.
@@ -139,21 +158,28 @@ pub struct RunArgs {
 
 #[derive(Args)]
 pub struct ListRunsArgs {
+    /// Only this task's runs.
     #[arg(long, short = 'n')]
     name: Option<String>,
+    /// Only runs in this status (Queued, Running, Succeeded, Failed, ...).
     #[arg(long)]
     run_status: Option<String>,
+    /// How many runs to list.
     #[arg(long, default_value_t = 15)]
     top: usize,
 }
 
 #[derive(Args)]
 pub struct LogsArgs {
-    #[arg(long, conflicts_with = "name", required_unless_present = "name")]
+    /// The run whose log to print.
+    #[arg(long, conflicts_with_all = ["name", "task"])]
     run_id: Option<String>,
-    /// The task's latest run.
-    #[arg(long, short = 'n')]
+    /// Print the log of this task's latest run.
+    #[arg(long, short = 'n', conflicts_with = "task")]
     name: Option<String>,
+    /// Same as --name: `crtask task logs web`.
+    #[arg(value_name = "NAME")]
+    task: Option<String>,
 }
 
 /// Parses `--schedule [NAME:]CRON` values; unnamed ones become t1, t2, ...
@@ -265,6 +291,12 @@ impl TaskFields {
         if !self.notify.is_empty() {
             t.notify = self.notify.into_iter().filter(|u| !u.is_empty()).collect();
         }
+        if let Some(v) = self.git_access_token {
+            t.git_access_token = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = self.assign_identity {
+            t.identity = Some(v).filter(|s| !s.is_empty());
+        }
         Ok(())
     }
 }
@@ -290,16 +322,18 @@ fn new_task(name: &str) -> Task {
         platform: None,
         push: true,
         timeout: DEFAULT_TASK_TIMEOUT,
+        git_access_token: None,
+        identity: None,
         create_time: chrono::Utc::now(),
         notify: Vec::new(),
     }
 }
 
-fn show_task(ctx: &Ctx, t: Task) {
-    if ctx.format == Format::Json {
-        output::json(&t);
-        return;
-    }
+fn show_task(ctx: &Ctx, t: Task) -> Result<()> {
+    ctx.out.emit(&t, || task_details(&t))
+}
+
+fn task_details(t: &Task) {
     let kv = |k: &str, v: String| output::kv(22, k, &v);
     kv("Name:", t.name.clone());
     kv("Context:", t.context.clone());
@@ -335,6 +369,12 @@ fn show_task(ctx: &Ctx, t: Task) {
             format!("{k}={}", crtask_core::build::values::value_text(v)),
         );
     }
+    if t.git_access_token.is_some() {
+        kv("Git access token:", "(set)".into());
+    }
+    if let Some(role) = &t.identity {
+        kv("Identity:", role.clone());
+    }
     kv("Push:", if t.push { "yes".into() } else { "no".into() });
     kv("Timeout:", format!("{}s", t.timeout));
     for u in &t.notify {
@@ -361,24 +401,22 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
             let mut t = new_task(&f.name);
             f.apply(&mut t)?;
             let t = client.create_task(&t).await?;
-            show_task(ctx, t);
+            show_task(ctx, t)?;
         }
         TaskCommand::Update(f) => {
             let mut t = client.task(&f.name).await?;
             f.apply(&mut t)?;
             let t = client.update_task(&t).await?;
-            show_task(ctx, t);
+            show_task(ctx, t)?;
         }
         TaskCommand::Show(n) => {
             let t = client.task(&n.name).await?;
             let deps = client.task_dependencies(&n.name).await?;
-            if ctx.format == Format::Json {
-                let mut v = serde_json::to_value(&t)?;
-                v["dependencies"] = serde_json::to_value(&deps)?;
-                output::json(&v);
-            } else {
-                show_task(ctx, t);
-                for d in deps {
+            let mut v = serde_json::to_value(&t)?;
+            v["dependencies"] = serde_json::to_value(&deps)?;
+            ctx.out.emit(&v, || {
+                task_details(&t);
+                for d in &deps {
                     println!(
                         "{:<22} {} ({}, {})",
                         "Base image:",
@@ -387,13 +425,11 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
                         d.digest.as_deref().unwrap_or("not built yet")
                     );
                 }
-            }
+            })?;
         }
         TaskCommand::List => {
             let tasks = client.tasks().await?;
-            if ctx.format == Format::Json {
-                output::json(&tasks);
-            } else {
+            ctx.out.emit(&tasks, || {
                 let rows: Vec<Vec<String>> = tasks
                     .iter()
                     .map(|t| {
@@ -421,15 +457,13 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
                     })
                     .collect();
                 output::table(&["NAME", "PLATFORM", "CONTEXT", "TRIGGERS"], &rows);
-            }
+            })?;
         }
         TaskCommand::Delete(n) => {
             client.delete_task(&n.name).await?;
-            if ctx.format == Format::Json {
-                output::json(&serde_json::json!({"deleted": n.name}));
-            } else {
-                println!("Task '{}' deleted", n.name);
-            }
+            ctx.out.emit(&serde_json::json!({"deleted": n.name}), || {
+                println!("Task '{}' deleted", n.name)
+            })?;
         }
         TaskCommand::Run(a) => {
             let values = super::values(a.values.as_deref(), &a.sets)?;
@@ -443,22 +477,14 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
             let runs = client
                 .runs(a.name.as_deref(), a.run_status.as_deref(), Some(a.top))
                 .await?;
-            if ctx.format == Format::Json {
-                output::json(&runs);
-            } else {
-                output::runs_table(&runs);
-            }
+            ctx.out.emit(&runs, || output::runs_table(&runs))?;
         }
         TaskCommand::ShowRun(r) => {
             let run = client.run(&r.run_id).await?;
-            if ctx.format == Format::Json {
-                output::json(&run);
-            } else {
-                output::run_details(&run);
-            }
+            ctx.out.emit(&run, || output::run_details(&run))?;
         }
         TaskCommand::Logs(a) => {
-            let id = match (a.run_id, a.name) {
+            let id = match (a.run_id, a.name.or(a.task)) {
                 (Some(id), _) => id,
                 (None, Some(name)) => {
                     client.task(&name).await?;
@@ -468,26 +494,24 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> Result<i32> {
                         .map(str::to_string)
                         .ok_or_else(|| anyhow!("task '{name}' has no runs yet"))?
                 }
-                (None, None) => bail!("give --run-id or --name"),
+                (None, None) => bail!("give a task name (`crtask task logs NAME`) or --run-id"),
             };
             client.run(&id).await?;
             client.log(&id, true, &mut std::io::stdout()).await?;
         }
         TaskCommand::Notifications(r) => {
             let list = client.notifications(&r.run_id).await?;
-            super::notifications::show(ctx, &list);
+            super::notifications::show(ctx, &list)?;
         }
         TaskCommand::CancelRun(r) => {
             let run = client.cancel(&r.run_id).await?;
-            if ctx.format == Format::Json {
-                output::json(&run);
-            } else {
+            ctx.out.emit(&run, || {
                 println!(
                     "Run ID: {} is {}",
                     r.run_id,
                     run["status"].as_str().unwrap_or("?")
-                );
-            }
+                )
+            })?;
         }
     }
     Ok(0)

@@ -6,7 +6,6 @@
 
 use super::Ctx;
 use crate::output;
-use crate::Format;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -37,6 +36,7 @@ pub struct TimerArgs {
     /// Five-field cron, UTC: minute hour day-of-month month day-of-week.
     #[arg(long)]
     schedule: Option<String>,
+    /// Whether the timer fires (a disabled timer is kept).
     #[arg(long, value_name = "BOOL")]
     enabled: Option<bool>,
 }
@@ -49,7 +49,7 @@ pub struct ListArgs {
 }
 
 /// A timer as `list -o json` prints it.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TimerRow {
     pub name: String,
@@ -160,12 +160,12 @@ pub fn remove(task: &mut Task, a: &TimerArgs) -> Result<String> {
     Ok(name.clone())
 }
 
-fn print(ctx: &Ctx, task: &Task) {
+fn print(ctx: &Ctx, task: &Task) -> Result<()> {
     let rows = rows(task, Utc::now());
-    if ctx.format == Format::Json {
-        output::json(&rows);
-        return;
-    }
+    ctx.out.emit(&rows, || table(task, rows.clone()))
+}
+
+fn table(task: &Task, rows: Vec<TimerRow>) {
     if rows.is_empty() {
         println!("Task '{}' has no timers", task.name);
         return;
@@ -191,7 +191,7 @@ pub async fn run(ctx: &Ctx, cmd: TimerCommand) -> Result<i32> {
     let client = ctx.client().await?;
     let (a, verb, apply): (TimerArgs, &str, Apply) = match cmd {
         TimerCommand::List(l) => {
-            print(ctx, &client.task(&l.name).await?);
+            print(ctx, &client.task(&l.name).await?)?;
             return Ok(0);
         }
         TimerCommand::Add(a) => (a, "added to", add),
@@ -201,10 +201,10 @@ pub async fn run(ctx: &Ctx, cmd: TimerCommand) -> Result<i32> {
     let mut task = client.task(&a.name).await?;
     let timer = apply(&mut task, &a)?;
     let task = client.update_task(&task).await?;
-    if ctx.format != Format::Json {
+    if ctx.out.human() {
         println!("Timer '{timer}' {verb} task '{}'", task.name);
     }
-    print(ctx, &task);
+    print(ctx, &task)?;
     Ok(0)
 }
 

@@ -3,7 +3,6 @@
 use super::Ctx;
 use crate::backend::Backend as Client;
 use crate::client::RunJson;
-use crate::Format;
 use anyhow::Result;
 
 /// After a run was queued: prints `Queued a <noun> with ID: <id>` (or, with
@@ -20,11 +19,16 @@ pub async fn queued(
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("the server answered without a run id"))?
         .to_string();
-    if ctx.format == Format::Json && no_wait {
-        crate::output::json(&run);
+    if !ctx.out.human() && no_wait {
+        ctx.out.emit(&run, || {})?;
         return Ok(0);
     }
-    println!("Queued a {noun} with ID: {id}");
+    if ctx.out.human() {
+        println!("Queued a {noun} with ID: {id}");
+    } else {
+        // stdout carries only the final document.
+        eprintln!("Queued a {noun} with ID: {id}");
+    }
     if no_wait {
         return Ok(0);
     }
@@ -35,8 +39,8 @@ pub async fn queued(
 /// line (or the run as JSON) and returns the exit code: 0 only on success.
 pub async fn follow(ctx: &Ctx, client: &Client, run_id: &str, no_logs: bool) -> Result<i32> {
     if !no_logs {
-        // In JSON mode stdout carries only the final document.
-        let res = if ctx.format == Format::Json {
+        // With -o json|yaml|tsv or --query stdout carries only the final document.
+        let res = if !ctx.out.human() {
             client.log(run_id, true, &mut std::io::stderr()).await
         } else {
             client.log(run_id, true, &mut std::io::stdout()).await
@@ -46,7 +50,7 @@ pub async fn follow(ctx: &Ctx, client: &Client, run_id: &str, no_logs: bool) -> 
         }
     }
     let run = wait_terminal(client, run_id).await?;
-    Ok(report(ctx, &run))
+    report(ctx, &run)
 }
 
 async fn wait_terminal(client: &Client, run_id: &str) -> Result<RunJson> {
@@ -67,12 +71,10 @@ pub fn is_terminal(run: &RunJson) -> bool {
 }
 
 /// Prints how the run ended; returns the exit code.
-pub fn report(ctx: &Ctx, run: &RunJson) -> i32 {
+pub fn report(ctx: &Ctx, run: &RunJson) -> Result<i32> {
     let ok = run["status"] == "Succeeded";
     let id = run["runId"].as_str().unwrap_or("?");
-    if ctx.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(run).unwrap_or_default());
-    } else {
+    ctx.out.emit(run, || {
         let took = crate::output::duration(run);
         if ok {
             println!("Run ID: {id} was successful after {took}");
@@ -86,15 +88,15 @@ pub fn report(ctx: &Ctx, run: &RunJson) -> i32 {
                 )
             );
         }
-    }
+    })?;
     if ok {
-        0
+        Ok(0)
     } else {
         eprintln!(
             "error: run {id} {}: {}",
             run["status"].as_str().unwrap_or("failed").to_lowercase(),
             crtask_core::domain::text::inert(run["error"].as_str().unwrap_or("no reason recorded"))
         );
-        1
+        Ok(1)
     }
 }

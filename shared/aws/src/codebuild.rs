@@ -52,6 +52,10 @@ pub struct StartBuildRequest {
     pub environment_variables_override: Vec<(String, String)>,
     pub privileged_mode_override: bool,
     pub timeout_in_minutes_override: i32,
+    /// The task's role (`--assign-identity`): the build runs with it
+    /// instead of the project's service role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_role_override: Option<String>,
 }
 
 impl StartBuildRequest {
@@ -205,9 +209,11 @@ pub fn start_build_request(
             )));
         }
     }
-    // The spec without secret build arguments, for the executor.
+    // The spec without secrets (secret build arguments, the git access
+    // token), for the executor.
     let mut spec = run.spec.clone();
     spec.build_args.retain(|a| !a.secret);
+    spec.git_access_token = None;
     set(
         "CRTASK_SPEC",
         &serde_json::to_string(&spec).map_err(|e| CoreError::Builder(e.to_string()))?,
@@ -233,6 +239,7 @@ pub fn start_build_request(
         environment_variables_override: env,
         privileged_mode_override: true,
         timeout_in_minutes_override: minutes,
+        service_role_override: run.spec.identity.clone(),
     })
 }
 
@@ -369,6 +376,7 @@ pub async fn send_start_build(client: &Client, req: &StartBuildRequest) -> Resul
         .privileged_mode_override(req.privileged_mode_override)
         .timeout_in_minutes_override(req.timeout_in_minutes_override)
         .set_source_version(req.source_version.clone())
+        .set_service_role_override(req.service_role_override.clone())
         .set_source_location_override(req.source_location_override.clone());
     if let Some(t) = &req.source_type_override {
         call = call.source_type_override(SourceType::from(t.as_str()));
@@ -408,6 +416,8 @@ pub struct CodeBuildBuilder {
     project: String,
     registry: Option<String>,
     contexts_bucket: Option<String>,
+    /// `TaskRolePath`: the IAM path task roles must be under.
+    task_role_path: Option<String>,
     backoff: Backoff,
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
@@ -428,6 +438,7 @@ impl CodeBuildBuilder {
             project: project.into(),
             registry: None,
             contexts_bucket: None,
+            task_role_path: None,
             backoff: Backoff::default(),
             sleeper: Arc::new(TokioSleeper),
             clock: Arc::new(SystemClock),
@@ -446,6 +457,13 @@ impl CodeBuildBuilder {
         self
     }
 
+    /// The IAM path task roles must be under (the stack's `TaskRolePath`);
+    /// without it a run naming a role is refused.
+    pub fn with_task_role_path(mut self, path: impl Into<String>) -> Self {
+        self.task_role_path = Some(path.into());
+        self
+    }
+
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -461,8 +479,20 @@ impl CodeBuildBuilder {
         self
     }
 
+    /// Whether the run's role (`--assign-identity`) may be passed.
+    fn check_role(&self, run: &Run) -> crtask_core::Result<()> {
+        use crtask_core::domain::identity::{check, RolePolicy};
+        let policy = match &self.task_role_path {
+            Some(p) => RolePolicy::Under(p),
+            None => RolePolicy::Unconfigured,
+        };
+        check(run.spec.identity.as_deref(), policy)
+    }
+
     /// The request [`Builder::dispatch`] sends for `run`.
+    /// A run whose task names a role outside `TaskRolePath` is refused.
     pub fn request_for(&self, run: &Run) -> crtask_core::Result<StartBuildRequest> {
+        self.check_role(run)?;
         start_build_request(
             run,
             &self.project,
@@ -491,6 +521,17 @@ impl Builder for CodeBuildBuilder {
                 "run {run_id} has already finished ({})",
                 run.status
             )));
+        }
+        // A role the stack does not allow will not become allowed by
+        // waiting: the run fails with the reason, and nothing is started.
+        if let Err(e) = self.check_role(&run) {
+            let mut run = run;
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+            run.finish_time = Some(self.clock.now());
+            self.store.update_run(&run).await?;
+            tracing::warn!(run = run_id, error = %e, "run refused: its task role is not allowed");
+            return Ok(());
         }
         let req = self.request_for(&run)?;
         let build_id = with_backoff(&self.backoff, &*self.sleeper, || {

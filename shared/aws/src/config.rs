@@ -208,6 +208,9 @@ pub struct FunctionEnv {
     /// `CRTASK_RETENTION_DAYS` (whole days; default 90): events and
     /// delivery ids expire this long after they were recorded.
     pub retention: std::time::Duration,
+    /// `CRTASK_TASK_ROLE_PATH` (optional): the IAM path task roles
+    /// (`--assign-identity`) must be under.
+    pub task_role_path: Option<String>,
 }
 
 impl FunctionEnv {
@@ -224,6 +227,7 @@ impl FunctionEnv {
             project: required(&get, "CRTASK_BUILDER_PROJECT")?,
             registry_host: get("CRTASK_REGISTRY_HOST").filter(|v| !v.is_empty()),
             retention: retention_days(&get)?,
+            task_role_path: get("CRTASK_TASK_ROLE_PATH").filter(|v| !v.is_empty()),
         })
     }
 }
@@ -248,6 +252,9 @@ impl FunctionEnv {
                 .with_contexts_bucket(self.bucket.clone());
         if let Some(r) = &self.registry_host {
             builder = builder.with_registry(r.clone());
+        }
+        if let Some(p) = &self.task_role_path {
+            builder = builder.with_task_role_path(p.clone());
         }
         (store, std::sync::Arc::new(builder))
     }

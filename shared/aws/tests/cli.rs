@@ -871,3 +871,96 @@ async fn cli_on_aws_patches_and_schedules_continuous_patching() {
         stderr(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_on_aws_passes_only_task_roles_under_the_stack_path() {
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let store = harness::store().await;
+    let (_s3, bucket) = harness::bucket().await;
+    let stack = Stack {
+        table: store.table().to_string(),
+        bucket,
+        project: codebuild::project(&cb, "crtask-role").await,
+    };
+    let allowed = "arn:aws:iam::123456789012:role/crtask-tasks/web-builder";
+    let outside = "arn:aws:iam::123456789012:role/admin";
+    let create = |role: &str, path: Option<&str>| {
+        let mut c = stack.command(&[
+            "task",
+            "create",
+            "-n",
+            "web",
+            "-c",
+            "https://github.com/acme/app.git#main",
+            "--assign-identity",
+            role,
+        ]);
+        if let Some(p) = path {
+            c.env("CRTASK_AWS_TASK_ROLE_PATH", p);
+        }
+        c.output().unwrap()
+    };
+    // A profile without the stack's TaskRolePath allows no roles.
+    let o = create(allowed, None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("allows no task roles"),
+        "{}",
+        stderr(&o)
+    );
+    // Outside the path: refused, nothing stored.
+    let o = create(outside, Some("/crtask-tasks/"));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("outside the path"), "{}", stderr(&o));
+    assert!(store.get_task("web").await.unwrap().is_none());
+    // Not an ARN at all.
+    let o = create("web-builder", Some("/crtask-tasks/"));
+    assert!(
+        stderr(&o).contains("is not an IAM role ARN"),
+        "{}",
+        stderr(&o)
+    );
+    // Under the path: stored, and the run is dispatched to CodeBuild.
+    let o = create(allowed, Some("/crtask-tasks/"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stored = store.get_task("web").await.unwrap().expect("stored");
+    assert_eq!(stored.identity.as_deref(), Some(allowed));
+    let out = stack
+        .command(&["task", "run", "-n", "web", "--no-wait", "-o", "json"])
+        .env("CRTASK_AWS_TASK_ROLE_PATH", "/crtask-tasks/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = run["runId"].as_str().unwrap();
+    let stored = store.get_run(id).await.unwrap().unwrap();
+    assert_eq!(stored.spec.identity.as_deref(), Some(allowed));
+    assert!(stored.builder_ref.is_some(), "{stored:?}");
+    assert_eq!(builds_of(&cb, &stack.project).await.len(), 1);
+    // The git access token would reach CodeBuild in plain text: refused.
+    let o = stack.run(&[
+        "task",
+        "update",
+        "-n",
+        "web",
+        "--git-access-token",
+        "zz-tok-zz",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--git-access-token cannot be used on AWS"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("zz-tok-zz"));
+    assert_eq!(
+        store
+            .get_task("web")
+            .await
+            .unwrap()
+            .unwrap()
+            .git_access_token,
+        None
+    );
+}

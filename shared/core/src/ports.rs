@@ -283,6 +283,22 @@ pub trait Engine: Send + Sync {
         dest: &Path,
         log: &dyn LogSink,
     ) -> Result<String>;
+    /// [`Engine::checkout`] of a task's context with the task's own
+    /// access token (`--git-access-token`) for the context's host. Engines
+    /// that cannot send one refuse rather than clone without it.
+    async fn checkout_with_token(
+        &self,
+        url: &str,
+        reference: Option<&str>,
+        dest: &Path,
+        log: &dyn LogSink,
+        token: &str,
+    ) -> Result<String> {
+        let _ = (url, reference, dest, log, token);
+        Err(crate::Error::invalid(
+            "this build engine cannot use a task's git access token",
+        ))
+    }
     /// The engine one run uses, isolated from every other run (its own
     /// image store: it sees only what it pulls and builds); `None` when the
     /// engine is already private to the run (a fresh CodeBuild agent).

@@ -151,6 +151,8 @@ pub fn quick_build_spec(
         timeout,
         values: req.values,
         cache: req.cache,
+        git_access_token: None,
+        identity: None,
     };
     check_images(&spec, registry, now)?;
     Ok(spec)

@@ -52,6 +52,8 @@ pub(crate) fn task_with_timers(timers: &[(&str, &str, bool)]) -> Task {
         platform: None,
         push: true,
         timeout: DEFAULT_TASK_TIMEOUT,
+        git_access_token: None,
+        identity: None,
         create_time: DateTime::UNIX_EPOCH,
         notify: Vec::new(),
     }

@@ -503,6 +503,18 @@ impl Engine for Buildah {
         crate::gitctx::clone(url, reference, dest, log, &self.cfg.git_auth).await
     }
 
+    async fn checkout_with_token(
+        &self,
+        url: &str,
+        reference: Option<&str>,
+        dest: &Path,
+        log: &dyn LogSink,
+        token: &str,
+    ) -> Result<String> {
+        let auth = self.cfg.git_auth.with_task_token(url, token);
+        crate::gitctx::clone(url, reference, dest, log, &auth).await
+    }
+
     fn for_run(&self, run: &str) -> Option<Arc<dyn Engine>> {
         Some(Arc::new(self.scoped(run)))
     }

@@ -362,6 +362,18 @@ impl Engine for Docker {
         crate::gitctx::clone(url, reference, dest, log, &self.cfg.git_auth).await
     }
 
+    async fn checkout_with_token(
+        &self,
+        url: &str,
+        reference: Option<&str>,
+        dest: &std::path::Path,
+        log: &dyn LogSink,
+        token: &str,
+    ) -> Result<String> {
+        let auth = self.cfg.git_auth.with_task_token(url, token);
+        crate::gitctx::clone(url, reference, dest, log, &auth).await
+    }
+
     async fn end_group(&self, group: &str) {
         let taken = self.groups.lock().ok().and_then(|mut g| g.remove(group));
         // Every container of the run goes with it, kept ones included.

@@ -11,12 +11,54 @@ use tokio::process::Command;
 /// token is read from its file at each clone and handed to git as an HTTP
 /// header through the environment, so it never appears in argv or logs.
 /// With a HOST it is sent only to that host; without, to every http(s) host.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct GitAuth {
     entries: Vec<(Option<String>, PathBuf)>,
+    /// A task's own token (`--git-access-token`), sent to the host of the
+    /// task's context only: it wins over the server's token files.
+    task: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for GitAuth {
+    /// Names the token files; a task token is only said to be there.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("entries", &self.entries)
+            .field("task_token", &self.task.is_some())
+            .finish()
+    }
+}
+
+/// The `host[:port]` and `host` of an http(s) URL, lowercased.
+fn http_host(url: &str) -> Option<(String, String)> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let host = hostport.split(':').next().unwrap_or(hostport);
+    Some((hostport.to_string(), host.to_string()))
+}
+
+fn basic_header(token: &str) -> String {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    format!("Authorization: Basic {basic}")
 }
 
 impl GitAuth {
+    /// These settings plus a task's token for the host of `url` (the
+    /// task's git context); an empty token or a non-HTTP URL adds nothing.
+    pub fn with_task_token(&self, url: &str, token: &str) -> GitAuth {
+        let mut out = self.clone();
+        let token = token.trim();
+        if let (Some((hostport, _)), false) = (http_host(url), token.is_empty()) {
+            out.task = Some((hostport, token.to_string()));
+        }
+        out
+    }
+
     pub fn parse(specs: &[String]) -> crate::Result<GitAuth> {
         let mut entries = Vec::new();
         for s in specs {
@@ -33,18 +75,21 @@ impl GitAuth {
             }
             entries.push((host, PathBuf::from(file)));
         }
-        Ok(GitAuth { entries })
+        Ok(GitAuth {
+            entries,
+            task: None,
+        })
     }
 
     /// The `Authorization` header value for `url`, if a token applies.
     fn header_for(&self, url: &str) -> Option<String> {
-        let lower = url.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix("https://")
-            .or_else(|| lower.strip_prefix("http://"))?;
-        let authority = rest.split('/').next().unwrap_or("");
-        let hostport = authority.rsplit('@').next().unwrap_or(authority);
-        let host = hostport.split(':').next().unwrap_or(hostport);
+        let (hostport, host) = http_host(url)?;
+        let (hostport, host) = (hostport.as_str(), host.as_str());
+        if let Some((h, token)) = &self.task {
+            if h == hostport {
+                return Some(basic_header(token));
+            }
+        }
         let (_, file) = self.entries.iter().find(|(h, _)| match h {
             None => true,
             Some(h) => h == hostport || h == host,
@@ -54,10 +99,7 @@ impl GitAuth {
         if token.is_empty() {
             return None;
         }
-        use base64::Engine as _;
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-        Some(format!("Authorization: Basic {basic}"))
+        Some(basic_header(token))
     }
 
     fn apply(&self, cmd: &mut Command, url: &str) {
@@ -194,5 +236,35 @@ mod tests {
         let any = GitAuth::parse(&[f.display().to_string()]).unwrap();
         assert!(any.header_for("http://127.0.0.1:8080/r.git").is_some());
         assert!(GitAuth::parse(&["h=".into()]).is_err());
+    }
+
+    #[test]
+    fn a_task_token_goes_only_to_its_context_host_and_wins() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("t");
+        std::fs::write(&f, "server\n").unwrap();
+        let server = GitAuth::parse(&[f.display().to_string()]).unwrap();
+        let auth = server.with_task_token("https://git.example.com:8443/org/r.git", "task-tok");
+        assert_eq!(
+            auth.header_for("https://git.example.com:8443/org/other.git"),
+            Some(basic_header("task-tok"))
+        );
+        // Another host gets the server's token, not the task's.
+        assert_eq!(
+            auth.header_for("https://other.example.com/x.git"),
+            Some(basic_header("server"))
+        );
+        let bare = GitAuth::default().with_task_token("https://h.example/r.git", "t");
+        assert!(bare.header_for("https://h.example.evil/r.git").is_none());
+        let secret = GitAuth::default().with_task_token("https://h.example/r.git", "zz-tok-zz");
+        assert!(!format!("{secret:?}").contains("zz-tok-zz"));
+        assert!(GitAuth::default()
+            .with_task_token("https://h.example/r.git", " ")
+            .header_for("https://h.example/r.git")
+            .is_none());
+        assert!(GitAuth::default()
+            .with_task_token("git@h.example:r.git", "t")
+            .header_for("https://h.example/r.git")
+            .is_none());
     }
 }

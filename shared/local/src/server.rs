@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use crtask_core::domain::api::{ErrorBody, QuickBuildRequest, TaskRunRequest, UploadResponse};
+use crtask_core::domain::identity::RolePolicy;
 use crtask_core::domain::model::{ContextSource, Task};
 use crtask_core::ports::{Builder, Clock, Store};
 use crtask_core::Error as CoreError;
@@ -515,6 +516,7 @@ async fn create_task(
     State(s): State<AppState>,
     Json(task): Json<Task>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
+    crtask_core::domain::identity::check(task.identity.as_deref(), RolePolicy::Local)?;
     let task = crtask_core::service::create_task(s.store.as_ref(), s.clock.as_ref(), task).await?;
     prescan(&s, &task).await;
     Ok((StatusCode::CREATED, Json(task.redacted())))
@@ -525,6 +527,7 @@ async fn update_task(
     UrlPath(name): UrlPath<String>,
     Json(task): Json<Task>,
 ) -> ApiResult<Json<Task>> {
+    crtask_core::domain::identity::check(task.identity.as_deref(), RolePolicy::Local)?;
     let task =
         crtask_core::service::update_task(s.store.as_ref(), s.clock.as_ref(), &name, task).await?;
     prescan(&s, &task).await;

@@ -459,9 +459,19 @@ impl Inner {
                     }
                     (_, r) => r.clone(),
                 };
-                self.engine
-                    .checkout(url, reference.as_deref(), work, log)
-                    .await?;
+                match run.spec.git_access_token.as_deref() {
+                    Some(token) => {
+                        log.add_secret(token);
+                        self.engine
+                            .checkout_with_token(url, reference.as_deref(), work, log, token)
+                            .await?
+                    }
+                    None => {
+                        self.engine
+                            .checkout(url, reference.as_deref(), work, log)
+                            .await?
+                    }
+                };
                 match subdir {
                     None => Ok(work.to_path_buf()),
                     Some(d) => crtask_executor::fsutil::resolve_inside(work, d)

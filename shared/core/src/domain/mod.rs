@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cron;
 pub mod host;
+pub mod identity;
 pub mod imageref;
 pub mod model;
 pub mod pattern;

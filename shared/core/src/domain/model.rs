@@ -440,6 +440,14 @@ pub struct Task {
     pub push: bool,
     #[serde(default = "default_timeout")]
     pub timeout: u64,
+    /// Token for cloning the git context over HTTPS (`--git-access-token`):
+    /// a secret, masked in every answer to a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_access_token: Option<String>,
+    /// IAM role ARN the task's builds run with on AWS (`--assign-identity`,
+    /// see [`crate::domain::identity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     #[serde(with = "serde_millis")]
     pub create_time: DateTime<Utc>,
     /// URLs told when a run of the task starts and ends (`--notify`),
@@ -507,6 +515,9 @@ impl Task {
         for a in t.build_args.iter_mut().filter(|a| a.secret) {
             a.value = SECRET_MASK.to_string();
         }
+        if let Some(token) = t.git_access_token.as_mut() {
+            *token = SECRET_MASK.to_string();
+        }
         t
     }
 
@@ -521,6 +532,9 @@ impl Task {
             if let Some(o) = old.build_args.iter().find(|o| o.secret && o.name == a.name) {
                 a.value = o.value.clone();
             }
+        }
+        if self.git_access_token.as_deref() == Some(SECRET_MASK) {
+            self.git_access_token = old.git_access_token.clone();
         }
     }
 }
@@ -572,6 +586,13 @@ pub struct BuildSpec {
     pub values: Values,
     #[serde(default)]
     pub cache: CacheOptions,
+    /// The task's git access token (a secret: blanked in every answer to a
+    /// client, never sent to CodeBuild in plain text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_access_token: Option<String>,
+    /// The task's IAM role on AWS (`--assign-identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// A run: the record of one execution.
@@ -621,6 +642,9 @@ impl Run {
         let mut r = self.clone();
         for a in r.spec.build_args.iter_mut().filter(|a| a.secret) {
             a.value = SECRET_MASK.to_string();
+        }
+        if let Some(token) = r.spec.git_access_token.as_mut() {
+            *token = SECRET_MASK.to_string();
         }
         r
     }
@@ -712,6 +736,40 @@ mod tests {
         assert!(BuildArg::parse("=x", false).is_err());
         assert!(BuildArg::parse("A", false).is_err());
         assert!(BuildArg::parse("A B=1", false).is_err());
+    }
+
+    #[test]
+    fn the_git_access_token_is_masked_and_restored_like_secret_args() {
+        let mut t = crate::testing::task_with_timers(&[]);
+        t.git_access_token = Some("ghp_zz-token-zz".into());
+        t.identity = Some("arn:aws:iam::123456789012:role/crtask-tasks/r".into());
+        let shown = t.redacted();
+        assert_eq!(shown.git_access_token.as_deref(), Some(SECRET_MASK));
+        let json = serde_json::to_string(&shown).unwrap();
+        assert!(!json.contains("zz-token-zz"), "{json}");
+        assert!(json.contains("\"identity\""), "{json}");
+        // A client sends back the mask: the stored token is kept.
+        let mut update = shown.clone();
+        update.restore_secrets(&t);
+        assert_eq!(update.git_access_token, t.git_access_token);
+        // A new value replaces it; none removes it.
+        let mut update = shown.clone();
+        update.git_access_token = Some("new".into());
+        update.restore_secrets(&t);
+        assert_eq!(update.git_access_token.as_deref(), Some("new"));
+        let mut update = shown;
+        update.git_access_token = None;
+        update.restore_secrets(&t);
+        assert_eq!(update.git_access_token, None);
+        // Runs carry it in their spec, blanked for clients.
+        let spec = crate::run::queue::spec_from_task(&t, &Default::default()).unwrap();
+        assert_eq!(spec.git_access_token, t.git_access_token);
+        assert_eq!(spec.identity, t.identity);
+        // An old stored task (no such fields) still reads.
+        let mut v = serde_json::to_value(crate::testing::task_with_timers(&[])).unwrap();
+        v.as_object_mut().unwrap().remove("gitAccessToken");
+        let old: Task = serde_json::from_value(v).unwrap();
+        assert_eq!((old.git_access_token, old.identity), (None, None));
     }
 
     fn task_with_timers(timers: &[(&str, &str)]) -> Task {

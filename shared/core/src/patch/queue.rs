@@ -70,6 +70,8 @@ pub fn new_patch_run(
         timeout: DEFAULT_TASK_TIMEOUT,
         values: Default::default(),
         cache: Default::default(),
+        git_access_token: None,
+        identity: None,
     };
     let mut run = new_run_record(
         run_id,

@@ -31,6 +31,8 @@ pub fn spec_from_task(task: &Task, overrides: &crate::domain::model::Values) -> 
         timeout: task.timeout,
         values,
         cache: Default::default(),
+        git_access_token: task.git_access_token.clone(),
+        identity: task.identity.clone(),
     })
 }
 
