@@ -99,6 +99,7 @@ async fn finish(store: &SqliteStore, run: &Run, status: RunStatus, d: char) -> R
             repository: r.task.clone().unwrap(),
             tag: "latest".into(),
             digest: digest(d),
+            platforms: Vec::new(),
         }];
     }
     store.update_run(&r).await.unwrap();

@@ -381,7 +381,7 @@ async fn run(
     st.start("push");
     st.log.line(&format!("crtask: pushing {target_name}"));
     match engine.push(&target_name, st.log).await? {
-        PushOutcome::Pushed { digest } => {
+        PushOutcome::Pushed { digest, .. } => {
             st.log
                 .line(&format!("crtask: pushed {target_name} {digest}"));
             st.output_images.push(OutputImage {
@@ -389,6 +389,7 @@ async fn run(
                 repository: target.repository.clone(),
                 tag: tags.next,
                 digest,
+                platforms: Vec::new(),
             });
             Ok(PatchOutcome::Patched)
         }
