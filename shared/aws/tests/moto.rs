@@ -771,6 +771,7 @@ async fn two_deciders_at_once_record_one_run_of_the_bottom_task() {
                 media_type: None,
                 event_id: None,
                 first_sighting: false,
+                platforms: None,
             };
             process_update(&deps, &update, "test").await.unwrap()
         }

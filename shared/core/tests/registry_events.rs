@@ -281,6 +281,7 @@ fn dep(
         runtime,
         trigger_enabled: true,
         trigger_type: kind,
+        platforms: Vec::new(),
     }
 }
 
@@ -344,6 +345,7 @@ fn cascade_story() {
             media_type: None,
             event_id: None,
             first_sighting: false,
+            platforms: None,
         };
         decide(&push, &deps)
             .into_iter()

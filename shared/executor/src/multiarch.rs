@@ -46,32 +46,8 @@ pub async fn read_index(
         .json()
         .await
         .map_err(|e| format!("the pushed index {url} is not JSON: {e}"))?;
-    platforms_of(&body).ok_or_else(|| format!("{url} is not an image index"))
-}
-
-/// The `(platform, digest)` entries of an image index document.
-pub fn platforms_of(index: &serde_json::Value) -> Option<Vec<PlatformImage>> {
-    let entries = index.get("manifests")?.as_array()?;
-    let mut out = Vec::new();
-    for m in entries {
-        let p = &m["platform"];
-        let (Some(os), Some(arch), Some(digest)) = (
-            p["os"].as_str(),
-            p["architecture"].as_str(),
-            m["digest"].as_str(),
-        ) else {
-            continue;
-        };
-        let platform = match p["variant"].as_str().filter(|v| !v.is_empty()) {
-            Some(v) => format!("{os}/{arch}/{v}"),
-            None => format!("{os}/{arch}"),
-        };
-        out.push(PlatformImage {
-            platform,
-            digest: digest.to_string(),
-        });
-    }
-    Some(out)
+    crtask_core::domain::platform::index_platforms(&body)
+        .ok_or_else(|| format!("{url} is not an image index"))
 }
 
 /// Why a platform pull failed, from buildah's first error line: a base
@@ -120,23 +96,6 @@ pub fn check_pulled(image: &str, platform: &str, inspected: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn index_entries_become_platforms() {
-        let doc = serde_json::json!({"manifests": [
-            {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "amd64"}},
-            {"digest": "sha256:b", "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-            {"digest": "sha256:c"}
-        ]});
-        let p = platforms_of(&doc).unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(
-            (p[0].platform.as_str(), p[0].digest.as_str()),
-            ("linux/amd64", "sha256:a")
-        );
-        assert_eq!(p[1].platform, "linux/arm/v7");
-        assert!(platforms_of(&serde_json::json!({"layers": []})).is_none());
-    }
 
     #[test]
     fn a_pulled_image_of_another_platform_is_refused() {

@@ -54,6 +54,7 @@ fn update(image: &str, d: char) -> TagUpdate {
         media_type: None,
         event_id: None,
         first_sighting: false,
+        platforms: None,
     }
 }
 

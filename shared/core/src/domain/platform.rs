@@ -113,6 +113,34 @@ pub fn matches(platform: &str, os: &str, arch: &str, variant: &str) -> bool {
     want_os == Some(os) && want_arch == Some(arch) && want_variant.is_none_or(|v| v == variant)
 }
 
+/// The `(platform, digest)` entries of an image index document (OCI index
+/// or Docker manifest list), in its order; `None` when `doc` is not one.
+pub fn index_platforms(
+    doc: &serde_json::Value,
+) -> Option<Vec<crate::domain::model::PlatformImage>> {
+    let entries = doc.get("manifests")?.as_array()?;
+    let mut out = Vec::new();
+    for m in entries {
+        let p = &m["platform"];
+        let (Some(os), Some(arch), Some(digest)) = (
+            p["os"].as_str(),
+            p["architecture"].as_str(),
+            m["digest"].as_str(),
+        ) else {
+            continue;
+        };
+        let platform = match p["variant"].as_str().filter(|v| !v.is_empty()) {
+            Some(v) => format!("{os}/{arch}/{v}"),
+            None => format!("{os}/{arch}"),
+        };
+        out.push(crate::domain::model::PlatformImage {
+            platform,
+            digest: digest.to_string(),
+        });
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +177,23 @@ mod tests {
             assert!(e.contains(want), "{input}: {e}");
             assert!(matches!(parse_list(input).unwrap_err(), Error::Invalid(_)));
         }
+    }
+
+    #[test]
+    fn index_entries_become_platforms() {
+        let doc = serde_json::json!({"manifests": [
+            {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "amd64"}},
+            {"digest": "sha256:b", "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+            {"digest": "sha256:c"}
+        ]});
+        let p = index_platforms(&doc).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (p[0].platform.as_str(), p[0].digest.as_str()),
+            ("linux/amd64", "sha256:a")
+        );
+        assert_eq!(p[1].platform, "linux/arm/v7");
+        assert!(index_platforms(&serde_json::json!({"layers": []})).is_none());
     }
 
     #[test]
