@@ -305,7 +305,8 @@ fn real_update_story() {
     assert!(verdicts.contains(&Verdict::Unchanged {
         task: "app".into(),
         image: base.into(),
-        digest: BASE_V1.into()
+        digest: BASE_V1.into(),
+        platforms: Vec::new(),
     }));
 
     let update =

@@ -818,6 +818,11 @@ async fn an_index_base_triggers_only_for_the_platforms_the_task_builds() {
     assert!(r.new_runs.is_empty(), "{:?}", r.new_runs);
     let last = poll_events(&store).await.pop().unwrap();
     assert_eq!(last.outcome, Outcome::Unchanged, "{last:?}");
+    assert!(
+        last.reason
+            .contains("with the same linux/amd64 and linux/arm64 images its last build used"),
+        "{last:?}"
+    );
     // The arm64 manifest moved: one rebuild, naming the old arm64 digest.
     let (index3, _) = reg
         .push_index(

@@ -55,6 +55,11 @@ pub enum Verdict {
         task: String,
         image: String,
         digest: String,
+        /// A multi-platform task: the platforms whose manifests in the
+        /// index `digest` are the ones its last build used (the index
+        /// itself moved for other platforms).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        platforms: Vec<String>,
     },
     /// The task's base-image trigger is off.
     TriggerDisabled { task: String },
@@ -124,6 +129,18 @@ impl fmt::Display for Verdict {
                 task,
                 image,
                 digest,
+                platforms,
+            } if !platforms.is_empty() => write!(
+                f,
+                "task '{task}': {image} is now {}, with the same {} images its last build used",
+                short_digest(digest),
+                platforms.join(" and ")
+            ),
+            Verdict::Unchanged {
+                task,
+                image,
+                digest,
+                ..
             } => write!(
                 f,
                 "task '{task}': its last build already used {image}@{}",
@@ -215,6 +232,7 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
                         task,
                         image: image.clone(),
                         digest: update.digest.clone(),
+                        platforms: u.platforms.iter().map(|p| p.platform.clone()).collect(),
                     },
                     Some((old, _)) => Verdict::Trigger {
                         task,
@@ -236,6 +254,7 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
                     task,
                     image: image.clone(),
                     digest: update.digest.clone(),
+                    platforms: Vec::new(),
                 };
             }
             Verdict::Trigger {
@@ -295,6 +314,12 @@ mod tests {
             &deps,
         );
         assert!(matches!(&v[..], [Verdict::Unchanged { .. }]), "{v:?}");
+        assert!(
+            v[0].to_string()
+                .ends_with("with the same linux/amd64 and linux/arm64 images its last build used"),
+            "{}",
+            v[0]
+        );
         // The arm64 manifest moved: rebuild, naming the old arm64 digest.
         let v = decide(
             &with(Some(vec![pi("linux/amd64", D1), pi("linux/arm64", D3)])),
@@ -329,6 +354,7 @@ mod tests {
                     task: t("app"),
                     image: t(img),
                     digest: t(D2),
+                    platforms: Vec::new(),
                 }],
             ),
             (
@@ -388,6 +414,7 @@ mod tests {
                         task: t("api"),
                         image: t(img),
                         digest: t(D2),
+                        platforms: Vec::new(),
                     },
                     Verdict::BuildTimeOnly { task: t("cli") },
                     Verdict::TriggerDisabled { task: t("job") },
@@ -457,6 +484,7 @@ mod tests {
                     task: "a".into(),
                     image: "r.io/b:1".into(),
                     digest: D1.into(),
+                    platforms: Vec::new(),
                 },
                 "unchanged",
                 "task 'a': its last build already used r.io/b:1@sha256:111111111111",
