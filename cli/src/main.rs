@@ -88,7 +88,7 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Manage tasks and their runs.
     #[command(subcommand)]
-    Task(commands::task::TaskCommand),
+    Task(Box<commands::task::TaskCommand>),
     /// Inbound events (webhooks, registry pushes, timers) and their outcome.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Build(a) => commands::build::run(&g.ctx()?, a).await,
         Command::Run(a) => commands::run::run(&g.ctx()?, a).await,
-        Command::Task(c) => commands::task::run(&g.ctx()?, c).await,
+        Command::Task(c) => commands::task::run(&g.ctx()?, *c).await,
         Command::Events(c) => commands::events::run(&g.ctx()?, c).await,
         Command::Image(c) => commands::image::run(&g.ctx()?, c).await,
         Command::Registry(c) => commands::registry::run(&g.ctx()?, c).await,

@@ -243,7 +243,10 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
     )
     .await?;
 
-    let (os, arch) = platform.split_once('/').unwrap_or(("linux", "amd64"));
+    // `{{.Run.OS}}`/`{{.Run.Architecture}}` of a multi-platform run: its first.
+    let (os, arch) = crtask_core::domain::platform::first(&platform)
+        .split_once('/')
+        .unwrap_or(("linux", "amd64"));
     let vars = RunVars {
         id: run_id.clone(),
         registry: registry.clone().unwrap_or_default(),

@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::s3::context_key;
 use async_trait::async_trait;
 use aws_sdk_codebuild::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, SourceType};
+use aws_sdk_codebuild::types::{
+    EnvironmentType, EnvironmentVariable, EnvironmentVariableType, SourceType,
+};
 use aws_sdk_codebuild::Client;
 use crtask_core::domain::model::{ContextSource, Run, RunStatus, Trigger};
 use crtask_core::ports::{Builder, Clock, Store, SystemClock};
@@ -56,6 +58,12 @@ pub struct StartBuildRequest {
     /// instead of the project's service role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_role_override: Option<String>,
+    /// A platform build of a multi-platform run ([`platform_start_request`]):
+    /// the machine kind (`ARM_CONTAINER` for arm64) and its image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_type_override: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_override: Option<String>,
 }
 
 impl StartBuildRequest {
@@ -240,7 +248,83 @@ pub fn start_build_request(
         privileged_mode_override: true,
         timeout_in_minutes_override: minutes,
         service_role_override: run.spec.identity.clone(),
+        environment_type_override: None,
+        image_override: None,
     })
+}
+
+/// CodeBuild's x86-64 environment type and the image the project uses.
+pub const X86_ENVIRONMENT: (&str, &str) = (
+    "LINUX_CONTAINER",
+    "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+);
+/// CodeBuild's arm64 environment type and its standard image.
+pub const ARM_ENVIRONMENT: (&str, &str) = (
+    "ARM_CONTAINER",
+    "aws/codebuild/amazonlinux2-aarch64-standard:3.0",
+);
+
+/// The `StartBuild` request of one platform build of a multi-platform run
+/// ([`crtask_core::build::fanout`]): the run's request, on the platform's
+/// native machine, building `build.platform` only and pushing it to its
+/// staging tag (`CRTASK_STAGING_TAG`) for the assemble build.
+pub fn platform_start_request(
+    run: &Run,
+    build: &crtask_core::build::fanout::PlatformBuild,
+    project: &str,
+    registry: Option<&str>,
+    contexts_bucket: Option<&str>,
+) -> crtask_core::Result<StartBuildRequest> {
+    use crtask_core::build::fanout::{machine_for, staging_tag, Machine};
+    let machine = machine_for(&build.platform)?;
+    let mut req = start_build_request(run, project, registry, contexts_bucket)?;
+    let first = run.spec.images.first().ok_or_else(|| {
+        CoreError::invalid(format!(
+            "run {}: a multi-platform run needs an image tag to push its platforms to",
+            run.run_id
+        ))
+    })?;
+    // Only the repository matters for the staging tag: the tag as written
+    // may be a template (`web:{{.Run.ID}}`); the name may lack a registry.
+    let slash = first.rfind('/').map_or(0, |i| i + 1);
+    let name = match first[slash..].find(':') {
+        Some(colon) => &first[..slash + colon],
+        None => first.as_str(),
+    };
+    let rendered = crtask_core::domain::imageref::ImageRef::parse_with_default_registry(
+        name,
+        registry.unwrap_or_default(),
+    )
+    .map_err(|e| CoreError::invalid(format!("run {}: image '{first}': {e}", run.run_id)))?;
+    for (k, v) in [
+        ("CRTASK_PLATFORM", build.platform.clone()),
+        ("CRTASK_BUILD_ROLE", "platform".to_string()),
+        (
+            "CRTASK_STAGING_TAG",
+            staging_tag(&rendered, &run.run_id, &build.platform),
+        ),
+    ] {
+        match req
+            .environment_variables_override
+            .iter_mut()
+            .find(|(name, _)| name == k)
+        {
+            Some(e) => e.1 = v,
+            None => req.environment_variables_override.push((k.to_string(), v)),
+        }
+    }
+    let (kind, image) = match machine {
+        Machine::X86_64 => X86_ENVIRONMENT,
+        Machine::Arm64 => ARM_ENVIRONMENT,
+    };
+    req.environment_type_override = Some(kind.to_string());
+    req.image_override = Some(image.to_string());
+    req.idempotency_token = format!(
+        "{}-{}",
+        req.idempotency_token,
+        build.platform.replace('/', "-")
+    );
+    Ok(req)
 }
 
 /// `crtask-<project>-<run id>`: unique per installation (each has its project).
@@ -380,6 +464,12 @@ pub async fn send_start_build(client: &Client, req: &StartBuildRequest) -> Resul
         .set_source_location_override(req.source_location_override.clone());
     if let Some(t) = &req.source_type_override {
         call = call.source_type_override(SourceType::from(t.as_str()));
+    }
+    if let Some(t) = &req.environment_type_override {
+        call = call.environment_type_override(EnvironmentType::from(t.as_str()));
+    }
+    if let Some(i) = &req.image_override {
+        call = call.image_override(i);
     }
     for (k, v) in &req.environment_variables_override {
         call = call.environment_variables_override(

@@ -771,6 +771,7 @@ async fn two_deciders_at_once_record_one_run_of_the_bottom_task() {
                 media_type: None,
                 event_id: None,
                 first_sighting: false,
+                platforms: None,
             };
             process_update(&deps, &update, "test").await.unwrap()
         }
@@ -871,4 +872,72 @@ async fn record_delivery_claims_a_delivery_id_once() {
     assert!(matches!(other, DeliveryRecorded::New { .. }), "{other:?}");
     let found = store.find_delivery(EventSource::Git, "g-1").await.unwrap();
     assert_eq!(found.as_ref(), Some(&new[0].0));
+}
+
+/// A multi-platform run on AWS: one StartBuild per platform, each on its
+/// native machine (arm64 on ARM_CONTAINER) with its own idempotency token,
+/// building one platform and pushing it to the run's staging tag. The
+/// requests are checked as computed (moto ignores environment overrides)
+/// and then sent to the emulator, which starts two builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_multi_platform_run_starts_one_native_build_per_platform() {
+    use crtask_aws::codebuild::{platform_start_request, send_start_build};
+    use crtask_core::build::fanout;
+    let conf = harness::sdk_config().await;
+    let cb = crtask_aws::config::codebuild(&conf);
+    let project = codebuild::project(&cb, "crtask-multi").await;
+    let mut r = run("ca1", Some("web"), RunStatus::Queued, None);
+    r.spec.platform = Some("linux/amd64,linux/arm64".into());
+    r.spec.images = vec!["web:{{.Run.ID}}".into()];
+    r.platform = "linux/amd64,linux/arm64".into();
+    let registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let builds = fanout::plan(&["linux/amd64".into(), "linux/arm64".into()]).unwrap();
+    let reqs: Vec<_> = builds
+        .iter()
+        .map(|b| platform_start_request(&r, b, &project, Some(registry), None).unwrap())
+        .collect();
+    let kinds: Vec<_> = reqs
+        .iter()
+        .map(|q| {
+            (
+                q.environment_type_override.as_deref().unwrap(),
+                q.env("CRTASK_PLATFORM").unwrap(),
+                q.env("CRTASK_BUILD_ROLE").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("LINUX_CONTAINER", "linux/amd64", "platform"),
+            ("ARM_CONTAINER", "linux/arm64", "platform")
+        ]
+    );
+    assert!(reqs[1]
+        .image_override
+        .as_deref()
+        .unwrap()
+        .contains("aarch64"));
+    assert_eq!(
+        reqs[1].env("CRTASK_STAGING_TAG"),
+        Some(format!("{registry}/web:crtask-ca1-linux-arm64").as_str())
+    );
+    assert_ne!(reqs[0].idempotency_token, reqs[1].idempotency_token);
+    // Each CRTASK_* variable appears once.
+    let names: BTreeSet<&str> = reqs[1]
+        .environment_variables_override
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(names.len(), reqs[1].environment_variables_override.len());
+
+    let mut ids = BTreeSet::new();
+    for q in &reqs {
+        ids.insert(send_start_build(&cb, q).await.unwrap());
+    }
+    assert_eq!(ids.len(), 2, "two builds started: {ids:?}");
+
+    // A platform CodeBuild cannot build natively is refused before any build.
+    let e = fanout::plan(&["linux/amd64".into(), "linux/s390x".into()]).unwrap_err();
+    assert!(e.to_string().contains("cannot be built on AWS"), "{e}");
 }

@@ -229,7 +229,12 @@ pub struct BuildRequest<'a> {
     pub tags: Vec<String>,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
+    /// One platform, or a comma-separated list with [`BuildRequest::index`].
     pub platform: Option<String>,
+    /// A multi-platform build: the name of the local image index (manifest
+    /// list) the engine adds each platform's image to, instead of tagging
+    /// `tags`; pushing that name pushes the index with every image in it.
+    pub index: Option<String>,
     /// The layer cache to read and write ([`crate::build::cache`]).
     pub cache: crate::build::cache::CachePlan,
 }
@@ -265,8 +270,23 @@ pub struct ContainerRequest<'a> {
 pub trait Engine: Send + Sync {
     /// Pulls `image` (always asks the registry) and returns the manifest digest used.
     async fn pull(&self, image: &str, log: &dyn LogSink) -> Result<PullOutcome>;
+    /// Pulls `image` for one `platform` (`os/arch[/variant]`; of an index,
+    /// that platform's manifest) and returns that manifest's digest; fails
+    /// when the image has nothing for the platform.
+    async fn pull_platform(
+        &self,
+        image: &str,
+        platform: &str,
+        _log: &dyn LogSink,
+    ) -> Result<PullOutcome> {
+        Ok(PullOutcome::Failed {
+            message: format!("this engine cannot pull {image} for {platform}: multi-platform builds need buildah"),
+        })
+    }
     async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit>;
-    /// Pushes a local image to its registry; returns the pushed manifest digest.
+    /// Pushes a local image to its registry; returns the pushed manifest
+    /// digest. A local image index ([`BuildRequest::index`]) is pushed with
+    /// every image in it, and the outcome lists each platform's digest.
     async fn push(&self, image: &str, log: &dyn LogSink) -> Result<PushOutcome>;
     /// Runs an image as a container (a `cmd` step) and waits for it, unless
     /// `detach`: then it returns once the container started, and the
@@ -329,8 +349,14 @@ pub enum PullOutcome {
 /// Result of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
-    Pushed { digest: String },
-    Failed { message: String },
+    Pushed {
+        digest: String,
+        /// Of a pushed image index: each platform's manifest in it.
+        platforms: Vec<crate::domain::model::PlatformImage>,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 /// The time source; a fixed clock in tests.

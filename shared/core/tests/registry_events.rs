@@ -281,6 +281,7 @@ fn dep(
         runtime,
         trigger_enabled: true,
         trigger_type: kind,
+        platforms: Vec::new(),
     }
 }
 
@@ -304,7 +305,8 @@ fn real_update_story() {
     assert!(verdicts.contains(&Verdict::Unchanged {
         task: "app".into(),
         image: base.into(),
-        digest: BASE_V1.into()
+        digest: BASE_V1.into(),
+        platforms: Vec::new(),
     }));
 
     let update =
@@ -344,6 +346,7 @@ fn cascade_story() {
             media_type: None,
             event_id: None,
             first_sighting: false,
+            platforms: None,
         };
         decide(&push, &deps)
             .into_iter()

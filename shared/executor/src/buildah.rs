@@ -121,6 +121,9 @@ pub struct Buildah {
     run_scope: Option<String>,
     /// Container removals still running in the background.
     removals: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Tags of multi-platform builds -> the local image index holding them
+    /// ([`BuildRequest::index`]): pushing such a tag pushes the index.
+    indexes: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Buildah {
@@ -137,6 +140,7 @@ impl Buildah {
             stdio_helper: crate::stdio::find_helper(),
             run_scope: None,
             removals: Arc::default(),
+            indexes: Arc::default(),
         }
     }
 
@@ -180,6 +184,7 @@ impl Buildah {
             stdio_helper: self.stdio_helper.clone(),
             run_scope: Some(run.to_string()),
             removals: Arc::default(),
+            indexes: Arc::default(),
         }
     }
 
@@ -232,6 +237,64 @@ impl Buildah {
         run_streaming(&mut cmd, log, true).await
     }
 
+    /// Runs a buildah push (`args`: `push ...` or `manifest push ...`) of
+    /// `src` to `image`; the pushed digest, or why the push failed.
+    async fn push_digest(
+        &self,
+        args: &[&str],
+        src: &str,
+        image: &str,
+        log: &dyn LogSink,
+    ) -> Result<std::result::Result<String, String>> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| CoreError::Builder(format!("cannot create a temporary directory: {e}")))?;
+        let digest_file = dir.path().join("digest");
+        let tee = Tee::new(log);
+        let mut cmd = self.command();
+        cmd.args(args)
+            .arg("--digestfile")
+            .arg(&digest_file)
+            .arg(src)
+            .arg(format!("docker://{image}"));
+        let (code, _) = self.capture(cmd, &tee).await?;
+        if code != 0 {
+            return Ok(Err(format!(
+                "cannot push {image}: {}",
+                first_error_line(&tee.text())
+            )));
+        }
+        let digest = std::fs::read_to_string(&digest_file)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        if !digest.starts_with("sha256:") {
+            return Ok(Err(format!(
+                "pushed {image} but buildah reported no digest"
+            )));
+        }
+        Ok(Ok(digest))
+    }
+
+    /// Pushes the local image index `index` with every image in it to
+    /// `image`, then reads the index back for the platforms' digests.
+    async fn push_index(&self, index: &str, image: &str, log: &dyn LogSink) -> Result<PushOutcome> {
+        let host = image.split('/').next().unwrap_or_default();
+        let insecure = self.is_insecure(host);
+        // buildah 1.28's `manifest push` ignores registries.conf's
+        // `insecure`: say it here.
+        let mut args = vec!["manifest", "push", "--all", "--quiet"];
+        if insecure {
+            args.push("--tls-verify=false");
+        }
+        let digest = match self.push_digest(&args, index, image, log).await? {
+            Ok(d) => d,
+            Err(message) => return Ok(PushOutcome::Failed { message }),
+        };
+        match crate::multiarch::read_index(&self.http, image, &digest, insecure).await {
+            Ok(platforms) => Ok(PushOutcome::Pushed { digest, platforms }),
+            Err(message) => Ok(PushOutcome::Failed { message }),
+        }
+    }
+
     /// Answers whether the registry speaks the distribution API at all.
     pub async fn probe(&self, registry: &str) -> std::result::Result<(), String> {
         probe_distribution(&self.http, registry, self.is_insecure(registry)).await
@@ -269,6 +332,53 @@ impl Engine for Buildah {
         Ok(PullOutcome::Pulled { digest })
     }
 
+    async fn pull_platform(
+        &self,
+        image: &str,
+        platform: &str,
+        log: &dyn LogSink,
+    ) -> Result<PullOutcome> {
+        let tee = Tee::new(log);
+        let mut cmd = self.command();
+        cmd.args([
+            "pull",
+            "--quiet",
+            "--policy",
+            "always",
+            "--platform",
+            platform,
+            image,
+        ]);
+        let (code, _id) = self.capture(cmd, &tee).await?;
+        if code != 0 {
+            return Ok(PullOutcome::Failed {
+                message: crate::multiarch::pull_failure(
+                    image,
+                    platform,
+                    &first_error_line(&tee.text()),
+                ),
+            });
+        }
+        // buildah takes a single-platform image whatever its platform
+        // (with a warning): check what came.
+        let mut cmd = self.command();
+        cmd.args([
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            "{{.FromImageDigest}}|{{.OCIv1.OS}}|{{.OCIv1.Architecture}}|{{.OCIv1.Variant}}",
+            image,
+        ]);
+        let (_, out) = self.capture(cmd, &tee).await?;
+        Ok(
+            match crate::multiarch::check_pulled(image, platform, &out) {
+                Ok(digest) => PullOutcome::Pulled { digest },
+                Err(message) => PullOutcome::Failed { message },
+            },
+        )
+    }
+
     async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit> {
         let mut cmd = self.command();
         cmd.arg("bud")
@@ -280,8 +390,16 @@ impl Engine for Buildah {
             .arg("-f")
             .arg(req.dockerfile);
         cache_args(&mut cmd, &req.cache);
-        for t in &req.tags {
-            cmd.arg("-t").arg(t);
+        match &req.index {
+            // Each platform's image goes into the index; the tags name it.
+            Some(index) => {
+                cmd.arg("--manifest").arg(index);
+            }
+            None => {
+                for t in &req.tags {
+                    cmd.arg("-t").arg(t);
+                }
+            }
         }
         for (k, v) in &req.build_args {
             cmd.arg("--build-arg").arg(format!("{k}={v}"));
@@ -293,39 +411,30 @@ impl Engine for Buildah {
             cmd.arg("--platform").arg(p);
         }
         cmd.arg(req.context_dir);
-        self.stream(cmd, log).await
+        let exit = self.stream(cmd, log).await?;
+        if let (Some(index), true) = (&req.index, exit.success()) {
+            if let Ok(mut m) = self.indexes.lock() {
+                for t in &req.tags {
+                    m.insert(t.clone(), index.clone());
+                }
+            }
+        }
+        Ok(exit)
     }
 
     async fn push(&self, image: &str, log: &dyn LogSink) -> Result<PushOutcome> {
-        let dir = tempfile::tempdir()
-            .map_err(|e| CoreError::Builder(format!("cannot create a temporary directory: {e}")))?;
-        let digest_file = dir.path().join("digest");
-        let tee = Tee::new(log);
-        let mut cmd = self.command();
-        cmd.arg("push")
-            .arg("--retry")
-            .arg("2")
-            .arg("--retry-delay")
-            .arg("1s")
-            .arg("--digestfile")
-            .arg(&digest_file)
-            .arg(image)
-            .arg(format!("docker://{image}"));
-        let (code, _) = self.capture(cmd, &tee).await?;
-        if code != 0 {
-            return Ok(PushOutcome::Failed {
-                message: format!("cannot push {image}: {}", first_error_line(&tee.text())),
-            });
+        let index = self.indexes.lock().ok().and_then(|m| m.get(image).cloned());
+        if let Some(index) = index {
+            return self.push_index(&index, image, log).await;
         }
-        let digest = std::fs::read_to_string(&digest_file)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        if !digest.starts_with("sha256:") {
-            return Ok(PushOutcome::Failed {
-                message: format!("pushed {image} but buildah reported no digest"),
-            });
-        }
-        Ok(PushOutcome::Pushed { digest })
+        let args = ["push", "--retry", "2", "--retry-delay", "1s"];
+        Ok(match self.push_digest(&args, image, image, log).await? {
+            Ok(digest) => PushOutcome::Pushed {
+                digest,
+                platforms: Vec::new(),
+            },
+            Err(message) => PushOutcome::Failed { message },
+        })
     }
 
     async fn probe_registry(&self, registry: &str) -> std::result::Result<(), String> {

@@ -290,6 +290,11 @@ impl Engine for Docker {
     }
 
     async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit> {
+        if req.index.is_some() {
+            return Err(crtask_core::Error::Builder(
+                "the docker engine does not build multi-platform images: use buildah".into(),
+            ));
+        }
         let mut cmd = self.command(build_argv(req));
         // BuildKit's plain progress shows RUN output in the log (set in the
         // environment, not as `--progress`, which is BuildKit-only).
@@ -308,7 +313,10 @@ impl Engine for Docker {
             });
         }
         match parse_push_digest(&text) {
-            Some(digest) => Ok(PushOutcome::Pushed { digest }),
+            Some(digest) => Ok(PushOutcome::Pushed {
+                digest,
+                platforms: Vec::new(),
+            }),
             None => Ok(PushOutcome::Failed {
                 message: format!("pushed {image} but docker reported no digest"),
             }),
@@ -415,6 +423,7 @@ mod tests {
             build_args: args,
             target: Some("final".into()),
             platform: Some("linux/amd64".into()),
+            index: None,
             cache: Default::default(),
         };
         assert_eq!(

@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod gitctx;
 pub mod isolation;
 pub mod logs;
+pub mod multiarch;
 pub mod patch;
 pub mod probe;
 pub mod process;

@@ -187,7 +187,7 @@ impl Builder for WorkerPool {
 
 /// `{{.Run.X}}` values of a run.
 pub fn run_vars(run: &Run, registry: Option<&str>) -> RunVars {
-    let platform = run.platform.clone();
+    let platform = crtask_core::domain::platform::first(&run.platform).to_string();
     let (os, arch) = platform.split_once('/').unwrap_or(("linux", "amd64"));
     let mut v = RunVars {
         id: run.run_id.clone(),

@@ -54,6 +54,7 @@ fn update(image: &str, d: char) -> TagUpdate {
         media_type: None,
         event_id: None,
         first_sighting: false,
+        platforms: None,
     }
 }
 
@@ -99,6 +100,7 @@ async fn finish(store: &SqliteStore, run: &Run, status: RunStatus, d: char) -> R
             repository: r.task.clone().unwrap(),
             tag: "latest".into(),
             digest: digest(d),
+            platforms: Vec::new(),
         }];
     }
     store.update_run(&r).await.unwrap();

@@ -19,6 +19,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest token endpoint answer read.
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+/// The largest image index read (indexes list a few platforms: a few KiB).
+const MANIFEST_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// What a manifest `HEAD` told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,10 +163,37 @@ impl RegistryClient {
 
     /// [`RegistryClient::head_manifest`] for a parsed reference.
     pub async fn head(&self, image: &ImageRef, now: DateTime<Utc>) -> Head {
+        self.manifest(image, now, false).await.0
+    }
+
+    /// The platforms of the image index `image` (a reference, usually by
+    /// digest) with their manifest digests: `GET` with the same credentials
+    /// as [`RegistryClient::head`]. `None` when the manifest is not an
+    /// index or cannot be read (the caller then knows nothing more).
+    pub async fn index_platforms(
+        &self,
+        image: &ImageRef,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<crtask_core::domain::model::PlatformImage>> {
+        let (head, body) = self.manifest(image, now, true).await;
+        if !matches!(head.probe, Probe::Digest { .. }) {
+            return None;
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&body?).ok()?;
+        crtask_core::domain::platform::index_platforms(&doc)
+    }
+
+    /// `HEAD` (or `GET`, returning the body) of `image`'s manifest.
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        now: DateTime<Utc>,
+        get: bool,
+    ) -> (Head, Option<Vec<u8>>) {
         let url = self.url(image);
         let host = image.registry.to_ascii_lowercase();
         let mut requests = 0;
-        let done = |probe, requests| Head { probe, requests };
+        let done = |probe, requests| (Head { probe, requests }, None);
         let mut auth = Auth::None;
         // With a credential sent (directly or for the token) a 401 means it
         // was refused.
@@ -180,7 +209,12 @@ impl RegistryClient {
             }
         }
         for _ in 0..3 {
-            let mut req = self.http.head(&url).header("Accept", poll::MANIFEST_ACCEPT);
+            let mut req = if get {
+                self.http.get(&url)
+            } else {
+                self.http.head(&url)
+            }
+            .header("Accept", poll::MANIFEST_ACCEPT);
             match &auth {
                 Auth::None => {}
                 Auth::Bearer(t) => req = req.bearer_auth(t),
@@ -211,7 +245,14 @@ impl RegistryClient {
                         "{url} answered without a valid Docker-Content-Digest"
                     )),
                 };
-                return done(probe, requests);
+                if !get {
+                    return done(probe, requests);
+                }
+                let bytes = match resp.bytes().await {
+                    Ok(b) if b.len() <= MANIFEST_BODY_LIMIT => Some(b.to_vec()),
+                    _ => None,
+                };
+                return (Head { probe, requests }, bytes);
             }
             if poll::is_backoff_status(status) {
                 let retry_after =

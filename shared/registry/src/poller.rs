@@ -170,6 +170,23 @@ impl Poller {
                 };
                 let mut update = poll::poll_update(&r, &digest, media_type.as_deref());
                 update.first_sighting = previous.is_none();
+                // An index that moved: read which manifest each platform
+                // now has, so that a multi-platform task rebuilds only when
+                // one of its own platforms moved (one GET per change; a
+                // first sighting moves nothing and needs none).
+                if !update.first_sighting
+                    && media_type
+                        .as_deref()
+                        .is_some_and(crtask_core::trigger::registry::event::is_index_media_type)
+                {
+                    let by_digest = crtask_core::domain::imageref::ImageRef {
+                        tag: None,
+                        digest: Some(digest.clone()),
+                        ..r.clone()
+                    };
+                    out.requests += 1;
+                    update.platforms = self.client.index_platforms(&by_digest, clock.now()).await;
+                }
                 let deps = UpdateDeps {
                     store,
                     clock,

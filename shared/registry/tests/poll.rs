@@ -162,6 +162,56 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Pushes an image index `repo:tag` with one image per `(arch,
+    /// content)`; returns the index digest and each platform's digest.
+    async fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        images: &[(&str, &str)],
+    ) -> (String, Vec<(String, String)>) {
+        let http = reqwest::Client::new();
+        let mut entries = Vec::new();
+        let mut platforms = Vec::new();
+        for (arch, content) in images {
+            let digest = self.push(repo, &format!("{tag}-{arch}"), content).await;
+            let head = http
+                .head(format!("http://{}/v2/{repo}/manifests/{digest}", self.host))
+                .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                .send()
+                .await
+                .unwrap();
+            let size: u64 = head.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            entries.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest, "size": size,
+                "platform": {"os": "linux", "architecture": arch},
+            }));
+            platforms.push((format!("linux/{arch}"), digest));
+        }
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }))
+        .unwrap();
+        let put = http
+            .put(format!("http://{}/v2/{repo}/manifests/{tag}", self.host))
+            .header("content-type", "application/vnd.oci.image.index.v1+json")
+            .body(index.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status().as_u16(), 201, "index push");
+        (sha256(&index), platforms)
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -714,4 +764,90 @@ async fn a_fixed_tick_polls_every_tick_whatever_the_jitter() {
         clock.advance_secs(60);
     }
     assert_eq!(polled, [0, 5, 10]);
+}
+
+/// A task that builds for linux/amd64 and linux/arm64 on a base index is
+/// rebuilt when the index's arm64 manifest moves, not when only a platform
+/// it does not build moves (the poller reads the index's contents).
+#[tokio::test]
+async fn an_index_base_triggers_only_for_the_platforms_the_task_builds() {
+    use crtask_core::domain::model::{BaseImageUse, RunStatus};
+    let reg = Registry::start().await;
+    let h = reg.host.clone();
+    let (_, v1) = reg
+        .push_index(
+            "base",
+            "multi",
+            &[("amd64", "a1"), ("arm64", "b1"), ("s390x", "c1")],
+        )
+        .await;
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = test_clock();
+    let base = format!("{h}/base:multi");
+    // The task's last build used the amd64 and arm64 manifests.
+    task_with_deps(&store, "multi", &[(&base, None)]).await;
+    let id = store.next_run_id().await.unwrap();
+    let mut run = crtask_testkit::RunBuilder::new(&id)
+        .task(Some("multi"))
+        .status(RunStatus::Succeeded)
+        .build();
+    run.platform = "linux/amd64,linux/arm64".into();
+    run.base_images = v1[..2]
+        .iter()
+        .map(|(platform, digest)| BaseImageUse {
+            image: base.clone(),
+            digest: digest.clone(),
+            runtime: true,
+            platform: Some(platform.clone()),
+        })
+        .collect();
+    store.insert_run(&run).await.unwrap();
+
+    let mut poller = Poller::new(config(60, &[&h]));
+    let r = poller.round(&store, &clock).await;
+    assert!(r.new_runs.is_empty(), "{:?}", r.new_runs);
+    // Only s390x moved: unchanged for this task.
+    reg.push_index(
+        "base",
+        "multi",
+        &[("amd64", "a1"), ("arm64", "b1"), ("s390x", "c2")],
+    )
+    .await;
+    clock.advance_secs(67);
+    let r = poller.round(&store, &clock).await;
+    assert!(r.new_runs.is_empty(), "{:?}", r.new_runs);
+    let last = poll_events(&store).await.pop().unwrap();
+    assert_eq!(last.outcome, Outcome::Unchanged, "{last:?}");
+    assert!(
+        last.reason
+            .contains("with the same linux/amd64 and linux/arm64 images its last build used"),
+        "{last:?}"
+    );
+    // The arm64 manifest moved: one rebuild, naming the old arm64 digest.
+    let (index3, _) = reg
+        .push_index(
+            "base",
+            "multi",
+            &[("amd64", "a1"), ("arm64", "b2"), ("s390x", "c2")],
+        )
+        .await;
+    clock.advance_secs(67);
+    let r = poller.round(&store, &clock).await;
+    assert_eq!(
+        r.new_runs.len(),
+        1,
+        "{} requests; {:?}",
+        r.requests,
+        poll_events(&store).await
+    );
+    let old_arm64 = v1[1].1.clone();
+    assert!(
+        matches!(
+            &r.new_runs[0].trigger,
+            Trigger::ImageUpdate { new_digest, old_digest: Some(old), .. }
+                if *new_digest == index3 && *old == old_arm64
+        ),
+        "{:?}",
+        r.new_runs[0].trigger
+    );
 }

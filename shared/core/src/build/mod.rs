@@ -8,6 +8,7 @@ pub mod cache;
 pub mod container;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod fanout;
 pub mod multistep;
 pub mod quick;
 pub mod secrets;

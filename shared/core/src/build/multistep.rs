@@ -193,6 +193,20 @@ impl EngineStepRunner {
                 return Ok(1);
             }
         };
+        // `--platform A,B` builds one image index ([`crate::domain::platform`]).
+        let platforms = match crate::domain::platform::of_spec(b.platform.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                log.line(&format!("crtask: step {}: {e}", step.id));
+                return Ok(1);
+            }
+        };
+        let multi = platforms.len() > 1;
+        let per_platform: Vec<Option<&str>> = if multi {
+            platforms.iter().map(|p| Some(p.as_str())).collect()
+        } else {
+            vec![None]
+        };
         let mut wanted: Vec<(ImageRef, bool)> =
             bases.runtime.iter().map(|r| (r.clone(), true)).collect();
         wanted.extend(bases.build_time.iter().map(|r| (r.clone(), false)));
@@ -206,24 +220,42 @@ impl EngineStepRunner {
             if built_here {
                 continue;
             }
-            match self.engine.pull(&name, log).await? {
-                PullOutcome::Pulled { digest } => {
-                    if let Ok(mut p) = self.produced.lock() {
-                        if !p.bases.iter().any(|x| x.image == name) {
-                            p.bases.push(BaseImageUse {
-                                image: name,
-                                digest,
-                                runtime,
-                            });
+            for platform in &per_platform {
+                let pulled = match platform {
+                    Some(p) => self.engine.pull_platform(&name, p, log).await?,
+                    None => self.engine.pull(&name, log).await?,
+                };
+                match pulled {
+                    PullOutcome::Pulled { digest } => {
+                        if let Ok(mut p) = self.produced.lock() {
+                            let platform = platform.map(str::to_string);
+                            if !p
+                                .bases
+                                .iter()
+                                .any(|x| x.image == name && x.platform == platform)
+                            {
+                                p.bases.push(BaseImageUse {
+                                    image: name.clone(),
+                                    digest,
+                                    runtime,
+                                    platform,
+                                });
+                            }
                         }
                     }
-                }
-                PullOutcome::Failed { message } => {
-                    if self.engine.has_image(&name).await {
-                        log.line(&format!("crtask: using local image {name}"));
-                    } else {
+                    // A platform the base lacks fails the step: a local
+                    // image of another platform would build the wrong thing.
+                    PullOutcome::Failed { message } if platform.is_some() => {
                         log.line(&format!("crtask: {message}"));
                         return Ok(1);
+                    }
+                    PullOutcome::Failed { message } => {
+                        if self.engine.has_image(&name).await {
+                            log.line(&format!("crtask: using local image {name}"));
+                        } else {
+                            log.line(&format!("crtask: {message}"));
+                            return Ok(1);
+                        }
                     }
                 }
             }
@@ -248,7 +280,13 @@ impl EngineStepRunner {
             tags: b.tags.clone(),
             build_args: args,
             target: b.target.clone(),
-            platform: b.platform.clone(),
+            platform: (!platforms.is_empty()).then(|| platforms.join(",")),
+            index: multi.then(|| {
+                b.tags
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| crate::build::quick::INDEX_WITHOUT_TAGS.to_string())
+            }),
             cache,
         };
         let exit = self.engine.build(&req, &tally).await?;
@@ -352,15 +390,18 @@ impl EngineStepRunner {
                         log.line(&format!("crtask: push attempt {attempt} of {r}"));
                     }
                     match self.engine.push(&r, log).await? {
-                        PushOutcome::Pushed { digest } => Ok(digest),
+                        PushOutcome::Pushed { digest, platforms } => Ok((digest, platforms)),
                         PushOutcome::Failed { message } => Err(Error::Builder(message)),
                     }
                 }
             })
             .await;
             match outcome {
-                Ok(digest) => {
+                Ok((digest, platforms)) => {
                     log.line(&format!("crtask: pushed {r} {digest}"));
+                    for p in &platforms {
+                        log.line(&format!("crtask:   {} {}", p.platform, p.digest));
+                    }
                     let parsed = ImageRef::parse(r)?;
                     if let Ok(mut p) = self.produced.lock() {
                         p.outputs.push(OutputImage {
@@ -368,6 +409,7 @@ impl EngineStepRunner {
                             repository: parsed.repository.clone(),
                             tag: parsed.tag.clone().unwrap_or_default(),
                             digest,
+                            platforms,
                         });
                     }
                 }

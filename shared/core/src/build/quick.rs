@@ -87,6 +87,10 @@ impl LogSink for LogTail<'_> {
     }
 }
 
+/// The local name of a multi-platform build's image index when the build
+/// has no tags (nothing is pushed then).
+pub const INDEX_WITHOUT_TAGS: &str = "localhost/crtask-index:latest";
+
 /// What the executor needs besides the spec.
 pub struct BuildInputs<'a> {
     pub context_dir: &'a Path,
@@ -206,7 +210,25 @@ pub async fn execute_build(
         }
     }
 
-    // 3. Pull every base, always asking the registry, and record the digest used.
+    // A list of platforms builds one image index ([`crate::domain::platform`]).
+    let platforms = match crate::domain::platform::of_spec(spec.platform.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            log.line(&format!("crtask: {e}"));
+            steps.finish(RunStatus::Failed, None);
+            return fail(steps, base_images, output_images, e.to_string());
+        }
+    };
+    let multi = platforms.len() > 1;
+    if multi {
+        log.line(&format!(
+            "crtask: building for {} into one image index",
+            platforms.join(", ")
+        ));
+    }
+
+    // 3. Pull every base (for each platform of a multi-platform build),
+    //    always asking the registry, and record the digest used.
     let mut wanted: Vec<(ImageRef, bool)> = Vec::new();
     if let Some(r) = &bases.runtime {
         wanted.push((r.clone(), true));
@@ -216,32 +238,52 @@ pub async fn execute_build(
             wanted.push((b.clone(), false));
         }
     }
+    let per_platform: Vec<Option<&str>> = if multi {
+        platforms.iter().map(|p| Some(p.as_str())).collect()
+    } else {
+        vec![None]
+    };
     for (image, runtime) in wanted {
-        let name = image.full();
-        log.line(&format!("crtask: pulling base image {name}"));
-        match engine.pull(&name, log).await {
-            Ok(PullOutcome::Pulled { digest }) => {
-                log.line(&format!("crtask: {name} is {digest}"));
-                base_images.push(BaseImageUse {
-                    image: name,
-                    digest,
-                    runtime,
-                });
-            }
-            Ok(PullOutcome::Failed { message }) => {
-                log.line(&format!("crtask: {message}"));
-                steps.finish(RunStatus::Failed, None);
-                return fail(steps, base_images, output_images, message);
-            }
-            Err(e) => {
-                steps.finish(RunStatus::Error, None);
-                return ended(
-                    RunStatus::Error,
-                    steps,
-                    base_images,
-                    output_images,
-                    e.to_string(),
-                );
+        for platform in &per_platform {
+            let name = image.full();
+            let pulled = match platform {
+                Some(p) => {
+                    log.line(&format!("crtask: pulling base image {name} for {p}"));
+                    engine.pull_platform(&name, p, log).await
+                }
+                None => {
+                    log.line(&format!("crtask: pulling base image {name}"));
+                    engine.pull(&name, log).await
+                }
+            };
+            match pulled {
+                Ok(PullOutcome::Pulled { digest }) => {
+                    match platform {
+                        Some(p) => log.line(&format!("crtask: {name} for {p} is {digest}")),
+                        None => log.line(&format!("crtask: {name} is {digest}")),
+                    }
+                    base_images.push(BaseImageUse {
+                        image: name,
+                        digest,
+                        runtime,
+                        platform: platform.map(str::to_string),
+                    });
+                }
+                Ok(PullOutcome::Failed { message }) => {
+                    log.line(&format!("crtask: {message}"));
+                    steps.finish(RunStatus::Failed, None);
+                    return fail(steps, base_images, output_images, message);
+                }
+                Err(e) => {
+                    steps.finish(RunStatus::Error, None);
+                    return ended(
+                        RunStatus::Error,
+                        steps,
+                        base_images,
+                        output_images,
+                        e.to_string(),
+                    );
+                }
             }
         }
     }
@@ -262,7 +304,20 @@ pub async fn execute_build(
         tags: inputs.tags.iter().map(|t| t.full()).collect(),
         build_args: args,
         target: spec.target.clone(),
-        platform: spec.platform.clone(),
+        platform: if platforms.is_empty() {
+            None
+        } else {
+            Some(platforms.join(","))
+        },
+        // The index is named by the first tag (a run-private name when the
+        // build has none: the run's image store is its own).
+        index: multi.then(|| {
+            inputs
+                .tags
+                .first()
+                .map(|t| t.full())
+                .unwrap_or_else(|| INDEX_WITHOUT_TAGS.to_string())
+        }),
         cache,
     };
     let built = engine.build(&req, &tail).await;
@@ -309,13 +364,17 @@ pub async fn execute_build(
             let name = t.full();
             log.line(&format!("crtask: pushing {name}"));
             match engine.push(&name, log).await {
-                Ok(PushOutcome::Pushed { digest }) => {
+                Ok(PushOutcome::Pushed { digest, platforms }) => {
                     log.line(&format!("crtask: pushed {name} {digest}"));
+                    for p in &platforms {
+                        log.line(&format!("crtask:   {} {}", p.platform, p.digest));
+                    }
                     output_images.push(OutputImage {
                         registry: t.registry.clone(),
                         repository: t.repository.clone(),
                         tag: t.tag.clone().unwrap_or_default(),
                         digest,
+                        platforms,
                     });
                 }
                 Ok(PushOutcome::Failed { message }) => {

@@ -165,6 +165,19 @@ pub struct OutputImage {
     pub registry: String,
     pub repository: String,
     pub tag: String,
+    /// The pushed manifest; for a multi-platform build, the image index.
+    pub digest: String,
+    /// A multi-platform build's per-platform images inside the index
+    /// (empty for a single-platform image).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformImage>,
+}
+
+/// One platform's image inside a pushed image index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformImage {
+    /// `os/arch[/variant]`.
+    pub platform: String,
     pub digest: String,
 }
 
@@ -176,6 +189,11 @@ pub struct BaseImageUse {
     pub digest: String,
     /// True for the runtime base (the image behind the final stage).
     pub runtime: bool,
+    /// For a multi-platform build, the platform this digest was used for
+    /// (one entry per base and platform; `digest` is then that platform's
+    /// manifest inside the base's index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 /// One step of a run as it went.

@@ -161,6 +161,7 @@ mod tests {
             repository: "app".into(),
             tag: "ca7".into(),
             digest: "sha256:aa".into(),
+            platforms: Vec::new(),
         }];
         let n = RunNotification::of(&run, Phase::Finished);
         let v: serde_json::Value = serde_json::from_str(&n.to_body()).unwrap();

@@ -388,7 +388,7 @@ async fn run(
     st.start("push");
     st.log.line(&format!("crtask: pushing {target_name}"));
     match engine.push(&target_name, st.log).await? {
-        PushOutcome::Pushed { digest } => {
+        PushOutcome::Pushed { digest, .. } => {
             st.log
                 .line(&format!("crtask: pushed {target_name} {digest}"));
             st.output_images.push(OutputImage {
@@ -396,6 +396,7 @@ async fn run(
                 repository: target.repository.clone(),
                 tag: tags.next,
                 digest,
+                platforms: Vec::new(),
             });
             Ok(PatchOutcome::Patched)
         }

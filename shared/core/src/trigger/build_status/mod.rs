@@ -299,19 +299,31 @@ pub fn apply(
 }
 
 /// The dependency index entries a successful run establishes for its task:
-/// each base image it used (normalised, tagged) with the digest used.
+/// each base image it used (normalised, tagged) with the digest used. A
+/// multi-platform build pulled each base once per platform: one entry per
+/// base, without a digest (no single manifest was used; the per-platform
+/// digests stay in the run's record, where the registry trigger reads them).
 pub fn dependencies_from_run(run: &Run) -> Vec<BaseDependency> {
-    run.base_images
-        .iter()
-        .filter_map(|b| {
-            let r = crate::domain::imageref::ImageRef::parse(&b.image).ok()?;
-            Some(BaseDependency {
-                image: r.tagged(),
-                digest: Some(b.digest.clone()),
-                runtime: b.runtime,
-            })
-        })
-        .collect()
+    let mut out: Vec<BaseDependency> = Vec::new();
+    for b in &run.base_images {
+        let Ok(r) = crate::domain::imageref::ImageRef::parse(&b.image) else {
+            continue;
+        };
+        let image = r.tagged();
+        if let Some(seen) = out.iter_mut().find(|d| d.image == image) {
+            seen.runtime |= b.runtime;
+            if b.platform.is_some() {
+                seen.digest = None;
+            }
+            continue;
+        }
+        out.push(BaseDependency {
+            image,
+            digest: b.platform.is_none().then(|| b.digest.clone()),
+            runtime: b.runtime,
+        });
+    }
+    out
 }
 
 /// Applies one event to its run in `store` (the status update). `result`

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::imageref::ImageRef;
-use crate::domain::model::BaseImageTriggerType;
+use crate::domain::model::{BaseImageTriggerType, PlatformImage};
 use crate::trigger::registry::event::{short_digest, TagUpdate};
 
 /// One recorded use of a base image by a task's last successful build (from
@@ -31,6 +31,11 @@ pub struct Dependent {
     pub trigger_enabled: bool,
     /// The task's base-image trigger type.
     pub trigger_type: BaseImageTriggerType,
+    /// A multi-platform task: the per-platform manifests of this base its
+    /// last successful build used (from that run's record). Only these
+    /// platforms count when the base's index moves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformImage>,
 }
 
 /// What an update means for one dependent task.
@@ -50,6 +55,11 @@ pub enum Verdict {
         task: String,
         image: String,
         digest: String,
+        /// A multi-platform task: the platforms whose manifests in the
+        /// index `digest` are the ones its last build used (the index
+        /// itself moved for other platforms).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        platforms: Vec<String>,
     },
     /// The task's base-image trigger is off.
     TriggerDisabled { task: String },
@@ -119,6 +129,18 @@ impl fmt::Display for Verdict {
                 task,
                 image,
                 digest,
+                platforms,
+            } if !platforms.is_empty() => write!(
+                f,
+                "task '{task}': {image} is now {}, with the same {} images its last build used",
+                short_digest(digest),
+                platforms.join(" and ")
+            ),
+            Verdict::Unchanged {
+                task,
+                image,
+                digest,
+                ..
             } => write!(
                 f,
                 "task '{task}': its last build already used {image}@{}",
@@ -167,6 +189,7 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
         any_digest: Option<&'a str>,
         enabled: bool,
         kind: BaseImageTriggerType,
+        platforms: &'a [PlatformImage],
     }
     let mut uses: BTreeMap<&str, Use> = BTreeMap::new();
     for d in dependents {
@@ -179,7 +202,11 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
             any_digest: None,
             enabled: d.trigger_enabled,
             kind: d.trigger_type,
+            platforms: &[],
         });
+        if u.platforms.is_empty() {
+            u.platforms = &d.platforms;
+        }
         u.runtime |= d.runtime;
         if d.runtime && u.runtime_digest.is_none() {
             u.runtime_digest = d.last_digest.as_deref();
@@ -197,6 +224,24 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
             if u.kind == BaseImageTriggerType::Runtime && !u.runtime {
                 return Verdict::BuildTimeOnly { task };
             }
+            // A multi-platform task built on this index: only the manifests
+            // of its own platforms count, when the index's contents are known.
+            if let (false, Some(now)) = (u.platforms.is_empty(), &update.platforms) {
+                return match moved_platform(u.platforms, now) {
+                    None => Verdict::Unchanged {
+                        task,
+                        image: image.clone(),
+                        digest: update.digest.clone(),
+                        platforms: u.platforms.iter().map(|p| p.platform.clone()).collect(),
+                    },
+                    Some((old, _)) => Verdict::Trigger {
+                        task,
+                        image: image.clone(),
+                        old_digest: Some(old.to_string()),
+                        new_digest: update.digest.clone(),
+                    },
+                };
+            }
             let last = u.runtime_digest.or(u.any_digest);
             if last.is_none() && update.first_sighting {
                 return Verdict::NotBuiltYet {
@@ -209,6 +254,7 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
                     task,
                     image: image.clone(),
                     digest: update.digest.clone(),
+                    platforms: Vec::new(),
                 };
             }
             Verdict::Trigger {
@@ -221,10 +267,73 @@ pub fn decide(update: &TagUpdate, dependents: &[Dependent]) -> Vec<Verdict> {
         .collect()
 }
 
+/// The first of `used` (platform, digest) whose platform in the index
+/// `now` has another manifest, or none (a platform the index no longer
+/// lists counts as moved): `(old digest, platform)`.
+pub fn moved_platform<'a>(
+    used: &'a [PlatformImage],
+    now: &[PlatformImage],
+) -> Option<(&'a str, &'a str)> {
+    used.iter()
+        .find(|u| {
+            !now.iter()
+                .any(|n| n.platform == u.platform && n.digest == u.digest)
+        })
+        .map(|u| (u.digest.as_str(), u.platform.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::trigger::registry::test_support::{dep, trig, update, D1, D2, D3};
+
+    fn pi(platform: &str, digest: &str) -> PlatformImage {
+        PlatformImage {
+            platform: platform.into(),
+            digest: digest.into(),
+        }
+    }
+
+    #[test]
+    fn a_multi_platform_task_rebuilds_only_when_one_of_its_platforms_moved() {
+        let img = "r.io/base:1";
+        let mut d = dep("app", img, None, true, true, BaseImageTriggerType::Runtime);
+        d.platforms = vec![pi("linux/amd64", D1), pi("linux/arm64", D2)];
+        let deps = [d];
+        let with = |p: Option<Vec<PlatformImage>>| TagUpdate {
+            platforms: p,
+            ..update(img, D3)
+        };
+        // Another platform of the index moved: nothing to do.
+        let v = decide(
+            &with(Some(vec![
+                pi("linux/amd64", D1),
+                pi("linux/arm64", D2),
+                pi("linux/s390x", D3),
+            ])),
+            &deps,
+        );
+        assert!(matches!(&v[..], [Verdict::Unchanged { .. }]), "{v:?}");
+        assert!(
+            v[0].to_string()
+                .ends_with("with the same linux/amd64 and linux/arm64 images its last build used"),
+            "{}",
+            v[0]
+        );
+        // The arm64 manifest moved: rebuild, naming the old arm64 digest.
+        let v = decide(
+            &with(Some(vec![pi("linux/amd64", D1), pi("linux/arm64", D3)])),
+            &deps,
+        );
+        assert_eq!(v, vec![trig("app", img, Some(D2), D3)]);
+        // The index dropped arm64: rebuild (and the build will say why it fails).
+        let v = decide(&with(Some(vec![pi("linux/amd64", D1)])), &deps);
+        assert!(v[0].is_trigger(), "{v:?}");
+        // Contents unknown (a registry event): the tag moved, rebuild.
+        let v = decide(&with(None), &deps);
+        assert!(v[0].is_trigger(), "{v:?}");
+        assert_eq!(moved_platform(&deps[0].platforms, &deps[0].platforms), None);
+    }
 
     #[test]
     fn decide_table() {
@@ -245,6 +354,7 @@ mod tests {
                     task: t("app"),
                     image: t(img),
                     digest: t(D2),
+                    platforms: Vec::new(),
                 }],
             ),
             (
@@ -304,6 +414,7 @@ mod tests {
                         task: t("api"),
                         image: t(img),
                         digest: t(D2),
+                        platforms: Vec::new(),
                     },
                     Verdict::BuildTimeOnly { task: t("cli") },
                     Verdict::TriggerDisabled { task: t("job") },
@@ -373,6 +484,7 @@ mod tests {
                     task: "a".into(),
                     image: "r.io/b:1".into(),
                     digest: D1.into(),
+                    platforms: Vec::new(),
                 },
                 "unchanged",
                 "task 'a': its last build already used r.io/b:1@sha256:111111111111",

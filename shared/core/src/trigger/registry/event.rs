@@ -54,6 +54,15 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
     MEDIA_DOCKER_V1,
 ];
 
+/// Whether `media_type` (parameters ignored, case insensitive) is an image
+/// index: an OCI index or a Docker manifest list.
+pub fn is_index_media_type(media_type: &str) -> bool {
+    let essence = essence(media_type);
+    [MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST]
+        .iter()
+        .any(|m| essence.eq_ignore_ascii_case(m))
+}
+
 /// Whether `media_type` (parameters such as `; charset=` ignored, case
 /// insensitive) is an image manifest or index, see [`MANIFEST_MEDIA_TYPES`].
 pub fn is_manifest_media_type(media_type: &str) -> bool {
@@ -87,6 +96,10 @@ pub struct TagUpdate {
     /// records the digest, and only a later move triggers it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub first_sighting: bool,
+    /// When the tag is an image index and its contents were read (the
+    /// poller reads them): each platform's manifest in it. `None`: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Vec<crate::domain::model::PlatformImage>>,
 }
 
 /// What a registry notification body held: the tags that moved and, for the
@@ -345,6 +358,7 @@ fn distribution_event(
         media_type: Some(media.to_string()),
         event_id: event_id(event),
         first_sighting: false,
+        platforms: None,
     })
 }
 
@@ -480,6 +494,7 @@ fn ecr_detail(event: &Value, detail: &Value) -> std::result::Result<TagUpdate, S
         media_type: str_field(detail, "manifest-media-type").map(str::to_string),
         event_id: event_id(event),
         first_sighting: false,
+        platforms: None,
     })
 }
 
@@ -655,6 +670,7 @@ mod tests {
                             media_type: Some(m.to_string()),
                             event_id: Some("e1".to_string()),
                             first_sighting: false,
+                            platforms: None,
                         }],
                         "{event}"
                     );
@@ -829,6 +845,7 @@ mod tests {
                     media_type: None,
                     event_id: Some("ev-1".to_string()),
                     first_sighting: false,
+                    platforms: None,
                 }],
                 ignored: vec![],
             }

@@ -204,19 +204,27 @@ impl Snapshot {
                 runtime: dep.runtime,
                 trigger_enabled: task.base_image_trigger_enabled,
                 trigger_type: task.base_image_trigger_type,
+                platforms: Vec::new(),
             });
             tasks.insert(name, task.clone());
         }
         let producers = producers(all.values(), deps.registry);
         let pending = pending_runs(deps.store).await?;
         let names: Vec<String> = tasks.keys().cloned().collect();
-        let last_ok = deps
+        let last_ok: BTreeMap<String, Run> = deps
             .store
             .last_succeeded_runs(&names)
             .await?
             .into_iter()
             .filter_map(|r| Some((r.task.clone()?, r)))
             .collect();
+        // A multi-platform task's per-platform base digests live in its
+        // last successful run's record.
+        for d in dependents.iter_mut() {
+            if let Some(r) = last_ok.get(&d.task) {
+                d.platforms = platform_bases(r, &d.image);
+            }
+        }
         let waiting_for = waits(deps, &names, &producers, &pending).await?;
         Ok(Some(Snapshot {
             dependents,
@@ -227,6 +235,23 @@ impl Snapshot {
             waiting_for,
         }))
     }
+}
+
+/// The per-platform digests `run` recorded for the base `image` (a
+/// normalised tagged reference); empty for a single-platform build.
+pub fn platform_bases(run: &Run, image: &str) -> Vec<crate::domain::model::PlatformImage> {
+    run.base_images
+        .iter()
+        .filter(|b| {
+            crate::domain::imageref::ImageRef::parse(&b.image).is_ok_and(|r| r.tagged() == image)
+        })
+        .filter_map(|b| {
+            Some(crate::domain::model::PlatformImage {
+                platform: b.platform.clone()?,
+                digest: b.digest.clone(),
+            })
+        })
+        .collect()
 }
 
 /// For each of `names`, the upstream task (and its run) it waits for: one
@@ -623,6 +648,7 @@ pub async fn cascade(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<Vec<Run>
             media_type: None,
             event_id: None,
             first_sighting: false,
+            platforms: None,
         };
         if deps.store.dependents_of(&update.image).await?.is_empty() {
             continue;
@@ -711,6 +737,7 @@ pub async fn release_waiters(deps: &UpdateDeps<'_>, run: &Run) -> crate::Result<
             media_type: None,
             event_id: None,
             first_sighting: false,
+            platforms: None,
         };
         let cause = format!(
             "pushed by run {by_run} of task {by_task}; decided again when run {} of task {name} ended {}",

@@ -414,6 +414,7 @@ pub fn poll_update(image: &ImageRef, digest: &str, media_type: Option<&str>) -> 
         media_type: media_type.map(str::to_string),
         event_id: None,
         first_sighting: false,
+        platforms: None,
     }
 }
 

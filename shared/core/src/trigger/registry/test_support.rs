@@ -25,6 +25,7 @@ pub(super) fn dep(
         runtime,
         trigger_enabled: enabled,
         trigger_type: kind,
+        platforms: Vec::new(),
     }
 }
 
@@ -35,6 +36,7 @@ pub(super) fn update(image: &str, digest: &str) -> TagUpdate {
         media_type: None,
         event_id: None,
         first_sighting: false,
+        platforms: None,
     }
 }
 
