@@ -232,7 +232,8 @@ impl Backend {
                 buildable_on_aws(t, &a.settings)?;
                 // Everything the schedules need is checked before the task is stored.
                 let schedules = a.timer_schedules(&t.name, t.timers.is_empty(), t).await?;
-                let t = service::create_task(a.store(), &a.clock, t.clone()).await?;
+                let t = a.store_git_token(t.clone()).await?;
+                let t = service::create_task(a.store(), &a.clock, t).await?;
                 if let Some(s) = schedules {
                     a.sync(&s, None, Some(&t)).await?;
                 }
@@ -249,7 +250,8 @@ impl Backend {
                 let old = a.store().get_task(&t.name).await?;
                 let none = t.timers.is_empty() && old.as_ref().is_none_or(|o| o.timers.is_empty());
                 let schedules = a.timer_schedules(&t.name, none, t).await?;
-                let t = service::update_task(a.store(), &a.clock, &t.name, t.clone()).await?;
+                let stored = a.store_git_token(t.clone()).await?;
+                let t = service::update_task(a.store(), &a.clock, &t.name, stored).await?;
                 if let Some(s) = schedules {
                     a.sync(&s, old.as_ref(), Some(&t)).await?;
                 }
@@ -272,6 +274,18 @@ impl Backend {
                 }
                 if let Some(s) = schedules {
                     a.sync(&s, old.as_ref(), None).await?;
+                }
+                // Its git token's secret goes with it.
+                if let Some(secret) = old
+                    .as_ref()
+                    .and_then(|o| o.git_access_token.as_deref())
+                    .and_then(crtask_aws::git_tokens::secret_of)
+                {
+                    if let Err(e) =
+                        crtask_aws::secrets::delete_named(&a.secrets_client, secret).await
+                    {
+                        eprintln!("warning: task '{name}' is deleted, but its git token's secret {secret} is not: {e}");
+                    }
                 }
                 Ok(())
             }
@@ -306,11 +320,6 @@ fn buildable_on_aws(t: &Task, settings: &AwsSettings) -> Result<()> {
     if !t.notify.is_empty() {
         bail!(
             "--notify URLs are delivered by `crtask serve` only; on AWS every run state change is a `crtask Run State Change` event on the account's default EventBridge bus: route it with a rule (for example on detail.task) to SNS, a chatbot or an API destination"
-        );
-    }
-    if t.git_access_token.is_some() {
-        bail!(
-            "--git-access-token cannot be used on AWS yet: the builder would receive it as a plaintext CodeBuild environment override; connect CodeBuild to the git host (aws codebuild import-source-credentials) instead"
         );
     }
     use crtask_core::domain::identity::{check, RolePolicy};
@@ -366,6 +375,7 @@ pub struct AwsBackend {
     settings: AwsSettings,
     scheduler: crtask_aws::scheduler::Client,
     secrets: SecretsManagerSecrets,
+    secrets_client: aws_sdk_secretsmanager::Client,
     build_logs: Option<BuildLogs>,
 }
 
@@ -414,12 +424,36 @@ impl AwsBackend {
             settings: settings.clone(),
             scheduler: crtask_aws::config::scheduler(&conf),
             secrets: SecretsManagerSecrets::new(crtask_aws::config::secretsmanager(&conf)),
+            secrets_client: crtask_aws::config::secretsmanager(&conf),
             build_logs: settings
                 .log_group
                 .clone()
                 .filter(|g| !g.trim().is_empty())
                 .map(|g| BuildLogs::new(crtask_aws::config::cloudwatchlogs(&conf), g)),
         })
+    }
+
+    /// A task whose `--git-access-token` was given: the token goes to
+    /// Secrets Manager (`<stack>/git/<task>`) and the task keeps only a
+    /// reference to it ([`crtask_aws::git_tokens`]). A masked token (an
+    /// update that did not change it) or a reference is kept as it is.
+    async fn store_git_token(&self, mut t: Task) -> Result<Task> {
+        let Some(token) = t.git_access_token.clone() else {
+            return Ok(t);
+        };
+        if token == crtask_core::domain::model::SECRET_MASK
+            || crtask_aws::git_tokens::secret_of(&token).is_some()
+        {
+            return Ok(t);
+        }
+        let stack = self.settings.stack.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+            anyhow!("--git-access-token on AWS is kept in Secrets Manager as <stack>/git/<task>: set the stack's name (run `crtask aws configure --stack NAME`, or --aws-stack NAME)")
+        })?;
+        let reference = crtask_aws::git_tokens::put(&self.secrets_client, stack, &t.name, &token)
+            .await
+            .map_err(|e| anyhow!("cannot store the git access token: {e}"))?;
+        t.git_access_token = Some(reference);
+        Ok(t)
     }
 
     /// The value of a timer setting, or `None` when it is not given.

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
     next_help_heading = "AWS platform (override the profile; `crtask aws configure` writes it)"
 )]
 pub struct AwsSettings {
-    /// The stack the profile was read from (informational).
-    #[arg(skip)]
+    /// AWS: the stack's name; tasks' git access tokens are kept as its
+    /// secrets `<stack>/git/<task>` [default: the profile's].
+    #[arg(long = "aws-stack", global = true, env = "CRTASK_AWS_STACK")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
     /// AWS: the stack's region [default: the profile's, else AWS_REGION].

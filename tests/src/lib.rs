@@ -8,6 +8,7 @@ pub mod acr_samples;
 pub mod debian;
 pub mod load;
 pub mod moto;
+pub mod private_git;
 pub mod sam_build;
 pub mod webdriver;
 pub use acr_samples::acr_samples;

@@ -276,6 +276,12 @@ printf '%s\n' "aws $*" >> "$STUB_LOG"
 local_path() { case "$1" in s3://*) printf '%s/%s' "$FAKE_S3" "${1#s3://}" ;; *) printf '%s' "$1" ;; esac; }
 case "${1:-} ${2:-}" in
   "ecr get-login-password") echo stub-ecr-token ;;
+  "secretsmanager get-secret-value")
+    # Only the task's git token secret, as text: what the builder's role
+    # may read and how the buildspec asks for it.
+    [ "$*" = "secretsmanager get-secret-value --secret-id $STUB_GIT_SECRET --query SecretString --output text" ] \
+      || { echo "aws stub: unexpected call: $*" >&2; exit 2; }
+    printf '%s\n' "$STUB_GIT_TOKEN" ;;
   "s3 cp")
     shift 2
     args=()
@@ -524,6 +530,76 @@ fn buildspec_phases_build_and_push_with_stubbed_aws() {
 
 /// pre_build refuses a malformed run id and a context object outside the
 /// stack's bucket before anything runs; post_build then uploads nothing.
+/// A task's git token on AWS: the build phase reads the secret that
+/// `CRTASK_GIT_TOKEN_SECRET` names into a private file, and `crtask exec`
+/// clones the private repository with it; the token is in no log.
+#[test]
+fn buildspec_build_clones_with_the_tasks_git_token_from_secrets_manager() {
+    use crtask_tests::private_git::{publish, PrivateGit};
+    const TOKEN: &str = "ghp_zzBuildspecTokenzz42";
+    let reg = Registry::start().unwrap();
+    reg.seed("base:1", "buildspec-git").unwrap();
+    let git = crtask_tests::GitServer::start().unwrap();
+    git.commit(
+        "main",
+        &[
+            ("Dockerfile", &dockerfile(&reg.host)),
+            ("hello.txt", "hello from a private repository\n"),
+        ],
+        "first",
+    )
+    .unwrap();
+    let http = PrivateGit::start(publish(&git), TOKEN);
+    let tmp = tempfile::tempdir().unwrap();
+    let bs = buildspec();
+    let git_env = |secret: &str| {
+        build_env(
+            &bs,
+            &reg,
+            tmp.path(),
+            &[
+                ("CRTASK_CONTEXT_KIND", "git".to_string()),
+                ("CRTASK_GIT_URL", http.url.clone()),
+                ("CRTASK_GIT_REF", "main".to_string()),
+                ("CRTASK_GIT_TOKEN_SECRET", secret.to_string()),
+                ("STUB_GIT_SECRET", "crtask/git/web".to_string()),
+                ("STUB_GIT_TOKEN", TOKEN.to_string()),
+            ],
+        )
+    };
+    let env = git_env("crtask/git/web");
+    let pre = run_phase(&bs.phases["pre_build"], &env);
+    assert!(pre.ok, "pre_build: {}", pre.output);
+    let build = run_phase(&bs.phases["build"], &env);
+    assert!(build.ok, "build: {}", build.output);
+    assert!(
+        build.output.contains("exec-build-marker"),
+        "{}",
+        build.output
+    );
+    let token_file = tmp.path().join("work/git-token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the token file is private: {mode:o}");
+    let r = result(&tmp.path().join("work/result.json"));
+    assert_eq!(r["status"], "Succeeded", "{r:#}");
+    let log = std::fs::read_to_string(tmp.path().join("work/run.log")).unwrap();
+    assert!(
+        !log.contains(TOKEN) && !build.output.contains(TOKEN),
+        "{log}"
+    );
+    assert!(
+        http.seen.lock().unwrap().iter().any(Option::is_some),
+        "the clone sent the token"
+    );
+
+    // Without a token (a secret the stub does not know): the build fails
+    // before anything is cloned.
+    let env = git_env("crtask/git/other");
+    let build = run_phase(&bs.phases["build"], &env);
+    assert!(!build.ok, "{}", build.output);
+}
+
 #[test]
 fn buildspec_pre_build_rejects_bad_run_metadata() {
     let reg = Registry::start().unwrap();

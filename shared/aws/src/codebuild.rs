@@ -186,7 +186,10 @@ pub fn start_build_request(
             if let Some(d) = subdir {
                 set("CRTASK_CONTEXT_SUBDIR", d);
             }
-            match git_source_type(url) {
+            // With a token of the task's own, crtask exec clones with it;
+            // CodeBuild's source credentials are the account's.
+            let own_token = run.spec.git_access_token.is_some();
+            match git_source_type(url).filter(|_| !own_token) {
                 Some(t) => {
                     source_type = Some(t);
                     location = Some(url.clone());
@@ -216,6 +219,17 @@ pub fn start_build_request(
                 run.run_id
             )));
         }
+    }
+    // The task's git token: only the name of its secret (the buildspec
+    // reads it with the builder's role), never the value.
+    if let Some(field) = &run.spec.git_access_token {
+        let name = crate::git_tokens::secret_of(field).ok_or_else(|| {
+            CoreError::invalid(format!(
+                "run {} carries a git access token that is not stored in Secrets Manager: set it again with `crtask --platform aws task update --git-access-token`",
+                run.run_id
+            ))
+        })?;
+        set("CRTASK_GIT_TOKEN_SECRET", name);
     }
     // The spec without secrets (secret build arguments, the git access
     // token), for the executor.

@@ -16,6 +16,7 @@ pub mod ecr_tags;
 pub mod error;
 pub mod events;
 pub mod function_log;
+pub mod git_tokens;
 pub mod logs;
 pub mod registry_credentials;
 pub mod s3;

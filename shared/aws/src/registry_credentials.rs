@@ -243,36 +243,14 @@ pub async fn put_stored(
     cred.validate()?;
     let name = secret_name(prefix, &host);
     let value = serde_json::to_string(cred).map_err(|e| Error::Config(e.to_string()))?;
-    let created = client
-        .create_secret()
-        .name(&name)
-        .description(format!("crtask: credential for registry {host}"))
-        .secret_string(&value)
-        .send()
-        .await;
-    match created {
-        Ok(_) => Ok(name),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_exists_exception()) =>
-        {
-            client
-                .put_secret_value()
-                .secret_id(&name)
-                .secret_string(&value)
-                .send()
-                .await
-                .map_err(|e| Error::Secrets {
-                    id: name.clone(),
-                    message: describe(&e),
-                })?;
-            Ok(name)
-        }
-        Err(e) => Err(Error::Secrets {
-            id: name,
-            message: describe(&e),
-        }),
-    }
+    crate::secrets::put_named(
+        client,
+        &name,
+        &format!("crtask: credential for registry {host}"),
+        &value,
+    )
+    .await?;
+    Ok(name)
 }
 
 /// `crtask registry credential list` on AWS: the hosts with a secret under
@@ -325,24 +303,5 @@ pub async fn remove_stored(
     host: &str,
 ) -> Result<bool> {
     let host = credentials::normalize_host(host)?;
-    let name = secret_name(prefix, &host);
-    match client
-        .delete_secret()
-        .secret_id(&name)
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(Error::Secrets {
-            id: name,
-            message: describe(&e),
-        }),
-    }
+    crate::secrets::delete_named(client, &secret_name(prefix, &host)).await
 }

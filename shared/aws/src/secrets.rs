@@ -134,3 +134,62 @@ impl SecretResolver for SecretsManagerSecrets {
         }
     }
 }
+
+/// Creates secret `name` with `value`, or puts `value` as its new version
+/// when it exists.
+pub async fn put_named(client: &Client, name: &str, description: &str, value: &str) -> Result<()> {
+    let created = client
+        .create_secret()
+        .name(name)
+        .description(description)
+        .secret_string(value)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
+            client
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|e| Error::Secrets {
+                    id: name.to_string(),
+                    message: crate::error::describe(&e),
+                })?;
+            Ok(())
+        }
+        Err(e) => Err(Error::Secrets {
+            id: name.to_string(),
+            message: crate::error::describe(&e),
+        }),
+    }
+}
+
+/// Deletes secret `name` at once (no recovery window); `false` when there
+/// was none.
+pub async fn delete_named(client: &Client, name: &str) -> Result<bool> {
+    match client
+        .delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(Error::Secrets {
+            id: name.to_string(),
+            message: crate::error::describe(&e),
+        }),
+    }
+}

@@ -938,29 +938,86 @@ async fn cli_on_aws_passes_only_task_roles_under_the_stack_path() {
     assert_eq!(stored.spec.identity.as_deref(), Some(allowed));
     assert!(stored.builder_ref.is_some(), "{stored:?}");
     assert_eq!(builds_of(&cb, &stack.project).await.len(), 1);
-    // The git access token would reach CodeBuild in plain text: refused.
-    let o = stack.run(&[
+    // The git access token: kept in Secrets Manager as <stack>/git/<task>;
+    // the task holds only a reference to it, and no answer shows it.
+    let sm = crtask_aws::config::secretsmanager(&conf);
+    let stack_name = harness::unique("crtask-stack");
+    let with_env = |args: &[&str], name: Option<&str>| {
+        let mut c = stack.command(args);
+        c.env("CRTASK_AWS_TASK_ROLE_PATH", "/crtask-tasks/");
+        if let Some(s) = name {
+            c.env("CRTASK_AWS_STACK", s);
+        }
+        c.output().unwrap()
+    };
+    let set_token = [
         "task",
         "update",
         "-n",
         "web",
         "--git-access-token",
         "zz-tok-zz",
-    ]);
+    ];
+    // Without the stack's name: refused, nothing stored.
+    let o = with_env(&set_token, None);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--git-access-token cannot be used on AWS"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("<stack>/git/<task>"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("zz-tok-zz"));
+    let task = || async { store.get_task("web").await.unwrap().unwrap() };
+    assert_eq!(task().await.git_access_token, None);
+    let o = with_env(&set_token, Some(&stack_name));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for out in [&o.stdout, &o.stderr] {
+        assert!(!String::from_utf8_lossy(out).contains("zz-tok-zz"));
+    }
+    let secret = format!("{stack_name}/git/web");
+    let reference = format!("secretsmanager:{secret}");
     assert_eq!(
-        store
-            .get_task("web")
-            .await
-            .unwrap()
-            .unwrap()
-            .git_access_token,
-        None
+        task().await.git_access_token.as_deref(),
+        Some(reference.as_str())
     );
+    let value = sm
+        .get_secret_value()
+        .secret_id(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(value.secret_string(), Some("zz-tok-zz"));
+    // Its runs carry the reference, which the dispatcher turns into the
+    // secret's name for the builder (tests/moto.rs).
+    let o = with_env(
+        &["task", "run", "-n", "web", "--no-wait", "-o", "json"],
+        Some(&stack_name),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stored = store
+        .get_run(run["runId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.spec.git_access_token.as_deref(),
+        Some(reference.as_str())
+    );
+    assert!(stored.builder_ref.is_some(), "{stored:?}");
+    // An update that leaves the token out keeps it; deleting the task
+    // deletes its secret.
+    let o = with_env(
+        &["task", "update", "-n", "web", "--timeout", "900"],
+        Some(&stack_name),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        task().await.git_access_token.as_deref(),
+        Some(reference.as_str())
+    );
+    let o = with_env(&["task", "delete", "-n", "web"], Some(&stack_name));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(sm
+        .get_secret_value()
+        .secret_id(&secret)
+        .send()
+        .await
+        .is_err());
 }

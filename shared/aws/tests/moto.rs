@@ -599,6 +599,42 @@ async fn uploaded_context_request_names_the_object_for_the_buildspec() {
     assert!(e.to_string().contains("cannot be built on AWS"), "{e}");
 }
 
+/// A task's git token reaches the builder as the name of its secret only:
+/// not in CRTASK_SPEC, not as a value; CodeBuild does not check the source
+/// out itself (crtask exec clones with the token). A plain token is refused.
+#[test]
+fn git_token_reaches_the_builder_as_a_secret_name_only() {
+    let mut r = run("ca6", Some("web"), RunStatus::Queued, None);
+    r.spec.context = ContextSource::Git {
+        url: "https://github.com/acme/private.git".into(),
+        reference: Some("main".into()),
+        subdir: None,
+    };
+    let plain = start_build_request(&r, "proj", None, None).unwrap();
+    assert_eq!(plain.source_type_override.as_deref(), Some("GITHUB"));
+    assert_eq!(plain.env("CRTASK_GIT_TOKEN_SECRET"), None);
+
+    r.spec.git_access_token = Some(crtask_aws::git_tokens::reference("crtask/git/web"));
+    let req = start_build_request(&r, "proj", None, None).unwrap();
+    assert_eq!(req.env("CRTASK_GIT_TOKEN_SECRET"), Some("crtask/git/web"));
+    assert_eq!(req.source_type_override.as_deref(), Some("NO_SOURCE"));
+    assert_eq!(
+        req.env("CRTASK_GIT_URL"),
+        Some("https://github.com/acme/private.git")
+    );
+    let spec = req.env("CRTASK_SPEC").unwrap();
+    assert!(!spec.contains("crtask/git/web"), "{spec}");
+    assert!(!spec.contains("gitAccessToken"), "{spec}");
+
+    r.spec.git_access_token = Some("ghp_plain_token_value".into());
+    let e = start_build_request(&r, "proj", None, None).unwrap_err();
+    assert!(
+        e.to_string().contains("not stored in Secrets Manager"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("ghp_plain"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_dispatch_leaves_the_run_queued_with_the_reason() {
     let conf = harness::sdk_config().await;

@@ -220,10 +220,17 @@ impl PatchEngine for BuildahPatcher {
         capture: bool,
         log: &dyn LogSink,
     ) -> Result<(Exit, String)> {
+        let cfg = self.buildah.config();
         let mut c = self.buildah.command();
+        // The package manager's output is parsed (installed versions): it
+        // runs under the build runtime, like a build's RUN, whose relay
+        // cannot lose the end of it (crate::runtime).
         c.arg("run")
-            .arg("--isolation")
-            .arg(&self.buildah.config().isolation)
+            .args(crate::runtime::bud_args(
+                &cfg.isolation,
+                cfg.build_runtime.as_deref(),
+                &crate::runtime::state_root(&cfg.runroot),
+            ))
             // Package managers need root, whatever user the image runs as
             // (its config keeps that user).
             .arg("--user")
