@@ -184,3 +184,46 @@ fn task_file_build_steps_honour_cache_settings() {
     assert!(used("off").is_null(), "{run}");
     assert_eq!(used("fresh"), serde_json::json!({"reused": 0, "built": 2}));
 }
+
+/// Parallel builds writing one cache repository all succeed: writers take
+/// turns (`crtask_executor::cache_lock`), where at the same time one of
+/// them could be told "manifest blob unknown" by the registry and fail.
+#[test]
+fn parallel_builds_writing_one_cache_all_succeed() {
+    let (reg, srv, _ctx) = stack();
+    let contexts: Vec<tempfile::TempDir> = (0..4)
+        .map(|i| {
+            let d = tempfile::tempdir().unwrap();
+            write_files(
+                d.path(),
+                &[
+                    (
+                        "Dockerfile",
+                        &format!(
+                            "FROM {}/base:1\nRUN echo one-{i} > /one\nRUN echo two-{i} > /two\nCOPY . /src/\n",
+                            reg.host
+                        ),
+                    ),
+                    ("a.txt", &format!("ctx {i}\n")),
+                ],
+            );
+            d
+        })
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = contexts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let srv = &srv;
+                s.spawn(move || build(srv, d.path(), &["-t", &format!("app:p{i}")]))
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("a build failed");
+        }
+    });
+    for i in 0..4 {
+        assert_eq!(file(&reg, &format!("p{i}"), "/two"), format!("two-{i}\n"));
+    }
+}

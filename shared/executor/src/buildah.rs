@@ -411,6 +411,18 @@ impl Engine for Buildah {
             cmd.arg("--platform").arg(p);
         }
         cmd.arg(req.context_dir);
+        // Writers of one cache repository take turns (crate::cache_lock).
+        let _cache_turn = match (&req.cache.repo, req.cache.write) {
+            (Some(repo), true) => Some(
+                crate::cache_lock::hold(repo, || {
+                    log.line(&format!(
+                        "crtask: waiting for another build writing the layer cache {repo}"
+                    ))
+                })
+                .await,
+            ),
+            _ => None,
+        };
         let exit = self.stream(cmd, log).await?;
         if let (Some(index), true) = (&req.index, exit.success()) {
             if let Ok(mut m) = self.indexes.lock() {

@@ -6,6 +6,7 @@
 //! (the builder on AWS) both use it; it holds no store and no cloud SDK.
 
 pub mod buildah;
+pub mod cache_lock;
 pub mod context;
 pub mod docker;
 pub mod error;
