@@ -7,31 +7,10 @@
 use crtask_aws::S3Contexts;
 use crtask_core::domain::model::{ContextSource, RunStatus, RunType};
 use crtask_core::ports::Store;
-use crtask_testkit::aws::{self as harness, codebuild, logs as build_logs};
+use crtask_testkit::aws::{self as harness, codebuild, crtask_bin, logs as build_logs};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The `crtask` binary next to this test's directory (target/<profile>/).
-fn crtask_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CRTASK_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test-exe> -> target/<profile>/crtask
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("crtask"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "the crtask binary is not at {}: run `cargo build -p crtask` first",
-        bin.display()
-    );
-    bin
-}
 
 /// The stack as the CLI sees it.
 struct Stack {

@@ -10,33 +10,14 @@
 //!
 //! Needs `cargo build -p crtask` first (or `CRTASK_BIN`).
 
-use crtask_testkit::aws::{self as harness, codebuild};
+use crtask_testkit::aws::{self as harness, codebuild, crtask_bin};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const TARGET: &str = "arn:aws:lambda:us-east-1:123456789012:function:crtask-schedule";
 const ROLE: &str = "arn:aws:iam::123456789012:role/crtask-scheduler";
-
-/// The `crtask` binary next to this test's directory (target/<profile>/).
-fn crtask_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CRTASK_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("crtask"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "the crtask binary is not at {}: run `cargo build -p crtask` first",
-        bin.display()
-    );
-    bin
-}
 
 /// `crtask ARGS` with only the AWS credentials and endpoint in its
 /// environment, and `config` as its config directory.
