@@ -317,6 +317,18 @@ fn with_schedule_flags(args: &[&str], group: &str) -> Vec<String> {
     v
 }
 
+/// A new schedule group named after `prefix`.
+async fn schedule_group(sched: &crtask_aws::scheduler::Client, prefix: &str) -> String {
+    let group = harness::unique(prefix);
+    sched
+        .create_schedule_group()
+        .name(&group)
+        .send()
+        .await
+        .expect("create schedule group");
+    group
+}
+
 /// The schedule of `name` in `group`, if any.
 async fn schedule(
     client: &crtask_aws::scheduler::Client,
@@ -349,13 +361,7 @@ async fn cli_on_aws_keeps_timer_schedules_in_step() {
     let conf = harness::sdk_config().await;
     let store = harness::store().await;
     let sched = crtask_aws::config::scheduler(&conf);
-    let group = harness::unique("crtask-timers");
-    sched
-        .create_schedule_group()
-        .name(&group)
-        .send()
-        .await
-        .expect("create schedule group");
+    let group = schedule_group(&sched, "crtask-timers").await;
     let key = "signing-key-kept-in-secrets-manager";
     let secret = crtask_aws::config::secretsmanager(&conf)
         .create_secret()
@@ -748,13 +754,7 @@ async fn cli_on_aws_patches_and_schedules_continuous_patching() {
     let cb = crtask_aws::config::codebuild(&conf);
     let store = harness::store().await;
     let sched = crtask_aws::config::scheduler(&conf);
-    let group = harness::unique("crtask-patch");
-    sched
-        .create_schedule_group()
-        .name(&group)
-        .send()
-        .await
-        .expect("create schedule group");
+    let group = schedule_group(&sched, "crtask-patch").await;
     let stack = Stack {
         table: store.table().to_string(),
         bucket: "unused".into(),
