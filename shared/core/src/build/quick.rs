@@ -120,20 +120,8 @@ struct Steps<'a> {
 impl Steps<'_> {
     fn start(&mut self, id: &str) {
         // Steps run one after another: each waits for the one before.
-        let when = self
-            .steps
-            .last()
-            .map(|s| vec![s.id.clone()])
-            .unwrap_or_default();
-        self.steps.push(StepRecord {
-            id: id.to_string(),
-            status: RunStatus::Running,
-            start_time: Some(self.clock.now()),
-            finish_time: None,
-            exit_code: None,
-            when,
-            cache: None,
-        });
+        let step = StepRecord::next_in_sequence(id, self.steps.last(), self.clock.now());
+        self.steps.push(step);
     }
     fn finish(&mut self, status: RunStatus, exit_code: Option<i32>) {
         if let Some(s) = self.steps.last_mut() {

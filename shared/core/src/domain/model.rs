@@ -217,6 +217,22 @@ pub struct StepRecord {
     pub cache: Option<CacheUse>,
 }
 
+impl StepRecord {
+    /// A step of a sequence (a quick build's, a patch's) starting at `now`:
+    /// running, waiting for `previous` when there is one.
+    pub fn next_in_sequence(id: &str, previous: Option<&StepRecord>, now: DateTime<Utc>) -> Self {
+        StepRecord {
+            id: id.to_string(),
+            status: RunStatus::Running,
+            start_time: Some(now),
+            finish_time: None,
+            exit_code: None,
+            when: previous.map(|s| vec![s.id.clone()]).unwrap_or_default(),
+            cache: None,
+        }
+    }
+}
+
 /// How a build step used the layer cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -90,20 +90,8 @@ struct State<'a> {
 impl State<'_> {
     fn start(&mut self, id: &str) {
         // Steps run one after another: each waits for the one before.
-        let when = self
-            .steps
-            .last()
-            .map(|s| vec![s.id.clone()])
-            .unwrap_or_default();
-        self.steps.push(StepRecord {
-            id: id.into(),
-            status: RunStatus::Running,
-            start_time: Some(self.clock.now()),
-            finish_time: None,
-            exit_code: None,
-            when,
-            cache: None,
-        });
+        let step = StepRecord::next_in_sequence(id, self.steps.last(), self.clock.now());
+        self.steps.push(step);
     }
     fn finish(&mut self, status: RunStatus) {
         if let Some(s) = self.steps.last_mut().filter(|s| !s.status.is_terminal()) {
