@@ -180,3 +180,67 @@ fn no_container_of_a_finished_run_remains_kept_failed_or_timed_out() {
         .unwrap();
     assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());
 }
+
+/// `buildah images` of the store `cmd` images are pulled into, shared by
+/// runs (`crtask_executor::pull_cache`).
+fn pulled_images(srv: &Server) -> String {
+    let pulls = srv.data.join("storage").join("pulls");
+    let out = Command::new("buildah")
+        .arg("--storage-driver")
+        .arg("vfs")
+        .arg("--root")
+        .arg(pulls.join("root"))
+        .arg("--runroot")
+        .arg(pulls.join("runroot"))
+        .args(["images", "--all", "--noheading", "--format", "{{.Name}}:{{.Tag}} {{.ID}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn cmd_images_shared_between_runs_are_pulled_again_when_they_move_and_never_hold_a_build() {
+    let (reg, srv) = start("2");
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let dockerfile = format!("FROM {img}\nRUN echo built > /which\n");
+    // Two steps at once on one image (one pull), a build, and a step on the build.
+    let file = format!(
+        "version: v1.1.0\nsteps:\n  - id: a\n    cmd: {img} cat /etc/base-release\n    when: [\"-\"]\n  - id: b\n    cmd: {img} cat /etc/base-release\n    when: [\"-\"]\n  - id: build\n    build: -t $Registry/built:1 -f Dockerfile .\n    when: [a, b]\n  - id: use\n    cmd: $Registry/built:1 cat /which\n"
+    );
+    write_files(ctx.path(), &[("Dockerfile", &dockerfile), ("f.yaml", &file)]);
+    let (text, out, _) = run_followed(&srv, ctx.path(), "f.yaml");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(text.matches("] v1\n").count(), 2, "{text}");
+    assert!(text.contains("[use] built"), "{text}");
+    // The shared store has the pulled image only, never the run's build.
+    let images = pulled_images(&srv);
+    assert!(images.contains("/base:1 "), "{images}");
+    assert!(!images.contains("built"), "{images}");
+
+    // The tag moves: the next run pulls it again and sees the new content.
+    reg.seed("base:1", "v2").unwrap();
+    let (text, out, _) = run_followed(&srv, ctx.path(), "f.yaml");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(text.matches("] v2\n").count(), 2, "{text}");
+    assert!(!text.contains("] v1\n"), "{text}");
+    // Once no run is in progress the old copy goes (in the background).
+    let mut images = pulled_images(&srv);
+    for _ in 0..100 {
+        if images.lines().count() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        images = pulled_images(&srv);
+    }
+    assert_eq!(images.lines().count(), 1, "{images}");
+    assert!(run_stores(&srv).is_empty(), "{:?}", run_stores(&srv));
+
+    // An image the registry does not have fails the step with its reason.
+    let gone = format!("steps:\n  - cmd: {}/base:missing true\n", reg.host);
+    write_files(ctx.path(), &[("gone.yaml", &gone)]);
+    let (text, out, _) = run_followed(&srv, ctx.path(), "gone.yaml");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text.contains("cannot start") && text.contains("base:missing"), "{text}");
+}

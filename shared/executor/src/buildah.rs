@@ -8,13 +8,14 @@
 use crate::gitctx::GitAuth;
 use crate::probe::probe_distribution;
 use crate::process::{first_error_line, own_group, run_streaming, GroupGuard, Tee};
+use crate::pull_cache::SharedPulls;
 use async_trait::async_trait;
 use crtask_core::build::cache::CachePlan;
 use crtask_core::ports::{
     BuildRequest, ContainerRequest, Engine, Exit, LogSink, PullOutcome, PushOutcome,
 };
 use crtask_core::{Error as CoreError, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -124,6 +125,33 @@ pub struct Buildah {
     /// Tags of multi-platform builds -> the local image index holding them
     /// ([`BuildRequest::index`]): pushing such a tag pushes the index.
     indexes: Arc<Mutex<HashMap<String, String>>>,
+    /// The store `cmd` images are pulled into, read by every run store
+    /// ([`crate::pull_cache`]); `None` for drivers that cannot share it.
+    shared: Option<Arc<SharedPulls>>,
+    /// Set on the engine of one run: what the run has in its own store and
+    /// what it pulled into the shared one.
+    run: Option<Arc<RunImages>>,
+}
+
+/// The images of one run ([`Buildah::scoped`]).
+struct RunImages {
+    /// References in the run's own store: images it built or pulled there.
+    own: Mutex<HashSet<String>>,
+    /// `cmd` images the run pulled into the shared store -> image ID.
+    pulled: Mutex<HashMap<String, String>>,
+    /// Keeps the shared store's untagged images while the run is on.
+    _active: Option<crate::pull_cache::ActiveRun>,
+}
+
+impl RunImages {
+    fn owns(&self, image: &str) -> bool {
+        self.own.lock().map(|o| o.contains(image)).unwrap_or(false)
+    }
+    fn add_own(&self, image: &str) {
+        if let Ok(mut o) = self.own.lock() {
+            o.insert(image.to_string());
+        }
+    }
 }
 
 impl Buildah {
@@ -134,13 +162,22 @@ impl Buildah {
             .build()
             .unwrap_or_default();
         Buildah {
-            cfg,
             http,
             groups: Arc::new(Mutex::new(HashMap::new())),
             stdio_helper: crate::stdio::find_helper(),
             run_scope: None,
             removals: Arc::default(),
             indexes: Arc::default(),
+            shared: crate::pull_cache::supported(&cfg.storage_driver).then(|| {
+                Arc::new(SharedPulls::new(
+                    &cfg.binary,
+                    &cfg.storage_driver,
+                    &cfg.registries_conf,
+                    &cfg.root,
+                ))
+            }),
+            run: None,
+            cfg,
         }
     }
 
@@ -167,6 +204,9 @@ impl Buildah {
             let run = e.file_name().to_string_lossy().into_owned();
             self.scoped(&run).remove_all_containers().await;
         }
+        if let Some(shared) = &self.shared {
+            shared.prune_at_start();
+        }
         crate::isolation::delete_stale_stores(&self.cfg.root)
     }
 
@@ -185,6 +225,12 @@ impl Buildah {
             run_scope: Some(run.to_string()),
             removals: Arc::default(),
             indexes: Arc::default(),
+            shared: self.shared.clone(),
+            run: Some(Arc::new(RunImages {
+                own: Mutex::default(),
+                pulled: Mutex::default(),
+                _active: self.shared.as_ref().map(|s| s.start_run()),
+            })),
         }
     }
 
@@ -202,12 +248,77 @@ impl Buildah {
         let _ = tokio::time::timeout(Duration::from_secs(120), cmd.status()).await;
     }
 
+    /// The image a run's `cmd` step starts from, through the shared store
+    /// ([`crate::pull_cache`]): `Some(Ok(image ID))`, `Some(Err(why the
+    /// pull failed))`, or `None` to start from `image` in the run's own
+    /// store (not a run's engine, no shared store, or an image the run
+    /// built or pulled into its own store).
+    async fn shared_image(
+        &self,
+        image: &str,
+        pull_always: bool,
+        log: &dyn LogSink,
+    ) -> Result<Option<std::result::Result<String, String>>> {
+        let (Some(shared), Some(run)) = (&self.shared, &self.run) else {
+            return Ok(None);
+        };
+        if run.owns(image) || self.in_own_store(image, run).await {
+            return Ok(None);
+        }
+        if !pull_always {
+            let known = run.pulled.lock().ok().and_then(|p| p.get(image).cloned());
+            if let Some(id) = known {
+                return Ok(Some(Ok(id)));
+            }
+        }
+        let pulled = shared.pull(image, log).await?;
+        if let (Ok(id), Ok(mut p)) = (&pulled, run.pulled.lock()) {
+            p.insert(image.to_string(), id.clone());
+        }
+        Ok(Some(pulled))
+    }
+
+    /// Notes an image the run has in its own store.
+    fn note_own(&self, image: &str) {
+        if let Some(run) = &self.run {
+            run.add_own(image);
+        }
+    }
+
+    /// True when the run's own store has `image` under another spelling
+    /// than the one it was built or pulled with (only asked once the run has
+    /// images of its own).
+    async fn in_own_store(&self, image: &str, run: &RunImages) -> bool {
+        if run.own.lock().map(|o| o.is_empty()).unwrap_or(true) {
+            return false;
+        }
+        let mut cmd = self.own_store_command();
+        cmd.args(["inspect", "--type", "image", "--format", "{{.FromImageID}}", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let found = matches!(cmd.status().await, Ok(s) if s.success());
+        if found {
+            run.add_own(image);
+        }
+        found
+    }
+
     pub fn config(&self) -> &BuildahConfig {
         &self.cfg
     }
 
-    /// A buildah command with the global options set.
+    /// A buildah command with the global options set. A run's engine also
+    /// reads the shared store of pulled `cmd` images ([`crate::pull_cache`]).
     pub fn command(&self) -> Command {
+        let mut c = self.own_store_command();
+        if let (Some(shared), Some(_)) = (&self.shared, &self.run) {
+            c.arg("--storage-opt").arg(shared.storage_opt());
+        }
+        c
+    }
+
+    /// A buildah command that sees only this engine's own store.
+    fn own_store_command(&self) -> Command {
         let mut c = Command::new(&self.cfg.binary);
         c.arg("--storage-driver")
             .arg(&self.cfg.storage_driver)
@@ -329,6 +440,7 @@ impl Engine for Buildah {
                 message: format!("cannot read the digest of {image} after pulling it"),
             });
         }
+        self.note_own(image);
         Ok(PullOutcome::Pulled { digest })
     }
 
@@ -373,7 +485,10 @@ impl Engine for Buildah {
         let (_, out) = self.capture(cmd, &tee).await?;
         Ok(
             match crate::multiarch::check_pulled(image, platform, &out) {
-                Ok(digest) => PullOutcome::Pulled { digest },
+                Ok(digest) => {
+                    self.note_own(image);
+                    PullOutcome::Pulled { digest }
+                }
                 Err(message) => PullOutcome::Failed { message },
             },
         )
@@ -424,6 +539,13 @@ impl Engine for Buildah {
             _ => None,
         };
         let exit = self.stream(cmd, log).await?;
+        // Tags are written as the build goes: count them whatever the end.
+        for t in &req.tags {
+            self.note_own(t);
+        }
+        if let Some(index) = &req.index {
+            self.note_own(index);
+        }
         if let (Some(index), true) = (&req.index, exit.success()) {
             if let Ok(mut m) = self.indexes.lock() {
                 for t in &req.tags {
@@ -464,16 +586,24 @@ impl Engine for Buildah {
                 .unwrap_or(0)
         );
         let tee = Tee::new(log);
+        let (reference, pull) = match self.shared_image(req.image, req.pull_always, log).await? {
+            Some(Ok(id)) => (id, "never"),
+            Some(Err(why)) => {
+                log.line(&format!("crtask: cannot start {}: {why}", req.image));
+                return Ok(Exit { code: 125 });
+            }
+            None => (
+                req.image.to_string(),
+                if req.pull_always { "always" } else { "missing" },
+            ),
+        };
         let mut cmd = self.command();
         cmd.arg("from")
             .arg("--quiet")
-            .arg(format!(
-                "--pull={}",
-                if req.pull_always { "always" } else { "missing" }
-            ))
+            .arg(format!("--pull={pull}"))
             .arg("--name")
             .arg(&ctr)
-            .arg(req.image);
+            .arg(&reference);
         let (code, _) = self.capture(cmd, &tee).await?;
         if code != 0 {
             log.line(&format!(
@@ -600,7 +730,8 @@ impl Engine for Buildah {
     }
 
     async fn has_image(&self, image: &str) -> bool {
-        let mut cmd = self.command();
+        // Only the run's own store: the shared one holds other runs' pulls.
+        let mut cmd = self.own_store_command();
         cmd.args([
             "inspect",
             "--type",

@@ -12,12 +12,11 @@
 //! Chosen over run-scoped tags in one shared store because a shared store
 //! lets concurrent runs see each other's tags while they run, and every
 //! image reference (FROM lines, `cmd` images, push) would need rewriting.
-//! Layer caching stays possible: containers/storage reads additional
-//! read-only image stores (`buildah --storage-opt vfs.imagestore=<root>`;
-//! checked with buildah 1.28, a run store then lists the other store's
-//! images; overlay has `additionalimagestores`), so a shared cache of pulled
-//! layers can sit under every run store without runs seeing each other's
-//! builds. The layer cache is kept in a registry instead
+//! containers/storage reads additional read-only image stores (`buildah
+//! --storage-opt vfs.imagestore=<root>`; checked with buildah 1.28, a run
+//! store then lists the other store's images): the images of `cmd` steps
+//! are pulled into one such store shared by runs ([`crate::pull_cache`]),
+//! without runs seeing each other's builds. The layer cache is kept in a registry instead
 //! (`crtask_core::build::cache`): it works the same on the CodeBuild
 //! builder, whose store is gone after every build, and its entries are named
 //! by content keys, never by tags a run chose.

@@ -19,6 +19,7 @@ pub mod multiarch;
 pub mod patch;
 pub mod probe;
 pub mod process;
+pub mod pull_cache;
 pub mod registry_auth;
 pub mod runtime;
 pub mod secrets;
