@@ -160,6 +160,15 @@ impl Registry {
         Ok(digest)
     }
 
+    /// How many `GET /v2/<repo>/manifests/<tag>` requests (pulls) the
+    /// registry has served so far (from its access log).
+    pub fn manifest_gets(&self, repo: &str, tag: &str) -> usize {
+        let needle = format!("\"GET /v2/{repo}/manifests/{tag} ");
+        std::fs::read_to_string(self.dir.path().join("registry.log"))
+            .map(|l| l.matches(&needle).count())
+            .unwrap_or(0)
+    }
+
     /// How many `HEAD /v2/<repo>/manifests/<tag>` requests the registry
     /// has served so far (from its access log).
     pub fn manifest_heads(&self, repo: &str, tag: &str) -> usize {

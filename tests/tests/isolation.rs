@@ -192,7 +192,13 @@ fn pulled_images(srv: &Server) -> String {
         .arg(pulls.join("root"))
         .arg("--runroot")
         .arg(pulls.join("runroot"))
-        .args(["images", "--all", "--noheading", "--format", "{{.Name}}:{{.Tag}} {{.ID}}"])
+        .args([
+            "images",
+            "--all",
+            "--noheading",
+            "--format",
+            "{{.Name}}:{{.Tag}} {{.ID}}",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
@@ -209,7 +215,10 @@ fn cmd_images_shared_between_runs_are_pulled_again_when_they_move_and_never_hold
     let file = format!(
         "version: v1.1.0\nsteps:\n  - id: a\n    cmd: {img} cat /etc/base-release\n    when: [\"-\"]\n  - id: b\n    cmd: {img} cat /etc/base-release\n    when: [\"-\"]\n  - id: build\n    build: -t $Registry/built:1 -f Dockerfile .\n    when: [a, b]\n  - id: use\n    cmd: $Registry/built:1 cat /which\n"
     );
-    write_files(ctx.path(), &[("Dockerfile", &dockerfile), ("f.yaml", &file)]);
+    write_files(
+        ctx.path(),
+        &[("Dockerfile", &dockerfile), ("f.yaml", &file)],
+    );
     let (text, out, _) = run_followed(&srv, ctx.path(), "f.yaml");
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(text.matches("] v1\n").count(), 2, "{text}");
@@ -218,6 +227,18 @@ fn cmd_images_shared_between_runs_are_pulled_again_when_they_move_and_never_hold
     let images = pulled_images(&srv);
     assert!(images.contains("/base:1 "), "{images}");
     assert!(!images.contains("built"), "{images}");
+
+    // Unchanged, the next run asks the registry (HEAD) and pulls nothing.
+    let (gets, heads) = (
+        reg.manifest_gets("base", "1"),
+        reg.manifest_heads("base", "1"),
+    );
+    let (text, out, _) = run_followed(&srv, ctx.path(), "f.yaml");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(text.matches("] v1\n").count(), 2, "{text}");
+    assert!(reg.manifest_heads("base", "1") > heads);
+    // The build step pulls its base into the run's own store (one GET).
+    assert!(reg.manifest_gets("base", "1") <= gets + 1, "{gets}");
 
     // The tag moves: the next run pulls it again and sees the new content.
     reg.seed("base:1", "v2").unwrap();
@@ -242,5 +263,8 @@ fn cmd_images_shared_between_runs_are_pulled_again_when_they_move_and_never_hold
     write_files(ctx.path(), &[("gone.yaml", &gone)]);
     let (text, out, _) = run_followed(&srv, ctx.path(), "gone.yaml");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(text.contains("cannot start") && text.contains("base:missing"), "{text}");
+    assert!(
+        text.contains("cannot start") && text.contains("base:missing"),
+        "{text}"
+    );
 }

@@ -174,6 +174,7 @@ impl Buildah {
                     &cfg.storage_driver,
                     &cfg.registries_conf,
                     &cfg.root,
+                    &cfg.insecure_registries,
                 ))
             }),
             run: None,
@@ -293,9 +294,16 @@ impl Buildah {
             return false;
         }
         let mut cmd = self.own_store_command();
-        cmd.args(["inspect", "--type", "image", "--format", "{{.FromImageID}}", image])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            "{{.FromImageID}}",
+            image,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         let found = matches!(cmd.status().await, Ok(s) if s.success());
         if found {
             run.add_own(image);
@@ -604,7 +612,18 @@ impl Engine for Buildah {
             .arg("--name")
             .arg(&ctr)
             .arg(&reference);
-        let (code, _) = self.capture(cmd, &tee).await?;
+        let (mut code, _) = self.capture(cmd, &tee).await?;
+        if code != 0 && pull == "never" {
+            // The shared copy is gone (its store cleared by hand): pull again.
+            if let Some(shared) = &self.shared {
+                shared.forget(req.image);
+                if let Some(Ok(id)) = self.shared_image(req.image, true, log).await? {
+                    let mut cmd = self.command();
+                    cmd.args(["from", "--quiet", "--pull=never", "--name", &ctr, &id]);
+                    code = self.capture(cmd, &tee).await?.0;
+                }
+            }
+        }
         if code != 0 {
             log.line(&format!(
                 "crtask: cannot start {}: {}",

@@ -11,9 +11,11 @@
 //! What a run sees does not change:
 //! - the shared store holds only what was pulled from a registry, never an
 //!   image a run built or tagged, so no run can use another run's build;
-//! - a run still pulls when its first step needs an image (`--policy
-//!   always`: the registry decides the digest, and an image that moved is
-//!   fetched); only the unchanged layers are not downloaded again. Steps that
+//! - a run still asks the registry when its first step needs an image: one
+//!   manifest `HEAD`; when the digest is the one the shared copy was pulled
+//!   at, that copy is used, otherwise (or when the `HEAD` cannot be answered)
+//!   buildah pulls (`--policy always`) and an image that moved is fetched,
+//!   without downloading unchanged layers again. Steps that
 //!   start together share one pull, and later steps of the same run use the
 //!   image that run pulled (its image ID), as later `docker run`s on one ACR
 //!   agent do;
@@ -30,6 +32,7 @@
 
 use crate::process::{first_error_line, own_group, run_streaming, Tee};
 use crtask_core::ports::LogSink;
+use crtask_registry::client::{Probe, RegistryClient};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -56,6 +59,10 @@ struct Pulled {
     finished: Instant,
     /// The image ID in the shared store, or why the pull failed.
     result: Result<String, String>,
+    /// The manifest digest the registry gave for the reference just before
+    /// that pull (`None` when it could not be asked): while the registry
+    /// still answers with it, the image ID stands without a pull.
+    digest: Option<String>,
 }
 
 /// The shared store and the pulls into it.
@@ -72,12 +79,23 @@ pub struct SharedPulls {
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Pulled>>>>>,
     /// Runs in progress ([`ActiveRun`]).
     active: AtomicUsize,
+    /// Asks registries for a reference's current digest (one `HEAD`, with
+    /// the credentials of buildah's login files).
+    registry: RegistryClient,
 }
 
 impl SharedPulls {
-    pub fn new(binary: &Path, driver: &str, registries_conf: &Path, root: &Path) -> Self {
+    pub fn new(
+        binary: &Path,
+        driver: &str,
+        registries_conf: &Path,
+        root: &Path,
+        insecure: &[String],
+    ) -> Self {
         let (root, runroot) = store_paths(root);
         SharedPulls {
+            registry: RegistryClient::new(insecure.to_vec())
+                .with_credentials(Arc::new(crate::registry_auth::LoginFiles)),
             binary: binary.to_path_buf(),
             driver: driver.to_string(),
             registries_conf: registries_conf.to_path_buf(),
@@ -127,6 +145,24 @@ impl SharedPulls {
         if let Some(p) = last.as_ref().filter(|p| p.finished >= asked) {
             return Ok(p.result.clone());
         }
+        // The registry decides: one `HEAD` says whether the copy here is
+        // still what the reference names (a buildah process per check would
+        // cost more than the step it serves).
+        let digest = match self
+            .registry
+            .head_manifest(image, chrono::Utc::now())
+            .await
+            .probe
+        {
+            Probe::Digest { digest, .. } => Some(digest),
+            _ => None,
+        };
+        if let Some(p) = last.as_mut() {
+            if p.result.is_ok() && digest.is_some() && p.digest == digest {
+                p.finished = Instant::now();
+                return Ok(p.result.clone());
+            }
+        }
         let tee = Tee::new(log);
         let mut cmd = self.command();
         cmd.args(["pull", "--quiet", "--policy", "always", image]);
@@ -140,8 +176,17 @@ impl SharedPulls {
         *last = Some(Pulled {
             finished: Instant::now(),
             result: result.clone(),
+            digest,
         });
         Ok(result)
+    }
+
+    /// Forgets what is known of `image` (its copy was not found where the
+    /// last pull left it): the next request pulls.
+    pub fn forget(&self, image: &str) {
+        if let Ok(mut m) = self.pulls.lock() {
+            m.remove(image);
+        }
     }
 
     /// Deletes the untagged copies left by images that moved, in the
@@ -214,6 +259,7 @@ mod tests {
             "vfs",
             Path::new("r.conf"),
             Path::new("/d/root"),
+            &[],
         );
         assert_eq!(s.storage_opt(), "vfs.imagestore=/d/pulls/root");
     }

@@ -1,6 +1,7 @@
 //! The credential buildah itself pushes with, for the few registry API
 //! calls crtask makes next to buildah (a patch run listing a repository's
-//! tags to pick `TAG-N`). It is read from the files `buildah login` and
+//! tags to pick `TAG-N`, the shared pull store asking a `cmd` image's
+//! current digest). It is read from the files `buildah login` and
 //! `docker login` write, in the order containers-auth.json(5) gives:
 //! `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
 //! `/run/containers/<uid>/auth.json`, `$XDG_CONFIG_HOME/containers/auth.json`
@@ -12,6 +13,8 @@
 //! API (ECR, `htpasswd` registries) are covered; a token-only registry is
 //! asked anonymously, as before.
 
+use crtask_core::signing::Secret;
+use crtask_core::trigger::registry::credentials::{Credential, CredentialSource};
 use std::path::PathBuf;
 
 /// The `auth` value for `host` in an auth file's JSON (`auths` keys may be
@@ -71,6 +74,34 @@ pub fn basic_for(host: &str) -> Option<String> {
     auth_files(|k| std::env::var(k).ok(), uid)
         .into_iter()
         .find_map(|f| std::fs::read(f).ok().and_then(|b| find_auth(&b, host)))
+}
+
+/// The login files as a credential source for registry requests of the
+/// executor's own (the same credentials buildah pulls and pushes with).
+pub struct LoginFiles;
+
+#[async_trait::async_trait]
+impl CredentialSource for LoginFiles {
+    async fn credential(&self, host: &str) -> Result<Option<Credential>, String> {
+        use base64::Engine as _;
+        let Some(basic) = basic_for(host) else {
+            return Ok(None);
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                format!("the login file's entry for {host} is not base64 user:password")
+            })?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| format!("the login file's entry for {host} has no user:password"))?;
+        Ok(Some(Credential {
+            username: user.to_string(),
+            password: Secret::new(password),
+        }))
+    }
 }
 
 #[cfg(test)]
