@@ -105,26 +105,38 @@ report() { # NAME RESULT RSS
 }
 
 echo "intake: ${secs}s x ${rounds} rounds per side, ${conns} connections, wrk -t ${threads}, $(nproc) cores"
-for r in $(seq 1 "$rounds"); do
+run_webhook() { # ROUND
   p=$(port)
   webhook -hooks "$work/hooks.json" -ip 127.0.0.1 -port "$p" >"$work/webhook.log" 2>&1 &
   pid=$!
   wait_up "http://127.0.0.1:$p/"
-  res=$(load webhook "http://127.0.0.1:$p/hooks/push" "w$r")
+  res=$(load webhook "http://127.0.0.1:$p/hooks/push" "w$1")
   report webhook "$res" "$(peak_rss "$pid")"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-
+}
+run_crtask() { # ROUND
   p=$(port)
-  data="$work/crtask-$r"
+  data="$work/crtask-$1"
   "$bin" serve --listen "127.0.0.1:$p" --data-dir "$data" \
     --git-webhook-secret-file "$work/secret" 2>"$work/crtask.log" &
   pid=$!
   wait_up "http://127.0.0.1:$p/healthz"
-  res=$(load crtask "http://127.0.0.1:$p/webhooks/git" "c$r")
+  res=$(load crtask "http://127.0.0.1:$p/webhooks/git" "c$1")
   report crtask "$res" "$(peak_rss "$pid")"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   # Every acknowledged delivery is a durable row of its own.
   read -r rows distinct <<<"$(sqlite3 -separator ' ' "$data/crtask.db" \
     "SELECT count(*), count(DISTINCT delivery) FROM events WHERE source = 'git'")"
   echo "         crtask recorded $rows git events, $distinct distinct delivery ids"
+}
+
+# Odd rounds run webhook first, even rounds crtask first (the machine's
+# load drifts; alternating keeps the order from favouring one side).
+for r in $(seq 1 "$rounds"); do
+  echo "round $r, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ $((r % 2)) -eq 1 ]; then
+    run_webhook "$r"; run_crtask "$r"
+  else
+    run_crtask "$r"; run_webhook "$r"
+  fi
 done

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod checkpoint;
 mod intake;
 pub mod outbox;
 
@@ -91,8 +92,13 @@ impl SqliteStore {
         let conn = Self::init(Connection::open(path)?)?;
         let writer = Connection::open(path)?;
         configure(&writer)?;
+        // Checkpoints run on a third connection, off the commit path ([`checkpoint`]).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Connection::open(path)?;
+        configure(&checkpointer)?;
+        let checkpointer = checkpoint::Checkpointer::start(checkpointer)?;
         Ok(SqliteStore {
-            intake: intake::IntakeWriter::start(Arc::new(Mutex::new(writer)))?,
+            intake: intake::IntakeWriter::start(Arc::new(Mutex::new(writer)), Some(checkpointer))?,
             conn,
             notify: Arc::default(),
         })
@@ -103,7 +109,7 @@ impl SqliteStore {
     pub fn in_memory() -> Result<Self> {
         let conn = Self::init(Connection::open_in_memory()?)?;
         Ok(SqliteStore {
-            intake: intake::IntakeWriter::start(conn.clone())?,
+            intake: intake::IntakeWriter::start(conn.clone(), None)?,
             conn,
             notify: Arc::default(),
         })
@@ -321,7 +327,7 @@ impl Store for SqliteStore {
 
     async fn list_tasks(&self) -> crtask_core::Result<Vec<Task>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT body FROM tasks ORDER BY name")?;
+            let mut st = c.prepare_cached("SELECT body FROM tasks ORDER BY name")?;
             let rows = st
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;

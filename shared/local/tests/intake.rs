@@ -202,3 +202,35 @@ async fn a_failing_delivery_fails_alone_in_its_batch() {
     // The failed delivery's run-id claim was rolled back with it.
     assert_eq!(s.next_run_id().await.unwrap(), "ca1");
 }
+
+/// The intake writer does not checkpoint inside its commits (a checkpoint
+/// there would hold every delivery of the batch); a thread of its own does,
+/// so the database file takes the deliveries' pages while the server runs
+/// (the WAL does not grow without bound). 40 deliveries stay far below
+/// SQLite's automatic threshold (1,000 pages), so only that thread can have
+/// copied them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_intake_checkpoints_off_the_commit_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crtask.db");
+    let s = SqliteStore::open(&path).unwrap();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    for i in 0..40 {
+        let w = write(&format!("c-{i}"), 0);
+        assert!(matches!(
+            s.record_delivery(w, summarize()).await,
+            Ok(DeliveryRecorded::New { .. })
+        ));
+    }
+    let mut grew = false;
+    for _ in 0..100 {
+        if size() > before {
+            grew = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(grew, "no checkpoint copied the WAL into {}", path.display());
+    assert_eq!(s.list_events(None, 100).await.unwrap().len(), 40);
+}

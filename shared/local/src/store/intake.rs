@@ -16,6 +16,7 @@
 //! inserted unless its dedupe key is blocked, core's `summarize` decides the
 //! event's text, and the event is written.
 
+use super::checkpoint::Checkpointer;
 use super::{blocking_run, from_json, insert_run_row, to_json};
 use crate::Result;
 use crtask_core::domain::model::{EventRecord, Run};
@@ -48,11 +49,16 @@ pub(super) struct IntakeWriter {
 
 impl IntakeWriter {
     /// Starts the writer thread on `conn`.
-    pub(super) fn start(conn: Arc<Mutex<Connection>>) -> Result<Self> {
+    /// Starts the writer thread on `conn`; after each commit it pokes
+    /// `checkpointer` (file databases, whose writer does not checkpoint itself).
+    pub(super) fn start(
+        conn: Arc<Mutex<Connection>>,
+        checkpointer: Option<Checkpointer>,
+    ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("crtask-intake".into())
-            .spawn(move || writer_loop(&conn, &rx))?;
+            .spawn(move || writer_loop(&conn, &rx, checkpointer.as_ref()))?;
         Ok(IntakeWriter { tx })
     }
 
@@ -76,7 +82,11 @@ impl IntakeWriter {
     }
 }
 
-fn writer_loop(conn: &Mutex<Connection>, rx: &mpsc::Receiver<Request>) {
+fn writer_loop(
+    conn: &Mutex<Connection>,
+    rx: &mpsc::Receiver<Request>,
+    checkpointer: Option<&Checkpointer>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -89,6 +99,9 @@ fn writer_loop(conn: &Mutex<Connection>, rx: &mpsc::Receiver<Request>) {
         for (req, result) in batch.into_iter().zip(results) {
             // A caller that went away (client disconnected) needs no answer.
             let _ = req.reply.send(result);
+        }
+        if let Some(c) = checkpointer {
+            c.poke();
         }
     }
 }
