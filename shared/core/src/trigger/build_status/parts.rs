@@ -145,7 +145,7 @@ mod tests {
         let mut r: Run = serde_json::from_value(serde_json::json!({
             "runId": "ca1", "task": null, "runType": "QuickBuild", "status": "Queued",
             "trigger": {"type": "Manual"}, "platform": "linux/amd64,linux/arm64",
-            "createTime": 0, "error": null,
+            "createTime": "2026-01-01T00:00:00Z", "error": null,
             "spec": {"context": {"kind": "none"}, "file": "Dockerfile",
                      "images": ["app:1"], "push": true, "timeout": 600}
         }))
