@@ -448,7 +448,7 @@ async fn a_failed_platform_fails_the_run_and_stops_the_other_build() {
         .iter()
         .filter_map(|b| b["id"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(stops, [amd_ref.clone()]);
+    assert_eq!(stops, std::slice::from_ref(&amd_ref));
     let amd = s.start_of(&id, "linux-amd64");
     let a = s.event("stopped.json", &amd, &amd_ref);
     assert_eq!(a["outcome"], "ignored", "{a}");
