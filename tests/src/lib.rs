@@ -630,3 +630,19 @@ pub fn post_webhook(
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     Ok((status, json))
 }
+
+/// Pushes a busybox base image index `name` (`repo:tag`) with `arches`
+/// (e.g. `amd64,arm64`) to `reg` (`infra/local/seed-multiarch-base.sh`);
+/// prints what the script printed.
+pub fn seed_multiarch(reg: &Registry, name: &str, arches: &str) -> String {
+    let out = Command::new(repo_root().join("infra/local/seed-multiarch-base.sh"))
+        .args([&reg.host, name, "multi", arches])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "seed-multiarch-base.sh failed (run infra/local/setup.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

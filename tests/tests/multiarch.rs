@@ -7,24 +7,10 @@
 //! Needs what infra/local/setup.sh installs: qemu-user-static with its
 //! binfmt handlers registered, and an arm64 busybox for the test base.
 
-use crtask_tests::{repo_root, show, write_files, Registry, Server};
+use crtask_tests::{seed_multiarch, show, write_files, Registry, Server};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-/// Pushes a busybox base image index with `arches` (e.g. `amd64,arm64`).
-fn seed_multiarch(reg: &Registry, name: &str, arches: &str) -> String {
-    let out = Command::new(repo_root().join("infra/local/seed-multiarch-base.sh"))
-        .args([&reg.host, name, "multi", arches])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "seed-multiarch-base.sh failed (run infra/local/setup.sh): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The image index the registry serves for `repo:tag`.
 fn index(reg: &Registry, repo: &str, tag: &str) -> Value {

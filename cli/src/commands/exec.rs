@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod roles;
+
 /// The executor's report in `CRTASK_RESULT_FILE`: the run's outcome with the
 /// Run JSON's field names.
 #[derive(Debug, Serialize)]
@@ -164,7 +166,7 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
     let work_dir = PathBuf::from(required("CRTASK_WORK_DIR")?);
     let log_file = PathBuf::from(required("CRTASK_LOG_FILE")?);
     let spec_text = required("CRTASK_SPEC")?;
-    let spec: BuildSpec = serde_json::from_str(&spec_text)
+    let mut spec: BuildSpec = serde_json::from_str(&spec_text)
         .map_err(|e| anyhow!("CRTASK_SPEC is not a valid build spec (JSON): {e}"))?;
     let registry = var("CRTASK_REGISTRY")?;
     let date = match var("CRTASK_RUN_DATE")? {
@@ -181,6 +183,14 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         }
         None => crtask_core::domain::platform::host(),
     };
+    // One build of a multi-platform run on AWS (docs/MULTIARCH.md).
+    let role = var("CRTASK_BUILD_ROLE")?;
+    match role.as_deref() {
+        None => {}
+        Some("platform") => roles::platform_build(&mut spec, &platform)?,
+        Some("assemble") => {}
+        Some(other) => bail!("CRTASK_BUILD_ROLE must be platform or assemble, not '{other}'"),
+    }
     let context_limit = match var("CRTASK_CONTEXT_LIMIT")? {
         None => crtask_executor::context::DEFAULT_CONTEXT_LIMIT,
         Some(v) => v
@@ -260,6 +270,27 @@ async fn execute(started: DateTime<Utc>) -> Result<Report> {
         triggered_by: var("CRTASK_TRIGGER")?.unwrap_or_else(|| "manual".into()),
         ..RunVars::default()
     };
+
+    if role.as_deref() == Some("assemble") {
+        if engine_name != "buildah" {
+            bail!("the assemble build needs CRTASK_ENGINE=buildah, not '{engine_name}'");
+        }
+        let buildah = make_buildah(&work_dir)?;
+        let report = roles::assemble(
+            roles::Assemble {
+                buildah: &buildah,
+                run_id: &run_id,
+                started,
+                spec: &spec,
+                vars: &vars,
+                registry: registry.as_deref(),
+                log: log.as_ref(),
+            },
+            &required("CRTASK_PLATFORM_IMAGES")?,
+        )
+        .await;
+        return Ok(report.flush(&run_log));
+    }
 
     // Task-file secrets: files on the builder, and Secrets Manager ARNs
     // read with the builder's role.
@@ -428,42 +459,45 @@ async fn stop_signal() {
 }
 
 fn make_engine(name: &str, work_dir: &Path) -> Result<Arc<dyn Engine>> {
-    let insecure = list("CRTASK_INSECURE_REGISTRY")?;
-    let git_auth = crtask_executor::gitctx::GitAuth::parse(&list("CRTASK_GIT_TOKEN_FILE")?)
-        .map_err(|e| anyhow!("CRTASK_GIT_TOKEN_FILE: {e}"))?;
     match name {
         "docker" => Ok(Arc::new(Docker::new(DockerConfig {
             binary: var("CRTASK_DOCKER")?
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("docker")),
-            insecure_registries: insecure,
-            git_auth,
+            insecure_registries: list("CRTASK_INSECURE_REGISTRY")?,
+            git_auth: git_auth()?,
         }))),
-        "buildah" => {
-            let storage = var("CRTASK_STORAGE_ROOT")?
-                .map(PathBuf::from)
-                .unwrap_or_else(|| work_dir.join("storage"));
-            let registries_conf = work_dir.join("registries.conf");
-            crtask_executor::buildah::write_registries_conf(&registries_conf, &insecure)
-                .with_context(|| format!("cannot write {}", registries_conf.display()))?;
-            Ok(Arc::new(Buildah::new(BuildahConfig {
-                binary: var("CRTASK_BUILDAH")?
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("buildah")),
-                root: storage.join("root"),
-                runroot: storage.join("runroot"),
-                storage_driver: var("CRTASK_STORAGE_DRIVER")?.unwrap_or_else(|| "vfs".into()),
-                isolation: var("CRTASK_ISOLATION")?.unwrap_or_else(|| "chroot".into()),
-                build_runtime: crtask_executor::runtime::resolve(
-                    var("CRTASK_BUILD_RUNTIME")?.as_deref(),
-                ),
-                registries_conf,
-                insecure_registries: insecure,
-                git_auth,
-            })))
-        }
+        "buildah" => Ok(Arc::new(make_buildah(work_dir)?)),
         other => bail!("CRTASK_ENGINE must be docker or buildah, not '{other}'"),
     }
+}
+
+fn git_auth() -> Result<crtask_executor::gitctx::GitAuth> {
+    crtask_executor::gitctx::GitAuth::parse(&list("CRTASK_GIT_TOKEN_FILE")?)
+        .map_err(|e| anyhow!("CRTASK_GIT_TOKEN_FILE: {e}"))
+}
+
+fn make_buildah(work_dir: &Path) -> Result<Buildah> {
+    let insecure = list("CRTASK_INSECURE_REGISTRY")?;
+    let storage = var("CRTASK_STORAGE_ROOT")?
+        .map(PathBuf::from)
+        .unwrap_or_else(|| work_dir.join("storage"));
+    let registries_conf = work_dir.join("registries.conf");
+    crtask_executor::buildah::write_registries_conf(&registries_conf, &insecure)
+        .with_context(|| format!("cannot write {}", registries_conf.display()))?;
+    Ok(Buildah::new(BuildahConfig {
+        binary: var("CRTASK_BUILDAH")?
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("buildah")),
+        root: storage.join("root"),
+        runroot: storage.join("runroot"),
+        storage_driver: var("CRTASK_STORAGE_DRIVER")?.unwrap_or_else(|| "vfs".into()),
+        isolation: var("CRTASK_ISOLATION")?.unwrap_or_else(|| "chroot".into()),
+        build_runtime: crtask_executor::runtime::resolve(var("CRTASK_BUILD_RUNTIME")?.as_deref()),
+        registries_conf,
+        insecure_registries: insecure,
+        git_auth: git_auth()?,
+    }))
 }
 
 /// The context directory: the extracted `CRTASK_CONTEXT_ARCHIVE`, the

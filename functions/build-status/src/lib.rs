@@ -23,10 +23,14 @@ pub const CASCADE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2
 use serde_json::Value;
 use std::sync::Arc;
 
+mod parts;
+
 /// The clients, built once per process.
 pub struct App {
     store: Arc<dyn Store>,
     builder: Arc<dyn Builder>,
+    /// The same builder, for a multi-platform run's assemble build and stops.
+    codebuild: Arc<crtask_aws::CodeBuildBuilder>,
     bucket: S3Contexts,
     clock: Arc<dyn Clock>,
     registry: Option<String>,
@@ -37,10 +41,12 @@ pub struct App {
 impl App {
     /// Builds the AWS clients for `env` from `sdk`.
     pub fn new(env: &FunctionEnv, sdk: &aws_config::SdkConfig) -> Self {
-        let (store, builder) = env.ports(sdk);
+        let (store, _) = env.ports(sdk);
+        let codebuild = Arc::new(env.codebuild_builder(sdk, store.clone()));
         App {
             store,
-            builder,
+            builder: codebuild.clone(),
+            codebuild,
             bucket: S3Contexts::new(config::Lazy::new(sdk, config::s3), env.bucket.clone()),
             clock: Arc::new(SystemClock),
             registry: env.registry_host.clone(),
@@ -59,17 +65,33 @@ impl App {
                 return Ok(Answer::new(Outcome::Ignored, e.to_string()).body());
             }
         };
-        let result = match (&change.run_id, change.state.is_final()) {
-            (Some(run), true) => self.result(run).await?,
-            _ => None,
+        let fans_out = match &change.run_id {
+            Some(id) => self
+                .store
+                .get_run(id)
+                .await?
+                .is_some_and(|r| !r.builds.is_empty()),
+            None => false,
         };
-        let (run, applied, notification) = build_status::record(
-            self.store.as_ref(),
-            &change,
-            result.as_ref(),
-            self.clock.now(),
-        )
-        .await?;
+        let (run, applied, notification) = match (&change.run_id, fans_out) {
+            (Some(id), true) => {
+                let (applied, n) = parts::record(self, &change, id).await?;
+                (Some(id.clone()), applied, n)
+            }
+            _ => {
+                let result = match (&change.run_id, change.state.is_final()) {
+                    (Some(run), true) => self.result(run).await?,
+                    _ => None,
+                };
+                build_status::record(
+                    self.store.as_ref(),
+                    &change,
+                    result.as_ref(),
+                    self.clock.now(),
+                )
+                .await?
+            }
+        };
         if let Some(n) = &notification {
             self.announce(n).await;
         }
@@ -158,15 +180,21 @@ impl App {
 
     /// The executor's result for `run`, when it is there and readable.
     async fn result(&self, run: &str) -> crtask_aws::Result<Option<ExecResult>> {
-        let Some(bytes) = self.bucket.get_result(run).await? else {
+        let bytes = self.bucket.get_result(run).await?;
+        Ok(Self::parse_result(run, bytes))
+    }
+
+    /// A parsed executor result; `None` (logged) when missing or unreadable.
+    fn parse_result(run: &str, bytes: Option<Vec<u8>>) -> Option<ExecResult> {
+        let Some(bytes) = bytes else {
             tracing::warn!(run, "no executor result in the bucket");
-            return Ok(None);
+            return None;
         };
         match ExecResult::from_json(&bytes) {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!(run, error = %e, "executor result ignored");
-                Ok(None)
+                None
             }
         }
     }

@@ -33,6 +33,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod fanout;
+pub use fanout::{
+    assemble_start_request, platform_start_request, ARM_ENVIRONMENT, X86_ENVIRONMENT,
+};
+
 /// CodeBuild's allowed build timeouts, minutes.
 pub const TIMEOUT_MINUTES: std::ops::RangeInclusive<i32> = 5..=2160;
 
@@ -265,80 +270,6 @@ pub fn start_build_request(
         environment_type_override: None,
         image_override: None,
     })
-}
-
-/// CodeBuild's x86-64 environment type and the image the project uses.
-pub const X86_ENVIRONMENT: (&str, &str) = (
-    "LINUX_CONTAINER",
-    "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
-);
-/// CodeBuild's arm64 environment type and its standard image.
-pub const ARM_ENVIRONMENT: (&str, &str) = (
-    "ARM_CONTAINER",
-    "aws/codebuild/amazonlinux2-aarch64-standard:3.0",
-);
-
-/// The `StartBuild` request of one platform build of a multi-platform run
-/// ([`crtask_core::build::fanout`]): the run's request, on the platform's
-/// native machine, building `build.platform` only and pushing it to its
-/// staging tag (`CRTASK_STAGING_TAG`) for the assemble build.
-pub fn platform_start_request(
-    run: &Run,
-    build: &crtask_core::build::fanout::PlatformBuild,
-    project: &str,
-    registry: Option<&str>,
-    contexts_bucket: Option<&str>,
-) -> crtask_core::Result<StartBuildRequest> {
-    use crtask_core::build::fanout::{machine_for, staging_tag, Machine};
-    let machine = machine_for(&build.platform)?;
-    let mut req = start_build_request(run, project, registry, contexts_bucket)?;
-    let first = run.spec.images.first().ok_or_else(|| {
-        CoreError::invalid(format!(
-            "run {}: a multi-platform run needs an image tag to push its platforms to",
-            run.run_id
-        ))
-    })?;
-    // Only the repository matters for the staging tag: the tag as written
-    // may be a template (`web:{{.Run.ID}}`); the name may lack a registry.
-    let slash = first.rfind('/').map_or(0, |i| i + 1);
-    let name = match first[slash..].find(':') {
-        Some(colon) => &first[..slash + colon],
-        None => first.as_str(),
-    };
-    let rendered = crtask_core::domain::imageref::ImageRef::parse_with_default_registry(
-        name,
-        registry.unwrap_or_default(),
-    )
-    .map_err(|e| CoreError::invalid(format!("run {}: image '{first}': {e}", run.run_id)))?;
-    for (k, v) in [
-        ("CRTASK_PLATFORM", build.platform.clone()),
-        ("CRTASK_BUILD_ROLE", "platform".to_string()),
-        (
-            "CRTASK_STAGING_TAG",
-            staging_tag(&rendered, &run.run_id, &build.platform),
-        ),
-    ] {
-        match req
-            .environment_variables_override
-            .iter_mut()
-            .find(|(name, _)| name == k)
-        {
-            Some(e) => e.1 = v,
-            None => req.environment_variables_override.push((k.to_string(), v)),
-        }
-    }
-    let (kind, image) = match machine {
-        Machine::X86_64 => X86_ENVIRONMENT,
-        Machine::Arm64 => ARM_ENVIRONMENT,
-    };
-    req.environment_type_override = Some(kind.to_string());
-    req.image_override = Some(image.to_string());
-    req.idempotency_token = format!(
-        "{}-{}",
-        req.idempotency_token,
-        build.platform.replace('/', "-")
-    );
-    Ok(req)
 }
 
 /// `crtask-<project>-<run id>`: unique per installation (each has its project).
@@ -629,13 +560,11 @@ impl Builder for CodeBuildBuilder {
         // A role the stack does not allow will not become allowed by
         // waiting: the run fails with the reason, and nothing is started.
         if let Err(e) = self.check_role(&run) {
-            let mut run = run;
-            run.status = RunStatus::Failed;
-            run.error = Some(e.to_string());
-            run.finish_time = Some(self.clock.now());
-            self.store.update_run(&run).await?;
-            tracing::warn!(run = run_id, error = %e, "run refused: its task role is not allowed");
-            return Ok(());
+            return self.refuse(run, e).await;
+        }
+        // Several platforms: one native build each, then the assemble build.
+        if let Some(platforms) = crtask_core::build::fanout::platforms_of(&run.platform) {
+            return self.dispatch_platforms(run, &platforms).await;
         }
         let req = self.request_for(&run)?;
         let build_id = with_backoff(&self.backoff, &*self.sleeper, || {
@@ -668,6 +597,17 @@ impl Builder for CodeBuildBuilder {
             return Ok(false);
         }
         match run.builder_ref.clone() {
+            // A multi-platform run: every build still running.
+            _ if !run.builds.is_empty() => {
+                let running: Vec<String> = run
+                    .builds
+                    .iter()
+                    .filter(|b| !b.status.is_terminal())
+                    .filter_map(|b| b.builder_ref.clone())
+                    .collect();
+                self.stop_builds(&running).await;
+                run.error = Some("canceled".into());
+            }
             Some(build_id) => {
                 with_backoff(&self.backoff, &*self.sleeper, || async {
                     self.client

@@ -247,8 +247,19 @@ impl FunctionEnv {
             crate::DynamoStore::new(Lazy::new(sdk, dynamodb), self.table.clone())
                 .with_retention(self.retention),
         );
+        let builder = self.codebuild_builder(sdk, store.clone());
+        (store, std::sync::Arc::new(builder))
+    }
+
+    /// The CodeBuild builder of this stack on `store` (what [`Self::ports`]
+    /// hands out as a [`crtask_core::ports::Builder`]).
+    pub fn codebuild_builder(
+        &self,
+        sdk: &SdkConfig,
+        store: std::sync::Arc<dyn crtask_core::ports::Store>,
+    ) -> crate::CodeBuildBuilder {
         let mut builder =
-            crate::CodeBuildBuilder::new(Lazy::new(sdk, codebuild), store.clone(), &self.project)
+            crate::CodeBuildBuilder::new(Lazy::new(sdk, codebuild), store, &self.project)
                 .with_contexts_bucket(self.bucket.clone());
         if let Some(r) = &self.registry_host {
             builder = builder.with_registry(r.clone());
@@ -256,7 +267,7 @@ impl FunctionEnv {
         if let Some(p) = &self.task_role_path {
             builder = builder.with_task_role_path(p.clone());
         }
-        (store, std::sync::Arc::new(builder))
+        builder
     }
 }
 

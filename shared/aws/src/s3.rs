@@ -23,6 +23,12 @@ pub fn result_key(run_id: &str) -> String {
     format!("logs/{run_id}.result.json")
 }
 
+/// The object key of one build's executor result in a multi-platform
+/// run (`part`: [`crtask_core::build::fanout::result_part`]).
+pub fn part_result_key(run_id: &str, part: &str) -> String {
+    format!("logs/{run_id}.{part}.result.json")
+}
+
 /// Contexts and logs in one bucket. Cheap to clone.
 #[derive(Clone)]
 pub struct S3Contexts {
@@ -69,6 +75,12 @@ impl S3Contexts {
     /// A run's executor result as stored; `None` when there is none.
     pub async fn get_result(&self, run_id: &str) -> Result<Option<Vec<u8>>> {
         self.get(&result_key(run_id), None).await
+    }
+
+    /// One build's executor result of a multi-platform run; `None` when
+    /// there is none.
+    pub async fn get_part_result(&self, run_id: &str, part: &str) -> Result<Option<Vec<u8>>> {
+        self.get(&part_result_key(run_id, part), None).await
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<()> {

@@ -341,8 +341,16 @@ impl Buildah {
         c
     }
 
-    fn is_insecure(&self, host: &str) -> bool {
+    pub(crate) fn is_insecure(&self, host: &str) -> bool {
         self.cfg.insecure_registries.iter().any(|h| h == host)
+    }
+
+    /// Makes a push of `tag` push the local image index `index`
+    /// ([`crate::assemble`]).
+    pub(crate) fn register_index(&self, tag: &str, index: &str) {
+        if let Ok(mut m) = self.indexes.lock() {
+            m.insert(tag.to_string(), index.to_string());
+        }
     }
 
     /// Runs a command, streaming stdout and stderr into `log`.

@@ -5,6 +5,7 @@
 //! masking ([`logs`]) and task-file secrets on this machine ([`secrets`]). The local workers of `crtask serve` and `crtask exec`
 //! (the builder on AWS) both use it; it holds no store and no cloud SDK.
 
+pub mod assemble;
 pub mod buildah;
 pub mod cache_lock;
 pub mod context;

@@ -87,6 +87,37 @@ pub fn plan(platforms: &[String]) -> Result<Vec<PlatformBuild>> {
         .collect()
 }
 
+/// The platforms of a run that fans out: its `platform` when it lists two
+/// or more (`None`: one build, as before).
+pub fn platforms_of(run_platform: &str) -> Option<Vec<String>> {
+    let list: Vec<String> = run_platform
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    (list.len() >= 2).then_some(list)
+}
+
+/// What names one build's executor result and log beside the run's
+/// (`logs/<run>.<part>.result.json`): `linux-arm64` for a platform build,
+/// `index` for the assemble build. Only `[a-z0-9-]`, as the buildspec checks.
+pub fn result_part(build: &PlatformBuild) -> String {
+    match build.role {
+        Role::Assemble => "index".to_string(),
+        Role::Platform => build
+            .platform
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+    }
+}
+
 /// Where a platform build pushes its image: the run's first tag's
 /// repository, tag `crtask-<run>-<os>-<arch>[-<variant>]` (the assemble
 /// build refers to it by digest; the tag only keeps it from being
@@ -279,6 +310,18 @@ mod tests {
             matches!(&next, Next::Fail { message, .. } if message == "the linux/amd64 build reported no image digest"),
             "{next:?}"
         );
+    }
+
+    #[test]
+    fn runs_fan_out_for_two_platforms_or_more() {
+        assert_eq!(platforms_of("linux/amd64"), None);
+        assert_eq!(
+            platforms_of("linux/amd64, linux/arm64"),
+            Some(vec!["linux/amd64".to_string(), "linux/arm64".to_string()])
+        );
+        let b = started();
+        assert_eq!(result_part(&b[1]), "linux-arm64");
+        assert_eq!(result_part(&assemble_build(&[], "x")), "index");
     }
 
     #[test]

@@ -668,6 +668,11 @@ pub struct Run {
     /// A patch run's request and result ([`RunType::Patch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<crate::patch::PatchRun>,
+    /// A multi-platform run on a builder with a native machine per
+    /// architecture (CodeBuild): its platform builds and the assemble
+    /// build, with their states ([`crate::build::fanout`]); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<crate::build::fanout::PlatformBuild>,
 }
 
 impl Run {

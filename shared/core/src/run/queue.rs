@@ -80,6 +80,7 @@ pub fn new_run_record(run_id: String, new: NewRun, now: chrono::DateTime<chrono:
         builder_ref: None,
         spec: new.spec,
         patch: None,
+        builds: Vec::new(),
     }
 }
 

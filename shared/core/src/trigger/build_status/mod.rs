@@ -13,6 +13,7 @@
 //! with the local worker.
 
 pub mod finish;
+pub mod parts;
 
 use crate::domain::model::{BaseDependency, BaseImageUse, OutputImage, Run, RunStatus, StepRecord};
 use crate::domain::text::inert;
@@ -256,12 +257,7 @@ pub fn apply(
         return Applied::Updated(RunStatus::Running);
     }
     let result = result.filter(|r| r.run_id.as_deref().is_none_or(|id| id == run.run_id));
-    let status = match (change.state, result.map(|r| r.status)) {
-        (BuildState::Succeeded, Some(s)) if s != RunStatus::Succeeded && s.is_terminal() => s,
-        (BuildState::Failed, Some(s)) if s.is_terminal() && s != RunStatus::Succeeded => s,
-        (BuildState::Stopped, Some(RunStatus::Timeout)) => RunStatus::Timeout,
-        (state, _) => state.run_status(),
-    };
+    let status = final_status(change.state, result);
     run.status = status;
     run.start_time = run
         .start_time
@@ -282,20 +278,41 @@ pub fn apply(
             run.patch = Some(p);
         }
     }
-    run.error = match (status, result) {
+    run.error = final_error(change.state, status, result);
+    Applied::Updated(status)
+}
+
+/// The status a build's final `state` means with the executor's `result`
+/// (its own `Timeout`/`Error`/`Canceled` win over CodeBuild's word).
+pub fn final_status(state: BuildState, result: Option<&ExecResult>) -> RunStatus {
+    match (state, result.map(|r| r.status)) {
+        (BuildState::Succeeded, Some(s)) if s != RunStatus::Succeeded && s.is_terminal() => s,
+        (BuildState::Failed, Some(s)) if s.is_terminal() && s != RunStatus::Succeeded => s,
+        (BuildState::Stopped, Some(RunStatus::Timeout)) => RunStatus::Timeout,
+        (state, _) => state.run_status(),
+    }
+}
+
+/// The run's error after a build ended `state` (`status` from
+/// [`final_status`]); `None` for a success.
+pub fn final_error(
+    state: BuildState,
+    status: RunStatus,
+    result: Option<&ExecResult>,
+) -> Option<String> {
+    match (status, result) {
         (RunStatus::Succeeded, _) => None,
         (_, Some(ExecResult { error: Some(e), .. })) => Some(inert(e).into_owned()),
         (_, Some(r)) if r.status == RunStatus::Succeeded => Some(format!(
             "the build ended {} after the executor succeeded: see the build log",
-            change.state.as_str()
+            state.as_str()
         )),
         (RunStatus::Canceled, _) => Some("the build was stopped".into()),
         _ => Some(format!(
             "the build ended {} without an executor result: see the build log",
-            change.state.as_str()
+            state.as_str()
         )),
-    };
-    Applied::Updated(status)
+    }
 }
 
 /// The dependency index entries a successful run establishes for its task:
