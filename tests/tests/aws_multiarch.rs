@@ -44,7 +44,8 @@ impl Stack {
     async fn start() -> Stack {
         let store = harness::store().await;
         let (s3, bucket) = harness::bucket().await;
-        let registry = Registry::start().unwrap();
+        // The test registry's helpers use blocking HTTP clients.
+        let registry = tokio::task::block_in_place(|| Registry::start().unwrap());
         let codebuild = RecordingStub::codebuild();
         let binary = crtask_bin().with_file_name("build-status");
         assert!(
@@ -295,7 +296,7 @@ fn context(reg: &Registry, check: &str) -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_platform_run_builds_each_platform_then_assembles_one_index() {
     let s = Stack::start().await;
-    seed_multiarch(&s.registry, "base:multi", "amd64,arm64");
+    tokio::task::block_in_place(|| seed_multiarch(&s.registry, "base:multi", "amd64,arm64"));
     let ctx = context(&s.registry, "");
     let id = tokio::task::block_in_place(|| s.submit(ctx.path()));
 
@@ -372,7 +373,10 @@ async fn a_two_platform_run_builds_each_platform_then_assembles_one_index() {
         (out.repository.as_str(), out.tag.as_str()),
         ("app", id.as_str())
     );
-    assert_eq!(Some(out.digest.clone()), s.registry.digest("app", &id));
+    assert_eq!(
+        Some(out.digest.clone()),
+        tokio::task::block_in_place(|| s.registry.digest("app", &id))
+    );
     let served = tokio::task::block_in_place(|| index_of(&s.registry, "app", &id));
     let mut arches: Vec<&str> = served.iter().map(|(a, _)| a.as_str()).collect();
     arches.sort();
@@ -406,11 +410,13 @@ async fn a_two_platform_run_builds_each_platform_then_assembles_one_index() {
     assert_eq!(bases.len(), 2, "{:?}", done.base_images);
     assert!(bases.contains(&Some("linux/arm64")), "{bases:?}");
     // The arm64 image was built for arm64 (under emulation here).
-    let built_on = crtask_tests::read_from_image(
-        &format!("{}/app:crtask-{id}-linux-arm64", s.registry.host),
-        &s.registry.host,
-        "built-on",
-    )
+    let built_on = tokio::task::block_in_place(|| {
+        crtask_tests::read_from_image(
+            &format!("{}/app:crtask-{id}-linux-arm64", s.registry.host),
+            &s.registry.host,
+            "built-on",
+        )
+    })
     .unwrap();
     assert_eq!(built_on.as_deref().map(str::trim), Some("aarch64"));
     // Nothing was stopped.
@@ -420,7 +426,7 @@ async fn a_two_platform_run_builds_each_platform_then_assembles_one_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_platform_fails_the_run_and_stops_the_other_build() {
     let s = Stack::start().await;
-    seed_multiarch(&s.registry, "base:multi", "amd64,arm64");
+    tokio::task::block_in_place(|| seed_multiarch(&s.registry, "base:multi", "amd64,arm64"));
     // Fails on arm64 only, for real.
     let ctx = context(&s.registry, "[ \"$(uname -m)\" = x86_64 ] && ");
     let id = tokio::task::block_in_place(|| s.submit(ctx.path()));
@@ -453,5 +459,5 @@ async fn a_failed_platform_fails_the_run_and_stops_the_other_build() {
     let a = s.event("stopped.json", &amd, &amd_ref);
     assert_eq!(a["outcome"], "ignored", "{a}");
     assert_eq!(s.starts(&id).len(), 2, "no assemble build");
-    assert!(s.registry.digest("app", &id).is_none());
+    assert!(tokio::task::block_in_place(|| s.registry.digest("app", &id)).is_none());
 }
