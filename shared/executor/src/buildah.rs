@@ -646,11 +646,26 @@ impl Engine for Buildah {
             name: Some(ctr.clone()),
             keep: req.keep,
         };
-        let mut cmd = self.command();
-        cmd.args(["inspect", &ctr]);
-        let (_, out) = self.capture(cmd, &tee).await?;
-        let inspected: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-        let config = inspected["OCIv1"]["config"].clone();
+        // A container's config is its image's: a shared image's is read once.
+        let known = match (&self.shared, pull) {
+            (Some(shared), "never") => shared.config_of(&reference),
+            _ => None,
+        };
+        let config = match known {
+            Some(c) => c,
+            None => {
+                let mut cmd = self.command();
+                cmd.args(["inspect", &ctr]);
+                let (_, out) = self.capture(cmd, &tee).await?;
+                let inspected: serde_json::Value =
+                    serde_json::from_str(out.trim()).unwrap_or_default();
+                let config = inspected["OCIv1"]["config"].clone();
+                if let (Some(shared), "never") = (&self.shared, pull) {
+                    shared.remember_config(&reference, &config);
+                }
+                config
+            }
+        };
         let strings = |v: &serde_json::Value| -> Vec<String> {
             v.as_array()
                 .map(|a| {

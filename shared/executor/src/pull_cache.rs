@@ -79,6 +79,10 @@ pub struct SharedPulls {
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Pulled>>>>>,
     /// Runs in progress ([`ActiveRun`]).
     active: AtomicUsize,
+    /// Image ID -> its OCI config (`Entrypoint`, `Cmd`, `Env`): an image ID
+    /// names its content, so one `buildah inspect` per image serves every
+    /// step started from it.
+    configs: Mutex<HashMap<String, serde_json::Value>>,
     /// Asks registries for a reference's current digest (one `HEAD`, with
     /// the credentials of buildah's login files).
     registry: RegistryClient,
@@ -103,6 +107,7 @@ impl SharedPulls {
             runroot,
             pulls: Mutex::default(),
             active: AtomicUsize::new(0),
+            configs: Mutex::default(),
         }
     }
 
@@ -179,6 +184,21 @@ impl SharedPulls {
             digest,
         });
         Ok(result)
+    }
+
+    /// The OCI config of the shared image `id`, if already read.
+    pub fn config_of(&self, id: &str) -> Option<serde_json::Value> {
+        self.configs.lock().ok().and_then(|c| c.get(id).cloned())
+    }
+
+    /// Remembers the OCI config of the shared image `id` (read from a
+    /// container started from it).
+    pub fn remember_config(&self, id: &str, config: &serde_json::Value) {
+        if config.is_object() {
+            if let Ok(mut c) = self.configs.lock() {
+                c.insert(id.to_string(), config.clone());
+            }
+        }
     }
 
     /// Forgets what is known of `image` (its copy was not found where the
