@@ -82,16 +82,19 @@ fn run_stores(srv: &Server) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// buildah on the `vfs` store whose `root` and `runroot` are in `dir`.
+fn buildah_on(dir: &std::path::Path) -> Command {
+    let mut c = Command::new("buildah");
+    c.args(["--storage-driver", "vfs", "--root"])
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"));
+    c
+}
+
 /// `buildah containers` of the server's shared store.
 fn shared_containers(srv: &Server) -> String {
-    let storage = srv.data.join("storage");
-    let out = Command::new("buildah")
-        .arg("--storage-driver")
-        .arg("vfs")
-        .arg("--root")
-        .arg(storage.join("root"))
-        .arg("--runroot")
-        .arg(storage.join("runroot"))
+    let out = buildah_on(&srv.data.join("storage"))
         .args(["containers", "--all", "--noheading"])
         .output()
         .unwrap();
@@ -184,14 +187,7 @@ fn no_container_of_a_finished_run_remains_kept_failed_or_timed_out() {
 /// `buildah images` of the store `cmd` images are pulled into, shared by
 /// runs (`crtask_executor::pull_cache`).
 fn pulled_images(srv: &Server) -> String {
-    let pulls = srv.data.join("storage").join("pulls");
-    let out = Command::new("buildah")
-        .arg("--storage-driver")
-        .arg("vfs")
-        .arg("--root")
-        .arg(pulls.join("root"))
-        .arg("--runroot")
-        .arg(pulls.join("runroot"))
+    let out = buildah_on(&srv.data.join("storage").join("pulls"))
         .args([
             "images",
             "--all",

@@ -293,18 +293,7 @@ impl Buildah {
         if run.own.lock().map(|o| o.is_empty()).unwrap_or(true) {
             return false;
         }
-        let mut cmd = self.own_store_command();
-        cmd.args([
-            "inspect",
-            "--type",
-            "image",
-            "--format",
-            "{{.FromImageID}}",
-            image,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let found = matches!(cmd.status().await, Ok(s) if s.success());
+        let found = self.has_image(image).await;
         if found {
             run.add_own(image);
         }
