@@ -160,6 +160,20 @@ impl Registry {
         Ok(digest)
     }
 
+    /// The image index the registry serves for `repo:tag`, as JSON.
+    pub fn index(&self, repo: &str, tag: &str) -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .get(format!("http://{}/v2/{repo}/manifests/{tag}", self.host))
+            .header(
+                "Accept",
+                "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+            )
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
     /// How many `GET /v2/<repo>/manifests/<tag>` requests (pulls) the
     /// registry has served so far (from its access log).
     pub fn manifest_gets(&self, repo: &str, tag: &str) -> usize {
@@ -645,4 +659,19 @@ pub fn seed_multiarch(reg: &Registry, name: &str, arches: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An image index's `(architecture, digest)` pairs.
+pub fn index_arches(index: &serde_json::Value) -> Vec<(String, String)> {
+    index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {index}"))
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"].as_str().unwrap().to_string(),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

@@ -252,27 +252,7 @@ fn build_ref(run: &Run, platform: &str) -> String {
 
 /// The index the registry serves for `repo:tag`, as `(arch, digest)`.
 fn index_of(reg: &Registry, repo: &str, tag: &str) -> Vec<(String, String)> {
-    let idx: Value = reqwest::blocking::Client::new()
-        .get(format!("http://{}/v2/{repo}/manifests/{tag}", reg.host))
-        .header(
-            "Accept",
-            "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
-        )
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    idx["manifests"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an index: {idx}"))
-        .iter()
-        .map(|m| {
-            (
-                m["platform"]["architecture"].as_str().unwrap().to_string(),
-                m["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    crtask_tests::index_arches(&reg.index(repo, tag))
 }
 
 fn context(reg: &Registry, check: &str) -> tempfile::TempDir {

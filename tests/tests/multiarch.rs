@@ -14,16 +14,7 @@ use std::process::Command;
 
 /// The image index the registry serves for `repo:tag`.
 fn index(reg: &Registry, repo: &str, tag: &str) -> Value {
-    reqwest::blocking::Client::new()
-        .get(format!("http://{}/v2/{repo}/manifests/{tag}", reg.host))
-        .header(
-            "Accept",
-            "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
-        )
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
+    reg.index(repo, tag)
 }
 
 /// Runs `cmd` in a container of `image` for `arch`; returns its stdout.
@@ -74,17 +65,7 @@ fn built_id(out: &std::process::Output, prefix: &str) -> String {
 
 /// The index's `(architecture, digest)` pairs.
 fn arches(index: &Value) -> Vec<(String, String)> {
-    index["manifests"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an index: {index}"))
-        .iter()
-        .map(|m| {
-            (
-                m["platform"]["architecture"].as_str().unwrap().to_string(),
-                m["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    crtask_tests::index_arches(index)
 }
 
 /// Checks the record of a run that pushed `app:tag` for both platforms.
