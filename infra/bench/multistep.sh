@@ -6,7 +6,8 @@
 # path: nominal (the sleeps) and measured (each step's own recorded
 # duration, container start included, summed along the longest path). The
 # peer is the same graph hand-scheduled in bash (`&` and `wait`) with plain
-# `buildah from` + `buildah run`, timed the same way.
+# `buildah from` + `buildah run`, timed the same way, once with chroot
+# isolation and once under runc as crtask runs cmd steps.
 #   infra/bench/multistep.sh [RUNS]     (default 3)
 # CRTASK_BIN=path/to/crtask measures that binary instead of a fresh release
 # build (to compare two builds of the same profile side by side).
@@ -61,7 +62,11 @@ YAML
 printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REG" > "$work/registries.conf"
 export CONTAINERS_REGISTRIES_CONF="$work/registries.conf"
 B="buildah --storage-driver vfs --root $work/peer/root --runroot $work/peer/runroot"
-step() { local c; c=$($B from --quiet --pull=missing "$img"); $B run --isolation chroot "$c" -- sleep "$1"; $B rm "$c" >/dev/null; }
+# The peer's containers run with buildah's chroot isolation (crtask's cmd
+# steps did too before they moved to runc); PEER_ISOLATION=runc gives the
+# peer crtask's own runtime options instead, for a second column.
+isolation=(--isolation chroot)
+step() { local c; c=$($B from --quiet --pull=missing "$img"); $B run "${isolation[@]}" "$c" -- sleep "$1"; $B rm "$c" >/dev/null; }
 # `wait` names its children: a bare `wait` would also wait for the server.
 peer_independent() {
   local p=()
@@ -81,8 +86,12 @@ for graph in independent diamond; do
   for i in $(seq 1 "$runs"); do
     id=$("$bin" run --no-logs -f "$graph.yaml" "$work/ctx" | sed -n 's/^Queued a run with ID: //p')
     "$bin" task show-run --run-id "$id" -o json > "$work/$graph-$i.json"
+    isolation=(--isolation chroot)
     s=$(date +%s.%N); "peer_$graph"; e=$(date +%s.%N)
     echo "$s $e" > "$work/peer-$graph-$i.txt"
+    isolation=(--isolation oci --runtime runc --runtime-flag "root=$work/peer/runc" --network host)
+    s=$(date +%s.%N); "peer_$graph"; e=$(date +%s.%N)
+    echo "$s $e" > "$work/peerrunc-$graph-$i.txt"
   done
 done
 
@@ -96,9 +105,9 @@ deps = {"independent": {"s1": [], "s2": [], "s3": [], "s4": []},
         "diamond": {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}}
 # Steps on the critical path: per-step overhead = (wall - nominal) / steps.
 path_steps = {"independent": 1, "diamond": 3}
-print(f"{'graph':<12} {'crtask wall':>11} {'nominal cp':>10} {'ratio':>6} {'measured cp':>11} {'ratio':>6} {'overhead/step':>13} {'peer wall':>9} {'peer/nominal':>12} {'peer overhead/step':>18}")
+print(f"{'graph':<12} {'crtask wall':>11} {'nominal cp':>10} {'ratio':>6} {'measured cp':>11} {'ratio':>6} {'overhead/step':>13} {'peer wall':>9} {'peer/nominal':>12} {'peer overhead/step':>18} {'crtask/peer':>11} {'runc peer overhead/step':>23} {'crtask/runc peer':>16}")
 for g in ("independent", "diamond"):
-    walls, cps, peers = [], [], []
+    walls, cps, peers, runcs = [], [], [], []
     for i in range(1, runs + 1):
         r = json.load(open(f"{work}/{g}-{i}.json"))
         assert r["status"] == "Succeeded", r
@@ -110,7 +119,10 @@ for g in ("independent", "diamond"):
         cps.append(max(longest.values()))
         s, e = map(float, open(f"{work}/peer-{g}-{i}.txt").read().split())
         peers.append(e - s)
+        s, e = map(float, open(f"{work}/peerrunc-{g}-{i}.txt").read().split())
+        runcs.append(e - s)
     w, cp, p = statistics.median(walls), statistics.median(cps), statistics.median(peers)
     o, po = (w - nominal[g]) / path_steps[g], (p - nominal[g]) / path_steps[g]
-    print(f"{g:<12} {w:>10.3f}s {nominal[g]:>9.1f}s {w/nominal[g]:>6.3f} {cp:>10.3f}s {w/cp:>6.3f} {o:>12.3f}s {p:>8.3f}s {p/nominal[g]:>12.3f} {po:>17.3f}s")
+    ro = (statistics.median(runcs) - nominal[g]) / path_steps[g]
+    print(f"{g:<12} {w:>10.3f}s {nominal[g]:>9.1f}s {w/nominal[g]:>6.3f} {cp:>10.3f}s {w/cp:>6.3f} {o:>12.3f}s {p:>8.3f}s {p/nominal[g]:>12.3f} {po:>17.3f}s {o/po:>11.2f} {ro:>22.3f}s {o/ro:>16.2f}")
 PY

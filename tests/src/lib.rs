@@ -435,6 +435,26 @@ pub fn run_followed(srv: &Server, dir: &Path, file: &str) -> (String, Output, St
     (text, out, id)
 }
 
+/// Ids of the processes whose command line is exactly `command`, its
+/// program named or given by path: a `cmd` step's process runs as the
+/// path found in the image's `PATH` (`/bin/sleep 60`), while a shell's or
+/// buildah's command line that merely ends with the same words does not
+/// count. `command` is taken literally.
+pub fn processes(command: &str) -> String {
+    let literal: String = command
+        .chars()
+        .flat_map(|c| {
+            let special = "\\.^$|?*+()[]{}".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect();
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("(^|/){literal}$")])
+        .output()
+        .expect("pgrep (procps) is required");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// stdout and stderr of a command, for assertion messages.
 pub fn show(out: &Output) -> String {
     format!(

@@ -2,7 +2,7 @@
 //! the followed stream, in order, on a loaded machine; a run sees only the
 //! images it pulls and builds; no container of a finished run remains.
 
-use crtask_tests::{run_followed, show, write_files, CpuLoad, Registry, Server};
+use crtask_tests::{processes, run_followed, show, write_files, CpuLoad, Registry, Server};
 use std::process::Command;
 
 fn start(workers: &str) -> (Registry, Server) {
@@ -177,11 +177,11 @@ fn no_container_of_a_finished_run_remains_kept_failed_or_timed_out() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(run_stores(&srv).is_empty(), "{:?}", run_stores(&srv));
     assert_eq!(shared_containers(&srv).trim(), "");
-    let ps = Command::new("pgrep")
-        .args(["-f", "^sleep 3596$"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty());
+    assert_eq!(
+        processes("sleep 3596"),
+        "",
+        "a detached container outlived its run"
+    );
 }
 
 /// `buildah images` of the store `cmd` images are pulled into, shared by

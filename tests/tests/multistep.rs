@@ -1,7 +1,7 @@
 //! Multi-step task files end to end on buildah: build, run the built image,
 //! push only when the tests pass; parallel steps; ACR's own samples.
 
-use crtask_tests::{show, write_files, Registry, Server};
+use crtask_tests::{processes, queued_id, show, write_files, Registry, Server};
 use serde_json::Value;
 
 /// A bash-like image: like docker-library's `bash`, arguments starting with
@@ -333,14 +333,11 @@ steps:
     let (s0, s1) = times(&run, "server");
     assert!(s1 - s0 < 10_000, "detach returns once started: {run}");
     // The detached container ends with the run.
-    let ps = std::process::Command::new("pgrep")
-        // Exactly the step's command line: any other `sleep 3...` on the
-        // machine (a shell waiting, another test) must not count.
-        .args(["-f", "^sleep 3597$"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+    // Exactly the step's command line: any other `sleep 3...` on the
+    // machine (a shell waiting, another test) must not count.
+    assert_eq!(
+        processes("sleep 3597"),
+        "",
         "detached container outlived its run"
     );
 }
@@ -374,14 +371,53 @@ fn a_run_timeout_stops_the_steps_and_keeps_their_records() {
         "{run}"
     );
     assert!(steps[2]["startTime"].is_null(), "{run}");
-    let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 45"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
-        "the step's process was stopped"
+    assert_eq!(processes("sleep 45"), "", "the step's process was stopped");
+}
+
+/// A step's own `timeout` stops that step's container at once (runc puts
+/// it out of reach of the process-group kill), while the run goes on.
+#[test]
+fn a_step_timeout_stops_its_container_at_once_and_the_run_goes_on() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let img = format!("{}/base:1", reg.host);
+    let file = format!(
+        "steps:\n  - id: slow\n    cmd: {img} sleep 3594\n    timeout: 3\n    ignoreErrors: true\n  - id: next\n    cmd: {img} sleep 30\n"
     );
+    write_files(ctx.path(), &[("slow.yaml", &file)]);
+    let out = srv.cli(&[
+        "run",
+        "--no-wait",
+        "-f",
+        "slow.yaml",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let id = queued_id(&out);
+    let running = || !processes("sleep 3594").is_empty();
+    let until = |what: &dyn Fn() -> bool, secs: u64| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !what() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        what()
+    };
+    assert!(until(&running, 120), "the slow step never started");
+    // Gone soon after its 3 s, while the next step's 30 s still run: not
+    // when the run ends.
+    assert!(
+        until(&|| !running(), 20),
+        "the timed-out step's process is still running"
+    );
+    let run = srv
+        .wait_status(&id, 120, |s| s != "Queued" && s != "Running")
+        .unwrap();
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    let (s0, s1) = times(&run, "slow");
+    assert!((3_000..10_000).contains(&(s1 - s0)), "{run}");
+    let log = srv.cli(&["task", "logs", "--run-id", &id]);
+    let text = String::from_utf8_lossy(&log.stdout);
+    assert!(text.contains("timed out after 3s"), "{text}");
+    assert_eq!(run["steps"][1]["status"], "Succeeded", "{run}");
 }
 
 /// ACR's `docker run` line: `HOME=/acb/home` on one home volume for the

@@ -97,9 +97,9 @@ pub struct ServeArgs {
     /// buildah isolation [default: chroot].
     #[arg(long, env = "CRTASK_ISOLATION")]
     isolation: Option<String>,
-    /// OCI runtime the RUN instructions of builds run under, so that none
-    /// of their output is lost; `none`: --isolation [default: runc when
-    /// installed].
+    /// OCI runtime the RUN instructions of builds and cmd steps run under,
+    /// so that none of their output is lost; `none`: --isolation [default:
+    /// runc when installed].
     #[arg(long, env = "CRTASK_BUILD_RUNTIME", value_name = "RUNTIME")]
     build_runtime: Option<String>,
     /// buildah storage location [default: DATA_DIR/storage].

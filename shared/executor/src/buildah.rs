@@ -107,6 +107,8 @@ fn cache_args(cmd: &mut Command, plan: &CachePlan) {
 struct Group {
     detached: Vec<(String, GroupGuard, tokio::task::JoinHandle<()>)>,
     remove: Vec<String>,
+    /// Runtime and state of detached containers started under a runtime.
+    runc: Vec<(PathBuf, PathBuf)>,
 }
 
 /// The buildah engine.
@@ -239,8 +241,7 @@ impl Buildah {
         // Containers of `RUN`s a cancelled build left running (runc puts
         // them out of reach of the process-group kill).
         if let Some(rt) = &self.cfg.build_runtime {
-            crate::runtime::delete_leftovers(rt, &crate::runtime::state_root(&self.cfg.runroot))
-                .await;
+            crate::runtime::delete_all_leftovers(rt, &self.cfg.runroot).await;
         }
         let mut cmd = self.command();
         cmd.args(["rm", "--all"])
@@ -502,7 +503,7 @@ impl Engine for Buildah {
     async fn build(&self, req: &BuildRequest<'_>, log: &dyn LogSink) -> Result<Exit> {
         let mut cmd = self.command();
         cmd.arg("bud")
-            .args(crate::runtime::bud_args(
+            .args(crate::runtime::isolation_args(
                 &self.cfg.isolation,
                 self.cfg.build_runtime.as_deref(),
                 &crate::runtime::state_root(&self.cfg.runroot),
@@ -629,11 +630,20 @@ impl Engine for Buildah {
             ));
             return Ok(Exit { code: 125 });
         }
+        // Under an OCI runtime the step's container keeps its state apart,
+        // so that it can be killed alone (a timeout, a cancel).
+        let runc = self.cfg.build_runtime.as_ref().map(|rt| {
+            (
+                rt.clone(),
+                crate::runtime::step_state(&self.cfg.runroot, &ctr),
+            )
+        });
         // From here on the container exists: remove it whatever happens.
         let cleanup = ContainerCleanup {
             engine: self.clone(),
             name: Some(ctr.clone()),
             keep: req.keep,
+            runc: runc.clone(),
         };
         // A container's config is its image's: a shared image's is read once.
         let known = match (&self.shared, pull) {
@@ -703,7 +713,21 @@ impl Engine for Buildah {
             argv = crate::stdio::DirectOutput::wrap(&argv, &drop);
         }
         let mut cmd = self.command();
-        cmd.arg("run").arg("--isolation").arg(&self.cfg.isolation);
+        cmd.arg("run");
+        match &runc {
+            Some((rt, state)) => {
+                cmd.args(crate::runtime::isolation_args(
+                    &self.cfg.isolation,
+                    Some(rt),
+                    state,
+                ));
+                for cap in crate::runtime::STEP_CAPS {
+                    cmd.arg("--cap-add").arg(cap);
+                }
+                &mut cmd
+            }
+            None => cmd.arg("--isolation").arg(&self.cfg.isolation),
+        };
         if let Some(w) = req.workdir {
             cmd.arg("--workingdir").arg(w);
         }
@@ -739,6 +763,7 @@ impl Engine for Buildah {
                 let group = g.entry(req.group.to_string()).or_default();
                 if let Some(n) = name {
                     group.detached.push((n.clone(), guard, waiter));
+                    group.runc.extend(cleanup.runc.take());
                     if !req.keep {
                         group.remove.push(n);
                     }
@@ -813,6 +838,10 @@ impl Engine for Buildah {
                 drop(guard);
                 let _ = tokio::time::timeout(Duration::from_secs(5), waiter).await;
             }
+            // The process-group kill does not reach a runtime's container.
+            for (rt, state) in g.runc {
+                crate::runtime::delete_leftovers(&rt, &state).await;
+            }
             if self.run_scope.is_none() {
                 for name in g.remove {
                     let mut cmd = self.command();
@@ -841,8 +870,7 @@ impl Engine for Buildah {
             if store.is_none_or(|d| crate::isolation::has_mounts_below(&d)) {
                 self.remove_all_containers().await;
             } else if let Some(rt) = &self.cfg.build_runtime {
-                let state = crate::runtime::state_root(&self.cfg.runroot);
-                crate::runtime::delete_leftovers(rt, &state).await;
+                crate::runtime::delete_all_leftovers(rt, &self.cfg.runroot).await;
             }
             crate::isolation::delete_store(&self.cfg.root).await;
         }
@@ -854,26 +882,38 @@ struct ContainerCleanup {
     engine: Buildah,
     name: Option<String>,
     keep: bool,
+    /// The runtime and state of the container's process (see
+    /// [`crate::runtime`]): killed first if it is still there (a step that
+    /// timed out or was cancelled), kept containers' included.
+    runc: Option<(PathBuf, PathBuf)>,
 }
 
 impl Drop for ContainerCleanup {
     fn drop(&mut self) {
-        if self.keep {
+        let runc = self.runc.take();
+        let name = self.name.take().filter(|_| !self.keep);
+        if runc.is_none() && name.is_none() {
             return;
         }
-        if let Some(name) = self.name.take() {
+        let rm = name.map(|name| {
             let mut cmd = self.engine.command();
             cmd.args(["rm", &name])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let h = handle.spawn(async move {
-                    let _ = cmd.status().await;
-                });
-                if let Ok(mut r) = self.engine.removals.lock() {
-                    r.retain(|h| !h.is_finished());
-                    r.push(h);
+            cmd
+        });
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let h = handle.spawn(async move {
+                if let Some((rt, state)) = runc {
+                    crate::runtime::delete_leftovers(&rt, &state).await;
                 }
+                if let Some(mut cmd) = rm {
+                    let _ = cmd.status().await;
+                }
+            });
+            if let Ok(mut r) = self.engine.removals.lock() {
+                r.retain(|h| !h.is_finished());
+                r.push(h);
             }
         }
     }

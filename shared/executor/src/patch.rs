@@ -226,7 +226,7 @@ impl PatchEngine for BuildahPatcher {
         // runs under the build runtime, like a build's RUN, whose relay
         // cannot lose the end of it (crate::runtime).
         c.arg("run")
-            .args(crate::runtime::bud_args(
+            .args(crate::runtime::isolation_args(
                 &cfg.isolation,
                 cfg.build_runtime.as_deref(),
                 &crate::runtime::state_root(&cfg.runroot),
