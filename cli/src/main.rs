@@ -143,6 +143,9 @@ fn command() -> clap::Command {
     })
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
         Ok(cli) => cli,

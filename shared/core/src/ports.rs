@@ -40,6 +40,18 @@ pub struct DeliverySummary {
 /// with its dedupe key that kept it from being recorded.
 pub type Summarize = Arc<dyn Fn(&[Run], &[Option<Run>]) -> DeliverySummary + Send + Sync>;
 
+/// What core decided about a delivery against the tasks ([`Decide`]): the
+/// runs to record (as [`DeliveryWrite::runs`]) and how the event record
+/// will say it.
+pub struct Decided {
+    pub runs: Vec<Run>,
+    pub summarize: Summarize,
+}
+
+/// Core's decision on a delivery, called by the store with every task
+/// ([`Store::record_decided_delivery`]).
+pub type Decide = Box<dyn FnOnce(&[Task]) -> Decided + Send>;
+
 /// The result of [`Store::record_delivery`].
 #[derive(Debug, Clone)]
 pub enum DeliveryRecorded {
@@ -133,6 +145,23 @@ pub trait Store: Send + Sync {
         write: DeliveryWrite,
         summarize: Summarize,
     ) -> Result<DeliveryRecorded>;
+    /// [`Store::record_delivery`] for a delivery decided against the tasks:
+    /// `write.runs` is ignored; the store reads every task, calls `decide`
+    /// (unless the delivery id was recorded before) and records the runs it
+    /// returns. The default reads the tasks first, then records. A store with
+    /// a single writer may read them inside the delivery's transaction (one
+    /// read for a batch of deliveries), so the decision and the write see the
+    /// same tasks.
+    async fn record_decided_delivery(
+        &self,
+        write: DeliveryWrite,
+        decide: Decide,
+    ) -> Result<DeliveryRecorded> {
+        let tasks = self.list_tasks().await?;
+        let Decided { runs, summarize } = decide(&tasks);
+        self.record_delivery(DeliveryWrite { runs, ..write }, summarize)
+            .await
+    }
     /// Recorded events, newest first.
     async fn list_events(
         &self,

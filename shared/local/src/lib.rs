@@ -17,6 +17,7 @@ pub mod poller;
 pub mod registry_credentials;
 pub mod retention;
 pub mod scheduler;
+pub mod secret_files;
 pub mod server;
 pub mod store;
 pub mod sweeper;

@@ -187,7 +187,10 @@ impl Platform {
             logs,
             workers,
             events,
-            git_secret_files: Arc::new(s.git_webhook_secret_file.clone()),
+            git_secrets: Arc::new(crate::secret_files::SecretFiles::new(
+                "git webhook secret",
+                &s.git_webhook_secret_file,
+            )),
             registry_token_files: Arc::new(s.registry_webhook_token_file.clone()),
             registry_secret_files: Arc::new(s.registry_webhook_secret_file.clone()),
             registry_host: s.registry_host.clone().or_else(|| s.registry.clone()),

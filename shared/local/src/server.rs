@@ -33,9 +33,9 @@ pub struct AppState {
     pub logs: LogDir,
     pub workers: WorkerConfig,
     pub events: Arc<RunEvents>,
-    /// Files holding the git webhook secrets, read at each delivery so a
-    /// rotated secret takes effect without a restart.
-    pub git_secret_files: Arc<Vec<PathBuf>>,
+    /// The git webhook secrets' files, checked at each delivery (read again
+    /// when changed) so a rotated secret takes effect without a restart.
+    pub git_secrets: Arc<crate::secret_files::SecretFiles>,
     /// Largest webhook body accepted, bytes.
     pub webhook_body_limit: usize,
     /// Registry notification credentials (bearer tokens; HMAC secrets).
@@ -66,22 +66,6 @@ fn read_secret_files(files: &[PathBuf], what: &str) -> Vec<crtask_core::signing:
         })
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-impl AppState {
-    fn git_secrets(&self) -> Vec<crtask_core::signing::Secret> {
-        self.git_secret_files
-            .iter()
-            .filter_map(|p| match std::fs::read_to_string(p) {
-                Ok(t) => Some(crtask_core::signing::Secret::from_file_text(&t)),
-                Err(e) => {
-                    tracing::warn!("cannot read git webhook secret file {}: {e}", p.display());
-                    None
-                }
-            })
-            .filter(|s| !s.is_empty())
-            .collect()
-    }
 }
 
 /// An error answer with the right status code.
@@ -638,7 +622,7 @@ async fn git_webhook(State(s): State<AppState>, req: Request) -> Response {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let secrets = s.git_secrets();
+    let secrets = s.git_secrets.current();
     let deps = crtask_core::trigger::git::handler::GitHookDeps {
         store: s.store.as_ref(),
         builder: s.builder.as_ref(),

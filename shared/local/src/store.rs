@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crtask_core::domain::model::{
     BaseDependency, EventRecord, EventSource, Run, RunFilter, RunStatus, Task,
 };
-use crtask_core::ports::{DeliveryRecorded, DeliveryWrite, Store, Summarize};
+use crtask_core::ports::{Decide, DeliveryRecorded, DeliveryWrite, Store, Summarize};
 use crtask_core::{domain::runid, Error as CoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 mod checkpoint;
 mod intake;
 pub mod outbox;
+mod tasks_seen;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,8 +122,9 @@ impl SqliteStore {
         crate::retention::enable_incremental_vacuum(&conn)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(outbox::SCHEMA)?;
+        conn.execute_batch(tasks_seen::SCHEMA)?;
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0')",
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1'), ('run_prefix', ?1), ('run_counter', '0'), ('event_counter', '0'), ('tasks_version', '0')",
             params![runid::DEFAULT_PREFIX],
         )?;
         Ok(Arc::new(Mutex::new(conn)))
@@ -468,6 +470,14 @@ impl Store for SqliteStore {
         summarize: Summarize,
     ) -> crtask_core::Result<DeliveryRecorded> {
         self.intake.record(write, summarize).await
+    }
+
+    async fn record_decided_delivery(
+        &self,
+        write: DeliveryWrite,
+        decide: Decide,
+    ) -> crtask_core::Result<DeliveryRecorded> {
+        self.intake.record_decided(write, decide).await
     }
 
     async fn list_events(

@@ -1,8 +1,9 @@
 //! Exactly-once intake on the SQLite store, through core's git handler:
 //! concurrent copies of one delivery (one event row, one run, one answer),
 //! many distinct deliveries at once (group commit: each answered, each
-//! durable across a reopen), and one failing delivery in a batch leaving the
-//! others recorded.
+//! durable across a reopen), one failing delivery in a batch leaving the
+//! others recorded, and every change to the tasks (by this store or another
+//! process on the file) seen by the next delivery's decision.
 
 use crtask_core::domain::model::{EventSource, Outcome, RunFilter};
 use crtask_core::ports::{DeliveryRecorded, DeliverySummary, DeliveryWrite, Store, Summarize};
@@ -10,7 +11,9 @@ use crtask_core::signing::Secret;
 use crtask_core::trigger::answer::Answer;
 use crtask_core::trigger::git::handler::{handle, GitHookDeps, DEFAULT_BODY_LIMIT};
 use crtask_local::store::SqliteStore;
-use crtask_testkit::{sign, task, FixedClock, GithubPush, RecordingBuilder, RunBuilder};
+use crtask_testkit::{
+    sign, task, FixedClock, GithubPush, RecordingBuilder, RunBuilder, TaskBuilder,
+};
 use std::sync::Arc;
 
 const SECRET: &str = "intake-secret";
@@ -233,4 +236,65 @@ async fn the_intake_checkpoints_off_the_commit_path() {
     }
     assert!(grew, "no checkpoint copied the WAL into {}", path.display());
     assert_eq!(s.list_events(None, 100).await.unwrap().len(), 40);
+}
+
+/// The intake writer decides deliveries against tasks it keeps between
+/// batches; a change to the tasks, through the store or straight into the
+/// file by another process, is seen by the very next delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_delivery_sees_every_task_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crtask.db");
+    let h = hook(SqliteStore::open(&path).unwrap()).await;
+    let outcome = |a: &Answer| {
+        (
+            a.status,
+            a.body()["outcome"].clone(),
+            a.body()["runs"].clone(),
+        )
+    };
+    let triggered = |runs: serde_json::Value| (202, serde_json::json!("triggered"), runs);
+    let ignored = (202, serde_json::json!("ignored"), serde_json::json!([]));
+
+    let a = h.deliver("t-1", &commit(1)).await;
+    assert_eq!(
+        outcome(&a),
+        triggered(serde_json::json!(["ca1"])),
+        "{}",
+        a.body()
+    );
+    // The task now tracks another branch: main's pushes are ignored.
+    h.store
+        .update_task(&TaskBuilder::new("web").branch("release").build())
+        .await
+        .unwrap();
+    let a = h.deliver("t-2", &commit(2)).await;
+    assert_eq!(outcome(&a), ignored, "{}", a.body());
+    h.store.delete_task("web").await.unwrap();
+    let a = h.deliver("t-3", &commit(3)).await;
+    assert_eq!(outcome(&a), ignored, "{}", a.body());
+    assert!(
+        a.body()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no task tracks"),
+        "{}",
+        a.body()
+    );
+    // Another process adds a task tracking the repository.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute(
+            "INSERT INTO tasks (name, body) VALUES ('api', ?1)",
+            [serde_json::to_string(&task("api")).unwrap()],
+        )
+        .unwrap();
+    let a = h.deliver("t-4", &commit(4)).await;
+    assert_eq!(
+        outcome(&a),
+        triggered(serde_json::json!(["ca2"])),
+        "{}",
+        a.body()
+    );
+    assert_eq!(h.builder.dispatched(), ["ca1", "ca2"]);
 }

@@ -12,16 +12,19 @@
 //! its source answers with that first event and writes nothing (the check
 //! and the insert are in the same write transaction, and SQLite has one
 //! writer at a time, so concurrent copies, in this process or another on the
-//! same file, get one row); otherwise run ids are assigned, each run is
-//! inserted unless its dedupe key is blocked, core's `summarize` decides the
-//! event's text, and the event is written.
+//! same file, get one row); otherwise a delivery to be decided is decided by
+//! core against the tasks read in this transaction ([`TasksSeen`]: once per
+//! batch at most, parsed only when they changed), run ids are assigned,
+//! each run is inserted unless its dedupe key is blocked, core's
+//! `summarize` decides the event's text, and the event is written.
 
 use super::checkpoint::Checkpointer;
+use super::tasks_seen::TasksSeen;
 use super::{blocking_run, from_json, insert_run_row, to_json};
 use crate::Result;
-use crtask_core::domain::model::{EventRecord, Run};
+use crtask_core::domain::model::EventRecord;
 use crtask_core::domain::runid;
-use crtask_core::ports::{DeliveryRecorded, DeliveryWrite, Summarize};
+use crtask_core::ports::{Decide, Decided, DeliveryRecorded, DeliveryWrite, Summarize};
 use crtask_core::Error as CoreError;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::sync::mpsc;
@@ -36,8 +39,16 @@ type Reply = oneshot::Sender<crtask_core::Result<DeliveryRecorded>>;
 /// One delivery waiting for the writer.
 struct Request {
     write: DeliveryWrite,
-    summarize: Summarize,
+    how: How,
     reply: Reply,
+}
+
+/// How a delivery's runs and event text are decided.
+enum How {
+    /// The runs are `write.runs`; `summarize` says what the event says.
+    Planned(Summarize),
+    /// Core decides against the tasks, in the transaction (taken when called).
+    Decide(Option<Decide>),
 }
 
 /// The sending side of the writer; the writer thread ends when the last
@@ -62,19 +73,30 @@ impl IntakeWriter {
         Ok(IntakeWriter { tx })
     }
 
-    /// Records one delivery; answers once its batch is committed.
+    /// Records one delivery whose runs are planned; answers once its batch
+    /// is committed.
     pub(super) async fn record(
         &self,
         write: DeliveryWrite,
         summarize: Summarize,
     ) -> crtask_core::Result<DeliveryRecorded> {
+        self.send(write, How::Planned(summarize)).await
+    }
+
+    /// Records one delivery decided by `decide` against the tasks read in
+    /// its batch's transaction; answers once its batch is committed.
+    pub(super) async fn record_decided(
+        &self,
+        write: DeliveryWrite,
+        decide: Decide,
+    ) -> crtask_core::Result<DeliveryRecorded> {
+        self.send(write, How::Decide(Some(decide))).await
+    }
+
+    async fn send(&self, write: DeliveryWrite, how: How) -> crtask_core::Result<DeliveryRecorded> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request {
-                write,
-                summarize,
-                reply,
-            })
+            .send(Request { write, how, reply })
             .map_err(|_| CoreError::Store("the intake writer has stopped".into()))?;
         answer
             .await
@@ -87,6 +109,7 @@ fn writer_loop(
     rx: &mpsc::Receiver<Request>,
     checkpointer: Option<&Checkpointer>,
 ) {
+    let mut tasks = TasksSeen::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -95,7 +118,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results = commit_batch(conn, &batch);
+        let results = commit_batch(conn, &mut batch, &mut tasks);
         for (req, result) in batch.into_iter().zip(results) {
             // A caller that went away (client disconnected) needs no answer.
             let _ = req.reply.send(result);
@@ -110,14 +133,11 @@ fn writer_loop(
 /// When the commit fails, every request fails (nothing of the batch is kept).
 fn commit_batch(
     conn: &Mutex<Connection>,
-    batch: &[Request],
+    batch: &mut [Request],
+    tasks: &mut TasksSeen,
 ) -> Vec<crtask_core::Result<DeliveryRecorded>> {
-    let fail_all = |msg: String| {
-        batch
-            .iter()
-            .map(|_| Err(CoreError::Store(msg.clone())))
-            .collect()
-    };
+    let n = batch.len();
+    let fail_all = |msg: String| (0..n).map(|_| Err(CoreError::Store(msg.clone()))).collect();
     let mut guard = match conn.lock() {
         Ok(g) => g,
         Err(_) => return fail_all("store lock poisoned".into()),
@@ -126,9 +146,10 @@ fn commit_batch(
         Ok(tx) => tx,
         Err(e) => return fail_all(format!("database: {e}")),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for req in batch {
-        results.push(in_savepoint(&mut tx, req));
+    tasks.new_transaction();
+    let mut results = Vec::with_capacity(n);
+    for req in batch.iter_mut() {
+        results.push(in_savepoint(&mut tx, req, tasks));
     }
     match tx.commit() {
         Ok(()) => results,
@@ -140,11 +161,12 @@ fn commit_batch(
 /// (and only it) when it fails or panics.
 fn in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
-    req: &Request,
+    req: &mut Request,
+    tasks: &mut TasksSeen,
 ) -> crtask_core::Result<DeliveryRecorded> {
     let sp = tx.savepoint().map_err(crate::Error::from)?;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        record_one(&sp, &req.write, &req.summarize)
+        record_one(&sp, &req.write, &mut req.how, tasks)
     }));
     match outcome {
         Ok(Ok(recorded)) => {
@@ -184,7 +206,8 @@ fn add_to_counter(c: &Connection, key: &str, n: u64) -> Result<u64> {
 fn record_one(
     c: &Connection,
     w: &DeliveryWrite,
-    summarize: &Summarize,
+    how: &mut How,
+    tasks: &mut TasksSeen,
 ) -> Result<DeliveryRecorded> {
     let source = w.source.as_str();
     if let Some(d) = &w.delivery_id {
@@ -192,7 +215,16 @@ fn record_one(
             return Ok(DeliveryRecorded::Seen(first));
         }
     }
-    let mut runs: Vec<Run> = w.runs.clone();
+    let (mut runs, summarize) = match how {
+        How::Planned(summarize) => (w.runs.clone(), summarize.clone()),
+        How::Decide(decide) => {
+            let decide = decide.take().ok_or_else(|| {
+                crate::Error::Core(CoreError::Store("a delivery was decided twice".into()))
+            })?;
+            let Decided { runs, summarize } = decide(tasks.get(c)?);
+            (runs, summarize)
+        }
+    };
     if !runs.is_empty() {
         let last = add_to_counter(c, "run_counter", runs.len() as u64)?;
         let prefix: String = c

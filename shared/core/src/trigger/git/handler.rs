@@ -11,7 +11,7 @@ use crate::domain::model::{
 };
 use crate::domain::text::inert_owned;
 use crate::ports::{
-    Builder, Clock, DeliveryRecorded, DeliverySummary, DeliveryWrite, Store, Summarize,
+    Builder, Clock, Decide, Decided, DeliveryRecorded, DeliverySummary, DeliveryWrite, Store,
 };
 use crate::run::queue::{self, NewRun};
 use crate::signing::Secret;
@@ -36,9 +36,10 @@ pub struct GitHookDeps<'a> {
     pub body_limit: usize,
 }
 
-/// Handles one delivery: [`intake`] (verify and parse, or refuse), a
-/// redelivery check, [`plan`] (pure: which task builds what), then
-/// [`apply`] (record the runs and the event, then dispatch). Never panics on
+/// Handles one delivery: [`intake`] (verify and parse, or refuse), then
+/// [`apply`]: a redelivery check, [`plan`] (pure: which task builds what)
+/// against the tasks the store reads, record the runs and the event, then
+/// dispatch. Never panics on
 /// input; 5xx only when the store fails.
 pub async fn handle(deps: &GitHookDeps<'_>, headers: &[(String, String)], body: &[u8]) -> Answer {
     let received_at = deps.clock.now();
@@ -60,12 +61,7 @@ pub async fn handle(deps: &GitHookDeps<'_>, headers: &[(String, String)], body: 
         }
     };
 
-    let tasks = match deps.store.list_tasks().await {
-        Ok(t) => t,
-        Err(e) => return Answer::rejected(500, e.to_string()),
-    };
-    let plan = plan(&delivery, &tasks);
-    match apply(deps, delivery, plan, received_at).await {
+    match apply(deps, delivery, received_at).await {
         Ok(answer) => answer,
         Err(e) => Answer::rejected(500, e.to_string()),
     }
@@ -145,10 +141,12 @@ pub struct Plan {
     pub reasons: Vec<String>,
 }
 
-/// Decides, for every event of `delivery` and every task, what it builds.
-pub fn plan(delivery: &Delivery, tasks: &[Task]) -> Plan {
+/// Decides, for every event of a delivery and every task, what it builds;
+/// `repository` (the delivery's, as its record names it) is for the reason
+/// when no task tracks it.
+pub fn plan(events: &[GitEvent], repository: Option<&str>, tasks: &[Task]) -> Plan {
     let mut plan = Plan::default();
-    for event in &delivery.events {
+    for event in events {
         if let GitEvent::Ping { .. } = event {
             plan.reasons
                 .push("ping: the webhook works, nothing to build".to_string());
@@ -187,7 +185,7 @@ pub fn plan(delivery: &Delivery, tasks: &[Task]) -> Plan {
             }
         }
         if !tracked_any {
-            match delivery.detail["repository"].as_str() {
+            match repository {
                 Some(repo) => plan
                     .reasons
                     .push(format!("no task tracks repository {repo}")),
@@ -198,33 +196,40 @@ pub fn plan(delivery: &Delivery, tasks: &[Task]) -> Plan {
     plan
 }
 
-/// Applies `plan`: records the delivery, its runs (a run whose dedupe key
-/// already stands is not recorded again) and its event in one transaction
-/// ([`Store::record_delivery`]), and only then hands the new runs to the
-/// builder. A delivery id seen before answers with what the first delivery
-/// did and starts nothing.
+/// Records the delivery, decided ([`plan`]) against the tasks the store
+/// reads for it, with its runs (a run whose dedupe key already stands is not
+/// recorded again) and its event in one transaction
+/// ([`Store::record_decided_delivery`]), and only then hands the new runs to
+/// the builder. A delivery id seen before answers with what the first
+/// delivery did and starts nothing.
 pub async fn apply(
     deps: &GitHookDeps<'_>,
     delivery: Delivery,
-    plan: Plan,
     received_at: chrono::DateTime<chrono::Utc>,
 ) -> crate::Result<Answer> {
     let now = deps.clock.now();
-    let runs = plan
-        .runs
-        .into_iter()
-        .map(|new| queue::new_run_record(String::new(), new, now))
-        .collect();
+    let Delivery { id, events, detail } = delivery;
+    let repository = detail["repository"].as_str().map(str::to_string);
+    let decide: Decide = Box::new(move |tasks| {
+        let plan = plan(&events, repository.as_deref(), tasks);
+        let reasons = plan.reasons;
+        Decided {
+            runs: plan
+                .runs
+                .into_iter()
+                .map(|new| queue::new_run_record(String::new(), new, now))
+                .collect(),
+            summarize: Arc::new(move |runs, blocked| summarize(&reasons, runs, blocked)),
+        }
+    });
     let write = DeliveryWrite {
         source: EventSource::Git,
-        delivery_id: delivery.id.clone(),
+        delivery_id: id,
         received_at,
-        detail: delivery.detail,
-        runs,
+        detail,
+        runs: Vec::new(),
     };
-    let reasons = plan.reasons;
-    let summarize: Summarize = Arc::new(move |runs, blocked| summarize(&reasons, runs, blocked));
-    match deps.store.record_delivery(write, summarize).await? {
+    match deps.store.record_decided_delivery(write, decide).await? {
         DeliveryRecorded::Seen(prev) => Ok(Answer::new(prev.outcome, prev.reason.clone())
             .with_runs(prev.runs.clone())
             .with_event(prev.id.clone())
