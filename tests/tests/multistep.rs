@@ -374,6 +374,41 @@ fn a_run_timeout_stops_the_steps_and_keeps_their_records() {
     assert_eq!(processes("sleep 45"), "", "the step's process was stopped");
 }
 
+/// ACR's own samples (`build-test-hello-world.yaml`) tag local images
+/// without a registry and run them: such a build has no layer cache (it
+/// would be pushed to docker.io) and the run succeeds.
+#[test]
+fn a_build_tagged_without_a_registry_runs_locally_without_a_cache() {
+    let (reg, srv) = start();
+    let ctx = tempfile::tempdir().unwrap();
+    let file = "version: v1.1.0\nsteps:\n  - build: -t hello-local -f hello.dockerfile .\n  - cmd: hello-local\n";
+    write_files(
+        ctx.path(),
+        &[
+            ("t.yaml", file),
+            (
+                "hello.dockerfile",
+                &format!(
+                    "FROM {}/base:1\nRUN echo built-line\nCMD [\"echo\", \"hello-from-local\"]\n",
+                    reg.host
+                ),
+            ),
+        ],
+    );
+    let (out, run) = quick_run(&srv, ctx.path(), "t.yaml", &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text.contains("layer cache disabled: no tag names a registry"),
+        "{text}"
+    );
+    assert!(
+        text.contains("built-line") && text.contains("hello-from-local"),
+        "{text}"
+    );
+    assert_eq!(run.unwrap()["status"], "Succeeded");
+}
+
 /// A step's own `timeout` stops that step's container at once (runc puts
 /// it out of reach of the process-group kill), while the run goes on.
 #[test]
@@ -490,6 +525,9 @@ fn repeat_runs_every_repetition_and_reports_each_failure() {
         assert!(text.contains(&format!("[flaky] rep={n}")), "{text}");
     }
     assert!(!text.contains("never-runs"), "{text}");
+    // As with ACR's `docker run`, no line of the engine's own about the
+    // exit status: the record says it.
+    assert!(!text.contains("exit status"), "{text}");
     let run = run.unwrap();
     assert_eq!(run["status"], "Failed");
     assert_eq!(

@@ -777,7 +777,8 @@ impl Engine for Buildah {
                 let readers = d.readers().map_err(|e| {
                     CoreError::Builder(format!("cannot open the output FIFOs: {e}"))
                 })?;
-                readers.pump_until(log, self.stream(cmd, log)).await?
+                let own = crate::stdio::WithoutExitReports(log);
+                readers.pump_until(log, self.stream(cmd, &own)).await?
             }
             None => self.stream(cmd, log).await?,
         };

@@ -288,3 +288,73 @@ mod tests {
         assert!(!text.contains("SHLVL") && !text.contains("PWD="), "{text}");
     }
 }
+
+/// buildah's own output around a `cmd` container read through the FIFOs,
+/// without the lines in which buildah reports the container's exit status
+/// (`Error: while running runtime: exit status 42` under runc,
+/// `subprocess exited with status 42` and `Error: exit status 42` under
+/// chroot): the step's record has the exit code, and ACR's `docker run`
+/// prints no such line. Everything else buildah says (a mount that
+/// failed, a missing image) is kept.
+pub struct WithoutExitReports<'a>(pub &'a dyn LogSink);
+
+impl WithoutExitReports<'_> {
+    fn is_exit_report(line: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return false;
+        };
+        let text = text.trim_end_matches(['\n', '\r']);
+        let text = text.strip_prefix("Error: ").unwrap_or(text);
+        let text = text.strip_prefix("while running runtime: ").unwrap_or(text);
+        let code = text
+            .strip_prefix("exit status ")
+            .or_else(|| text.strip_prefix("subprocess exited with status "));
+        code.is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+impl LogSink for WithoutExitReports<'_> {
+    fn write(&self, bytes: &[u8]) {
+        let kept: Vec<u8> = bytes
+            .split_inclusive(|b| *b == b'\n')
+            .filter(|l| !Self::is_exit_report(l))
+            .flatten()
+            .copied()
+            .collect();
+        if !kept.is_empty() {
+            self.0.write(&kept);
+        }
+    }
+    fn add_secret(&self, value: &str) {
+        self.0.add_secret(value);
+    }
+}
+
+#[cfg(test)]
+mod exit_report_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<u8>>);
+    impl LogSink for Sink {
+        fn write(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+    }
+
+    #[test]
+    fn buildahs_exit_reports_go_and_everything_else_stays() {
+        let sink = Sink::default();
+        let w = WithoutExitReports(&sink);
+        w.write(
+            b"Error: while running runtime: exit status 42\nsubprocess exited with status 42\n",
+        );
+        w.write(b"Error: exit status 1\nError: mounting /x: permission denied\n");
+        w.write(b"exit status 3 of something\nexit status \n");
+        assert_eq!(
+            String::from_utf8(sink.0.into_inner().unwrap()).unwrap(),
+            "Error: mounting /x: permission denied\nexit status 3 of something\nexit status \n"
+        );
+    }
+}

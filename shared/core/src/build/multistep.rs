@@ -266,13 +266,20 @@ impl EngineStepRunner {
             no_cache: b.no_cache,
             pull: b.pull,
         };
-        let cache = crate::build::cache::plan(
-            step.cache != Some(false),
-            &opts,
-            b.tags.first().map(String::as_str),
-            true,
-        );
-        log.line(&crate::build::cache::describe(&cache));
+        // The cache is named after the first tag that names its registry:
+        // a bare `-t app` (ACR's samples tag local images so) would put it
+        // on docker.io, so such a build has no cache, as on ACR.
+        let named = b
+            .tags
+            .iter()
+            .map(String::as_str)
+            .find(|t| crate::domain::imageref::names_registry(t));
+        let cache = crate::build::cache::plan(step.cache != Some(false), &opts, named, true);
+        if step.cache != Some(false) && named.is_none() && !b.tags.is_empty() {
+            log.line("crtask: layer cache disabled: no tag names a registry (tag REGISTRY/NAME, e.g. $Registry/NAME, to cache)");
+        } else {
+            log.line(&crate::build::cache::describe(&cache));
+        }
         let tally = crate::build::cache::CacheTally::new(log);
         let req = BuildRequest {
             context_dir: &context_dir,

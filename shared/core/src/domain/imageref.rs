@@ -119,6 +119,14 @@ pub fn is_registry_host(component: &str) -> bool {
     component.contains('.') || component.contains(':') || component == "localhost"
 }
 
+/// Whether an image reference names its registry (`host/name...`), rather
+/// than leaving it to the `docker.io` default (`app:1`, `team/app`).
+pub fn names_registry(reference: &str) -> bool {
+    reference
+        .split_once('/')
+        .is_some_and(|(first, _)| is_registry_host(first))
+}
+
 /// Whether `s` is a content digest this crate accepts: `sha256:<64 hex>`,
 /// `sha384:<96 hex>` or `sha512:<128 hex>`, hex in lower case.
 pub fn is_digest(s: &str) -> bool {
@@ -428,6 +436,21 @@ fn digest_problem(d: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reference_names_its_registry_only_with_a_host_first() {
+        for named in [
+            "localhost/app",
+            "localhost:5000/a/b:1",
+            "r.example.com/app",
+            "127.0.0.1:5000/app",
+        ] {
+            assert!(names_registry(named), "{named}");
+        }
+        for bare in ["app", "app:1", "team/app", "team/app:1", "library/alpine"] {
+            assert!(!names_registry(bare), "{bare}");
+        }
+    }
 
     const H64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
