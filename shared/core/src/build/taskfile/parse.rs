@@ -140,8 +140,22 @@ impl P<'_> {
         }
     }
 
+    /// A quoted scalar is text, as in ACR's YAML (yaml.v2 refuses a `!!str`
+    /// for a number or a boolean): `retries: "2"` is an error there too.
+    fn quoted(&mut self, v: &Node, what: &str, step: Option<&str>, wanted: &str) -> bool {
+        let Some(text) = v.scalar().filter(|_| !v.is_plain()) else {
+            return false;
+        };
+        self.err(
+            v.line,
+            step,
+            format!("{what} must be {wanted}, not the quoted text '{text}' (remove the quotes)"),
+        );
+        true
+    }
+
     fn int(&mut self, v: &Node, what: &str, step: Option<&str>) -> Option<i64> {
-        if v.is_null() {
+        if v.is_null() || self.quoted(v, what, step, "a whole number") {
             return None;
         }
         match v.scalar().map(|s| s.trim().parse::<i64>()) {
@@ -162,7 +176,7 @@ impl P<'_> {
     }
 
     fn boolean(&mut self, v: &Node, what: &str, step: Option<&str>) -> Option<bool> {
-        if v.is_null() {
+        if v.is_null() || self.quoted(v, what, step, "true or false") {
             return None;
         }
         let s = v.scalar().map(str::to_ascii_lowercase);

@@ -1160,6 +1160,15 @@ fn odd_shapes_give_one_clear_error_each() {
         ),
         ("", "the task file is empty"),
         ("# only a comment\n", "the task file is empty"),
+        // ACR's yaml.v2 refuses a quoted string for a number or a boolean.
+        (
+            "steps:\n  - cmd: a\n    retries: \"2\"\n",
+            "line 3: step 'acb_step_0': retries must be a whole number, not the quoted text '2'",
+        ),
+        (
+            "steps:\n  - cmd: a\n    ignoreErrors: 'true'\n",
+            "line 3: step 'acb_step_0': ignoreErrors must be true or false, not the quoted text 'true'",
+        ),
     ];
     for (src, want) in cases {
         let e = load_str(src).unwrap_err();
@@ -1190,4 +1199,40 @@ fn secrets_are_read_before_the_rest_of_the_file() {
     assert!(e.to_string().contains("no 'keyvault'"), "{e}");
     // A file without secrets has none, whatever else is wrong with it.
     assert_eq!(secrets_of("steps: 3\n", &data).unwrap(), Vec::new());
+}
+
+/// A byte order mark (Windows editors write one) is skipped, as ACR's YAML
+/// parser does: the version is read and aliases expand.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let mut opts = ParseOptions::default();
+    opts.image_aliases
+        .insert("tool".into(), "local/tool:1".into());
+    let tf = load(
+        "\u{feff}version: v1.1.0\nsteps:\n  - cmd: tool x\n",
+        &vars(),
+        &BTreeMap::new(),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(tf.version, TaskVersion::V1_1_0);
+    match &tf.steps[0].kind {
+        StepKind::Cmd(c) => assert_eq!(c.image, "local/tool:1"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// ACR's renderer deletes `<no value>` from the rendered file, literal
+/// ones too.
+#[test]
+fn no_value_is_deleted_as_acr_does() {
+    for src in [
+        "steps:\n  - cmd: img echo x<no value>y\n",
+        "steps:\n  - cmd: img echo x{{.Values.missing}}<no value>y\n",
+    ] {
+        match &ok(src).steps[0].kind {
+            StepKind::Cmd(c) => assert_eq!(c.args, ["echo", "xy"], "{src}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -76,6 +76,8 @@ pub fn preprocess_mapped(
     src: &str,
     data: &serde_json::Value,
 ) -> Result<Preprocessed, TaskFileErrors> {
+    // 0. a byte order mark, as YAML parsers (ACR's yaml.v2) skip it.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     // 1. comment lines out, keeping each remaining line's number.
     let lines: Vec<(usize, &str)> = src
         .split('\n')
@@ -228,6 +230,12 @@ fn needs_whole_render(line: &str) -> bool {
     depth != 0
 }
 
+/// ACR's renderer deletes every `<no value>` from the rendered file (what
+/// Go's templates print for a missing key), literal ones included.
+fn no_value_removed(line: &str) -> String {
+    line.replace("<no value>", "")
+}
+
 fn render_lines(
     lines: &[(usize, String)],
     data: &serde_json::Value,
@@ -245,7 +253,7 @@ fn render_lines(
                 l.clone()
             };
             for piece in out.split('\n') {
-                out_lines.push(piece.to_string());
+                out_lines.push(no_value_removed(piece));
                 orig.push(*n);
             }
         }
@@ -270,7 +278,7 @@ fn render_lines(
                 .or_else(|| lines.last())
                 .map(|(n, _)| *n)
                 .unwrap_or(i + 1);
-            out_lines.push(piece.to_string());
+            out_lines.push(no_value_removed(piece));
             orig.push(n);
         }
     }

@@ -44,6 +44,11 @@ impl Node {
         }
     }
 
+    /// True for a plain (unquoted, not block) scalar.
+    pub fn is_plain(&self) -> bool {
+        matches!(self.kind, Kind::Scalar { plain: true, .. })
+    }
+
     /// The text of a scalar (None for sequences and mappings).
     pub fn scalar(&self) -> Option<&str> {
         match &self.kind {
