@@ -435,6 +435,15 @@ pub fn run_followed(srv: &Server, dir: &Path, file: &str) -> (String, Output, St
     (text, out, id)
 }
 
+/// Polls `what` every 100 ms for up to `secs` seconds; its last answer.
+pub fn wait_until(secs: u64, what: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !what() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    what()
+}
+
 /// Ids of the processes whose command line is exactly `command`, its
 /// program named or given by path: a `cmd` step's process runs as the
 /// path found in the image's `PATH` (`/bin/sleep 60`), while a shell's or

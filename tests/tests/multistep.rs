@@ -1,7 +1,7 @@
 //! Multi-step task files end to end on buildah: build, run the built image,
 //! push only when the tests pass; parallel steps; ACR's own samples.
 
-use crtask_tests::{processes, queued_id, show, write_files, Registry, Server};
+use crtask_tests::{processes, queued_id, show, wait_until, write_files, Registry, Server};
 use serde_json::Value;
 
 /// A bash-like image: like docker-library's `bash`, arguments starting with
@@ -429,18 +429,11 @@ fn a_step_timeout_stops_its_container_at_once_and_the_run_goes_on() {
     ]);
     let id = queued_id(&out);
     let running = || !processes("sleep 3594").is_empty();
-    let until = |what: &dyn Fn() -> bool, secs: u64| {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while !what() && std::time::Instant::now() < end {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        what()
-    };
-    assert!(until(&running, 120), "the slow step never started");
+    assert!(wait_until(120, running), "the slow step never started");
     // Gone soon after its 3 s, while the next step's 30 s still run: not
     // when the run ends.
     assert!(
-        until(&|| !running(), 20),
+        wait_until(20, || !running()),
         "the timed-out step's process is still running"
     );
     let run = srv
