@@ -426,6 +426,12 @@ pub fn queued_id(out: &Output) -> String {
         .to_string()
 }
 
+/// `crtask run --no-wait -f FILE DIR` against `srv`: the queued run's id.
+pub fn run_queued(srv: &Server, dir: &Path, file: &str) -> String {
+    let out = srv.cli(&["run", "--no-wait", "-f", file, &dir.to_string_lossy()]);
+    queued_id(&out)
+}
+
 /// `crtask run -f FILE DIR` against `srv`, following the log: the streamed
 /// text, the output and the run id.
 pub fn run_followed(srv: &Server, dir: &Path, file: &str) -> (String, Output, String) {

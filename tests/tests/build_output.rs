@@ -10,7 +10,7 @@
 //! so one run of this test on the old path usually passes; run it
 //! repeatedly with `CRTASK_TEST_BUILD_RUNTIME=none` to look for a failure.
 
-use crtask_tests::{queued_id, run_followed, show, write_files, CpuLoad, Registry, Server};
+use crtask_tests::{run_followed, run_queued, show, write_files, CpuLoad, Registry, Server};
 
 /// Parallel runs, build steps per run, `RUN`s per build, lines per `RUN`
 /// and stream, lines per stream of a `cmd` step.
@@ -225,14 +225,7 @@ fn a_canceled_runs_run_instruction_does_not_outlive_the_run() {
             ),
         ],
     );
-    let out = srv.cli(&[
-        "run",
-        "--no-wait",
-        "-f",
-        "slow.yaml",
-        ctx.path().to_str().unwrap(),
-    ]);
-    let id = queued_id(&out);
+    let id = run_queued(&srv, ctx.path(), "slow.yaml");
     // The RUN is running once its process exists (polled, not timed).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while pgrep("^sleep 3593$").is_empty() {

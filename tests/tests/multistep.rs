@@ -1,7 +1,7 @@
 //! Multi-step task files end to end on buildah: build, run the built image,
 //! push only when the tests pass; parallel steps; ACR's own samples.
 
-use crtask_tests::{processes, queued_id, show, wait_until, write_files, Registry, Server};
+use crtask_tests::{processes, run_queued, show, wait_until, write_files, Registry, Server};
 use serde_json::Value;
 
 /// A bash-like image: like docker-library's `bash`, arguments starting with
@@ -420,14 +420,7 @@ fn a_step_timeout_stops_its_container_at_once_and_the_run_goes_on() {
         "steps:\n  - id: slow\n    cmd: {img} sleep 3594\n    timeout: 3\n    ignoreErrors: true\n  - id: next\n    cmd: {img} sleep 30\n"
     );
     write_files(ctx.path(), &[("slow.yaml", &file)]);
-    let out = srv.cli(&[
-        "run",
-        "--no-wait",
-        "-f",
-        "slow.yaml",
-        ctx.path().to_str().unwrap(),
-    ]);
-    let id = queued_id(&out);
+    let id = run_queued(&srv, ctx.path(), "slow.yaml");
     let running = || !processes("sleep 3594").is_empty();
     assert!(wait_until(120, running), "the slow step never started");
     // Gone soon after its 3 s, while the next step's 30 s still run: not

@@ -42,20 +42,7 @@ fn graph_orderings() {
     assert_eq!(plan(&tf).levels(), vec![vec!["A", "B"], vec!["C"]]);
 
     // fan-out then fan-in (diamond)
-    let tf = ok("\
-steps:
-  - id: build
-    build: -t app .
-  - id: test
-    cmd: app
-    when: [build]
-  - id: scan
-    cmd: scanner app
-    when: [build]
-  - id: push
-    push: [app]
-    when: [test, scan]
-");
+    let tf = ok(PIPELINE);
     let g = plan(&tf);
     assert_eq!(
         g.levels(),
