@@ -329,6 +329,28 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the server has recorded the registry's notification of a
+    /// push of `image` (`host/repository:tag`; for instance a push made before the server
+    /// listened, which reaches it only through the registry's retries).
+    /// Without the wait such a late notification lands at an arbitrary
+    /// moment of the test: after a task was created but before its first
+    /// run recorded the digest, it rightly triggers a rebuild.
+    pub fn await_registry_push(&self, image: &str, secs: u64) {
+        let seen = || {
+            self.cli_json(&["events", "list", "--source", "registry", "--top", "1000"])
+                .map(|v| {
+                    v.as_array()
+                        .is_some_and(|events| events.iter().any(|e| e["detail"]["image"] == image))
+                })
+                .unwrap_or(false)
+        };
+        assert!(
+            wait_until(secs, seen),
+            "no registry notification of a push of {image} after {secs} s:\n{}",
+            self.log()
+        );
+    }
+
     /// `crtask` set up to call this server's API (with its token, if any),
     /// reading no CLI config file of the user's.
     pub fn cli_command(&self) -> Command {

@@ -34,7 +34,8 @@ fn wait_runs(srv: &Server, task: &str, n: usize, secs: u64) -> Vec<serde_json::V
     }
 }
 
-/// A registry whose notifications go to a crtask server started after it.
+/// A registry whose notifications go to a crtask server started after it,
+/// once the server has recorded the notification of the seeded `base:1`.
 fn notifying_stack() -> (Registry, Server, tempfile::TempDir) {
     let port = crtask_tests::free_port();
     let url = format!("http://127.0.0.1:{port}/webhooks/registry");
@@ -56,6 +57,7 @@ fn notifying_stack() -> (Registry, Server, tempfile::TempDir) {
         ],
     )
     .unwrap();
+    srv.await_registry_push(&format!("{}/base:1", reg.host), 60);
     (reg, srv, dir)
 }
 

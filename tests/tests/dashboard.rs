@@ -102,6 +102,7 @@ fn the_dashboard_shows_runs_live_logs_timelines_events_timers_and_the_graph() {
         ],
     )
     .unwrap();
+    srv.await_registry_push(&format!("{}/base:1", reg.host), 60);
 
     // Data is refused without the token; the page itself is public.
     for path in [
