@@ -180,8 +180,16 @@ fn sprig_strings() {
             r#"{{ regexSplit "z+" "pizza" -1 }} {{ regexSplit "z+" "pizza" 1 }}"#,
             "[pi a] [pizza]",
         ),
+        // Go's \d, \w and \s are ASCII: an Arabic-Indic digit, a Greek
+        // letter and a no-break space match none of them.
+        (
+            r#"{{ regexMatch "^\\d$" "\u0663" }} {{ regexMatch "^\\w$" "\u03b2" }} {{ regexMatch "^\\s$" "\u00a0" }} {{ regexMatch "^\\d\\w\\s$" "7_ " }}"#,
+            "false false false true",
+        ),
     ]);
     assert!(exec_error(r#"{{ regexFind "(" "x" }}"#).contains("invalid regular expression"));
+    // Unicode classes are not supported (Go has them): a clear error.
+    assert!(exec_error(r#"{{ regexFind "\\pL" "x" }}"#).contains("invalid regular expression"));
 }
 
 #[test]

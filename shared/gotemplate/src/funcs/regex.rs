@@ -1,8 +1,13 @@
-//! Sprig's regular-expression functions. Go's RE2 syntax is the `regex`
-//! crate's (both are linear-time, no backreferences); `$1`/`${name}` in
+//! Sprig's regular-expression functions. Go's RE2 syntax is the
+//! `regex-lite` crate's (both are linear-time, no backreferences). As in
+//! Go, `\d`, `\w`, `\s` and `\b` are ASCII; unlike Go, Unicode classes
+//! (`\pL`, `\p{Greek}`) are invalid and `(?i)` folds ASCII letters only.
+//! `regex-lite` rather than `regex`: this crate is linked into every Lambda
+//! function, where `regex`'s engines and Unicode tables cost about a
+//! megabyte (docs/BENCHMARKS.md, "Smaller binaries"). `$1`/`${name}` in
 //! replacements expand as Go's `Expand` does.
 
-use regex::{NoExpand, Regex, RegexBuilder};
+use regex_lite::{NoExpand, Regex, RegexBuilder};
 use serde_json::Value;
 
 use super::args::{int_arg, string_list, take, too_many, FnResult, Res};
