@@ -9,8 +9,15 @@
 //! variables, but its text format carries ANSI colour codes into CloudWatch
 //! and its JSON nests the message under `fields`; this is the same idea with
 //! both fixed, in a dozen lines.
+//!
+//! `RUST_LOG` takes `target=level` directives ([`Targets`]), not
+//! `EnvFilter`'s span and field filters, which would bring the regex
+//! engines into every function (docs/BENCHMARKS.md, "Smaller binaries").
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// The log format the environment asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,21 +36,24 @@ pub fn format_from(value: Option<&str>) -> Format {
 
 /// The level filter: `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `INFO`.
 /// Lambda's level names (`TRACE` ... `FATAL`) map onto tracing's; `FATAL`
-/// is `ERROR`, an unknown name is `INFO`.
-pub fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> EnvFilter {
+/// is `ERROR`, an unknown name is `INFO`. `RUST_LOG` is a list of
+/// `target=level` or `level` directives; one that does not parse is
+/// `INFO` for everything.
+pub fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    let everything = |level: LevelFilter| Targets::new().with_default(level);
     if let Some(level) = lambda_level.map(str::trim).filter(|l| !l.is_empty()) {
         let level = if level.eq_ignore_ascii_case("fatal") {
             LevelFilter::ERROR
         } else {
             level.parse().unwrap_or(LevelFilter::INFO)
         };
-        return EnvFilter::default().add_directive(level.into());
+        return everything(level);
     }
-    match rust_log.filter(|l| !l.trim().is_empty()) {
-        Some(directives) => EnvFilter::builder()
-            .with_default_directive(LevelFilter::INFO.into())
-            .parse_lossy(directives),
-        None => EnvFilter::default().add_directive(LevelFilter::INFO.into()),
+    match rust_log.map(str::trim).filter(|l| !l.is_empty()) {
+        Some(directives) => directives
+            .parse()
+            .unwrap_or_else(|_| everything(LevelFilter::INFO)),
+        None => everything(LevelFilter::INFO),
     }
 }
 
@@ -55,24 +65,28 @@ pub fn init() {
         var("AWS_LAMBDA_LOG_LEVEL").as_deref(),
         var("RUST_LOG").as_deref(),
     );
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(std::io::stdout);
+    let registry = tracing_subscriber::registry();
     match format_from(var("AWS_LAMBDA_LOG_FORMAT").as_deref()) {
-        Format::Json => fmt
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+        Format::Json => registry
+            .with(
+                fmt.json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_filter(filter),
+            )
             .init(),
-        Format::Text => fmt.without_time().init(),
+        Format::Text => registry.with(fmt.without_time().with_filter(filter)).init(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
 
     #[test]
     fn only_json_in_any_case_selects_json() {
@@ -83,27 +97,49 @@ mod tests {
         assert_eq!(format_from(None), Format::Text);
     }
 
+    /// The most detailed level `filter` lets through for `target`.
+    fn level(filter: &Targets, target: &str) -> Option<Level> {
+        [
+            Level::TRACE,
+            Level::DEBUG,
+            Level::INFO,
+            Level::WARN,
+            Level::ERROR,
+        ]
+        .into_iter()
+        .find(|l| filter.would_enable(target, l))
+    }
+
     #[test]
     fn the_lambda_level_beats_rust_log_and_fatal_is_error() {
+        let t = "build_status";
         assert_eq!(
-            filter_from(Some("DEBUG"), Some("error")).max_level_hint(),
-            Some(LevelFilter::DEBUG)
+            level(&filter_from(Some("DEBUG"), Some("error")), t),
+            Some(Level::DEBUG)
         );
         assert_eq!(
-            filter_from(Some("FATAL"), None).max_level_hint(),
-            Some(LevelFilter::ERROR)
+            level(&filter_from(Some("FATAL"), None), t),
+            Some(Level::ERROR)
         );
         assert_eq!(
-            filter_from(Some("nonsense"), None).max_level_hint(),
-            Some(LevelFilter::INFO)
+            level(&filter_from(Some("nonsense"), None), t),
+            Some(Level::INFO)
         );
         assert_eq!(
-            filter_from(None, Some("warn")).max_level_hint(),
-            Some(LevelFilter::WARN)
+            level(&filter_from(None, Some("warn")), t),
+            Some(Level::WARN)
         );
-        assert_eq!(
-            filter_from(None, None).max_level_hint(),
-            Some(LevelFilter::INFO)
-        );
+        assert_eq!(level(&filter_from(None, None), t), Some(Level::INFO));
+        assert_eq!(level(&filter_from(Some("off"), None), t), None);
+    }
+
+    #[test]
+    fn rust_log_takes_target_directives_and_bad_ones_mean_info() {
+        let f = filter_from(None, Some("warn,crtask_aws=debug"));
+        assert_eq!(level(&f, "crtask_aws::codebuild"), Some(Level::DEBUG));
+        assert_eq!(level(&f, "aws_smithy_runtime"), Some(Level::WARN));
+        let bad = filter_from(None, Some("crtask_aws=loud"));
+        assert_eq!(level(&bad, "crtask_aws"), Some(Level::INFO));
+        assert_eq!(level(&bad, "other"), Some(Level::INFO));
     }
 }
