@@ -7,7 +7,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     crtask_aws::function_log::init();
     let config = schedule::Config::from_env()?;
-    let sdk = crtask_aws::config::load_for_function().await;
+    let sdk = crtask_aws::config::load_for_function();
     let app = &schedule::App::new(&config, &sdk);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let remaining = std::time::UNIX_EPOCH

@@ -7,6 +7,8 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_types::sdk_config::SharedCredentialsProvider;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use std::sync::{Arc, LazyLock};
 
 /// Loads the AWS configuration the usual way (environment, profile,
@@ -21,35 +23,79 @@ pub async fn load(endpoint_url: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
-/// The configuration a Lambda function runs with: like [`load`], but the
-/// region and, when the runtime provides them (it always does), the
-/// credentials are taken from the environment directly instead of through
-/// the default provider chains. The chains would pick the same values
-/// (the environment comes first in both); skipping them saves about half a
-/// millisecond of the function's cold start (docs/BENCHMARKS.md, Lambda
-/// cold start). Without `AWS_ACCESS_KEY_ID` the default chain is used.
-pub async fn load_for_function() -> SdkConfig {
-    let mut loader = loader();
-    if let Some(region) = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()) {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        loader = loader.credentials_provider(
+/// The configuration a Lambda function runs with, from what the Lambda
+/// runtime puts in its environment: the region (`AWS_REGION`), the
+/// function role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and the standard
+/// endpoint overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, for
+/// emulators). Retries, timeouts and stalled-stream protection are the
+/// SDK clients' defaults for the latest behavior version, as [`load`] gives.
+///
+/// Not [`load`]: aws-config's loader links every provider chain it might
+/// fall back to (profile files, SSO, STS web identity, container and
+/// instance metadata), about half a megabyte of each function that a
+/// Lambda environment never uses, and walking the chains costs about half a
+/// millisecond of a cold start (docs/BENCHMARKS.md, "Smaller binaries" and
+/// "Lambda cold start"). Without credentials in the environment every AWS
+/// call fails, naming the missing variable.
+pub fn load_for_function() -> SdkConfig {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(var("AWS_REGION").map(aws_config::Region::new))
+        .credentials_provider(SharedCredentialsProvider::new(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-        );
+        ))
+        .http_client(https())
+        .service_config(EndpointsFromEnv);
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(url);
     }
-    loader.load().await
+    config.build()
+}
+
+/// The environment part of the SDK's per-service configuration, as the
+/// loader's own version reads it (without the shared config file): the
+/// service's variable (`AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`: the service id
+/// upper-cased, spaces as underscores), else the global one
+/// (`AWS_ENDPOINT_URL`).
+#[derive(Debug)]
+struct EndpointsFromEnv;
+
+impl EndpointsFromEnv {
+    fn lookup(key: &ServiceConfigKey<'_>, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+        let service = format!(
+            "{}_{}",
+            key.env(),
+            key.service_id().to_uppercase().replace(' ', "_")
+        );
+        var(&service).or_else(|| var(key.env()))
+    }
+}
+
+impl LoadServiceConfig for EndpointsFromEnv {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        Self::lookup(&key, |k| {
+            std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+        })
+    }
 }
 
 /// The default loader with crtask's HTTPS client, to adjust before
 /// loading (region, credentials, endpoint).
 pub fn loader() -> ConfigLoader {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(RootsOnce(http))
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https())
+}
+
+/// crtask's HTTPS client for the SDK: rustls on ring, roots loaded once.
+fn https() -> RootsOnce {
+    RootsOnce(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https(),
+    )
 }
 
 /// The HTTPS client all SDK clients of a process share, with its root
@@ -305,6 +351,38 @@ mod tests {
     fn counted(config: &SdkConfig) -> String {
         BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         format!("client for {:?}", config.region().map(|r| r.as_ref()))
+    }
+
+    #[test]
+    fn a_services_own_endpoint_variable_beats_the_global_one() {
+        let key = |service| {
+            ServiceConfigKey::builder()
+                .service_id(service)
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .unwrap()
+        };
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let both = env(&[
+            ("AWS_ENDPOINT_URL", "http://all"),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "http://logs"),
+        ]);
+        assert_eq!(
+            EndpointsFromEnv::lookup(&key("CloudWatch Logs"), both).as_deref(),
+            Some("http://logs")
+        );
+        assert_eq!(
+            EndpointsFromEnv::lookup(&key("DynamoDB"), both).as_deref(),
+            Some("http://all")
+        );
+        assert_eq!(EndpointsFromEnv::lookup(&key("DynamoDB"), env(&[])), None);
     }
 
     #[test]
