@@ -82,6 +82,9 @@ export CARGO_ZIGBUILD_ZIG_PATH="$tools/bin/zig"
 # No telemetry, no prompts.
 export SAM_CLI_TELEMETRY=0
 export AWS_REGION="${AWS_REGION:-us-east-1}"
+# The functions' release settings (the layer's Makefile sets its own).
+# shellcheck source=infra/aws/function-profile.sh
+. "$root/infra/aws/function-profile.sh"
 
 # --- the Rust target of the functions
 if ! rustup target list --installed | grep -qx "$TARGET"; then

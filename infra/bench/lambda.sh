@@ -20,6 +20,9 @@ shift $(( $# < 2 ? $# : 2 ))
 command -v moto_server >/dev/null 2>&1 || pip install -q 'moto[server]'
 target="${CARGO_TARGET_DIR:-$root/target}"
 
+# The functions' release settings, as infra/aws/build.sh builds them.
+# shellcheck source=infra/aws/function-profile.sh
+. "$root/infra/aws/function-profile.sh"
 # The baseline and the driver (examples of build-status), then each function.
 cargo build --quiet --release -p build-status --bins --examples
 functions=()
