@@ -14,7 +14,8 @@
 # - the Rust target aarch64-unknown-linux-gnu (rustup);
 # - `make` (apt), which the layer's `BuildMethod: makefile` runs, and
 #   `qemu-user-static` with `libc6-arm64-cross` (apt), with which
-#   tests/tests/sam_build.rs starts the arm64 bootstraps here.
+#   tests/tests/sam_build.rs starts the arm64 bootstraps here, and
+#   `python3-venv` when Python cannot make a virtual environment.
 #
 # Kept outside the clone so repeated runs are incremental: the Cargo build
 # (CARGO_TARGET_DIR, by default the same directory as .ci/run's test build)
@@ -47,6 +48,9 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v qemu-aarch64 >/dev/null 2>&1 || command -v qemu-aarch64-static >/dev/null 2>&1 \
   || need+=(qemu-user-static)
 [ -d /usr/aarch64-linux-gnu/lib ] || need+=(libc6-arm64-cross)
+# The PyPI tools' virtual environment (Debian splits venv and ensurepip out
+# of python3).
+"${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   sudo=""

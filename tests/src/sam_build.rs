@@ -5,9 +5,9 @@
 //! also reads; a relative path is from the workspace root), else
 //! `.aws-sam/build`. A build directory without SAM's `template.yaml` means
 //! "not built": the test is skipped with the reason on stderr and in the
-//! skip log, except when `CRTASK_REQUIRE_SAM_BUILD=1` (.ci/run sets it when
-//! it runs build.sh first, with `CRTASK_CI_SAM_BUILD=1`), where the absence
-//! fails the test.
+//! skip log, except when `CRTASK_REQUIRE_SAM_BUILD=1` (.ci/run sets it after
+//! running build.sh first, unless `CRTASK_CI_SAM_BUILD=0`), where the
+//! absence fails the test.
 
 use crate::acr_samples::note_skip;
 use crate::repo_root;
