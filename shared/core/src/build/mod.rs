@@ -14,3 +14,4 @@ pub mod quick;
 pub mod secrets;
 pub mod taskfile;
 pub mod values;
+mod yaml11;

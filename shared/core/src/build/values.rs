@@ -5,11 +5,12 @@
 //! (reached with `{{index .Values "a.b"}}`), and a `--set` value replaces
 //! the file's value of that name whole.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
-use yaml_rust2::{Yaml, YamlLoader};
 
+use super::taskfile::yaml::{self, Kind, Node};
+use super::yaml11::resolve_plain;
 use crate::domain::model::Values;
 use crate::{Error, Result};
 
@@ -19,7 +20,10 @@ const MAX_DEPTH: usize = 32;
 pub const MAX_VALUES_BYTES: usize = 1024 * 1024;
 
 /// Parses the text of a values file: empty, or a mapping of names to
-/// values. Anchors and aliases are refused (they can blow a small file up).
+/// values. Unquoted scalars mean what they mean to ACR's YAML library
+/// (YAML 1.1: `yes`/`no`/`on`/`off` are booleans, `017` is octal; see
+/// [`resolve_plain`]); quoted ones are text. Anchors and aliases are
+/// refused (they can blow a small file up).
 pub fn parse_values_yaml(text: &str) -> Result<Values> {
     if text.len() > MAX_VALUES_BYTES {
         return Err(Error::invalid(format!(
@@ -35,18 +39,19 @@ pub fn parse_values_yaml(text: &str) -> Result<Values> {
             "values file uses a YAML alias (*name), which is not supported",
         ));
     }
-    let docs = YamlLoader::load_from_str(text)
-        .map_err(|e| Error::invalid(format!("values file is not valid YAML: {e}")))?;
-    if docs.len() > 1 {
-        return Err(Error::invalid(
-            "values file holds more than one YAML document",
-        ));
-    }
-    match docs.into_iter().next().unwrap_or(Yaml::Null) {
-        Yaml::Null => Ok(Values::new()),
-        Yaml::Hash(m) => {
+    let doc = yaml::parse(text).map_err(|e| {
+        Error::invalid(format!(
+            "values file is not valid YAML: {} (line {})",
+            e.message, e.line
+        ))
+    })?;
+    let Some(doc) = doc.filter(|d| !d.is_null()) else {
+        return Ok(Values::new());
+    };
+    match doc.kind {
+        Kind::Map(pairs) => {
             let mut out = Values::new();
-            for (k, v) in m {
+            for (k, v) in pairs {
                 let key = key_text(&k)?;
                 let value = to_json(v, &key, 1)?;
                 out.insert(key, value);
@@ -70,7 +75,8 @@ impl MarkedEventReceiver for AliasFinder {
 }
 
 /// Applies `--set KEY=VALUE` arguments (later wins; `a=b=c` is key `a`,
-/// value `b=c`).
+/// value `b=c`). Values stay text, as in ACR (which writes them back as
+/// quoted YAML strings).
 pub fn apply_sets(values: &mut Values, sets: &[String]) -> Result<()> {
     for s in sets {
         match s.split_once('=') {
@@ -96,58 +102,41 @@ pub fn value_text(v: &Value) -> String {
     }
 }
 
-fn key_text(k: &Yaml) -> Result<String> {
-    match k {
-        Yaml::String(s) | Yaml::Real(s) => Ok(s.clone()),
-        Yaml::Integer(n) => Ok(n.to_string()),
-        Yaml::Boolean(b) => Ok(b.to_string()),
-        _ => Err(Error::invalid(
-            "values file: keys must be strings, numbers or booleans",
-        )),
-    }
+/// A key as written (yaml.v2 gives a `map[string]interface{}` key its
+/// text, whatever it would resolve to).
+fn key_text(k: &Node) -> Result<String> {
+    k.scalar()
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid("values file: keys must be strings, numbers or booleans"))
 }
 
-fn to_json(v: Yaml, path: &str, depth: usize) -> Result<Value> {
+fn to_json(v: Node, path: &str, depth: usize) -> Result<Value> {
     if depth > MAX_DEPTH {
         return Err(Error::invalid(format!(
             "values file: '{path}' is nested more than {MAX_DEPTH} deep"
         )));
     }
-    Ok(match v {
-        Yaml::Null => Value::Null,
-        Yaml::Boolean(b) => Value::Bool(b),
-        Yaml::Integer(n) => Value::from(n),
-        Yaml::String(s) => Value::String(s),
-        Yaml::Real(s) => match s.parse::<f64>().ok().and_then(Number::from_f64) {
-            Some(n) => Value::Number(n),
-            // .inf and .nan have no JSON number: keep the text
-            None => Value::String(s),
-        },
-        Yaml::Array(items) => Value::Array(
+    Ok(match v.kind {
+        Kind::Scalar { value, plain: true } => resolve_plain(&value),
+        Kind::Scalar {
+            value,
+            plain: false,
+        } => Value::String(value),
+        Kind::Seq(items) => Value::Array(
             items
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| to_json(item, &format!("{path}[{i}]"), depth + 1))
                 .collect::<Result<Vec<_>>>()?,
         ),
-        Yaml::Hash(m) => {
+        Kind::Map(pairs) => {
             let mut out = Map::new();
-            for (k, item) in m {
+            for (k, item) in pairs {
                 let key = key_text(&k)?;
                 let value = to_json(item, &format!("{path}.{key}"), depth + 1)?;
                 out.insert(key, value);
             }
             Value::Object(out)
-        }
-        Yaml::Alias(_) => {
-            return Err(Error::invalid(format!(
-                "values file: '{path}' uses a YAML alias, which is not supported"
-            )))
-        }
-        Yaml::BadValue => {
-            return Err(Error::invalid(format!(
-                "values file: '{path}' has a value that cannot be read"
-            )))
         }
     })
 }
@@ -169,7 +158,21 @@ mod tests {
                    "app": {"tags": ["v1", "latest"], "db": {"host": "h", "port": 5432}}})
         );
         assert!(parse_values_yaml("").unwrap().is_empty());
+        assert!(parse_values_yaml("~\n").unwrap().is_empty());
         assert!(parse_values_yaml("# only a comment\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unquoted_scalars_read_as_acr_reads_them_quoted_ones_stay_text() {
+        let v = parse_values_yaml(
+            "push: no\ny: yes\no: off\nmode: 0755\nn: 1_000\nq: 'no'\nd: \"017\"\nb: |\n  yes\nlist: [on, 'on', 0x10]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(v.into_iter().collect()),
+            json!({"push": false, "y": true, "o": false, "mode": 493, "n": 1000,
+                   "q": "no", "d": "017", "b": "yes\n", "list": [true, "on", 16]})
+        );
     }
 
     #[test]

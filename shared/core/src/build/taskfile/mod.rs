@@ -32,7 +32,7 @@ mod graph;
 mod parse;
 mod text;
 mod words;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use exec::{
     execute, execute_with, push_with_retries, ExecOptions, ExecOutcome, PushBackoff, StepEvent,
