@@ -58,11 +58,16 @@ impl Default for RunVars {
 }
 
 impl RunVars {
-    /// `{"Run": {ID, Registry, RegistryName, Date, OS, Architecture, Commit, Branch, TaskName,
-    ///   SharedVolume, Repository, GitTag, TriggeredBy}, "Build": {"ID"}, "Values": values}`
+    /// `{"Run": {ID, Registry, RegistryName, Date, OS, OSVersion, Architecture, Commit, Branch,
+    ///   TaskName, SharedVolume, Repository, GitTag, TriggeredBy}, "Build": {"ID"},
+    ///   "Values": values, "RunJSON": .., "ValuesJSON": ..}`
     ///
     /// `RegistryName` is the text before the first `.` of `Registry`; `Date`
-    /// is [`run_date`].
+    /// is [`run_date`]; `OSVersion` is empty (ACR fills it on Windows only).
+    /// `RunJSON` and `ValuesJSON` are `.Run` and `.Values` as JSON, quoted
+    /// for a shell when they need it, as ACR renders them ([`go_json`],
+    /// [`shell_quote`]): `cmd: app {{.ValuesJSON}}` passes the values as one
+    /// argument.
     pub fn to_data(&self, values: &crate::domain::model::Values) -> Value {
         let registry_name = self
             .registry
@@ -74,6 +79,7 @@ impl RunVars {
             ("RegistryName", registry_name),
             ("Date", run_date(self.date).as_str()),
             ("OS", self.os.as_str()),
+            ("OSVersion", ""),
             ("Architecture", self.architecture.as_str()),
             ("Commit", self.commit.as_str()),
             ("Branch", self.branch.as_str()),
@@ -92,11 +98,56 @@ impl RunVars {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<Map<String, Value>>();
+        let run = Value::Object(run);
+        let values = Value::Object(values);
         let mut data = Map::new();
-        data.insert("Run".to_string(), Value::Object(run));
+        data.insert(
+            "RunJSON".to_string(),
+            Value::String(shell_quote(&go_json(&run))),
+        );
+        data.insert(
+            "ValuesJSON".to_string(),
+            Value::String(shell_quote(&go_json(&values))),
+        );
+        data.insert("Run".to_string(), run);
         data.insert("Build".to_string(), Value::Object(build));
-        data.insert("Values".to_string(), Value::Object(values));
+        data.insert("Values".to_string(), values);
         Value::Object(data)
+    }
+}
+
+/// A value as Go's `json.Marshal` writes it: no spaces, object keys sorted
+/// (serde_json's map is ordered by key), and `<`, `>`, `&`, U+2028 and
+/// U+2029 escaped as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`.
+/// Those characters only occur inside strings, so replacing them in the
+/// output is exact.
+pub fn go_json(v: &Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// ACR's shell quoting of `RunJSON` and `ValuesJSON`: the text as it is when
+/// it holds only ASCII letters, digits and `_^@=+%,:./-`; `''` when empty;
+/// otherwise in single quotes, each `'` written as `'"'"'`.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_^@=+%,:./-".contains(c);
+    if s.is_empty() {
+        "''".to_string()
+    } else if s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
     }
 }
 
@@ -190,6 +241,46 @@ mod tests {
                 .as_deref(),
             Some("localhost:5000")
         );
+    }
+
+    #[test]
+    fn run_json_and_values_json_are_go_json_quoted_for_a_shell() {
+        let mut values = BTreeMap::new();
+        values.insert("k".to_string(), "v".into());
+        values.insert("html".to_string(), "<a href='x'>&</a>".into());
+        values.insert(
+            "app".to_string(),
+            serde_json::json!({"port": 80, "b": [1, true]}),
+        );
+        let data = run_vars().to_data(&values);
+        assert_eq!(
+            render("{{.ValuesJSON}}", &data).ok().as_deref(),
+            Some(
+                r#"'{"app":{"b":[1,true],"port":80},"html":"\u003ca href='"'"'x'"'"'\u003e\u0026\u003c/a\u003e","k":"v"}'"#
+            )
+        );
+        let run = render("{{.RunJSON}}", &data).unwrap_or_default();
+        assert_eq!(
+            run,
+            "'{\"Architecture\":\"amd64\",\"Branch\":\"main\",\"Commit\":\"0123abc\",\
+             \"Date\":\"20100520-131422z\",\"GitTag\":\"v1.0\",\"ID\":\"ca12\",\"OS\":\"linux\",\
+             \"OSVersion\":\"\",\"Registry\":\"roo.azurecr.io\",\"RegistryName\":\"roo\",\
+             \"Repository\":\"https://example.invalid/app.git\",\"SharedVolume\":\"crtask-ca12\",\
+             \"TaskName\":\"hello\",\"TriggeredBy\":\"manual\"}'"
+        );
+        assert_eq!(
+            render(
+                "{{.ValuesJSON}}",
+                &RunVars::default().to_data(&BTreeMap::new())
+            )
+            .ok()
+            .as_deref(),
+            Some("'{}'")
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a-b_c:1/2.3@x"), "a-b_c:1/2.3@x");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r#"'it'"'"'s'"#);
     }
 
     /// `acr-samples/mounts-multistep.yaml`, as published.
