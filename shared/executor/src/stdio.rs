@@ -34,14 +34,20 @@ use tokio::net::unix::pipe;
 /// Where the FIFO directory is mounted inside the container.
 pub const MOUNT: &str = "/.crtask-stdio";
 
-/// Opens the FIFOs, then runs `$1` with the remaining arguments; `$0` lists
-/// the variables to drop that the shell itself set.
+/// Opens the FIFOs, then runs `$2` with the remaining arguments; `$1` lists
+/// the variables to drop that the shell itself set. `$0` is `crtask`, the
+/// name the shell puts before a message of its own. A path that is missing
+/// or not executable is reported here (127, 126), as `docker run` does, not
+/// by the shell's `exec`.
 const SCRIPT: &str = r#"exec >/.crtask-stdio/out 2>/.crtask-stdio/err || exit 125
-for v in $0; do unset "$v"; done
-p=$1
-shift
+for v in $1; do unset "$v"; done
+p=$2
+shift 2
 case $p in
-*/*) exec "$p" "$@" ;;
+*/*)
+  if [ ! -e "$p" ]; then echo "$p: no such file or directory" >&2; exit 127; fi
+  if [ -d "$p" ] || [ ! -x "$p" ]; then echo "$p: permission denied" >&2; exit 126; fi
+  exec "$p" "$@" ;;
 esac
 IFS=:
 for d in ${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}; do
@@ -129,6 +135,7 @@ impl DirectOutput {
             format!("{MOUNT}/sh"),
             "-c".into(),
             SCRIPT.into(),
+            "crtask".into(),
             drop.join(" "),
         ];
         a.extend(argv.iter().cloned());
@@ -237,8 +244,9 @@ mod tests {
         let w = DirectOutput::wrap(&argv, &["SHLVL", "PWD"]);
         assert_eq!(w[0], "/.crtask-stdio/sh");
         assert_eq!(w[1], "-c");
-        assert_eq!(w[3], "SHLVL PWD");
-        assert_eq!(w[4..], ["echo", "a b; $(id)"]);
+        assert_eq!(w[3], "crtask");
+        assert_eq!(w[4], "SHLVL PWD");
+        assert_eq!(w[5..], ["echo", "a b; $(id)"]);
     }
 
     /// The script itself, run by the host busybox with the FIFO paths
@@ -281,6 +289,23 @@ mod tests {
         assert!(std::fs::read_to_string(&err)
             .unwrap()
             .contains("no-such-program: executable file not found"));
+        // a path: missing (127) or not executable (126), said plainly
+        let st = run(&["/no/such/binary"]);
+        assert_eq!(st.code(), Some(127));
+        let text = std::fs::read_to_string(&err).unwrap();
+        assert!(
+            text.contains("/no/such/binary: no such file or directory"),
+            "{text}"
+        );
+        assert!(!text.contains("SHLVL") && !text.contains("line "), "{text}");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "data").unwrap();
+        let st = run(&[plain.to_str().unwrap()]);
+        assert_eq!(st.code(), Some(126));
+        assert!(std::fs::read_to_string(&err)
+            .unwrap()
+            .ends_with("plain: permission denied\n"));
+        assert_eq!(run(&[dir.path().to_str().unwrap()]).code(), Some(126));
         // busybox's env applet (not a shell): prints exactly what it got.
         std::os::unix::fs::symlink(&bb, bin.join("env")).unwrap();
         assert!(run(&["env"]).success());
