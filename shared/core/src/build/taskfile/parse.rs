@@ -589,6 +589,8 @@ fn parse_step(
     };
     let mut build = None;
     let mut cmd = None;
+    // build, cmd or push was given but refused (its error is reported)
+    let mut kind_refused = false;
     let mut push = None;
     let mut when: Option<(Vec<(String, usize)>, usize)> = None;
     let mut timeout = None;
@@ -621,22 +623,28 @@ fn parse_step(
                 }
             }
             "build" => {
+                let before = p.errors.len();
                 build = p
                     .string(v, "build", sid)
                     .filter(|s| !s.trim().is_empty())
-                    .map(|s| (s, v.line))
+                    .map(|s| (s, v.line));
+                kind_refused |= p.errors.len() > before;
             }
             "cmd" => {
+                let before = p.errors.len();
                 cmd = p
                     .string(v, "cmd", sid)
                     .filter(|s| !s.trim().is_empty())
-                    .map(|s| (s, v.line))
+                    .map(|s| (s, v.line));
+                kind_refused |= p.errors.len() > before;
             }
             "push" => {
+                let before = p.errors.len();
                 let list = p.str_list(v, "push", sid);
                 if !list.is_empty() {
                     push = Some((list, v.line));
                 }
+                kind_refused |= p.errors.len() > before;
             }
             "when" => when = Some((p.str_list(v, "when", sid), v.line)),
             "timeout" => timeout = p.int(v, "timeout", sid),
@@ -739,6 +747,8 @@ fn parse_step(
     .flatten()
     .collect();
     let kind = match present.len() {
+        // the key's own error says what is wrong with it
+        0 if kind_refused => None,
         0 => {
             p.err(
                 node.line,

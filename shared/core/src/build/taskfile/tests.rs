@@ -334,6 +334,23 @@ flavour: vanilla
     );
 }
 
+/// A step key of the wrong shape gets its own error only, not also "none of
+/// build, cmd or push".
+#[test]
+fn a_refused_step_kind_is_reported_once() {
+    for (src, want) in [
+        (
+            "steps:\n  - push: reg/app:1\n",
+            "push must be a list, not a scalar",
+        ),
+        ("steps:\n  - cmd: [a, b]\n", "cmd must be"),
+    ] {
+        let errs = load_str(src).expect_err(src).0;
+        assert_eq!(errs.len(), 1, "{src}: {errs:?}");
+        assert!(errs[0].message.contains(want), "{src}: {errs:?}");
+    }
+}
+
 /// Every invalid file of the spec's list: rejected, naming the step and the
 /// user's line (each file starts with comment lines, which are removed before
 /// parsing, to prove lines map back).
