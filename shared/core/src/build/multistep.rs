@@ -432,11 +432,8 @@ impl EngineStepRunner {
 
 #[async_trait]
 impl StepRunner for EngineStepRunner {
-    async fn run(&self, step: &Step, attempt: u32, cancel: CancellationToken) -> Result<i32> {
+    async fn run(&self, step: &Step, _attempt: u32, cancel: CancellationToken) -> Result<i32> {
         let log = PrefixLog::new(self.log.as_ref(), &step.id);
-        if attempt > 1 {
-            log.line(&format!("crtask: attempt {attempt}"));
-        }
         let work = async {
             match &step.kind {
                 StepKind::Build(b) => self.build(step, b, &log).await,
@@ -556,6 +553,9 @@ pub async fn execute_task_file(tf: &TaskFile, r: TaskFileRun) -> MultiResult {
         } => log2.line(&format!(
             "==> step {id}: exited with {exit_code}; retrying (attempt {next_attempt})"
         )),
+        StepEvent::Repeating { id, repetition, of } => {
+            log2.line(&format!("==> step {id}: repetition {repetition} of {of}"))
+        }
         StepEvent::Finished { record, message } => log2.line(&format!(
             "==> step {}: {}{}",
             record.id,

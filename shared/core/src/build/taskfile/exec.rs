@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +56,14 @@ pub enum StepEvent {
         next_attempt: u32,
         exit_code: i32,
         delay: Duration,
+    },
+    /// A repetition after the first (`repeat`) begins.
+    Repeating {
+        id: String,
+        /// The repetition that begins (2-based: the first is `Started`).
+        repetition: u32,
+        /// How many there are (`repeat + 1`).
+        of: u32,
     },
     /// The step is over. `message` says why it failed (or what was ignored).
     Finished {
@@ -133,7 +141,7 @@ pub async fn execute_with(
     let mut waiting: Vec<usize> = graph.nodes.iter().map(|n| n.depends_on.len()).collect();
     let mut records: Vec<Option<StepRecord>> = vec![None; steps.len()];
     let run_token = opts.cancel.child_token();
-    let (tx, mut rx) = mpsc::unbounded_channel::<StepEvent>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Sent>();
     let mut set: JoinSet<Done> = JoinSet::new();
     let mut task_ids: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut failure: Option<(String, String)> = None;
@@ -163,7 +171,7 @@ pub async fn execute_with(
     while !set.is_empty() {
         tokio::select! {
             biased;
-            Some(ev) = rx.recv() => events(ev),
+            Some(sent) = rx.recv() => deliver(events, sent),
             joined = set.join_next_with_id() => {
                 let done = match joined {
                     Some(Ok((_, done))) => done,
@@ -181,8 +189,8 @@ pub async fn execute_with(
                     None => break,
                 };
                 // Events the step sent are delivered before its end.
-                while let Ok(ev) = rx.try_recv() {
-                    events(ev);
+                while let Ok(sent) = rx.try_recv() {
+                    deliver(events, sent);
                 }
                 let Some(step) = steps.get(done.index) else { continue };
                 let record = StepRecord {
@@ -225,8 +233,8 @@ pub async fn execute_with(
             }
         }
     }
-    while let Ok(ev) = rx.try_recv() {
-        events(ev);
+    while let Ok(sent) = rx.try_recv() {
+        deliver(events, sent);
     }
 
     let mut out = Vec::with_capacity(steps.len());
@@ -277,6 +285,26 @@ fn waited_for(graph: &super::graph::Graph, id: &str) -> Vec<String> {
 }
 
 /// The result of a step's executions.
+/// An event on its way from a step's task to `events`, with the sender to
+/// tell the step it was delivered.
+type Sent = (StepEvent, oneshot::Sender<()>);
+
+/// Sends `ev` and waits until `events` has had it, so that a step's own
+/// log lines never come before its "started" or "retrying" line (they are
+/// written by the step's task, the events by the run's). Returns at once
+/// when the run's loop is gone.
+async fn announce(tx: &mpsc::UnboundedSender<Sent>, ev: StepEvent) {
+    let (ack, delivered) = oneshot::channel();
+    if tx.send((ev, ack)).is_ok() {
+        let _ = delivered.await;
+    }
+}
+
+fn deliver(events: &(dyn Fn(StepEvent) + Sync), (ev, ack): Sent) {
+    events(ev);
+    let _ = ack.send(());
+}
+
 struct Body {
     ok: bool,
     exit_code: Option<i32>,
@@ -289,7 +317,7 @@ async fn run_step(
     runner: Arc<dyn StepRunner>,
     run_token: CancellationToken,
     grace: Duration,
-    tx: mpsc::UnboundedSender<StepEvent>,
+    tx: mpsc::UnboundedSender<Sent>,
 ) -> Done {
     let token = run_token.child_token();
     let canceled = |start, exit_code| Done {
@@ -308,10 +336,14 @@ async fn run_step(
         }
     }
     let start = Utc::now();
-    let _ = tx.send(StepEvent::Started {
-        id: step.id.clone(),
-        time: start,
-    });
+    announce(
+        &tx,
+        StepEvent::Started {
+            id: step.id.clone(),
+            time: start,
+        },
+    )
+    .await;
 
     let body = executions(&step, runner.as_ref(), &token, &tx);
     tokio::pin!(body);
@@ -397,7 +429,7 @@ async fn executions(
     step: &Step,
     runner: &dyn StepRunner,
     token: &CancellationToken,
-    tx: &mpsc::UnboundedSender<StepEvent>,
+    tx: &mpsc::UnboundedSender<Sent>,
 ) -> Body {
     let mut attempt: u32 = 0;
     let mut last: Option<i32> = None;
@@ -409,16 +441,31 @@ async fn executions(
         if token.is_cancelled() {
             break;
         }
+        if repetition > 1 {
+            announce(
+                tx,
+                StepEvent::Repeating {
+                    id: step.id.clone(),
+                    repetition,
+                    of: repetitions,
+                },
+            )
+            .await;
+        }
         let mut outcome: Result<(), String> = Err("failed".to_string());
         for t in 0..tries {
             if t > 0 {
                 let delay = Duration::from_secs(step.retry_delay);
-                let _ = tx.send(StepEvent::Retrying {
-                    id: step.id.clone(),
-                    next_attempt: attempt.saturating_add(1),
-                    exit_code: last.unwrap_or(-1),
-                    delay,
-                });
+                announce(
+                    tx,
+                    StepEvent::Retrying {
+                        id: step.id.clone(),
+                        next_attempt: attempt.saturating_add(1),
+                        exit_code: last.unwrap_or(-1),
+                        delay,
+                    },
+                )
+                .await;
                 tokio::select! {
                     biased;
                     _ = token.cancelled() => break,
