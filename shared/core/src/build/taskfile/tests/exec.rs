@@ -349,6 +349,82 @@ async fn repeat_runs_n_plus_one_and_fails_if_any_fails() {
     assert_eq!(fake.started(), ["r", "r", "r", "next"]);
 }
 
+/// Writes what it runs into the same journal as the events: a step's
+/// output must never come before its "started", "retrying" or
+/// "repetition" line. Step `a` exits with `codes` per attempt.
+struct Journaling {
+    journal: Arc<Mutex<Vec<String>>>,
+    codes: Vec<i32>,
+}
+
+#[async_trait::async_trait]
+impl StepRunner for Journaling {
+    async fn run(
+        &self,
+        step: &Step,
+        attempt: u32,
+        _cancel: CancellationToken,
+    ) -> crate::Result<i32> {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("output {} {attempt}", step.id));
+        if step.id != "a" {
+            return Ok(0);
+        }
+        let idx = (attempt as usize).saturating_sub(1);
+        Ok(self.codes.get(idx).copied().unwrap_or(0))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn step_lines_come_before_the_steps_own_output() {
+    let tf = ok("steps:\n  - id: a\n    cmd: x\n    retries: 1\n    retryDelay: 1\n    repeat: 1\n  - id: b\n    cmd: y\n    when: [\"-\"]\n");
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let runner = Arc::new(Journaling {
+        journal: journal.clone(),
+        codes: vec![3, 0, 0],
+    });
+    let j = journal.clone();
+    let events = move |e: StepEvent| {
+        let line = match e {
+            StepEvent::Started { id, .. } => format!("started {id}"),
+            StepEvent::Retrying {
+                id, next_attempt, ..
+            } => format!("retrying {id} {next_attempt}"),
+            StepEvent::Repeating { id, repetition, of } => {
+                format!("repetition {id} {repetition}/{of}")
+            }
+            StepEvent::Finished { record, .. } => format!("finished {}", record.id),
+            StepEvent::Skipped { id } => format!("skipped {id}"),
+        };
+        j.lock().unwrap().push(line);
+    };
+    let o = execute(&tf, runner, &events).await;
+    assert_eq!(o.status, RunStatus::Succeeded);
+    let lines = journal.lock().unwrap().clone();
+    let of = |id: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.split(' ').nth(1) == Some(id))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        of("a"),
+        [
+            "started a",
+            "output a 1",
+            "retrying a 2",
+            "output a 2",
+            "repetition a 2/2",
+            "output a 3",
+            "finished a"
+        ]
+    );
+    assert_eq!(of("b"), ["started b", "output b 1", "finished b"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn timeout_covers_retries_and_repeats() {
     // each attempt takes 4 s and fails; 3 attempts + 2 s delays would need 16 s
