@@ -270,23 +270,82 @@ fn render_lines(
                 e.to_string(),
             )])
         })?;
-        // Same number of lines: map one to one; otherwise the best we can do
-        // is the same position, which stays right up to the first block.
-        for (i, piece) in out.split('\n').enumerate() {
-            let n = lines
-                .get(i)
-                .or_else(|| lines.last())
-                .map(|(n, _)| *n)
-                .unwrap_or(i + 1);
-            out_lines.push(no_value_removed(piece));
-            orig.push(n);
-        }
+        let pieces: Vec<&str> = out.split('\n').collect();
+        orig = align(lines, &pieces);
+        out_lines = pieces.into_iter().map(no_value_removed).collect();
     }
     let text = out_lines.join("\n");
     Ok(Preprocessed {
         text,
         line_map: LineMap { orig },
     })
+}
+
+/// Largest input x output line count [`align`] compares line by line (a
+/// table of this many cells); above it, lines map by position.
+const MAX_ALIGN_CELLS: usize = 4_000_000;
+
+/// The user's line of each rendered line after a whole-text render, which
+/// may remove lines (`{{- ...}}`, comments, false `if`s) or add them
+/// (`range`). Lines the templates left as they were are matched to their
+/// source by a longest common subsequence; the lines between two matches
+/// map, in order, to the source lines between them (the last one taking
+/// any surplus). So an error on a plain line after a multi-line comment
+/// names the line the user wrote, not its position in the rendered text.
+fn align(lines: &[(usize, String)], out: &[&str]) -> Vec<usize> {
+    let (n, m) = (lines.len(), out.len());
+    let by_position = |i: usize| {
+        lines
+            .get(i)
+            .or_else(|| lines.last())
+            .map(|(n, _)| *n)
+            .unwrap_or(i + 1)
+    };
+    if n == 0 || n.saturating_mul(m) > MAX_ALIGN_CELLS {
+        return (0..m).map(by_position).collect();
+    }
+    // lcs[i][j]: common lines of lines[i..] and out[j..]
+    let w = m + 1;
+    let mut lcs = vec![0u32; (n + 1) * w];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i * w + j] = if lines[i].1 == out[j] {
+                lcs[(i + 1) * w + j + 1] + 1
+            } else {
+                lcs[(i + 1) * w + j].max(lcs[i * w + j + 1])
+            };
+        }
+    }
+    // matched pairs, in order
+    let mut pairs = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if lines[i].1 == out[j] && lcs[i * w + j] == lcs[(i + 1) * w + j + 1] + 1 {
+            pairs.push((i, j));
+            i += 1;
+            j += 1;
+        } else if lcs[(i + 1) * w + j] >= lcs[i * w + j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    pairs.push((n, m));
+    let mut map = Vec::with_capacity(m);
+    let (mut from_i, mut from_j) = (0, 0);
+    for (pi, pj) in pairs {
+        // unmatched output lines from_j..pj take source lines from_i..pi
+        for k in 0..pj.saturating_sub(from_j) {
+            let src = (from_i + k).min(pi.saturating_sub(1)).max(from_i);
+            map.push(by_position(src));
+        }
+        if pj < m {
+            map.push(by_position(pi));
+        }
+        from_i = pi + 1;
+        from_j = pj + 1;
+    }
+    map
 }
 
 /// After a failed whole-text render: the first line that fails on its own
@@ -380,6 +439,32 @@ mod tests {
         // past the end keeps counting
         assert_eq!(p.line_map.original(7), 10);
         assert_eq!(LineMap::identity().original(4), 4);
+    }
+
+    #[test]
+    fn lines_after_a_template_that_removes_or_adds_lines_map_back() {
+        let data = template_data(&vars(), &BTreeMap::new());
+        // a four-line comment trimmed away: the plain lines after it keep
+        // their own numbers
+        let src = "version: v1.1.0\n{{- /* one\ntwo\nthree\nfour */}}\nsteps:\n  - id: a\n    cmd: x\n    when: [ghost]\n";
+        let p = preprocess_mapped(src, &data).unwrap();
+        assert_eq!(
+            p.text,
+            "version: v1.1.0\nsteps:\n  - id: a\n    cmd: x\n    when: [ghost]\n"
+        );
+        let map: Vec<usize> = (1..=5).map(|l| p.line_map.original(l)).collect();
+        assert_eq!(map, vec![1, 6, 7, 8, 9]);
+        // a range adds lines: the line after the loop is still its own
+        let src = "steps:\n{{- range $i := list 1 2 3}}\n  - cmd: echo {{$i}}\n{{- end}}\n  - cmd: last\n    bad: key\n";
+        let p = preprocess_mapped(src, &data).unwrap();
+        assert_eq!(
+            p.text,
+            "steps:\n  - cmd: echo 1\n  - cmd: echo 2\n  - cmd: echo 3\n  - cmd: last\n    bad: key\n"
+        );
+        assert_eq!(p.line_map.original(1), 1);
+        assert!((2..=4).all(|l| (2..=4).contains(&p.line_map.original(l))));
+        assert_eq!(p.line_map.original(5), 5);
+        assert_eq!(p.line_map.original(6), 6);
     }
 
     #[test]
