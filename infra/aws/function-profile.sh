@@ -4,7 +4,7 @@
 # Sourced by infra/aws/build.sh (`sam build` runs `cargo lambda build
 # --release` and has no way to name another profile) and by
 # infra/bench/lambda.sh, so the benchmark's hello-world baseline is built
-# the same way. Sizes per setting: docs/BENCHMARKS.md, "Smaller binaries".
+# the same way. Sizes per setting: docs/BENCHMARKS.md, "Under 8 MiB, and JSON logs".
 # - opt-level "z": smallest code; the functions spend their time waiting on
 #   AWS calls, not computing.
 # - panic "abort": no unwinding tables or landing pads. A panic (a bug: bad

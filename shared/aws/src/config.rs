@@ -35,7 +35,7 @@ pub async fn load(endpoint_url: Option<&str>) -> SdkConfig {
 /// fall back to (profile files, SSO, STS web identity, container and
 /// instance metadata), about half a megabyte of each function that a
 /// Lambda environment never uses, and walking the chains costs about half a
-/// millisecond of a cold start (docs/BENCHMARKS.md, "Smaller binaries" and
+/// millisecond of a cold start (docs/BENCHMARKS.md, "Under 8 MiB, and JSON logs" and
 /// "Lambda cold start"). Without credentials in the environment every AWS
 /// call fails, naming the missing variable.
 pub fn load_for_function() -> SdkConfig {
