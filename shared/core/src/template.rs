@@ -6,6 +6,7 @@
 //! [`crtask_gotemplate::Template`]); this module only builds its data.
 
 use chrono::{DateTime, Utc};
+use crtask_gotemplate::to_go_json;
 use serde_json::{Map, Value};
 
 /// The variables of one run, as `{{.Run.X}}` sees them.
@@ -65,7 +66,7 @@ impl RunVars {
     /// `RegistryName` is the text before the first `.` of `Registry`; `Date`
     /// is [`run_date`]; `OSVersion` is empty (ACR fills it on Windows only).
     /// `RunJSON` and `ValuesJSON` are `.Run` and `.Values` as JSON, quoted
-    /// for a shell when they need it, as ACR renders them ([`go_json`],
+    /// for a shell when they need it, as ACR renders them ([`to_go_json`],
     /// [`shell_quote`]): `cmd: app {{.ValuesJSON}}` passes the values as one
     /// argument.
     pub fn to_data(&self, values: &crate::domain::model::Values) -> Value {
@@ -103,38 +104,17 @@ impl RunVars {
         let mut data = Map::new();
         data.insert(
             "RunJSON".to_string(),
-            Value::String(shell_quote(&go_json(&run))),
+            Value::String(shell_quote(&to_go_json(&run))),
         );
         data.insert(
             "ValuesJSON".to_string(),
-            Value::String(shell_quote(&go_json(&values))),
+            Value::String(shell_quote(&to_go_json(&values))),
         );
         data.insert("Run".to_string(), run);
         data.insert("Build".to_string(), Value::Object(build));
         data.insert("Values".to_string(), values);
         Value::Object(data)
     }
-}
-
-/// A value as Go's `json.Marshal` writes it: no spaces, object keys sorted
-/// (serde_json's map is ordered by key), and `<`, `>`, `&`, U+2028 and
-/// U+2029 escaped as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`.
-/// Those characters only occur inside strings, so replacing them in the
-/// output is exact.
-pub fn go_json(v: &Value) -> String {
-    let text = v.to_string();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// ACR's shell quoting of `RunJSON` and `ValuesJSON`: the text as it is when

@@ -86,6 +86,9 @@ pub use error::{Error, Result};
 /// Go's `path.Clean` (what the `clean` function does): the shortest
 /// equivalent '/'-separated path.
 pub use funcs::path_clean;
+/// A value as Go's `json.Marshal` writes it (keys sorted, `<>&` escaped,
+/// floats as Go spells them): what `toJson` renders.
+pub use funcs::to_go_json;
 
 /// Deepest nesting of blocks and parentheses the parser accepts.
 const MAX_DEPTH: usize = 64;

@@ -146,14 +146,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A values file's names and values as one JSON object.
+    fn parsed(text: &str) -> Value {
+        Value::Object(parse_values_yaml(text).unwrap().into_iter().collect())
+    }
+
     #[test]
     fn files_hold_scalars_lists_and_maps() {
-        let v = parse_values_yaml(
-            "name: web\nport: 8080\nratio: 1.5\non: true\nnone:\napp:\n  tags: [v1, latest]\n  db: {host: h, port: 5432}\n",
-        )
-        .unwrap();
         assert_eq!(
-            Value::Object(v.into_iter().collect()),
+            parsed("name: web\nport: 8080\nratio: 1.5\non: true\nnone:\napp:\n  tags: [v1, latest]\n  db: {host: h, port: 5432}\n"),
             json!({"name": "web", "port": 8080, "ratio": 1.5, "on": true, "none": null,
                    "app": {"tags": ["v1", "latest"], "db": {"host": "h", "port": 5432}}})
         );
@@ -164,12 +165,8 @@ mod tests {
 
     #[test]
     fn unquoted_scalars_read_as_acr_reads_them_quoted_ones_stay_text() {
-        let v = parse_values_yaml(
-            "push: no\ny: yes\no: off\nmode: 0755\nn: 1_000\nq: 'no'\nd: \"017\"\nb: |\n  yes\nlist: [on, 'on', 0x10]\n",
-        )
-        .unwrap();
         assert_eq!(
-            Value::Object(v.into_iter().collect()),
+            parsed("push: no\ny: yes\no: off\nmode: 0755\nn: 1_000\nq: 'no'\nd: \"017\"\nb: |\n  yes\nlist: [on, 'on', 0x10]\n"),
             json!({"push": false, "y": true, "o": false, "mode": 493, "n": 1000,
                    "q": "no", "d": "017", "b": "yes\n", "list": [true, "on", 16]})
         );

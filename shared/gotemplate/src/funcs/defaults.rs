@@ -125,6 +125,14 @@ pub(crate) fn go_kind(v: &Value) -> &'static str {
     }
 }
 
+/// A value as Go's `json.Marshal` writes it (see [`go_json`]); what
+/// `toJson` renders.
+pub fn to_go_json(v: &Value) -> String {
+    let mut out = String::new();
+    go_json(v, false, 0, &mut out);
+    out
+}
+
 /// Go's `encoding/json` output: keys sorted, `<`, `>`, `&`, U+2028 and
 /// U+2029 escaped, floats as Go spells them, times as RFC 3339 strings.
 /// `pretty` is `MarshalIndent` with two spaces. Hand-written because

@@ -20,6 +20,7 @@ mod strings;
 use serde_json::Value;
 
 use args::FnResult;
+pub use defaults::to_go_json;
 pub(crate) use dicts::MUTATING;
 pub use paths::clean as path_clean;
 
