@@ -472,6 +472,13 @@ pub fn wait_until(secs: u64, what: impl Fn() -> bool) -> bool {
     what()
 }
 
+/// A `sleep` command line that no other test process runs (the duration
+/// is `at_least` plus this process's id), so that [`processes`] finds only
+/// this test's step, also when two suites run at once.
+pub fn own_sleep(at_least: u64) -> String {
+    format!("sleep {}", at_least + u64::from(std::process::id()))
+}
+
 /// Ids of the processes whose command line is exactly `command`, its
 /// program named or given by path: a `cmd` step's process runs as the
 /// path found in the image's `PATH` (`/bin/sleep 60`), while a shell's or

@@ -10,7 +10,9 @@
 //! so one run of this test on the old path usually passes; run it
 //! repeatedly with `CRTASK_TEST_BUILD_RUNTIME=none` to look for a failure.
 
-use crtask_tests::{run_followed, run_queued, show, write_files, CpuLoad, Registry, Server};
+use crtask_tests::{
+    own_sleep, processes, run_followed, run_queued, show, write_files, CpuLoad, Registry, Server,
+};
 
 /// Parallel runs, build steps per run, `RUN`s per build, lines per `RUN`
 /// and stream, lines per stream of a `cmd` step.
@@ -195,15 +197,6 @@ fn the_checker_sees_a_missing_or_reordered_line() {
     );
 }
 
-/// `pgrep -f PATTERN`'s process ids.
-fn pgrep(pattern: &str) -> String {
-    let ps = std::process::Command::new("pgrep")
-        .args(["-f", pattern])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&ps.stdout).trim().to_string()
-}
-
 /// runc starts a `RUN` in a session of its own, out of reach of the kill
 /// of the build's process group: cancelling the run must still end it.
 #[test]
@@ -212,12 +205,13 @@ fn a_canceled_runs_run_instruction_does_not_outlive_the_run() {
     reg.seed("base:1", "v1").unwrap();
     let srv = Server::start(&reg, &["--workers", "1"]).unwrap();
     let ctx = tempfile::tempdir().unwrap();
+    let sleep = own_sleep(3593);
     write_files(
         ctx.path(),
         &[
             (
                 "Dockerfile",
-                &format!("FROM {}/base:1\nRUN sleep 3593\n", reg.host),
+                &format!("FROM {}/base:1\nRUN {sleep}\n", reg.host),
             ),
             (
                 "slow.yaml",
@@ -228,7 +222,7 @@ fn a_canceled_runs_run_instruction_does_not_outlive_the_run() {
     let id = run_queued(&srv, ctx.path(), "slow.yaml");
     // The RUN is running once its process exists (polled, not timed).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while pgrep("^sleep 3593$").is_empty() {
+    while processes(&sleep).is_empty() {
         let status = srv.run(&id).unwrap()["status"].to_string();
         assert!(
             std::time::Instant::now() < deadline && status.contains("Running"),
@@ -245,5 +239,5 @@ fn a_canceled_runs_run_instruction_does_not_outlive_the_run() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "run stores left: {left:?}");
-    assert_eq!(pgrep("^sleep 3593$"), "", "the RUN outlived its run");
+    assert_eq!(processes(&sleep), "", "the RUN outlived its run");
 }

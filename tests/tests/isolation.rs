@@ -2,7 +2,9 @@
 //! the followed stream, in order, on a loaded machine; a run sees only the
 //! images it pulls and builds; no container of a finished run remains.
 
-use crtask_tests::{processes, run_followed, show, write_files, CpuLoad, Registry, Server};
+use crtask_tests::{
+    own_sleep, processes, run_followed, show, write_files, CpuLoad, Registry, Server,
+};
 use std::process::Command;
 
 fn start(workers: &str) -> (Registry, Server) {
@@ -146,8 +148,9 @@ fn no_container_of_a_finished_run_remains_kept_failed_or_timed_out() {
     let (reg, srv) = start("2");
     let ctx = tempfile::tempdir().unwrap();
     let img = format!("{}/base:1", reg.host);
+    let sleep = own_sleep(3596);
     let kept = format!(
-        "steps:\n  - cmd: {img} echo kept\n    keep: true\n  - cmd: {img} sleep 3596\n    detach: true\n  - cmd: {img} echo plain\n"
+        "steps:\n  - cmd: {img} echo kept\n    keep: true\n  - cmd: {img} {sleep}\n    detach: true\n  - cmd: {img} echo plain\n"
     );
     let failing =
         format!("steps:\n  - cmd: {img} echo kept\n    keep: true\n  - cmd: {img} false\n");
@@ -178,7 +181,7 @@ fn no_container_of_a_finished_run_remains_kept_failed_or_timed_out() {
     assert!(run_stores(&srv).is_empty(), "{:?}", run_stores(&srv));
     assert_eq!(shared_containers(&srv).trim(), "");
     assert_eq!(
-        processes("sleep 3596"),
+        processes(&sleep),
         "",
         "a detached container outlived its run"
     );

@@ -1,7 +1,9 @@
 //! Multi-step task files end to end on buildah: build, run the built image,
 //! push only when the tests pass; parallel steps; ACR's own samples.
 
-use crtask_tests::{processes, run_queued, show, wait_until, write_files, Registry, Server};
+use crtask_tests::{
+    own_sleep, processes, run_queued, show, wait_until, write_files, Registry, Server,
+};
 use serde_json::Value;
 
 /// A bash-like image: like docker-library's `bash`, arguments starting with
@@ -281,6 +283,7 @@ fn cmd_steps_honour_env_working_directory_entry_point_user_and_detach() {
     let (reg, srv) = start();
     let ctx = tempfile::tempdir().unwrap();
     let img = format!("{}/base:1", reg.host);
+    let sleep = own_sleep(3597);
     let file = format!(
         r#"version: v1.1.0
 env: ["FROM_TASK=task-level,SHARED=task"]
@@ -298,7 +301,7 @@ steps:
     cmd: {img} id -u
     user: "1234"
   - id: server
-    cmd: {img} sleep 3597
+    cmd: {img} {sleep}
     detach: true
   - id: after
     cmd: {img} echo after-detached
@@ -335,11 +338,7 @@ steps:
     // The detached container ends with the run.
     // Exactly the step's command line: any other `sleep 3...` on the
     // machine (a shell waiting, another test) must not count.
-    assert_eq!(
-        processes("sleep 3597"),
-        "",
-        "detached container outlived its run"
-    );
+    assert_eq!(processes(&sleep), "", "detached container outlived its run");
 }
 
 #[test]
@@ -347,7 +346,8 @@ fn a_run_timeout_stops_the_steps_and_keeps_their_records() {
     let (reg, srv) = start();
     let ctx = tempfile::tempdir().unwrap();
     let img = format!("{}/base:1", reg.host);
-    let file = format!("steps:\n  - id: quick\n    cmd: {img} true\n  - id: slow\n    cmd: {img} sleep 45\n  - id: never\n    cmd: {img} true\n");
+    let sleep = own_sleep(45);
+    let file = format!("steps:\n  - id: quick\n    cmd: {img} true\n  - id: slow\n    cmd: {img} {sleep}\n  - id: never\n    cmd: {img} true\n");
     write_files(ctx.path(), &[("slow.yaml", &file)]);
     let started = std::time::Instant::now();
     let (out, run) = quick_run(&srv, ctx.path(), "slow.yaml", &["--timeout", "6"]);
@@ -371,7 +371,7 @@ fn a_run_timeout_stops_the_steps_and_keeps_their_records() {
         "{run}"
     );
     assert!(steps[2]["startTime"].is_null(), "{run}");
-    assert_eq!(processes("sleep 45"), "", "the step's process was stopped");
+    assert_eq!(processes(&sleep), "", "the step's process was stopped");
 }
 
 /// ACR's own samples (`build-test-hello-world.yaml`) tag local images
@@ -416,12 +416,13 @@ fn a_step_timeout_stops_its_container_at_once_and_the_run_goes_on() {
     let (reg, srv) = start();
     let ctx = tempfile::tempdir().unwrap();
     let img = format!("{}/base:1", reg.host);
+    let sleep = own_sleep(3594);
     let file = format!(
-        "steps:\n  - id: slow\n    cmd: {img} sleep 3594\n    timeout: 3\n    ignoreErrors: true\n  - id: next\n    cmd: {img} sleep 30\n"
+        "steps:\n  - id: slow\n    cmd: {img} {sleep}\n    timeout: 3\n    ignoreErrors: true\n  - id: next\n    cmd: {img} sleep 30\n"
     );
     write_files(ctx.path(), &[("slow.yaml", &file)]);
     let id = run_queued(&srv, ctx.path(), "slow.yaml");
-    let running = || !processes("sleep 3594").is_empty();
+    let running = || !processes(&sleep).is_empty();
     assert!(wait_until(120, running), "the slow step never started");
     // Gone soon after its 3 s, while the next step's 30 s still run: not
     // when the run ends.

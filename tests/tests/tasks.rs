@@ -1,7 +1,7 @@
 //! Tasks end to end: lifecycle, local-directory and git contexts, streamed
 //! `task run`, cancellation, and recovery after the server is killed.
 
-use crtask_tests::{seeded_stack, show, write_files};
+use crtask_tests::{own_sleep, processes, seeded_stack, show, write_files};
 use std::process::Command;
 
 fn git(dir: &std::path::Path, args: &[&str]) {
@@ -238,12 +238,13 @@ fn cancel_stops_a_running_build() {
 #[test]
 fn killed_server_leaves_no_run_running_and_resumes_queued_runs() {
     let (reg, mut srv) = seeded_stack(&["--workers", "1"]);
+    let sleep = own_sleep(61);
     let slow = tempfile::tempdir().unwrap();
     write_files(
         slow.path(),
         &[(
             "Dockerfile",
-            &format!("FROM {}/base:1\nRUN sleep 61\n", reg.host),
+            &format!("FROM {}/base:1\nRUN {sleep}\n", reg.host),
         )],
     );
     let quick = tempfile::tempdir().unwrap();
@@ -293,12 +294,5 @@ fn killed_server_leaves_no_run_running_and_resumes_queued_runs() {
     assert_eq!(q["status"], "Succeeded", "{q}\n{}", srv.log());
     assert!(reg.digest("quick", "1").is_some());
     // No process of the killed build survives (parent-death signal).
-    let ps = Command::new("pgrep")
-        .args(["-f", "sleep 61"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
-        "orphaned build process left running"
-    );
+    assert_eq!(processes(&sleep), "", "orphaned build process left running");
 }
